@@ -1,0 +1,39 @@
+# Two commands do everything on a fresh Debian 12 machine:
+#   make demo   install what is needed, start the embedded PostGIS, load the demo, serve :5000
+#   make test   install what is needed and run the whole test suite (browser tests included)
+PORT ?= 5000
+VENV := .venv/bin
+
+.PHONY: setup setup-test demo test lint format bench screenshot clean
+
+setup:
+	@scripts/setup.sh
+
+setup-test:
+	@scripts/setup.sh --test
+
+demo: setup
+	MAPSVC_PORT=$(PORT) $(VENV)/mapsvc serve
+
+test: setup-test
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+	$(VENV)/pytest
+
+lint: setup
+	$(VENV)/ruff check .
+	$(VENV)/ruff format --check .
+
+format: setup
+	$(VENV)/ruff check --fix .
+	$(VENV)/ruff format .
+
+bench: setup-test
+	@for b in bench/bench_*.py; do echo "== $$b"; $(VENV)/python $$b || exit 1; done
+
+screenshot: setup-test
+	$(VENV)/python scripts/screenshot.py docs/demo-map.png
+
+clean:
+	-$(VENV)/mapsvc db stop
+	rm -rf .venv node_modules static/vendor var

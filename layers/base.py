@@ -1,0 +1,102 @@
+"""The one interface every map layer implements, split into a query half and a drawing half.
+
+* :meth:`MapLayer.query` takes a SQLAlchemy session, an optional bounding box and filters
+  and returns plain data (a GeoJSON FeatureCollection dict, or a dict of aggregates). It
+  runs without Flask and without folium, so it can be tested against PostGIS alone.
+* :meth:`MapLayer.draw` turns that data into a folium layer (FeatureGroup / GeoJson /
+  HeatMap ...) with its legend. It never touches the database.
+
+Layers register themselves with :func:`layers.register`; the web views and the CLI look
+them up by name, so a new layer is one new module plus one import line in
+``layers/__init__.py``.
+"""
+
+from __future__ import annotations
+
+import html
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import Any
+
+BBox = tuple[float, float, float, float]
+
+
+class BadRequest(ValueError):
+    """Bad filter or bbox values; the message names the parameter and what is wrong."""
+
+
+def parse_bbox(text: str | None) -> BBox | None:
+    """Parse ``minx,miny,maxx,maxy`` (WGS84 degrees) or return None when empty."""
+    if not text:
+        return None
+    parts = text.split(",")
+    if len(parts) != 4:
+        raise BadRequest(f"bbox must be minx,miny,maxx,maxy; got {text[:80]!r}")
+    try:
+        minx, miny, maxx, maxy = (float(p) for p in parts)
+    except ValueError:
+        raise BadRequest(f"bbox values must be numbers; got {text[:80]!r}") from None
+    if not (
+        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
+    ):
+        raise BadRequest(f"bbox is outside WGS84 longitude/latitude ranges: {text[:80]!r}")
+    if minx >= maxx or miny >= maxy:
+        raise BadRequest(f"bbox min must be below max: {text[:80]!r}")
+    return (minx, miny, maxx, maxy)
+
+
+def esc(value: Any) -> str:
+    """HTML-escape text that comes from data (names) before it goes into popups/tooltips."""
+    return html.escape("" if value is None else str(value), quote=True)
+
+
+@dataclass
+class LegendItem:
+    colour: str
+    label: str
+
+
+def legend_html(title: str, items: list[LegendItem]) -> str:
+    """A small fixed legend box (escaped), used by every layer's ``draw``."""
+    rows = "".join(
+        f'<div><span style="display:inline-block;width:12px;height:12px;margin-right:6px;'
+        f'background:{esc(i.colour)};border:1px solid #555"></span>{esc(i.label)}</div>'
+        for i in items
+    )
+    return (
+        '<div class="mapsvc-legend" style="position:absolute;bottom:24px;left:10px;z-index:1000;'
+        "background:rgba(255,255,255,.92);padding:6px 8px;border-radius:4px;font:12px sans-serif;"
+        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{esc(title)}</b>{rows}</div>'
+    )
+
+
+def add_legend(m, title: str, items: list[LegendItem]) -> None:  # noqa: ANN001 - folium.Map
+    """Attach a legend to a folium map."""
+    import branca.element
+
+    m.get_root().html.add_child(branca.element.Element(legend_html(title, items)))
+
+
+class MapLayer(ABC):
+    """Base class of all map layers (see module docstring)."""
+
+    #: registry key and URL slug
+    name: str = ""
+    #: titles shown in the layer control (Chinese first)
+    title_zh: str = ""
+    title_en: str = ""
+
+    def title(self, locale: str = "zh_CN") -> str:
+        return self.title_en if locale.startswith("en") else self.title_zh
+
+    @abstractmethod
+    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+        """Return features (GeoJSON dict) or aggregates for ``bbox`` and ``filters``."""
+
+    @abstractmethod
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        """Return a folium layer (FeatureGroup, GeoJson, HeatMap...) for ``data``."""
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        """Legend entries for ``data``; empty when the layer needs none."""
+        return []

@@ -1,0 +1,1 @@
+"""Layer module boundaries (to be written)."""

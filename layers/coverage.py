@@ -1,0 +1,1 @@
+"""Layer module coverage (to be written)."""

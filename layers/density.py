@@ -1,0 +1,1 @@
+"""Layer module density (to be written)."""

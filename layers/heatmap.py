@@ -1,0 +1,1 @@
+"""Layer module heatmap (to be written)."""

@@ -1,0 +1,1 @@
+"""Layer module patrol_routes (to be written)."""

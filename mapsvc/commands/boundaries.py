@@ -1,0 +1,3 @@
+"""CLI commands: boundaries (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,3 @@
+"""CLI commands: demo (to be written)."""
+
+COMMANDS: list = []

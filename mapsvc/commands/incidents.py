@@ -1,0 +1,3 @@
+"""CLI commands: incidents (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,57 @@
+"""``mapsvc serve``: what ``make demo`` runs.
+
+Starts the database (embedded unless DATABASE_URL), loads the demo when the database has
+no district yet, serves the map, and on Ctrl-C stops the web server and, when this command
+started it, the embedded database.
+"""
+
+from __future__ import annotations
+
+import click
+
+from mapsvc.config import from_environment
+
+
+@click.command("serve")
+@click.option("--host", default=None, help="Interface to listen on (default 127.0.0.1).")
+@click.option("--port", default=None, type=int, help="Port (default 5000, or MAPSVC_PORT).")
+@click.option("--no-demo", is_flag=True, help="Do not load the demo into an empty database.")
+@click.option("--keep-db", is_flag=True, help="Leave the embedded database running on exit.")
+def serve(host: str | None, port: int | None, no_demo: bool, keep_db: bool) -> None:
+    """Serve the map service (with the demo district on first run)."""
+    from werkzeug.serving import run_simple
+
+    from mapsvc import create_app
+    from mapsvc.commands import open_engine
+    from mapsvc.db import EmbeddedPostgres
+    from mapsvc.services import demo
+
+    config = from_environment()
+    embedded = None if config.get("DATABASE_URL") else EmbeddedPostgres(config["VAR_DIR"])
+    was_running = embedded.running() if embedded else True
+    try:
+        engine = open_engine(config)
+        if not no_demo and not demo.is_loaded(engine):
+            click.echo("empty database: loading the demo district (once)...")
+            summary = demo.load_demo(
+                engine,
+                seed=int(config["DEMO_SEED"]),
+                incidents=int(config["DEMO_INCIDENTS"]),
+                show_progress=True,
+            )
+            click.echo(demo.format_summary(summary))
+        engine.dispose()
+        app = create_app()
+        host = host or str(config["HOST"])
+        port = port or int(config["PORT"])
+        click.echo(f"serving on http://{host}:{port}/  (Ctrl-C stops)")
+        run_simple(host, port, app, threaded=True, use_reloader=False)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        if embedded is not None and not was_running and not keep_db:
+            click.echo("stopping the embedded database...")
+            embedded.stop()
+
+
+COMMANDS = [serve]

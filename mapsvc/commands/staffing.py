@@ -1,0 +1,3 @@
+"""CLI commands: staffing (to be written)."""
+
+COMMANDS: list = []

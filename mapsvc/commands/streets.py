@@ -1,0 +1,3 @@
+"""CLI commands: streets (to be written)."""
+
+COMMANDS: list = []

@@ -1,0 +1,63 @@
+"""Translations with Flask-Babel: Chinese (zh_CN) first, English available.
+
+Message ids are English; the zh_CN catalogue is the default locale. Catalogues are compiled
+from ``.po`` on start-up when the ``.mo`` is missing or older, so a fresh clone needs no
+extra build step. ``?lang=en`` (remembered in a cookie) or Accept-Language switches.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from flask import Flask, request
+
+TRANSLATIONS = Path(__file__).resolve().parent / "translations"
+
+
+def compile_catalogues() -> None:
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
+    for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
+        mo = po.with_suffix(".mo")
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+            continue
+        with po.open("rb") as fh:
+            catalog = read_po(fh)
+        with mo.open("wb") as fh:
+            write_mo(fh, catalog)
+
+
+def select_locale() -> str:
+    from flask import current_app
+
+    langs = current_app.config["LANGUAGES"]
+    asked = request.args.get("lang") or request.cookies.get("lang")
+    if asked:
+        asked = asked.replace("-", "_")
+        for lang in langs:
+            if lang.lower() == asked.lower() or lang.split("_")[0] == asked.lower():
+                return lang
+    return request.accept_languages.best_match(langs) or current_app.config["BABEL_DEFAULT_LOCALE"]
+
+
+def current_locale() -> str:
+    from flask_babel import get_locale
+
+    loc = get_locale()
+    return str(loc) if loc else "zh_CN"
+
+
+def init_app(app: Flask) -> None:
+    from flask_babel import Babel
+
+    compile_catalogues()
+    app.config.setdefault("BABEL_TRANSLATION_DIRECTORIES", str(TRANSLATIONS))
+    Babel(app, locale_selector=select_locale)
+
+    @app.after_request
+    def _remember_lang(resp):  # noqa: ANN001, ANN202
+        lang = request.args.get("lang")
+        if lang and lang.replace("-", "_") in [*app.config["LANGUAGES"], "zh", "en"]:
+            resp.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax")
+        return resp

@@ -1,0 +1,1 @@
+"""Domain logic. No Flask imports here: every function takes a Session/Connection/Engine."""

@@ -1,0 +1,36 @@
+"""Web adapters: thin blueprints that parse the request, call a service or layer, respond."""
+
+from __future__ import annotations
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from layers.base import BadRequest
+from mapsvc.services.errors import ServiceError
+
+
+def _wants_json() -> bool:
+    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )
+
+
+def init_app(app: Flask) -> None:
+    from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol
+
+    for module in (pages, api, health, incidents, open311, patrol, dashboard):
+        app.register_blueprint(module.bp)
+
+    @app.errorhandler(ServiceError)
+    def _service_error(exc: ServiceError):  # noqa: ANN202
+        return jsonify(exc.to_dict()), exc.status
+
+    @app.errorhandler(BadRequest)
+    def _bad_request(exc: BadRequest):  # noqa: ANN202
+        return jsonify({"error": str(exc)}), 400
+
+    @app.errorhandler(HTTPException)
+    def _http_error(exc: HTTPException):  # noqa: ANN202
+        if _wants_json():
+            return jsonify({"error": exc.description, "status": exc.code}), exc.code
+        return exc

@@ -1,0 +1,5 @@
+"""Blueprint pages (to be written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("pages", __name__)

@@ -1,0 +1,5 @@
+"""Blueprint patrol (to be written)."""
+
+from flask import Blueprint
+
+bp = Blueprint("patrol", __name__)

@@ -1,0 +1,223 @@
+"""Shared fixtures: a real PostGIS (the embedded cluster, or MAPSVC_TEST_DATABASE_URL's
+server), the Flask ``app`` / ``client`` / ``runner``, a live server and headless Chromium.
+
+Nothing is mocked and nothing skips: if PostGIS or Chromium is missing the run fails.
+
+Databases
+---------
+* ``demo_engine`` (session): the demo district loaded once (fewer incidents than the real
+  demo, same generator). Read-only: tests must not change it.
+* ``fresh_engine`` (function): an empty database at the latest schema, cloned from a
+  template in ~0.2 s, dropped afterwards. Use it for anything that writes.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import socket
+import threading
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.engine import URL, Engine
+
+from mapsvc.config import PROJECT_ROOT
+from mapsvc.db import EmbeddedPostgres, ensure_schema, make_engine, normalize_url
+
+CHROMIUM = os.environ.get("MAPSVC_CHROMIUM", "/usr/bin/chromium")
+TEST_DEMO_INCIDENTS = 6000
+_counter = itertools.count()
+
+
+# --------------------------------------------------------------------------- databases
+
+
+@pytest.fixture(scope="session")
+def server_url() -> URL:
+    """URL of the maintenance database on the test server."""
+    ext = os.environ.get("MAPSVC_TEST_DATABASE_URL")
+    if ext:
+        return normalize_url(ext)
+    pg = EmbeddedPostgres(PROJECT_ROOT / "var")
+    pg.start()
+    return pg.url("postgres")
+
+
+def _admin(server_url: URL) -> Engine:
+    return sa.create_engine(server_url, isolation_level="AUTOCOMMIT")
+
+
+@pytest.fixture(scope="session")
+def make_database(server_url: URL):  # noqa: ANN201
+    """Factory: ``make_database(template=None) -> URL`` of a new database; all dropped at end."""
+    admin = _admin(server_url)
+    created: list[str] = []
+
+    def make(template: str | None = None) -> URL:
+        name = f"mapsvc_t{os.getpid()}_{next(_counter)}"
+        with admin.connect() as conn:
+            tmpl = f' TEMPLATE "{template}"' if template else ""
+            conn.exec_driver_sql(f'CREATE DATABASE "{name}"{tmpl}')
+        created.append(name)
+        return server_url.set(database=name)
+
+    yield make
+    with admin.connect() as conn:
+        for name in created:
+            conn.exec_driver_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def template_db(make_database) -> str:  # noqa: ANN001
+    """A database at the latest schema, used as the template of ``fresh_engine``."""
+    url = make_database()
+    engine = make_engine(url)
+    ensure_schema(engine)
+    engine.dispose()
+    return url.database
+
+
+@pytest.fixture
+def fresh_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
+    engine = make_engine(make_database(template=template_db))
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture(scope="session")
+def demo_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
+    from mapsvc.services import demo
+
+    engine = make_engine(make_database(template=template_db))
+    demo.load_demo(engine, seed=20261124, incidents=TEST_DEMO_INCIDENTS, show_progress=False)
+    yield engine
+    engine.dispose()
+
+
+# --------------------------------------------------------------------------- Flask
+
+
+@pytest.fixture(scope="session")
+def app(demo_engine: Engine):  # noqa: ANN201
+    from mapsvc import create_app
+
+    return create_app(
+        {
+            "TESTING": True,
+            "DATABASE_URL": demo_engine.url.render_as_string(hide_password=False),
+        }
+    )
+
+
+@pytest.fixture
+def client(app):  # noqa: ANN001, ANN201
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):  # noqa: ANN001, ANN201
+    return app.test_cli_runner()
+
+
+@pytest.fixture
+def make_app():  # noqa: ANN201
+    """Factory for an app on another database (e.g. ``fresh_engine``)."""
+    from mapsvc import create_app
+
+    def make(engine: Engine, **extra):  # noqa: ANN003, ANN202
+        return create_app(
+            {
+                "TESTING": True,
+                "DATABASE_URL": engine.url.render_as_string(hide_password=False),
+                **extra,
+            }
+        )
+
+    return make
+
+
+class LiveServer:
+    def __init__(self, app):  # noqa: ANN001
+        from werkzeug.serving import make_server
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.port = s.getsockname()[1]
+        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
+        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self.thread.start()
+        self.url = f"http://127.0.0.1:{self.port}"
+
+    def stop(self) -> None:
+        self.server.shutdown()
+
+
+@pytest.fixture(scope="session")
+def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+    server = LiveServer(app)
+    yield server
+    server.stop()
+
+
+# --------------------------------------------------------------------------- browser
+
+
+@pytest.fixture(scope="session")
+def browser():  # noqa: ANN201
+    """Debian's Chromium driven by Playwright; fails (never skips) when it is missing."""
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
+    with sync_playwright() as p:
+        b = p.chromium.launch(
+            executable_path=CHROMIUM,
+            headless=True,
+            args=[
+                "--no-sandbox",
+                "--disable-gpu",
+                "--disable-quic",
+                "--no-first-run",
+                "--disable-background-networking",
+                "--disable-component-update",
+                "--disable-sync",
+            ],
+        )
+        yield b
+        b.close()
+
+
+class PageErrors(list):
+    """Console errors, page errors and blocked external requests seen by a page."""
+
+
+@pytest.fixture
+def page(browser):  # noqa: ANN001, ANN201
+    """A new page that blocks every non-localhost request and records errors.
+
+    ``page.errors`` lists console errors, uncaught exceptions and blocked requests.
+    """
+    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    pg = context.new_page()
+    errors = PageErrors()
+
+    def route(r):  # noqa: ANN001, ANN202
+        url = r.request.url
+        if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
+            return r.continue_()
+        errors.append(f"blocked external request: {url}")
+        return r.abort()
+
+    pg.route("**/*", route)
+    pg.on(
+        "console",
+        lambda m: errors.append(f"console {m.type}: {m.text}") if m.type == "error" else None,
+    )
+    pg.on("pageerror", lambda e: errors.append(f"page error: {e}"))
+    pg.errors = errors
+    yield pg
+    context.close()
