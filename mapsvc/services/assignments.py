@@ -1,0 +1,105 @@
+"""Who holds which post on a given day: the one place that reads and writes ``assignment``.
+
+Assignments carry ``valid_from`` / ``valid_to`` (both inclusive; ``valid_to`` NULL means
+open-ended) so history is kept: ending a post sets ``valid_to`` rather than deleting a row,
+and every map or figure can be computed "as of" any past date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mapsvc.models import Assignment, Staff
+from mapsvc.services.errors import NotFound, ValidationError
+
+#: roles held by one person at a time on a target; others (grid members...) may be many
+SINGLE_HOLDER_ROLES = {"grid_head", "alley_chief", "deputy_chief"}
+TARGET_ROLES = {
+    "grid": {"grid_head", "grid_member"},
+    "segment": {"alley_chief", "deputy_chief"},
+    "community": {"community_worker", "dispatched", "grid_head", "grid_member"},
+}
+
+
+def valid_on(day: dt.date | None = None) -> sa.ColumnElement[bool]:
+    """SQL condition: the assignment is in force on ``day`` (default today)."""
+    day = day or dt.date.today()
+    return sa.and_(
+        Assignment.valid_from <= day,
+        sa.or_(Assignment.valid_to.is_(None), Assignment.valid_to >= day),
+    )
+
+
+def holders(role: str, target: str, day: dt.date | None = None) -> sa.Select:
+    """``SELECT target_id, staff_id`` for ``role`` on ``target`` ('grid'|'segment'|'community').
+
+    For single-holder roles at most one row per target is returned (the latest start).
+    """
+    col = {
+        "grid": Assignment.grid_id,
+        "segment": Assignment.segment_id,
+        "community": Assignment.community_id,
+    }[target]
+    q = sa.select(col.label("target_id"), Assignment.staff_id).where(
+        Assignment.role == role, col.is_not(None), valid_on(day)
+    )
+    if role in SINGLE_HOLDER_ROLES:
+        q = q.distinct(col).order_by(col, Assignment.valid_from.desc(), Assignment.id.desc())
+    return q
+
+
+def assign(
+    session: Session,
+    staff_id: int,
+    role: str,
+    *,
+    grid_id: int | None = None,
+    segment_id: int | None = None,
+    community_id: int | None = None,
+    valid_from: dt.date | None = None,
+) -> Assignment:
+    """Give ``staff_id`` a post from ``valid_from`` (default today).
+
+    For single-holder roles the current holder's assignment ends the day before, so the
+    history shows who held the post when. The caller owns the transaction.
+    """
+    targets = {"grid": grid_id, "segment": segment_id, "community": community_id}
+    given = {k: v for k, v in targets.items() if v is not None}
+    if len(given) != 1:
+        raise ValidationError(
+            "an assignment needs exactly one of grid_id, segment_id, community_id"
+        )
+    ((target, target_id),) = given.items()
+    if role not in TARGET_ROLES[target]:
+        raise ValidationError(
+            f"role {role!r} cannot be assigned to a {target}",
+            field="role",
+            allowed=sorted(TARGET_ROLES[target]),
+        )
+    if session.get(Staff, staff_id) is None:
+        raise NotFound(f"staff {staff_id} does not exist", field="staff_id")
+    start = valid_from or dt.date.today()
+    if role in SINGLE_HOLDER_ROLES:
+        col = getattr(Assignment, f"{target}_id")
+        current = session.scalars(
+            sa.select(Assignment).where(Assignment.role == role, col == target_id, valid_on(start))
+        ).all()
+        for a in current:
+            if a.staff_id == staff_id:
+                return a
+            a.valid_to = max(a.valid_from, start - dt.timedelta(days=1))
+    a = Assignment(staff_id=staff_id, role=role, valid_from=start, **{f"{target}_id": target_id})
+    session.add(a)
+    session.flush()
+    return a
+
+
+def end_assignment(session: Session, assignment_id: int, last_day: dt.date | None = None) -> None:
+    """End an assignment on ``last_day`` (inclusive; default yesterday)."""
+    a = session.get(Assignment, assignment_id)
+    if a is None:
+        raise NotFound(f"assignment {assignment_id} does not exist")
+    a.valid_to = last_day or (dt.date.today() - dt.timedelta(days=1))
