@@ -1,0 +1,60 @@
+"""Page rendering shared by every map page: navigation bar, language switch, offline assets."""
+
+from __future__ import annotations
+
+from flask import request, url_for
+from flask_babel import gettext as _
+
+from layers.base import esc
+from layers.offline import render_page
+from mapsvc.i18n import current_locale
+
+#: (endpoint, message id) of the navigation bar, in order
+NAV = [
+    ("pages.index", "Map"),
+    ("incidents.heatmap_page", "Incidents"),
+    ("patrol.patrol_page", "Patrol"),
+    ("dashboard.dashboard_page", "Dashboard"),
+]
+
+ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
+
+
+def nav_html(active: str) -> str:
+    """The top bar: page links (those whose endpoint exists) and a 中文/English switch."""
+    from flask import current_app
+
+    links = []
+    for endpoint, label in NAV:
+        if endpoint not in current_app.view_functions:
+            continue
+        style = "font-weight:bold;text-decoration:underline" if endpoint == active else ""
+        links.append(f'<a href="{esc(url_for(endpoint))}" style="{style}">{esc(_(label))}</a>')
+    other = "en" if not current_locale().startswith("en") else "zh_CN"
+    label = "English" if other == "en" else "中文"
+    args = {**request.args.to_dict(), "lang": other}
+    switch = f'<a href="{esc(url_for(request.endpoint, **(request.view_args or {}), **args))}">{label}</a>'
+    return (
+        '<nav class="mapsvc-nav" style="position:absolute;top:0;left:0;right:0;height:34px;'
+        "z-index:1001;background:#1f3a5f;color:#fff;font:14px sans-serif;display:flex;"
+        'align-items:center;gap:18px;padding:0 12px">'
+        f"<b>{esc(_('Grid management map'))}</b>{''.join(links)}"
+        f'<span style="margin-left:auto">{switch}</span></nav>'
+        "<style>.mapsvc-nav a{color:#fff;text-decoration:none}"
+        ".folium-map{top:34px!important;height:calc(100% - 34px)!important}</style>"
+    )
+
+
+def folium_page(m, active: str, title: str) -> str:  # noqa: ANN001 - folium.Map
+    """Render a folium map as a full page with the nav bar, a title and local assets only."""
+    import branca.element
+
+    root = m.get_root()
+    root.header.add_child(branca.element.Element(f"<title>{esc(title)}</title>"))
+    root.header.add_child(
+        branca.element.Element(
+            '<meta name="viewport" content="width=device-width, initial-scale=1">'
+        )
+    )
+    root.html.add_child(branca.element.Element(nav_html(active)))
+    return render_page(m)
