@@ -32,3 +32,7 @@ def main() -> None:
 
 for _cmd in all_commands():
     main.add_command(_cmd)
+
+
+if __name__ == "__main__":
+    main()

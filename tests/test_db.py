@@ -1,0 +1,184 @@
+"""The database layer against real PostgreSQL servers: migrations, embedded cluster, errors."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from mapsvc.db import (
+    DatabaseError,
+    EmbeddedPostgres,
+    check_connection,
+    ensure_schema,
+    make_engine,
+)
+from mapsvc.migrations import downgrade, upgrade
+from mapsvc.models import Base
+
+CORE_TABLES = {
+    "district",
+    "subdistrict",
+    "community",
+    "grid",
+    "alley_segment",
+    "staff",
+    "assignment",
+    "incident",
+    "incident_category",
+    "patrol_track",
+    "service_centre",
+}
+
+
+def _tables(engine) -> set[str]:  # noqa: ANN001
+    return set(sa.inspect(engine).get_table_names())
+
+
+def test_migrations_from_empty_database(make_database) -> None:  # noqa: ANN001
+    engine = make_engine(make_database())
+    assert _tables(engine) == set()
+    ensure_schema(engine)
+    tables = _tables(engine)
+    assert CORE_TABLES <= tables
+    # every model table exists after the migrations: models and migrations agree
+    assert set(Base.metadata.tables) <= tables
+    with engine.connect() as conn:
+        exts = set(conn.scalars(sa.text("SELECT extname FROM pg_extension")))
+        assert {"postgis", "pgrouting"} <= exts
+        # GiST indexes on every geometry column of the core tables
+        gist = set(
+            conn.scalars(
+                sa.text(
+                    "SELECT tablename FROM pg_indexes WHERE schemaname='public' "
+                    "AND indexdef LIKE '%USING gist (geom)%'"
+                )
+            )
+        )
+    assert CORE_TABLES - {"staff", "assignment", "incident_category"} <= gist
+    # down to nothing and up again
+    downgrade(engine, "base")
+    assert _tables(engine) - {"alembic_version", "spatial_ref_sys"} == set()
+    upgrade(engine)
+    assert CORE_TABLES <= _tables(engine)
+    engine.dispose()
+
+
+def test_areas_and_lengths_are_geodesic(fresh_engine) -> None:  # noqa: ANN001
+    from pyproj import Geod
+    from shapely import wkt
+
+    square = "MULTIPOLYGON(((118.58 24.90,118.59 24.90,118.59 24.91,118.58 24.91,118.58 24.90)))"
+    line = "LINESTRING(118.58 24.90,118.59 24.91)"
+    with fresh_engine.begin() as conn:
+        conn.execute(
+            sa.text(
+                "INSERT INTO district(code,name,geom) VALUES ('1','d',ST_GeomFromText(:g,4326))"
+            ),
+            {"g": square},
+        )
+        conn.execute(
+            sa.text(
+                "INSERT INTO alley_segment(code,name,geom,source) "
+                "VALUES ('s1','x',ST_GeomFromText(:g,4326),'test')"
+            ),
+            {"g": line},
+        )
+        area = conn.scalar(sa.text("SELECT area_km2 FROM district"))
+        length = conn.scalar(sa.text("SELECT length_m FROM alley_segment"))
+    geod = Geod(ellps="WGS84")
+    expected_area = abs(geod.geometry_area_perimeter(wkt.loads(square))[0]) / 1e6
+    expected_len = geod.geometry_length(wkt.loads(line))
+    assert area == pytest.approx(expected_area, rel=1e-4)
+    assert length == pytest.approx(expected_len, rel=1e-4)
+    # and clearly not degrees
+    assert area > 1.0 and length > 1000
+
+
+def test_grid_needs_a_community_and_codes_are_unique(fresh_engine) -> None:  # noqa: ANN001
+    poly = "MULTIPOLYGON(((0 0,1 0,1 1,0 0)))"
+    with pytest.raises(sa.exc.IntegrityError):
+        with fresh_engine.begin() as conn:
+            conn.execute(
+                sa.text("INSERT INTO grid(code,geom) VALUES ('g1',ST_GeomFromText(:g,4326))"),
+                {"g": poly},
+            )
+    with pytest.raises(sa.exc.IntegrityError):
+        with fresh_engine.begin() as conn:
+            for _ in range(2):
+                conn.execute(
+                    sa.text(
+                        "INSERT INTO community(code,name,geom) VALUES ('c1','c',ST_GeomFromText(:g,4326))"
+                    ),
+                    {"g": poly},
+                )
+    with fresh_engine.connect() as conn:
+        assert conn.scalar(sa.text("SELECT count(*) FROM community")) == 0
+
+
+def test_unreachable_server_is_one_clear_line() -> None:
+    engine = make_engine("postgresql://nobody@127.0.0.1:1/none")
+    with pytest.raises(DatabaseError) as info:
+        check_connection(engine)
+    msg = str(info.value)
+    assert "cannot reach database" in msg and "127.0.0.1:1" in msg
+    assert "\n" not in msg
+
+
+def test_server_without_postgis_is_reported(make_database) -> None:  # noqa: ANN001
+    engine = make_engine(make_database())
+    with pytest.raises(DatabaseError, match="no PostGIS"):
+        check_connection(engine)
+    engine.dispose()
+
+
+def test_cli_with_bad_database_url_prints_one_line() -> None:
+    env = {**os.environ, "DATABASE_URL": "postgresql://nobody@127.0.0.1:1/none"}
+    res = subprocess.run(
+        [sys.executable, "-m", "mapsvc.cli", "db", "upgrade"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert res.returncode == 1
+    assert "Traceback" not in res.stderr
+    assert "cannot reach database" in res.stderr
+    assert len(res.stderr.strip().splitlines()) == 1
+
+
+def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:  # noqa: ANN001
+    """init, start, crash (SIGKILL leaves postmaster.pid behind), start again, stop."""
+    pg = EmbeddedPostgres(tmp_path / "var")
+    try:
+        pg.start()
+        assert pg.running()
+        engine = make_engine(pg.url("postgres"))
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT 1")) == 1
+        engine.dispose()
+        pid = int((pg.datadir / "postmaster.pid").read_text().splitlines()[0])
+        os.kill(pid, signal.SIGKILL)
+        for _ in range(100):
+            try:
+                os.kill(pid, 0)
+            except ProcessLookupError:
+                break
+            import time
+
+            time.sleep(0.1)
+        assert (pg.datadir / "postmaster.pid").exists()  # stale
+        pg.start()
+        assert pg.running()
+        engine = make_engine(pg.url("postgres"))
+        with engine.connect() as conn:
+            assert conn.scalar(sa.text("SELECT 1")) == 1
+        engine.dispose()
+        pg.stop()
+        assert not pg.running()
+    finally:
+        pg.destroy()
