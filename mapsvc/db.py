@@ -325,8 +325,8 @@ def init_app(app) -> None:  # noqa: ANN001 - Flask app
     url = resolve_url(app.config)
     engine = make_engine(url)
     if not app.config.get("SKIP_SCHEMA"):
-        check_connection(engine)
         ensure_schema(engine)
+        check_connection(engine)
     app.extensions["mapsvc.engine"] = engine
     app.extensions["mapsvc.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
 

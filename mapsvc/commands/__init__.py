@@ -17,8 +17,8 @@ def open_engine(config: dict | None = None) -> Engine:
     config = config or from_environment()
     try:
         engine = make_engine(resolve_url(config))
-        check_connection(engine)
         ensure_schema(engine)
+        check_connection(engine)
     except DatabaseError as exc:
         raise click.ClickException(str(exc)) from None
     return engine
