@@ -31,4 +31,9 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     db.init_app(app)
     web.init_app(app)
+
+    from mapsvc.cli import all_commands
+
+    for command in all_commands():  # so `flask --app mapsvc <command>` works too
+        app.cli.add_command(command)
     return app
