@@ -1,5 +1,34 @@
-"""Tables of the incidents feature area (beyond those in :mod:`mapsvc.models.core`)."""
+"""Tables of the incidents feature area (beyond those in :mod:`mapsvc.models.core`).
+
+``incident_event`` is the audit trail of the closed loop: one row per state change (and one
+for the intake itself, with ``from_state`` NULL), so "who did what when" is never lost and
+time-to-close figures can be recomputed from events, not only from ``incident.closed_at``.
+"""
 
 from __future__ import annotations
 
-from mapsvc.models.core import Base  # noqa: F401
+import datetime as dt
+
+from sqlalchemy import BigInteger, DateTime, ForeignKey, Index, String, Text, func
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mapsvc.models.core import Base
+
+
+class IncidentEvent(Base):
+    """One transition of an incident's state, with actor, time and note."""
+
+    __tablename__ = "incident_event"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    incident_id: Mapped[int] = mapped_column(
+        BigInteger, ForeignKey("incident.id", ondelete="CASCADE"), nullable=False
+    )
+    from_state: Mapped[str | None] = mapped_column(String(12))
+    to_state: Mapped[str] = mapped_column(String(12))
+    actor: Mapped[str] = mapped_column(String(100))
+    at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
+    note: Mapped[str | None] = mapped_column(Text)
+    __table_args__ = (Index("ix_incident_event_incident_at", "incident_id", "at"),)
+
+
+__all__ = ["IncidentEvent"]
