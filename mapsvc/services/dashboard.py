@@ -1,0 +1,173 @@
+"""The leadership dashboard's figures, gathered from the services that own each concept.
+
+Nothing is computed twice here: staff and areas come from :mod:`mapsvc.services.density`,
+coverage from :mod:`mapsvc.services.coverage`, quotas from :mod:`mapsvc.services.quota`,
+incident figures from ``mapsvc.services.incidents.district_figures`` / ``figures`` and patrol
+compliance from ``mapsvc.services.patrol.district_compliance``. The incident and patrol parts
+are optional (another feature area owns them): when their function is missing the figure is
+``None`` and the page shows "—"; ``sources`` says which were used.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import importlib
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from mapsvc.services import coverage as coverage_svc
+from mapsvc.services import density as density_svc
+from mapsvc.services import quota as quota_svc
+
+
+def _optional(module: str, name: str):  # noqa: ANN202 - a callable or None
+    """``module.name`` when that feature area provides it, else None."""
+    try:
+        mod = importlib.import_module(module)
+    except ImportError:
+        return None
+    return getattr(mod, name, None) if hasattr(mod, name) else None
+
+
+def _sum_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
+    return {k: sum((r.get(k) or 0) for r in rows) for k in keys}
+
+
+def overview(
+    session: Session,
+    day: dt.date | None = None,
+    *,
+    members_required: int = 2,
+    quota_coef: dict[str, float] | None = None,
+) -> dict[str, Any]:
+    """Everything the dashboard shows for ``day``, as plain JSON-able data.
+
+    Returns
+    -------
+    dict
+        ``date``; ``district`` (the headline figures); ``subdistricts`` and ``communities``
+        (table rows: population, area, grids, staff, staff per km², coverage %, quota gap,
+        open incidents when available); ``charts`` (``staff_per_km2_by_community``,
+        ``incidents_by_month``); ``sources`` (which optional services were used).
+    """
+    day = day or dt.date.today()
+    cov = coverage_svc.coverage_report(session, day, members_required=members_required)
+    dens = {
+        lvl: density_svc.density(session, lvl, day)
+        for lvl in ("district", "subdistrict", "community")
+    }
+    quota = quota_svc.quota_table(session, day, quota_coef)
+
+    district_figures = _optional("mapsvc.services.incidents", "district_figures")
+    incident_figures = _optional("mapsvc.services.incidents", "figures")
+    compliance = _optional("mapsvc.services.patrol", "district_compliance")
+    sources = {
+        "incidents.district_figures": district_figures is not None,
+        "incidents.figures": incident_figures is not None,
+        "patrol.district_compliance": compliance is not None,
+    }
+
+    incidents = district_figures(session) if district_figures else None
+    patrol = compliance(session, day) if compliance else None
+    open_by: dict[str, dict[int, int]] = {}
+    if incident_figures:
+        for lvl in ("subdistrict", "community"):
+            open_by[lvl] = {r["id"]: r["open"] for r in incident_figures(session, by=lvl)}
+
+    d_rows = dens["district"]
+    tot = _sum_rows(d_rows, ("area_km2", "population", "staff", "centres"))
+    area = tot["area_km2"]
+    if not d_rows:  # boundaries loaded without a district polygon: fall back to communities
+        tot = _sum_rows(dens["community"], ("area_km2", "population", "staff", "centres"))
+        area = tot["area_km2"]
+    s = cov["summary"]
+    district = {
+        "name": "、".join(r["name"] for r in d_rows) or None,
+        "code": ",".join(r["code"] for r in d_rows) or None,
+        "population": int(tot["population"]),
+        "area_km2": round(area, 2),
+        "subdistricts": len(dens["subdistrict"]),
+        "communities": len(dens["community"]),
+        "grids": s["grids"],
+        "segments": s["segments"],
+        "staff": int(tot["staff"]),
+        "staff_per_km2": round(tot["staff"] / area, 1) if area else None,
+        "staff_per_10k": round(10000 * tot["staff"] / tot["population"], 1)
+        if tot["population"]
+        else None,
+        "centres": int(tot["centres"]),
+        "centres_per_km2": round(tot["centres"] / area, 2) if area else None,
+        "coverage_pct": s["grids_headed_pct"],
+        "grids_staffed_pct": s["grids_staffed_pct"],
+        "segments_chief_pct": s["segments_chief_pct"],
+        "uncovered_grids": cov["uncovered"]["grids_count"],
+        "uncovered_segments": cov["uncovered"]["segments_count"],
+        "quota_required": quota["totals"]["required"],
+        "quota_shortfall": quota["totals"]["shortfall"],
+        "open_incidents": incidents["open"] if incidents else None,
+        "closed_incidents": incidents["closed"] if incidents else None,
+        "on_time_pct": incidents["on_time_pct"] if incidents else None,
+        "patrol_compliance_pct": (
+            round(100.0 * patrol["share_patrolled"], 1)
+            if patrol and patrol.get("share_patrolled") is not None
+            else None
+        ),
+    }
+
+    cov_sub = {r["id"]: r for r in cov["subdistricts"]}
+    cov_com = {r["id"]: r for r in cov["communities"]}
+    gap = {r["id"]: r for r in quota["rows"]}
+
+    def row(d: dict, c: dict, lvl: str) -> dict[str, Any]:
+        return {
+            "id": d["id"],
+            "code": d["code"],
+            "name": d["name"],
+            "parent_name": d.get("parent_name"),
+            "population": d["population"],
+            "area_km2": round(d["area_km2"], 3),
+            "grids": c.get("grids", 0),
+            "staff": d["staff"],
+            "staff_per_km2": d["staff_per_km2"],
+            "coverage_pct": c.get("grids_headed_pct"),
+            "grids_staffed_pct": c.get("grids_staffed_pct"),
+            "segments_chief_pct": c.get("segments_chief_pct"),
+            "open_incidents": open_by.get(lvl, {}).get(d["id"], 0) if open_by else None,
+        }
+
+    subdistricts = [row(d, cov_sub.get(d["id"], {}), "subdistrict") for d in dens["subdistrict"]]
+    communities = []
+    for d in dens["community"]:
+        r = row(d, cov_com.get(d["id"], {}), "community")
+        q = gap.get(d["id"])
+        r["quota_required"] = q["required"] if q else None
+        r["quota_gap"] = q["gap"] if q else None
+        communities.append(r)
+
+    by_density = sorted(
+        (c for c in communities if c["staff_per_km2"] is not None),
+        key=lambda c: c["staff_per_km2"],
+        reverse=True,
+    )
+    charts = {
+        "staff_per_km2_by_community": {
+            "labels": [c["name"] for c in by_density],
+            "values": [c["staff_per_km2"] for c in by_density],
+            "district": district["staff_per_km2"],
+        },
+        "incidents_by_month": {
+            "labels": [m["month"] for m in incidents["by_month"]] if incidents else [],
+            "values": [m["count"] for m in incidents["by_month"]] if incidents else [],
+        },
+    }
+    return {
+        "date": day.isoformat(),
+        "district": district,
+        "subdistricts": subdistricts,
+        "communities": communities,
+        "charts": charts,
+        "incidents": incidents,
+        "patrol": patrol,
+        "sources": sources,
+    }
