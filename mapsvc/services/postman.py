@@ -1,0 +1,736 @@
+"""Patrol routes: the rural postman problem on the alley network, in metres.
+
+A chief's daily patrol (日巡查) is the shortest closed walk from a start point that walks
+each of their assigned segments at least once and may use any other street as a connector.
+
+* When the required segments (plus the start point) form one connected piece, the optimum
+  is exact: the required length plus a minimum-weight perfect matching of the odd-degree
+  junctions on shortest-path distances (metres, geodesic segment lengths). networkx's
+  ``eulerize`` is not this: it ignores edge lengths.
+* Otherwise the problem is NP-hard; we use Frederickson's heuristic (connect the pieces by
+  a minimum spanning tree over shortest paths, then match odd junctions), drop redundant
+  connector copies, and report a lower bound
+  ``required + max(matching of the odd junctions, MST over the pieces)`` so the user can see
+  how far from optimal the route can at most be.
+
+The matching is solved by rustworkx's compiled blossom algorithm. Real networks have more
+than a thousand odd junctions per few km², where a complete graph is slow even there, so
+above ``dense_limit`` odd junctions we match on a sparse candidate graph (each junction's
+``k`` nearest others by walking distance), which in street networks loses nothing; if that
+graph has no perfect matching we fall back to the complete one.
+
+The graph is built once from *all* segments of ``alley_segment`` (OSM imports and the demo
+alike): nodes are segment endpoints snapped together within ``snap_m`` metres (in the local
+UTM zone), edge weights the generated geodesic ``length_m``. No Flask here.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mapsvc.services.errors import NotFound, ValidationError
+
+#: endpoints closer than this (metres) are the same junction
+SNAP_M = 0.5
+#: above this many odd junctions match on a sparse k-nearest candidate graph
+DENSE_LIMIT = 600
+SPARSE_K = 24
+OSM_CREDIT = "© OpenStreetMap contributors"
+
+
+class _UnionFind:
+    def __init__(self, n: int):
+        self.parent = np.arange(n)
+
+    def find(self, a: int) -> int:
+        p = self.parent
+        root = a
+        while p[root] != root:
+            root = p[root]
+        while p[a] != root:
+            p[a], a = root, p[a]
+        return int(root)
+
+    def union(self, a: int, b: int) -> None:
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            self.parent[rb] = ra
+
+
+@dataclass
+class StreetGraph:
+    """The walkable network: one edge per segment, nodes at snapped endpoints."""
+
+    seg_ids: np.ndarray  # edge index -> alley_segment.id
+    u: np.ndarray  # edge index -> node index of the first coordinate
+    v: np.ndarray  # edge index -> node index of the last coordinate
+    length: np.ndarray  # metres (geodesic)
+    geoms: list  # shapely LineStrings, WGS84
+    names: list
+    sources: list
+    node_lonlat: np.ndarray
+    node_xy: np.ndarray  # metres, local UTM
+    epsg: int
+    edge_of: dict[int, int] = field(default_factory=dict)  # segment id -> edge index
+    _csr: Any = None
+    _best: dict | None = None
+
+    # ------------------------------------------------------------------ construction
+    @classmethod
+    def from_segments(
+        cls,
+        seg_ids: list[int],
+        geoms: list,
+        lengths: list[float],
+        names: list | None = None,
+        sources: list | None = None,
+        snap_m: float = SNAP_M,
+    ) -> StreetGraph:
+        """Build the graph from segment lines (WGS84) and their geodesic lengths in metres."""
+        from pyproj import Transformer
+        from scipy.spatial import cKDTree
+
+        from mapsvc.services.geo import utm_epsg
+
+        n = len(seg_ids)
+        if n == 0:
+            raise NotFound("there are no street segments; import streets first")
+        ends = np.empty((2 * n, 2))
+        for i, g in enumerate(geoms):
+            cs = g.coords
+            ends[2 * i] = cs[0][:2]
+            ends[2 * i + 1] = cs[-1][:2]
+        centre = ends.mean(axis=0)
+        epsg = utm_epsg(round(float(centre[0]), 1), round(float(centre[1]), 1))
+        tr = Transformer.from_crs(4326, epsg, always_xy=True)
+        xy = np.column_stack(tr.transform(ends[:, 0], ends[:, 1]))
+        # snap endpoints within snap_m (union-find over close pairs)
+        uf = _UnionFind(2 * n)
+        for a, b in cKDTree(xy).query_pairs(snap_m, output_type="ndarray"):
+            uf.union(int(a), int(b))
+        roots = np.array([uf.find(i) for i in range(2 * n)])
+        uniq, node_of = np.unique(roots, return_inverse=True)
+        node_lonlat = ends[uniq]
+        node_xy = xy[uniq]
+        g = cls(
+            seg_ids=np.asarray(seg_ids, dtype=np.int64),
+            u=node_of[0::2].astype(np.int64),
+            v=node_of[1::2].astype(np.int64),
+            length=np.asarray(lengths, dtype=float),
+            geoms=list(geoms),
+            names=list(names) if names is not None else [None] * n,
+            sources=list(sources) if sources is not None else [None] * n,
+            node_lonlat=node_lonlat,
+            node_xy=node_xy,
+            epsg=epsg,
+        )
+        g.edge_of = {int(s): i for i, s in enumerate(g.seg_ids)}
+        return g
+
+    @classmethod
+    def load(cls, session: Session) -> StreetGraph:
+        """Build the graph from every row of ``alley_segment``."""
+        import shapely
+
+        rows = session.execute(
+            sa.text(
+                "SELECT id, ST_AsBinary(geom), length_m, name, source FROM alley_segment "
+                "ORDER BY id"
+            )
+        ).all()
+        if not rows:
+            raise NotFound("there are no street segments; import streets first")
+        geoms = shapely.from_wkb([bytes(r[1]) for r in rows])
+        return cls.from_segments(
+            [r[0] for r in rows],
+            list(geoms),
+            [r[2] for r in rows],
+            [r[3] for r in rows],
+            [r[4] for r in rows],
+        )
+
+    @property
+    def n_nodes(self) -> int:
+        return len(self.node_lonlat)
+
+    def csr(self):  # noqa: ANN201 - scipy sparse matrix
+        """Symmetric adjacency (shortest parallel edge per pair; self-loops dropped)."""
+        if self._csr is None:
+            from scipy.sparse import csr_matrix
+
+            best: dict[tuple[int, int], int] = {}
+            for e in range(len(self.u)):
+                a, b = int(self.u[e]), int(self.v[e])
+                if a == b:
+                    continue
+                key = (a, b) if a < b else (b, a)
+                old = best.get(key)
+                if old is None or self.length[e] < self.length[old]:
+                    best[key] = e
+            self._best = best
+            if best:
+                keys = np.array(list(best.keys()))
+                w = self.length[np.array(list(best.values()))]
+                # zero-length edges would vanish from a sparse matrix: keep them tiny
+                w = np.maximum(w, 1e-6)
+                rows = np.concatenate([keys[:, 0], keys[:, 1]])
+                cols = np.concatenate([keys[:, 1], keys[:, 0]])
+                data = np.concatenate([w, w])
+            else:
+                rows = cols = np.array([], dtype=int)
+                data = np.array([], dtype=float)
+            self._csr = csr_matrix((data, (rows, cols)), shape=(self.n_nodes, self.n_nodes))
+        return self._csr
+
+    def best_edge(self, a: int, b: int) -> int:
+        self.csr()
+        return self._best[(a, b) if a < b else (b, a)]
+
+    def nearest_node(self, lon: float, lat: float) -> tuple[int, float]:
+        """Nearest junction to a WGS84 point and its distance in metres."""
+        from pyproj import Transformer
+
+        tr = Transformer.from_crs(4326, self.epsg, always_xy=True)
+        x, y = tr.transform(lon, lat)
+        d = np.hypot(self.node_xy[:, 0] - x, self.node_xy[:, 1] - y)
+        i = int(np.argmin(d))
+        return i, float(d[i])
+
+    def dijkstra(self, sources: list[int] | np.ndarray, min_only: bool = False):  # noqa: ANN201
+        """scipy Dijkstra from ``sources`` (distances in metres, predecessors[, sources])."""
+        from scipy.sparse.csgraph import dijkstra
+
+        return dijkstra(
+            self.csr(),
+            directed=False,
+            indices=np.asarray(sources, dtype=np.int64),
+            return_predecessors=True,
+            min_only=min_only,
+        )
+
+    def path_edges(self, pred_row: np.ndarray, target: int) -> list[int]:
+        """Edge indices of the shortest path ending at ``target`` (from the row's source)."""
+        out = []
+        b = target
+        while pred_row[b] >= 0:
+            a = int(pred_row[b])
+            out.append(self.best_edge(a, b))
+            b = a
+        out.reverse()
+        return out
+
+
+# ---------------------------------------------------------------------------- matching
+
+
+def min_weight_perfect_matching(
+    dist: np.ndarray, dense_limit: int = DENSE_LIMIT, k: int = SPARSE_K
+) -> tuple[list[tuple[int, int]], bool]:
+    """Minimum-weight perfect matching on a symmetric distance matrix (metres).
+
+    Returns the pairs (indices into ``dist``) and whether the complete graph was used
+    (``True``: provably optimal; ``False``: sparse candidate graph of the ``k`` nearest).
+    Weights are integers in millimetres for rustworkx's exact integer blossom algorithm.
+    """
+    import rustworkx as rx
+
+    n = len(dist)
+    if n == 0:
+        return [], True
+    if n % 2:
+        raise ValueError("odd number of vertices to match")
+    if not np.isfinite(dist).all():
+        raise ValidationError("some junctions to pair cannot reach each other on the streets")
+    mm = np.round(dist * 1000).astype(np.int64)
+    big = int(mm.max()) + 1
+
+    def solve(pairs_i: np.ndarray, pairs_j: np.ndarray) -> list[tuple[int, int]] | None:
+        g = rx.PyGraph()
+        g.add_nodes_from(range(n))
+        w = big - mm[pairs_i, pairs_j]
+        g.add_edges_from(list(zip(pairs_i.tolist(), pairs_j.tolist(), w.tolist(), strict=True)))
+        m = rx.max_weight_matching(g, max_cardinality=True, weight_fn=int)
+        if 2 * len(m) != n:
+            return None
+        return [(int(a), int(b)) for a, b in m]
+
+    if n > dense_limit:
+        kk = min(k, n - 1)
+        nn = np.argpartition(dist + np.diag(np.full(n, np.inf)), kk - 1, axis=1)[:, :kk]
+        i = np.repeat(np.arange(n), kk)
+        j = nn.ravel()
+        lo, hi = np.minimum(i, j), np.maximum(i, j)
+        pairs = np.unique(np.column_stack([lo, hi]), axis=0)
+        res = solve(pairs[:, 0], pairs[:, 1])
+        if res is not None:
+            return res, False
+    iu = np.triu_indices(n, 1)
+    res = solve(iu[0], iu[1])
+    if res is None:  # pragma: no cover - a complete graph on an even set always has one
+        raise ValidationError("no perfect matching of odd junctions exists")
+    return res, True
+
+
+# ---------------------------------------------------------------------------- result
+
+
+@dataclass
+class PostmanResult:
+    """An ordered closed walk with its lengths and quality figures."""
+
+    graph: StreetGraph
+    steps: list[tuple[int, bool, bool]]  # (edge index, forward, first walk of a required edge)
+    start_node: int
+    required_m: float
+    total_m: float
+    lower_bound_m: float
+    exact: bool
+    components: int
+    odd_nodes: int
+    seconds: float
+    method: str
+    required_segments: list[int]
+
+    @property
+    def connector_m(self) -> float:
+        return self.total_m - self.required_m
+
+    @property
+    def ratio(self) -> float:
+        """Route length over the lower bound (1.0 = proven optimal)."""
+        return self.total_m / self.lower_bound_m if self.lower_bound_m > 0 else 1.0
+
+    def walking_minutes(self, speed_kmh: float) -> float:
+        return self.total_m / 1000.0 / speed_kmh * 60.0
+
+    def coordinates(self) -> list[tuple[float, float]]:
+        """The walk as one WGS84 coordinate list (closed)."""
+        out: list[tuple[float, float]] = []
+        for e, fwd, _req in self.steps:
+            cs = list(self.graph.geoms[e].coords)
+            if not fwd:
+                cs.reverse()
+            if out:
+                cs = cs[1:]
+            out.extend((float(c[0]), float(c[1])) for c in cs)
+        if not out:
+            lon, lat = self.graph.node_lonlat[self.start_node]
+            out = [(float(lon), float(lat))]
+        return out
+
+    def summary(self, speed_kmh: float) -> dict[str, Any]:
+        g = self.graph
+        return {
+            "total_m": round(self.total_m, 1),
+            "required_m": round(self.required_m, 1),
+            "connector_m": round(self.connector_m, 1),
+            "lower_bound_m": round(self.lower_bound_m, 1),
+            "ratio": round(self.ratio, 4),
+            "exact": self.exact,
+            "method": self.method,
+            "components": self.components,
+            "odd_junctions": self.odd_nodes,
+            "steps": len(self.steps),
+            "segments": len(self.required_segments),
+            "walking_speed_kmh": speed_kmh,
+            "walking_minutes": round(self.walking_minutes(speed_kmh), 1),
+            "solve_seconds": round(self.seconds, 3),
+            "start": [float(x) for x in g.node_lonlat[self.start_node]],
+        }
+
+    def to_geojson(self, speed_kmh: float, **props: Any) -> dict[str, Any]:
+        """FeatureCollection: one feature per step with its sequence number, in walk order."""
+        g = self.graph
+        feats = []
+        cum = 0.0
+        for seq, (e, fwd, req) in enumerate(self.steps, start=1):
+            cs = [list(c[:2]) for c in g.geoms[e].coords]
+            if not fwd:
+                cs.reverse()
+            cum += float(g.length[e])
+            feats.append(
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "LineString", "coordinates": cs},
+                    "properties": {
+                        "seq": seq,
+                        "segment_id": int(g.seg_ids[e]),
+                        "name": g.names[e],
+                        "kind": "required" if req else "connector",
+                        "length_m": round(float(g.length[e]), 1),
+                        "cumulative_m": round(cum, 1),
+                    },
+                }
+            )
+        lon, lat = g.node_lonlat[self.start_node]
+        return {
+            "type": "FeatureCollection",
+            "features": feats,
+            "properties": {**self.summary(speed_kmh), **props},
+            "start": {"type": "Point", "coordinates": [float(lon), float(lat)]},
+            "attribution": self.attribution(),
+        }
+
+    def attribution(self) -> str | None:
+        used = {self.graph.sources[e] for e, _f, _r in self.steps}
+        return OSM_CREDIT if "osm" in used else None
+
+    def to_gpx(self, name: str, speed_kmh: float, start_time: dt.datetime | None = None) -> str:
+        """GPX 1.1 with the walk as a track (and the start as a waypoint) for phone apps.
+
+        Points carry times at walking speed from ``start_time`` so apps show the duration.
+        """
+        import gpxpy.gpx
+        from pyproj import Geod
+
+        gpx = gpxpy.gpx.GPX()
+        gpx.creator = "mapsvc"
+        gpx.name = name
+        s = self.summary(speed_kmh)
+        gpx.description = (
+            f"{s['total_m']:.0f} m, {s['walking_minutes']:.0f} min at {speed_kmh} km/h; "
+            f"required {s['required_m']:.0f} m, connector {s['connector_m']:.0f} m"
+        )
+        credit = self.attribution()
+        if credit:
+            gpx.copyright_author = "OpenStreetMap contributors"
+            gpx.copyright_license = "https://opendatacommons.org/licenses/odbl/1-0/"
+            gpx.description += f". Streets {credit}, ODbL"
+        coords = self.coordinates()
+        t0 = start_time or dt.datetime.combine(dt.date.today(), dt.time(8, 0), dt.UTC)
+        geod = Geod(ellps="WGS84")
+        trk = gpxpy.gpx.GPXTrack(name=name)
+        seg = gpxpy.gpx.GPXTrackSegment()
+        elapsed = 0.0
+        prev = None
+        mps = speed_kmh / 3.6
+        for lon, lat in coords:
+            if prev is not None:
+                elapsed += geod.line_length([prev[0], lon], [prev[1], lat]) / mps
+            seg.points.append(
+                gpxpy.gpx.GPXTrackPoint(lat, lon, time=t0 + dt.timedelta(seconds=elapsed))
+            )
+            prev = (lon, lat)
+        trk.segments.append(seg)
+        gpx.tracks.append(trk)
+        lon, lat = coords[0]
+        gpx.waypoints.append(gpxpy.gpx.GPXWaypoint(lat, lon, name="start"))
+        return gpx.to_xml(version="1.1")
+
+
+# ---------------------------------------------------------------------------- solver
+
+
+def _components(graph: StreetGraph, edges: list[int], extra_nodes: list[int]) -> list[list[int]]:
+    nodes = sorted({int(graph.u[e]) for e in edges} | {int(graph.v[e]) for e in edges})
+    nodes = sorted(set(nodes) | set(extra_nodes))
+    idx = {n: i for i, n in enumerate(nodes)}
+    uf = _UnionFind(len(nodes))
+    for e in edges:
+        uf.union(idx[int(graph.u[e])], idx[int(graph.v[e])])
+    groups: dict[int, list[int]] = {}
+    for n in nodes:
+        groups.setdefault(uf.find(idx[n]), []).append(n)
+    return sorted(groups.values(), key=lambda c: c[0])
+
+
+def _odd(graph: StreetGraph, counts: dict[int, int]) -> list[int]:
+    deg: dict[int, int] = {}
+    for e, c in counts.items():
+        a, b = int(graph.u[e]), int(graph.v[e])
+        deg[a] = deg.get(a, 0) + c
+        deg[b] = deg.get(b, 0) + c
+    return sorted(n for n, d in deg.items() if d % 2)
+
+
+def _match_paths(
+    graph: StreetGraph, odd: list[int], dense_limit: int
+) -> tuple[list[int], float, bool]:
+    """Edges to duplicate so ``odd`` become even: (edges, their length, provably optimal)."""
+    if not odd:
+        return [], 0.0, True
+    dist, pred = graph.dijkstra(odd)
+    sub = dist[:, odd]
+    sub = np.minimum(sub, sub.T)
+    pairs, dense = min_weight_perfect_matching(sub, dense_limit=dense_limit)
+    edges: list[int] = []
+    cost = 0.0
+    for i, j in pairs:
+        edges.extend(graph.path_edges(pred[i], odd[j]))
+        cost += float(sub[i, j])
+    return edges, cost, dense
+
+
+def _connected(graph: StreetGraph, counts: dict[int, int], important: set[int]) -> bool:
+    nodes = set(important)
+    for e, c in counts.items():
+        if c:
+            nodes.add(int(graph.u[e]))
+            nodes.add(int(graph.v[e]))
+    idx = {n: i for i, n in enumerate(nodes)}
+    uf = _UnionFind(len(idx))
+    for e, c in counts.items():
+        if c:
+            uf.union(idx[int(graph.u[e])], idx[int(graph.v[e])])
+    roots = {uf.find(idx[n]) for n in important}
+    return len(roots) <= 1
+
+
+def _cleanup(
+    graph: StreetGraph, counts: dict[int, int], required: set[int], important: set[int]
+) -> None:
+    """Drop redundant copies: any edge walked 3+ times loses two copies (parity kept);
+    a connector walked exactly twice is dropped when the walk stays connected without it."""
+    for e in list(counts):
+        floor = 1 if e in required else 0
+        while counts[e] - 2 >= max(floor, 1):
+            counts[e] -= 2
+    candidates = sorted(
+        (e for e, c in counts.items() if c == 2 and e not in required),
+        key=lambda e: -graph.length[e],
+    )
+    if len(candidates) > 3000:  # keep the cleanup linear-ish on huge instances
+        candidates = candidates[:3000]
+    for e in candidates:
+        counts[e] = 0
+        if not _connected(graph, counts, important):
+            counts[e] = 2
+    for e in [e for e, c in counts.items() if c == 0]:
+        del counts[e]
+
+
+def _euler(graph: StreetGraph, counts: dict[int, int], start: int) -> list[tuple[int, bool]]:
+    import networkx as nx
+
+    mg = nx.MultiGraph()
+    mg.add_node(start)
+    for e, c in counts.items():
+        for _ in range(c):
+            mg.add_edge(int(graph.u[e]), int(graph.v[e]), seg=e)
+    if mg.number_of_edges() == 0:
+        return []
+    out = []
+    for a, b, key in nx.eulerian_circuit(mg, source=start, keys=True):
+        e = mg[a][b][key]["seg"]
+        out.append((e, int(graph.u[e]) == a))
+    return out
+
+
+def solve(
+    graph: StreetGraph,
+    required_segment_ids: list[int],
+    start: tuple[float, float] | int | None = None,
+    dense_limit: int = DENSE_LIMIT,
+) -> PostmanResult:
+    """Shortest closed walk covering ``required_segment_ids`` (see module docstring).
+
+    Parameters
+    ----------
+    graph : StreetGraph
+        The whole network (connectors may use any street).
+    required_segment_ids : list of int
+        ``alley_segment.id`` values to walk at least once.
+    start : (lon, lat), node index or None
+        The chief's office (snapped to the nearest junction); None: the first endpoint of
+        the lowest-id required segment, i.e. a point on their own streets.
+    dense_limit : int
+        Odd-junction count above which matching uses a sparse candidate graph.
+    """
+    t0 = time.perf_counter()
+    missing = [s for s in required_segment_ids if s not in graph.edge_of]
+    if missing:
+        raise NotFound(f"segments not in the street network: {missing[:10]}", field="segments")
+    req = sorted({graph.edge_of[s] for s in required_segment_ids})
+    if not req:
+        raise ValidationError("no segments to patrol: the chief has no assigned segments")
+    if start is None:
+        first = min(req, key=lambda e: graph.seg_ids[e])
+        start_node = int(graph.u[first])
+    elif isinstance(start, (int, np.integer)):
+        start_node = int(start)
+    else:
+        start_node, _d = graph.nearest_node(float(start[0]), float(start[1]))
+    required_m = float(graph.length[req].sum())
+    counts = dict.fromkeys(req, 1)
+    comps = _components(graph, req, [start_node])
+    odd_r = _odd(graph, counts)
+    important = {n for c in comps for n in c}
+
+    if len(comps) == 1:
+        extra, cost, dense = _match_paths(graph, odd_r, dense_limit)
+        for e in extra:
+            counts[e] = counts.get(e, 0) + 1
+        exact = dense
+        if dense:
+            lower = required_m + cost
+            method = "exact: min-weight matching (complete graph)"
+        else:
+            lower = required_m + _lower_matching(graph, odd_r, dense_limit)
+            method = "matching on sparse candidate graph"
+    else:
+        # distances between pieces: multi-source Dijkstra from each piece
+        p = len(comps)
+        cd = np.full((p, p), np.inf)
+        best_target = {}
+        preds = []
+        for i, comp in enumerate(comps):
+            dist, pred, src = graph.dijkstra(comp, min_only=True)
+            preds.append((pred, src))
+            for j, other in enumerate(comps):
+                if j == i:
+                    continue
+                dj = dist[other]
+                k = int(np.argmin(dj))
+                if dj[k] < cd[i, j]:
+                    cd[i, j] = float(dj[k])
+                    best_target[(i, j)] = other[k]
+        if not np.isfinite(cd[~np.eye(p, dtype=bool)]).all():
+            bad = [i for i in range(p) if not np.isfinite(np.delete(cd[i], i)).all()]
+            segs = [int(graph.seg_ids[e]) for e in req if int(graph.u[e]) in comps[bad[0]]]
+            raise ValidationError(
+                "the assigned segments cannot all be reached from each other on the street "
+                f"network (unreachable piece with segments {segs[:10]})",
+                field="segments",
+            )
+        from scipy.sparse import csr_matrix
+        from scipy.sparse.csgraph import minimum_spanning_tree
+
+        sym = np.minimum(cd, cd.T)
+        sym[np.eye(p, dtype=bool)] = 0
+        mst = minimum_spanning_tree(csr_matrix(np.maximum(sym, 1e-6) * ~np.eye(p, dtype=bool)))
+        mst_cost = 0.0
+        for i, j in zip(*mst.nonzero(), strict=True):
+            i, j = int(i), int(j)
+            if cd[j, i] < cd[i, j]:
+                i, j = j, i
+            pred, _src = preds[i]
+            for e in graph.path_edges(pred, best_target[(i, j)]):
+                counts[e] = counts.get(e, 0) + 1
+            mst_cost += float(cd[i, j])
+        odd = _odd(graph, counts)
+        extra, _cost, _dense = _match_paths(graph, odd, dense_limit)
+        for e in extra:
+            counts[e] = counts.get(e, 0) + 1
+        _cleanup(graph, counts, set(req), important)
+        lb_match = _lower_matching(graph, odd_r, dense_limit)
+        lower = required_m + max(lb_match, mst_cost)
+        exact = False
+        method = "heuristic: MST over pieces + matching"
+
+    walk = _euler(graph, counts, start_node)
+    seen: set[int] = set()
+    steps = []
+    total = 0.0
+    reqset = set(req)
+    for e, fwd in walk:
+        first = e in reqset and e not in seen
+        seen.add(e)
+        steps.append((e, fwd, first))
+        total += float(graph.length[e])
+    if exact:
+        lower = total
+    return PostmanResult(
+        graph=graph,
+        steps=steps,
+        start_node=start_node,
+        required_m=required_m,
+        total_m=total,
+        lower_bound_m=min(lower, total),
+        exact=exact,
+        components=len(comps),
+        odd_nodes=len(odd_r),
+        seconds=time.perf_counter() - t0,
+        method=method,
+        required_segments=[int(graph.seg_ids[e]) for e in req],
+    )
+
+
+def _lower_matching(graph: StreetGraph, odd: list[int], dense_limit: int) -> float:
+    """A valid lower bound on the cost of fixing the odd junctions ``odd``.
+
+    Any closed walk covering the required edges adds a set of edges that makes their odd
+    degrees even (a T-join), which costs at least a minimum perfect matching of ``odd`` on
+    shortest paths. Up to ``dense_limit`` junctions that matching is solved exactly on the
+    complete graph; above it we use the cheaper bound "half the distance from each junction
+    to its nearest other odd junction, summed" (every junction is paired with someone).
+    """
+    if not odd:
+        return 0.0
+    dist, _pred = graph.dijkstra(odd)
+    sub = dist[:, odd]
+    sub = np.minimum(sub, sub.T)
+    if len(odd) > dense_limit:
+        masked = sub + np.diag(np.full(len(odd), np.inf))
+        return float(masked.min(axis=1).sum() / 2.0)
+    pairs, _dense = min_weight_perfect_matching(sub, dense_limit=dense_limit)
+    return float(sum(sub[i, j] for i, j in pairs))
+
+
+# ---------------------------------------------------------------------------- chiefs
+
+
+def chief_segments(session: Session, staff_id: int, day: dt.date | None = None) -> list[int]:
+    """Segment ids a chief holds on ``day`` (role alley_chief), via the assignments service."""
+    from mapsvc.services.assignments import holders
+
+    q = holders("alley_chief", "segment", day).subquery()
+    return list(
+        session.scalars(
+            sa.select(q.c.target_id).where(q.c.staff_id == staff_id).order_by(q.c.target_id)
+        )
+    )
+
+
+def chiefs(session: Session, grid_code: str | None = None, day: dt.date | None = None) -> list:
+    """(staff id, name, segment count) of chiefs holding segments (those crossing a grid)."""
+    from mapsvc.services.assignments import holders
+
+    q = holders("alley_chief", "segment", day).subquery()
+    sql = sa.select(q.c.staff_id, sa.func.count()).group_by(q.c.staff_id).order_by(q.c.staff_id)
+    if grid_code is not None:
+        gid = session.scalar(sa.text("SELECT id FROM grid WHERE code = :c"), {"c": grid_code})
+        if gid is None:
+            raise NotFound(f"grid {grid_code!r} does not exist", field="grid")
+        sql = sql.where(
+            q.c.target_id.in_(
+                sa.text(
+                    "SELECT s.id FROM alley_segment s JOIN grid g ON ST_Intersects(s.geom, g.geom) "
+                    "WHERE g.id = :gid"
+                ).bindparams(gid=gid)
+            )
+        )
+    from mapsvc.models import Staff
+
+    rows = session.execute(sql).all()
+    names = dict(
+        session.execute(
+            sa.select(Staff.id, Staff.name).where(Staff.id.in_([r[0] for r in rows]))
+        ).all()
+    )
+    return [(r[0], names.get(r[0]), r[1]) for r in rows]
+
+
+def route_for_chief(
+    session: Session,
+    staff_id: int,
+    graph: StreetGraph | None = None,
+    start: tuple[float, float] | None = None,
+    day: dt.date | None = None,
+) -> PostmanResult:
+    """The patrol route of one chief (builds the network graph unless given one)."""
+    from mapsvc.models import Staff
+
+    if session.get(Staff, staff_id) is None:
+        raise NotFound(f"staff {staff_id} does not exist", field="chief")
+    segs = chief_segments(session, staff_id, day)
+    if not segs:
+        raise ValidationError(f"staff {staff_id} holds no alley segments as chief", field="chief")
+    graph = graph or StreetGraph.load(session)
+    return solve(graph, segs, start=start)
