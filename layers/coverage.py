@@ -1,1 +1,206 @@
-"""Layer module coverage (to be written)."""
+"""Staffing coverage layer: grids by staffing status, alley segments by chief, on any date.
+
+The query half wraps :mod:`mapsvc.services.coverage` (which reads posts through
+``mapsvc.services.assignments``); the drawing half colours grids (no head / head but too
+few members / fully staffed) and segments (chief / no chief), with escaped tooltips.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from layers import register
+from layers.base import BBox, LegendItem, MapLayer, esc
+
+GRID_COLOURS = {"no_head": "#d7301f", "understaffed": "#fdae61", "staffed": "#1a9850"}
+SEGMENT_COLOURS = {"chief": "#2166ac", "no_chief": "#c51b7d"}
+
+LABELS = {
+    "zh": {
+        "no_head": "无网格长",
+        "understaffed": "网格员不足",
+        "staffed": "配齐",
+        "chief": "已设街巷长",
+        "no_chief": "未设街巷长",
+        "grid": "网格",
+        "community": "社区",
+        "head": "网格长",
+        "members": "网格员",
+        "required": "应配",
+        "two_heads": "同时有多名网格长",
+        "segment": "街巷段",
+        "chief_label": "街巷长",
+        "deputy": "副街巷长",
+        "length": "长度（米）",
+        "legend": "人员覆盖",
+        "none": "无",
+    },
+    "en": {
+        "no_head": "No grid head",
+        "understaffed": "Head, too few members",
+        "staffed": "Fully staffed",
+        "chief": "Chief assigned",
+        "no_chief": "No chief",
+        "grid": "Grid",
+        "community": "Community",
+        "head": "Grid head",
+        "members": "Grid members",
+        "required": "required",
+        "two_heads": "several grid heads at once",
+        "segment": "Alley segment",
+        "chief_label": "Chief",
+        "deputy": "Deputy",
+        "length": "Length (m)",
+        "legend": "Staffing coverage",
+        "none": "none",
+    },
+}
+
+
+def labels(locale: str) -> dict[str, str]:
+    return LABELS["en" if locale.startswith("en") else "zh"]
+
+
+def feature_collection(rows: list[dict], keep: tuple[str, ...]) -> dict:
+    """GeoJSON FeatureCollection from rows carrying a ``geometry`` GeoJSON text."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "id": r["id"],
+                "geometry": json.loads(r["geometry"]),
+                "properties": {k: r.get(k) for k in keep},
+            }
+            for r in rows
+        ],
+    }
+
+
+GRID_KEYS = (
+    "id",
+    "code",
+    "name",
+    "community_name",
+    "subdistrict_name",
+    "status",
+    "head_name",
+    "heads",
+    "members",
+    "members_required",
+    "member_names",
+    "multiple_heads",
+    "area_km2",
+)
+SEGMENT_KEYS = (
+    "id",
+    "code",
+    "name",
+    "community_name",
+    "status",
+    "chief_name",
+    "deputy_name",
+    "length_m",
+)
+
+
+@register
+class CoverageLayer(MapLayer):
+    name = "coverage"
+    title_zh = "人员覆盖"
+    title_en = "Staffing coverage"
+
+    def query(
+        self,
+        session,  # noqa: ANN001
+        bbox: BBox | None = None,
+        *,
+        day: dt.date | None = None,
+        members_required: int = 2,
+        **filters: Any,
+    ) -> dict:
+        """Grids and segments (GeoJSON) with their staffing status on ``day``."""
+        from mapsvc.services.coverage import grid_status, segment_status
+
+        day = day or dt.date.today()
+        grids = grid_status(
+            session, day, members_required=members_required, bbox=bbox, geometry=True
+        )
+        segments = segment_status(session, day, bbox=bbox, geometry=True)
+        return {
+            "date": day.isoformat(),
+            "members_required": members_required,
+            "grids": feature_collection(grids, GRID_KEYS),
+            "segments": feature_collection(segments, SEGMENT_KEYS),
+        }
+
+    def grid_tip(self, p: dict, lab: dict[str, str]) -> str:
+        lines = [
+            f"<b>{esc(p['name'] or p['code'])}</b> ({esc(p['code'])})",
+            f"{lab['community']}: {esc(p['community_name'])}",
+            f"{lab['head']}: {esc(p['head_name'] or lab['none'])}",
+            f"{lab['members']}: {int(p['members'])} / {lab['required']} "
+            f"{int(p['members_required'])}",
+        ]
+        if p["member_names"]:
+            lines.append(esc("、".join(p["member_names"])))
+        if p["multiple_heads"]:
+            lines.append(f'<span style="color:#d7301f">⚠ {lab["two_heads"]}</span>')
+        lines.append(f"<i>{esc(lab[p['status']])}</i>")
+        return "<br>".join(lines)
+
+    def segment_tip(self, p: dict, lab: dict[str, str]) -> str:
+        return "<br>".join(
+            [
+                f"<b>{esc(p['name'] or p['code'])}</b>",
+                f"{lab['chief_label']}: {esc(p['chief_name'] or lab['none'])}",
+                f"{lab['deputy']}: {esc(p['deputy_name'] or lab['none'])}",
+                f"{lab['length']}: {round(p['length_m'] or 0)}",
+                f"<i>{esc(lab[p['status']])}</i>",
+            ]
+        )
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        """A FeatureGroup with the grid polygons and segment lines, tooltips escaped."""
+        import folium
+
+        lab = labels(locale)
+        group = folium.FeatureGroup(name=self.title(locale), show=True)
+        grids = data["grids"]
+        for f in grids["features"]:
+            f["properties"]["tip"] = self.grid_tip(f["properties"], lab)
+        folium.GeoJson(
+            grids,
+            name="grids",
+            style_function=lambda f: {
+                "fillColor": GRID_COLOURS[f["properties"]["status"]],
+                "color": "#444",
+                "weight": 1,
+                "fillOpacity": 0.55,
+            },
+            highlight_function=lambda f: {"weight": 3, "color": "#000"},
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        ).add_to(group)
+        segs = data["segments"]
+        for f in segs["features"]:
+            f["properties"]["tip"] = self.segment_tip(f["properties"], lab)
+        if segs["features"]:
+            folium.GeoJson(
+                segs,
+                name="segments",
+                style_function=lambda f: {
+                    "color": SEGMENT_COLOURS[f["properties"]["status"]],
+                    "weight": 5 if f["properties"]["status"] == "no_chief" else 3,
+                    "opacity": 0.9,
+                },
+                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+            ).add_to(group)
+        return group
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        lab = labels(locale)
+        return [LegendItem(c, lab[s]) for s, c in GRID_COLOURS.items()] + [
+            LegendItem(c, lab[s]) for s, c in SEGMENT_COLOURS.items()
+        ]

@@ -1,1 +1,305 @@
-"""Layer module density (to be written)."""
+"""Staff density choropleth (staff or service centres per km²) and the staffing quota map.
+
+The query half calls :func:`mapsvc.services.density.density` for the chosen level and
+classifies the values with mapclassify (natural breaks, quantiles or equal interval, picked
+by the user); the drawing half colours the areas by class, with a legend of class ranges
+and the values in escaped tooltips. :class:`QuotaLayer` maps each community's shortfall or
+surplus against :func:`mapsvc.services.quota.quota_table`.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+from layers import register
+from layers.base import BBox, LegendItem, MapLayer, esc
+
+#: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
+PALETTE = [
+    "#ffffcc",
+    "#ffeda0",
+    "#fed976",
+    "#feb24c",
+    "#fd8d3c",
+    "#fc4e2a",
+    "#e31a1c",
+    "#bd0026",
+    "#800026",
+]
+NO_DATA = "#cccccc"
+
+GROUP_LABELS = {
+    "all": ("全部人员", "All staff"),
+    "community_workers": ("社区工作者", "Community workers"),
+    "grid_staff": ("网格长和网格员", "Grid heads and members"),
+    "alley_chiefs": ("街巷长", "Alley chiefs"),
+    "dispatched": ("下沉人员", "Dispatched professionals"),
+    "centres": ("党群服务中心", "Service centres"),
+}
+LEVEL_LABELS = {
+    "grid": ("网格", "Grid"),
+    "community": ("社区", "Community"),
+    "subdistrict": ("街道", "Subdistrict"),
+    "district": ("区", "District"),
+}
+SCHEME_LABELS = {
+    "natural_breaks": ("自然断点", "Natural breaks"),
+    "quantiles": ("分位数", "Quantiles"),
+    "equal_interval": ("等间距", "Equal interval"),
+}
+TIP = {
+    "area": ("面积（平方公里）", "Area (km²)"),
+    "population": ("人口", "Population"),
+    "staff": ("人员", "Staff"),
+    "per_km2": ("每平方公里", "per km²"),
+    "per_10k": ("每万人", "per 10,000 residents"),
+    "centres": ("服务中心", "Service centres"),
+    "in": ("所属", "In"),
+    "unit": ("人/平方公里", "per km²"),
+    "centre_unit": ("个/平方公里", "per km²"),
+}
+
+
+def t(pair: tuple[str, str], locale: str) -> str:
+    """Pick the Chinese or English text of a (zh, en) pair."""
+    return pair[1] if locale.startswith("en") else pair[0]
+
+
+def palette(k: int) -> list[str]:
+    """``k`` colours spread over :data:`PALETTE`, light to dark."""
+    if k <= 1:
+        return [PALETTE[4]][:k] or []
+    return [PALETTE[round(i * (len(PALETTE) - 1) / (k - 1))] for i in range(k)]
+
+
+def _fmt(v: float | None, nd: int = 1) -> str:
+    return "—" if v is None else f"{v:,.{nd}f}"
+
+
+@register
+class DensityLayer(MapLayer):
+    name = "density"
+    title_zh = "人员密度"
+    title_en = "Staff density"
+
+    def query(
+        self,
+        session,  # noqa: ANN001
+        bbox: BBox | None = None,
+        *,
+        level: str = "community",
+        group: str = "all",
+        scheme: str = "natural_breaks",
+        k: int = 5,
+        day: dt.date | None = None,
+        **filters: Any,
+    ) -> dict:
+        """Areas at ``level`` with counts, per-km² values, class and the class bins."""
+        from mapsvc.services.density import check_level_group, classify, density, value_key
+
+        check_level_group(level, group)
+        day = day or dt.date.today()
+        rows = density(session, level, day, bbox=bbox, geometry=True)
+        key = value_key(group)
+        cls = classify([r[key] for r in rows], scheme, k)
+        features = []
+        for r, c in zip(rows, cls["classes"], strict=True):
+            props = {kk: v for kk, v in r.items() if kk != "geometry"}
+            props["value"] = r[key]
+            props["class"] = c
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": r["id"],
+                    "geometry": json.loads(r["geometry"]),
+                    "properties": props,
+                }
+            )
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            "date": day.isoformat(),
+            "level": level,
+            "group": group,
+            "value_key": key,
+            "classification": {kk: v for kk, v in cls.items() if kk != "classes"},
+        }
+
+    def tip(self, p: dict, data: dict, locale: str) -> str:
+        group = data["group"]
+        unit = t(TIP["centre_unit"] if group == "centres" else TIP["unit"], locale)
+        lines = [f"<b>{esc(p['name'])}</b> ({esc(p['code'])})"]
+        if p.get("parent_name"):
+            lines.append(f"{t(TIP['in'], locale)}: {esc(p['parent_name'])}")
+        lines.append(
+            f"<b>{esc(t(GROUP_LABELS[group], locale))}: {_fmt(p['value'])} {esc(unit)}</b>"
+        )
+        lines.append(
+            f"{t(TIP['staff'], locale)}: {int(p['staff'])} · "
+            f"{t(TIP['area'], locale)}: {_fmt(p['area_km2'], 3)}"
+        )
+        for g in ("community_workers", "grid_staff", "alley_chiefs", "dispatched"):
+            if data["level"] == "grid" and g in ("community_workers", "dispatched"):
+                continue
+            lines.append(f"{esc(t(GROUP_LABELS[g], locale))}: {int(p[g])}")
+        lines.append(
+            f"{t(TIP['population'], locale)}: {int(p['population']):,} · "
+            f"{t(TIP['per_10k'], locale)}: {_fmt(p['staff_per_10k'])}"
+        )
+        lines.append(
+            f"{t(TIP['centres'], locale)}: {int(p['centres'])} "
+            f"({_fmt(p['centres_per_km2'], 2)} / km²)"
+        )
+        return "<br>".join(lines)
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        """A GeoJson choropleth coloured by class, values in tooltips."""
+        import folium
+
+        colours = palette(data["classification"]["k"])
+        for f in data["features"]:
+            f["properties"]["tip"] = self.tip(f["properties"], data, locale)
+            c = f["properties"]["class"]
+            f["properties"]["fill"] = NO_DATA if c is None else colours[c]
+        group = folium.FeatureGroup(name=self.title(locale), show=True)
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": data["features"]},
+            name=self.name,
+            style_function=lambda f: {
+                "fillColor": f["properties"]["fill"],
+                "color": "#555",
+                "weight": 1,
+                "fillOpacity": 0.75,
+            },
+            highlight_function=lambda f: {"weight": 3, "color": "#000"},
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        ).add_to(group)
+        return group
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        cls = data["classification"]
+        colours = palette(cls["k"])
+        items = []
+        lower = cls["min"]
+        for colour, upper in zip(colours, cls["bins"], strict=True):
+            items.append(LegendItem(colour, f"{_fmt(lower)} – {_fmt(upper)}"))
+            lower = upper
+        return items
+
+    def legend_title(self, data: dict, locale: str) -> str:
+        group = data["group"]
+        unit = t(TIP["centre_unit"] if group == "centres" else TIP["unit"], locale)
+        return (
+            f"{t(GROUP_LABELS[group], locale)} ({unit}) · "
+            f"{t(SCHEME_LABELS[data['classification']['scheme']], locale)}"
+        )
+
+
+QUOTA_COLOURS = {
+    "shortfall_big": "#b2182b",
+    "shortfall": "#ef8a62",
+    "balanced": "#f7f7f7",
+    "surplus": "#67a9cf",
+    "surplus_big": "#2166ac",
+}
+QUOTA_LABELS = {
+    "shortfall_big": ("缺编 ≥ 5 人", "Shortfall ≥ 5"),
+    "shortfall": ("缺编 1–4 人", "Shortfall 1–4"),
+    "balanced": ("持平", "Balanced"),
+    "surplus": ("超编 1–4 人", "Surplus 1–4"),
+    "surplus_big": ("超编 ≥ 5 人", "Surplus ≥ 5"),
+}
+
+
+def quota_band(gap: int) -> str:
+    """Colour band of a community's gap (actual − required)."""
+    if gap <= -5:
+        return "shortfall_big"
+    if gap < 0:
+        return "shortfall"
+    if gap == 0:
+        return "balanced"
+    return "surplus" if gap < 5 else "surplus_big"
+
+
+@register
+class QuotaLayer(MapLayer):
+    name = "quota"
+    title_zh = "员额缺编/超编"
+    title_en = "Staffing quota gap"
+
+    def query(
+        self,
+        session,  # noqa: ANN001
+        bbox: BBox | None = None,
+        *,
+        day: dt.date | None = None,
+        coef: dict[str, float] | None = None,
+        group: str = "all",
+        **filters: Any,
+    ) -> dict:
+        """Communities (GeoJSON) with required, actual and gap from the quota table."""
+        import sqlalchemy as sa
+
+        from mapsvc.models import Community
+        from mapsvc.services.quota import quota_table
+
+        table = quota_table(session, day, coef, group)
+        q = sa.select(Community.id, sa.func.ST_AsGeoJSON(Community.geom, 6))
+        if bbox is not None:
+            q = q.where(sa.func.ST_Intersects(Community.geom, sa.func.ST_MakeEnvelope(*bbox, 4326)))
+        geoms = dict(session.execute(q).all())
+        features = [
+            {
+                "type": "Feature",
+                "id": r["id"],
+                "geometry": json.loads(geoms[r["id"]]),
+                "properties": {**r, "band": quota_band(r["gap"])},
+            }
+            for r in table["rows"]
+            if r["id"] in geoms
+        ]
+        return {
+            "type": "FeatureCollection",
+            "features": features,
+            **{k: v for k, v in table.items() if k != "rows"},
+        }
+
+    def tip(self, p: dict, locale: str) -> str:
+        en = locale.startswith("en")
+        return "<br>".join(
+            [
+                f"<b>{esc(p['name'])}</b> ({esc(p['code'])})",
+                f"{'Required' if en else '核定员额'}: {p['required']} ({p['required_exact']:.2f})",
+                f"{'Actual' if en else '实有人员'}: {p['actual']}",
+                f"<b>{esc(t(QUOTA_LABELS[p['band']], locale))}: {p['gap']:+d}</b>",
+                f"{'Population' if en else '人口'}: {p['population']:,} · "
+                f"{'Enterprises' if en else '企业'}: {p['enterprises']} · "
+                f"{'Area' if en else '面积'}: {p['area_km2']:.3f} km²",
+            ]
+        )
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+
+        for f in data["features"]:
+            f["properties"]["tip"] = self.tip(f["properties"], locale)
+        group = folium.FeatureGroup(name=self.title(locale), show=True)
+        folium.GeoJson(
+            {"type": "FeatureCollection", "features": data["features"]},
+            name=self.name,
+            style_function=lambda f: {
+                "fillColor": QUOTA_COLOURS[f["properties"]["band"]],
+                "color": "#555",
+                "weight": 1,
+                "fillOpacity": 0.75,
+            },
+            highlight_function=lambda f: {"weight": 3, "color": "#000"},
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+        ).add_to(group)
+        return group
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        return [LegendItem(c, t(QUOTA_LABELS[b], locale)) for b, c in QUOTA_COLOURS.items()]

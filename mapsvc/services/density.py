@@ -37,6 +37,8 @@ ROLE_GROUPS: dict[str, tuple[str, ...]] = {
     "dispatched": ("dispatched",),
 }
 GROUPS = ("all", *ROLE_GROUPS)
+#: what a density map can show: staff (all or a group) or service centres
+MEASURES = (*GROUPS, "centres")
 LEVELS = ("grid", "community", "subdistrict", "district")
 #: groups whose posts are held at community level and so have no grid
 COMMUNITY_ONLY_GROUPS = ("community_workers", "dispatched")
@@ -76,9 +78,9 @@ def check_level_group(level: str, group: str = "all") -> None:
         raise ValidationError(
             f"level must be one of {', '.join(LEVELS)}; got {level!r}", field="level"
         )
-    if group not in GROUPS:
+    if group not in MEASURES:
         raise ValidationError(
-            f"group must be one of {', '.join(GROUPS)}; got {group!r}", field="group"
+            f"group must be one of {', '.join(MEASURES)}; got {group!r}", field="group"
         )
     if level == "grid" and group in COMMUNITY_ONLY_GROUPS:
         raise ValidationError(
@@ -200,7 +202,7 @@ def density(
 
 def value_key(group: str) -> str:
     """Name of the per-km² field of ``group`` in :func:`density` rows."""
-    return "staff_per_km2" if group == "all" else f"{group}_per_km2"
+    return "staff_per_km2" if group == "all" else f"{group}_per_km2"  # also "centres"
 
 
 def classify(values: list[float | None], scheme: str = "natural_breaks", k: int = 5) -> dict:

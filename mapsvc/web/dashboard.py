@@ -1,5 +1,362 @@
-"""Blueprint dashboard (to be written)."""
+"""Leadership dashboard, coverage / density / quota map pages and their JSON (thin views).
 
-from flask import Blueprint
+Pages: ``/dashboard`` (endpoint ``dashboard_page``), ``/coverage``, ``/density``, ``/quota``.
+JSON: ``/api/dashboard[/district|/subdistricts|/communities|/charts]``, ``/api/coverage``
+(+ ``/grids``, ``/segments`` GeoJSON), ``/api/density``, ``/api/quota`` (+ ``.csv``,
+``.xlsx``). Every view takes ``?date=YYYY-MM-DD`` (default today).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask_babel import gettext as _
+
+from layers import get_layer
+from layers.base import add_legend, esc, parse_bbox
+from layers.offline import vendor_url
+from mapsvc.db import get_session
+from mapsvc.i18n import current_locale
+from mapsvc.services import coverage as coverage_svc
+from mapsvc.services import dashboard as dashboard_svc
+from mapsvc.services import quota as quota_svc
+from mapsvc.services.errors import ValidationError
+from mapsvc.web.render import folium_page, nav_html
 
 bp = Blueprint("dashboard", __name__)
+
+DEFAULT_CENTRE = (24.91, 118.59)  # Licheng, Quanzhou
+
+
+# --------------------------------------------------------------------------- request parsing
+
+
+def _day() -> dt.date:
+    return coverage_svc.parse_day(request.args.get("date"))
+
+
+def _members_required() -> int:
+    return int(current_app.config.get("GRID_MEMBERS_REQUIRED", 2))
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be an integer; got {raw[:20]!r}", field=name) from None
+
+
+def _coef() -> dict[str, float]:
+    return quota_svc.coefficients(
+        current_app.config, {k: request.args.get(k) for k in quota_svc.COEFFICIENT_NAMES}
+    )
+
+
+def _density_args() -> dict[str, Any]:
+    return {
+        "level": request.args.get("level", "community"),
+        "group": request.args.get("group", "all"),
+        "scheme": request.args.get("scheme", "natural_breaks"),
+        "k": _int_arg("k", 5),
+        "day": _day(),
+    }
+
+
+def _overview() -> dict[str, Any]:
+    return dashboard_svc.overview(
+        get_session(), _day(), members_required=_members_required(), quota_coef=_coef()
+    )
+
+
+# --------------------------------------------------------------------------- JSON
+
+
+@bp.get("/api/dashboard")
+def api_dashboard():  # noqa: ANN201
+    return jsonify(_overview())
+
+
+@bp.get("/api/dashboard/<part>")
+def api_dashboard_part(part: str):  # noqa: ANN201
+    data = _overview()
+    if part not in ("district", "subdistricts", "communities", "charts", "sources"):
+        raise ValidationError(
+            f"unknown dashboard part {part!r}; use district, subdistricts, communities, "
+            "charts or sources",
+            field="part",
+        )
+    return jsonify({"date": data["date"], part: data[part]})
+
+
+@bp.get("/api/coverage")
+def api_coverage():  # noqa: ANN201
+    return jsonify(
+        coverage_svc.coverage_report(get_session(), _day(), members_required=_members_required())
+    )
+
+
+@bp.get("/api/coverage/<kind>")
+def api_coverage_features(kind: str):  # noqa: ANN201
+    if kind not in ("grids", "segments"):
+        raise ValidationError(f"use /api/coverage/grids or /segments; got {kind!r}", field="kind")
+    data = get_layer("coverage").query(
+        get_session(),
+        parse_bbox(request.args.get("bbox")),
+        day=_day(),
+        members_required=_members_required(),
+    )
+    return jsonify({**data[kind], "date": data["date"]})
+
+
+@bp.get("/api/density")
+def api_density():  # noqa: ANN201
+    return jsonify(
+        get_layer("density").query(
+            get_session(), parse_bbox(request.args.get("bbox")), **_density_args()
+        )
+    )
+
+
+def _quota_table() -> dict[str, Any]:
+    return quota_svc.quota_table(get_session(), _day(), _coef(), request.args.get("group", "all"))
+
+
+@bp.get("/api/quota")
+def api_quota():  # noqa: ANN201
+    return jsonify(_quota_table())
+
+
+@bp.get("/api/quota.csv")
+def api_quota_csv():  # noqa: ANN201
+    table = _quota_table()
+    body = quota_svc.to_csv(table, current_locale()).encode("utf-8-sig")
+    return Response(
+        body,
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="quota-{table["date"]}.csv"'},
+    )
+
+
+@bp.get("/api/quota.xlsx")
+def api_quota_xlsx():  # noqa: ANN201
+    table = _quota_table()
+    return Response(
+        quota_svc.to_xlsx(table, current_locale()),
+        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
+        headers={"Content-Disposition": f'attachment; filename="quota-{table["date"]}.xlsx"'},
+    )
+
+
+# --------------------------------------------------------------------------- map pages
+
+
+def _bounds(*collections: dict) -> list[list[float]] | None:
+    from shapely.geometry import shape
+
+    boxes = [shape(f["geometry"]).bounds for fc in collections for f in fc["features"]]
+    if not boxes:
+        return None
+    return [
+        [min(b[1] for b in boxes), min(b[0] for b in boxes)],
+        [max(b[3] for b in boxes), max(b[2] for b in boxes)],
+    ]
+
+
+def _map(*collections: dict):  # noqa: ANN202 - folium.Map
+    import folium
+
+    m = folium.Map(location=DEFAULT_CENTRE, zoom_start=14, tiles=None, control_scale=True)
+    bounds = _bounds(*collections)
+    if bounds:
+        m.fit_bounds(bounds)
+    return m
+
+
+def _panel(html: str) -> str:
+    return (
+        '<div class="staffing-panel" style="position:absolute;top:44px;right:10px;z-index:1000;'
+        "width:300px;max-height:calc(100% - 90px);overflow:auto;background:rgba(255,255,255,.95);"
+        "padding:10px 12px;border-radius:6px;font:13px/1.5 'Noto Sans CJK SC','Microsoft YaHei',"
+        f'sans-serif;box-shadow:0 1px 6px rgba(0,0,0,.3)">{html}</div>'
+        f'<div style="position:absolute;bottom:2px;right:6px;z-index:1000;font:11px sans-serif;'
+        f'color:#333;background:rgba(255,255,255,.7);padding:0 4px">{esc(_("Data"))}: '
+        "Vonng/adcode, CC BY 4.0</div>"
+    )
+
+
+def _date_form(endpoint: str, day: dt.date, hidden: dict[str, str] | None = None) -> str:
+    fields = "".join(
+        f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in (hidden or {}).items()
+    )
+    return (
+        f'<form method="get" action="{esc(url_for(endpoint))}" style="margin:0 0 8px">'
+        f"{fields}<label>{esc(_('Date'))} "
+        f'<input type="date" name="date" value="{day.isoformat()}"></label> '
+        f'<button type="submit">{esc(_("Show"))}</button></form>'
+    )
+
+
+def _finish(m, layer_name: str, data: dict, legend_title: str, panel: str, title: str) -> str:  # noqa: ANN001
+    layer = get_layer(layer_name)
+    loc = current_locale()
+    layer.draw(data, loc).add_to(m)
+    add_legend(m, legend_title, layer.legend(data, loc))
+    import branca.element
+
+    m.get_root().html.add_child(branca.element.Element(_panel(panel)))
+    return folium_page(m, active="dashboard.dashboard_page", title=title)
+
+
+@bp.get("/coverage")
+def coverage_page():  # noqa: ANN201
+    day = _day()
+    session = get_session()
+    data = get_layer("coverage").query(session, day=day, members_required=_members_required())
+    rep = coverage_svc.coverage_report(session, day, members_required=_members_required())
+    s, un = rep["summary"], rep["uncovered"]
+    status = {
+        "no_head": _("No grid head"),
+        "understaffed": _("Head, too few members"),
+    }
+    grid_items = "".join(
+        f"<li>{esc(g['code'])} {esc(g['community_name'])}: {esc(status[g['status']])}"
+        f" ({esc(_('members'))} {g['members']})</li>"
+        for g in un["grids"]
+    )
+    seg_items = "".join(
+        f"<li>{esc(x['name'] or x['code'])} · {esc(x['community_name'] or '')}</li>"
+        for x in un["segments"]
+    )
+    panel = (
+        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staffing coverage'))}</h3>"
+        + _date_form("dashboard.coverage_page", day)
+        + f"<div>{esc(_('Grids with a head'))}: <b>{s['grids_headed_pct'] or 0}%</b> · "
+        f"{esc(_('fully staffed'))}: <b>{s['grids_staffed_pct'] or 0}%</b></div>"
+        f"<div>{esc(_('Alley segments with a chief'))}: <b>{s['segments_chief_pct'] or 0}%</b>"
+        "</div>"
+        f"<h4 style='margin:8px 0 2px'>{esc(_('Uncovered grids'))}: "
+        f"<span class='count-grids'>{un['grids_count']}</span></h4>"
+        f"<ul style='margin:0;padding-left:18px'>{grid_items}</ul>"
+        f"<h4 style='margin:8px 0 2px'>{esc(_('Alley segments without a chief'))}: "
+        f"<span class='count-segments'>{un['segments_count']}</span></h4>"
+        f"<ul style='margin:0;padding-left:18px'>{seg_items}</ul>"
+    )
+    if un["multiple_heads_count"]:
+        panel += (
+            f"<h4 style='margin:8px 0 2px;color:#d7301f'>{esc(_('Grids with several heads'))}: "
+            f"{un['multiple_heads_count']}</h4><ul style='margin:0;padding-left:18px'>"
+            + "".join(f"<li>{esc(g['code'])}</li>" for g in un["multiple_heads"])
+            + "</ul>"
+        )
+    m = _map(data["grids"], data["segments"])
+    title = f"{_('Staffing coverage')} · {day.isoformat()}"
+    return _finish(m, "coverage", data, _("Staffing coverage"), panel, title)
+
+
+def _select(name: str, options: list[tuple[str, str]], current: str) -> str:
+    opts = "".join(
+        f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(label)}</option>'
+        for v, label in options
+    )
+    return f'<select name="{esc(name)}">{opts}</select>'
+
+
+@bp.get("/density")
+def density_page():  # noqa: ANN201
+    from layers.density import GROUP_LABELS, LEVEL_LABELS, SCHEME_LABELS, t
+
+    args = _density_args()
+    loc = current_locale()
+    layer = get_layer("density")
+    data = layer.query(get_session(), **args)
+    form = (
+        f'<form method="get" action="{esc(url_for("dashboard.density_page"))}" '
+        'style="display:grid;grid-template-columns:auto 1fr;gap:4px 8px;align-items:center">'
+        f"<label>{esc(_('Level'))}</label>"
+        + _select("level", [(k, t(v, loc)) for k, v in LEVEL_LABELS.items()], args["level"])
+        + f"<label>{esc(_('Staff'))}</label>"
+        + _select("group", [(k, t(v, loc)) for k, v in GROUP_LABELS.items()], args["group"])
+        + f"<label>{esc(_('Classes'))}</label>"
+        + _select("scheme", [(k, t(v, loc)) for k, v in SCHEME_LABELS.items()], args["scheme"])
+        + f"<label>{esc(_('Number of classes'))}</label>"
+        + f'<input type="number" name="k" min="2" max="9" value="{args["k"]}">'
+        + f"<label>{esc(_('Date'))}</label>"
+        + f'<input type="date" name="date" value="{args["day"].isoformat()}">'
+        + f'<span></span><button type="submit">{esc(_("Show"))}</button></form>'
+    )
+    values = [f["properties"]["value"] for f in data["features"] if f["properties"]["value"]]
+    top = sorted(data["features"], key=lambda f: f["properties"]["value"] or 0, reverse=True)[:5]
+    top_html = "".join(
+        f"<li>{esc(f['properties']['name'])}: {f['properties']['value']:.1f}</li>" for f in top
+    )
+    panel = (
+        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staff density'))}</h3>"
+        + form
+        + f"<div style='margin-top:8px'>{esc(_('Areas'))}: {len(data['features'])}"
+        + (f" · {esc(_('max'))} {max(values):.1f}" if values else "")
+        + f"</div><ol style='margin:4px 0 0;padding-left:20px'>{top_html}</ol>"
+    )
+    m = _map(data)
+    title = f"{_('Staff density')} · {t(LEVEL_LABELS[args['level']], loc)}"
+    return _finish(m, "density", data, layer.legend_title(data, loc), panel, title)
+
+
+@bp.get("/quota")
+def quota_page():  # noqa: ANN201
+    day = _day()
+    coef = _coef()
+    group = request.args.get("group", "all")
+    data = get_layer("quota").query(get_session(), day=day, coef=coef, group=group)
+    tot = data["totals"]
+    keep = {**{k: str(v) for k, v in coef.items()}, "group": group}
+    q = {**keep, "date": day.isoformat(), "lang": current_locale()}
+    rows = sorted(data["features"], key=lambda f: f["properties"]["gap"])
+    table = "".join(
+        f"<tr><td>{esc(f['properties']['name'])}</td><td>{f['properties']['required']}</td>"
+        f"<td>{f['properties']['actual']}</td><td>{f['properties']['gap']:+d}</td></tr>"
+        for f in rows
+    )
+    panel = (
+        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staffing quota'))}</h3>"
+        + _date_form("dashboard.quota_page", day, keep)
+        + f"<div>{esc(_('Formula'))}: {coef['a']:g} × {esc(_('population'))}/10000 + "
+        f"{coef['b']:g} × km² + {coef['c']:g} × {esc(_('enterprises'))}/100</div>"
+        f"<div>{esc(_('Required'))}: <b>{tot['required']}</b> · {esc(_('Actual'))}: "
+        f"<b>{tot['actual']}</b> · {esc(_('Shortfall'))}: <b>{tot['shortfall']}</b></div>"
+        f'<div><a href="{esc(url_for("dashboard.api_quota_csv", **q))}">CSV</a> · '
+        f'<a href="{esc(url_for("dashboard.api_quota_xlsx", **q))}">Excel</a></div>'
+        f"<table style='width:100%;border-collapse:collapse;margin-top:6px'><tr>"
+        f"<th align=left>{esc(_('Community'))}</th><th>{esc(_('Required'))}</th>"
+        f"<th>{esc(_('Actual'))}</th><th>±</th></tr>{table}</table>"
+    )
+    m = _map(data)
+    return _finish(m, "quota", data, _("Staffing quota"), panel, _("Staffing quota"))
+
+
+# --------------------------------------------------------------------------- dashboard
+
+
+@bp.get("/dashboard")
+def dashboard_page():  # noqa: ANN201
+    data = _overview()
+    loc = current_locale()
+    labels = {
+        "staff_per_km2": _("Staff per km²"),
+        "district_value": _("District"),
+        "incidents": _("Incidents"),
+    }
+    return render_template(
+        "dashboard.html",
+        data=data,
+        d=data["district"],
+        labels=labels,
+        locale=loc,
+        nav=nav_html("dashboard.dashboard_page"),
+        chartjs=vendor_url("chartjs"),
+        lang_args={"lang": loc},
+    )
