@@ -1,1 +1,315 @@
-"""Layer module patrol_routes (to be written)."""
+"""Patrol layers: chiefs' daily routes (日巡查) and what was patrolled today / this week.
+
+``patrol_routes`` draws, for one chief or every chief of a grid, the assigned segments
+highlighted, the route with direction arrows (leaflet-textpath, vendored) and order numbers
+along it, and the start point. ``patrolled`` colours every assigned segment by whether it
+was patrolled on the day, earlier in the week, or not at all.
+
+Both follow :class:`layers.base.MapLayer`: ``query`` needs only a session, ``draw`` only the
+data. Text from data (names) is escaped before it reaches a tooltip.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import sqlalchemy as sa
+
+from layers import register
+from layers.base import BBox, LegendItem, MapLayer, esc
+
+ROUTE_COLOURS = ["#d7301f", "#2b8cbe", "#31a354", "#756bb1", "#e6550d", "#636363", "#c51b8a"]
+ASSIGNED_COLOUR = "#fdae6b"
+OSM_CREDIT = "© OpenStreetMap contributors"
+#: at most this many order numbers per route (long routes get every n-th step labelled)
+MAX_LABELS = 60
+
+T = {
+    "zh_CN": {
+        "routes": "巡查路线",
+        "assigned": "分配路段",
+        "route": "巡查路线（箭头为方向）",
+        "start": "起点",
+        "chief": "街巷长",
+        "total": "总长（米）",
+        "minutes": "步行（分钟）",
+        "step": "顺序",
+        "segment": "路段",
+        "patrolled": "巡查情况",
+        "today": "今日已巡查",
+        "week": "本周已巡查",
+        "none": "本周未巡查",
+        "kind_required": "必经",
+        "kind_connector": "连接",
+    },
+    "en": {
+        "routes": "Patrol routes",
+        "assigned": "Assigned segments",
+        "route": "Patrol route (arrows show direction)",
+        "start": "Start",
+        "chief": "Chief",
+        "total": "Total (m)",
+        "minutes": "Walking (min)",
+        "step": "Step",
+        "segment": "Segment",
+        "patrolled": "Patrolled",
+        "today": "Patrolled today",
+        "week": "Patrolled this week",
+        "none": "Not patrolled this week",
+        "kind_required": "required",
+        "kind_connector": "connector",
+    },
+}
+
+
+def _t(locale: str) -> dict[str, str]:
+    return T["en"] if locale.startswith("en") else T["zh_CN"]
+
+
+def _segments_fc(session, ids: list[int], extra: dict[int, dict] | None = None) -> dict:  # noqa: ANN001
+    if not ids:
+        return {"type": "FeatureCollection", "features": []}
+    rows = session.execute(
+        sa.text(
+            "SELECT id, code, name, source, length_m, ST_AsGeoJSON(geom, 7) "
+            "FROM alley_segment WHERE id = ANY(:ids) ORDER BY id"
+        ),
+        {"ids": ids},
+    ).all()
+    import json
+
+    feats = []
+    for r in rows:
+        props = {"segment_id": r[0], "code": r[1], "name": r[2], "source": r[3]}
+        props["length_m"] = round(float(r[4]), 1)
+        props.update((extra or {}).get(r[0], {}))
+        feats.append({"type": "Feature", "geometry": json.loads(r[5]), "properties": props})
+    return {"type": "FeatureCollection", "features": feats}
+
+
+@register
+class PatrolRoutesLayer(MapLayer):
+    name = "patrol_routes"
+    title_zh = "巡查路线"
+    title_en = "Patrol routes"
+
+    def query(
+        self,
+        session,  # noqa: ANN001
+        bbox: BBox | None = None,
+        chief: int | None = None,
+        grid: str | None = None,
+        day: dt.date | None = None,
+        start: tuple[float, float] | None = None,
+        speed_kmh: float = 4.5,
+        **filters: Any,
+    ) -> dict:
+        """Routes of one chief (``chief``) or of every chief holding segments in ``grid``."""
+        from mapsvc.services import postman
+
+        if chief is not None:
+            from mapsvc.models import Staff
+
+            st = session.get(Staff, chief)
+            chiefs = [(chief, st.name if st else None, 0)]
+        elif grid is not None:
+            chiefs = postman.chiefs(session, grid, day)
+        else:
+            chiefs = []
+        routes = []
+        assigned: dict[int, dict] = {}
+        graph = postman.graph_for(session) if chiefs else None
+        for i, (staff_id, name, _n) in enumerate(chiefs):
+            res = postman.route_for_chief(
+                session, staff_id, graph=graph, start=start if chief else None, day=day
+            )
+            fc = res.to_geojson(speed_kmh, staff_id=staff_id, chief=name)
+            fc["coordinates"] = res.coordinates()
+            fc["colour"] = ROUTE_COLOURS[i % len(ROUTE_COLOURS)]
+            routes.append(fc)
+            for s in res.required_segments:
+                assigned[s] = {"chief": name, "staff_id": staff_id}
+        segs = _segments_fc(session, sorted(assigned), assigned)
+        osm = any(f["properties"]["source"] == "osm" for f in segs["features"])
+        return {"routes": routes, "assigned": segs, "attribution": OSM_CREDIT if osm else None}
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+        from folium.plugins import PolyLineTextPath
+
+        t = _t(locale)
+        fg = folium.FeatureGroup(name=t["routes"], show=True)
+        feats = []
+        for f in data["assigned"]["features"]:
+            p = f["properties"]
+            feats.append(
+                {
+                    **f,
+                    "properties": {
+                        "segment": esc(p.get("name") or p.get("code")),
+                        "chief": esc(p.get("chief")),
+                        "length": p.get("length_m"),
+                    },
+                }
+            )
+        if feats:
+            folium.GeoJson(
+                {"type": "FeatureCollection", "features": feats},
+                name=t["assigned"],
+                style_function=lambda _f: {"color": ASSIGNED_COLOUR, "weight": 9, "opacity": 0.8},
+                tooltip=folium.GeoJsonTooltip(
+                    fields=["segment", "chief", "length"],
+                    aliases=[t["segment"], t["chief"], "m"],
+                ),
+            ).add_to(fg)
+        for r in data["routes"]:
+            coords = [(lat, lon) for lon, lat in r["coordinates"]]
+            props = r["properties"]
+            tip = (
+                f"{esc(t['chief'])}: {esc(props.get('chief'))}<br>"
+                f"{esc(t['total'])}: {props['total_m']:.0f}<br>"
+                f"{esc(t['minutes'])}: {props['walking_minutes']:.0f}"
+            )
+            line = folium.PolyLine(coords, color=r["colour"], weight=3, opacity=0.9, tooltip=tip)
+            line.add_to(fg)
+            PolyLineTextPath(
+                line,
+                "    ►    ",
+                repeat=True,
+                offset=4,
+                attributes={"fill": r["colour"], "font-size": "12"},
+            ).add_to(fg)
+            steps = r["features"]
+            every = max(1, len(steps) // MAX_LABELS)
+            for f in steps[::every]:
+                cs = f["geometry"]["coordinates"]
+                mid = cs[len(cs) // 2]
+                seq = f["properties"]["seq"]
+                folium.Marker(
+                    (mid[1], mid[0]),
+                    icon=folium.DivIcon(
+                        html=(
+                            f'<div style="font:bold 10px sans-serif;color:#fff;'
+                            f"background:{r['colour']};border-radius:8px;padding:0 3px;"
+                            f'display:inline-block">{int(seq)}</div>'
+                        ),
+                        icon_size=(24, 14),
+                        icon_anchor=(12, 7),
+                    ),
+                    tooltip=f"{esc(t['step'])} {int(seq)}: {esc(f['properties'].get('name'))} "
+                    f"({esc(t['kind_' + f['properties']['kind']])})",
+                ).add_to(fg)
+            lon, lat = r["start"]["coordinates"]
+            folium.CircleMarker(
+                (lat, lon),
+                radius=8,
+                color="#000",
+                weight=2,
+                fill=True,
+                fill_color=r["colour"],
+                fill_opacity=1,
+                tooltip=f"{esc(t['start'])}: {esc(props.get('chief'))}",
+            ).add_to(fg)
+        return fg
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        t = _t(locale)
+        items = [LegendItem(ASSIGNED_COLOUR, t["assigned"])]
+        for r in data["routes"]:
+            items.append(
+                LegendItem(r["colour"], f"{t['route']}: {r['properties'].get('chief') or ''}")
+            )
+        return items
+
+
+@register
+class PatrolledLayer(MapLayer):
+    name = "patrolled"
+    title_zh = "巡查情况"
+    title_en = "Patrolled"
+
+    COLOURS = {"today": "#1a9850", "week": "#fee08b", "none": "#d73027"}
+
+    def query(
+        self,
+        session,  # noqa: ANN001
+        bbox: BBox | None = None,
+        day: dt.date | None = None,
+        **filters: Any,
+    ) -> dict:
+        """Assigned segments with their state: patrolled on ``day``, earlier that week, or not."""
+        from mapsvc.services import patrol
+
+        day = day or dt.date.today()
+        today = patrol.district_compliance(session, day)
+        week = patrol.week_summary(session, day)
+        done_today = {s for c in today["chiefs"] for s in c["patrolled_ids"]}
+        done_week = {s for c in week["chiefs"] for s in c["patrolled_ids"]}
+        extra: dict[int, dict] = {}
+        from mapsvc.services.assignments import holders
+
+        q = holders("alley_chief", "segment", day).subquery()
+        owners = dict(session.execute(sa.select(q.c.target_id, q.c.staff_id)).all())
+        names = {c["staff_id"]: c["name"] for c in today["chiefs"]}
+        ids = sorted(owners)
+        if bbox is not None:
+            ids = list(
+                session.scalars(
+                    sa.text(
+                        "SELECT id FROM alley_segment WHERE id = ANY(:ids) AND "
+                        "geom && ST_MakeEnvelope(:a, :b, :c, :d, 4326)"
+                    ),
+                    {"ids": ids, "a": bbox[0], "b": bbox[1], "c": bbox[2], "d": bbox[3]},
+                )
+            )
+        for s in ids:
+            state = "today" if s in done_today else ("week" if s in done_week else "none")
+            extra[s] = {"state": state, "chief": names.get(owners[s]), "staff_id": owners[s]}
+        fc = _segments_fc(session, ids, extra)
+        osm = any(f["properties"]["source"] == "osm" for f in fc["features"])
+        return {
+            "segments": fc,
+            "today": {k: v for k, v in today.items() if k != "chiefs"},
+            "week": {k: v for k, v in week.items() if k != "chiefs"},
+            "chiefs_today": today["chiefs"],
+            "chiefs_week": week["chiefs"],
+            "attribution": OSM_CREDIT if osm else None,
+        }
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+
+        t = _t(locale)
+        colours = self.COLOURS
+        feats = [
+            {
+                **f,
+                "properties": {
+                    "segment": esc(f["properties"].get("name") or f["properties"].get("code")),
+                    "chief": esc(f["properties"].get("chief")),
+                    "state": esc(t[f["properties"]["state"]]),
+                    "colour": colours[f["properties"]["state"]],
+                },
+            }
+            for f in data["segments"]["features"]
+        ]
+        fg = folium.FeatureGroup(name=t["patrolled"], show=True)
+        if feats:
+            folium.GeoJson(
+                {"type": "FeatureCollection", "features": feats},
+                style_function=lambda f: {
+                    "color": f["properties"]["colour"],
+                    "weight": 5,
+                    "opacity": 0.9,
+                },
+                tooltip=folium.GeoJsonTooltip(
+                    fields=["segment", "chief", "state"],
+                    aliases=[t["segment"], t["chief"], t["patrolled"]],
+                ),
+            ).add_to(fg)
+        return fg
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        t = _t(locale)
+        return [LegendItem(c, t[k]) for k, c in self.COLOURS.items()]

@@ -732,5 +732,29 @@ def route_for_chief(
     segs = chief_segments(session, staff_id, day)
     if not segs:
         raise ValidationError(f"staff {staff_id} holds no alley segments as chief", field="chief")
-    graph = graph or StreetGraph.load(session)
+    graph = graph or graph_for(session)
     return solve(graph, segs, start=start)
+
+
+_GRAPH_CACHE: dict[str, tuple[tuple, StreetGraph]] = {}
+
+
+def graph_for(session: Session) -> StreetGraph:
+    """The network graph of the session's database, rebuilt only when segments changed.
+
+    The cache key is a cheap signature (count, max id, total length) so a re-import or an
+    edit of ``alley_segment`` is picked up on the next call.
+    """
+    bind = session.get_bind()
+    key = bind.url.render_as_string(hide_password=True)
+    sig = tuple(
+        session.execute(
+            sa.text("SELECT count(*), max(id), round(sum(length_m)::numeric, 3) FROM alley_segment")
+        ).one()
+    )
+    hit = _GRAPH_CACHE.get(key)
+    if hit is not None and hit[0] == sig:
+        return hit[1]
+    graph = StreetGraph.load(session)
+    _GRAPH_CACHE[key] = (sig, graph)
+    return graph

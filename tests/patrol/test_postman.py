@@ -1,0 +1,228 @@
+"""Patrol routes on hand-made graphs whose optimum is known by reasoning or brute force."""
+
+from __future__ import annotations
+
+import itertools
+
+import gpxpy
+import networkx as nx
+import pytest
+
+from mapsvc.services import postman
+from mapsvc.services.errors import ValidationError
+from tests.patrol.conftest import add_chief, add_segments, lengths, lonlat
+
+#  D(0,50) ---- C(100,50)
+#    |      /      |
+#  A(0,0) ---- B(100,0)
+RECT = {
+    "AB": [(0, 0), (100, 0)],
+    "BC": [(100, 0), (100, 50)],
+    "CD": [(100, 50), (0, 50)],
+    "DA": [(0, 50), (0, 0)],
+    "AC": [(0, 0), (100, 50)],
+}
+
+
+def _check_walk(res: postman.PostmanResult, required: list[int]) -> None:
+    """Closed, contiguous, and every required segment walked."""
+    coords = res.coordinates()
+    assert coords[0] == pytest.approx(coords[-1], abs=1e-9)
+    walked = {int(res.graph.seg_ids[e]) for e, _f, _r in res.steps}
+    assert set(required) <= walked
+    g = res.graph
+    prev_end = None
+    for e, fwd, _r in res.steps:
+        a, b = (g.u[e], g.v[e]) if fwd else (g.v[e], g.u[e])
+        if prev_end is not None:
+            assert a == prev_end
+        prev_end = b
+    assert prev_end == res.start_node
+    assert res.total_m == pytest.approx(sum(g.length[e] for e, _f, _r in res.steps))
+
+
+def test_rectangle_with_diagonal_duplicates_the_diagonal(session):
+    ids = add_segments(session, RECT)
+    L = lengths(session, ids)
+    graph = postman.StreetGraph.load(session)
+    res = postman.solve(graph, list(ids.values()))
+    # A and C are the only odd junctions; the diagonal (112 m) is their shortest link
+    assert res.total_m == pytest.approx(sum(L.values()) + L["AC"], abs=0.01)
+    assert res.exact and res.ratio == pytest.approx(1.0)
+    assert res.required_m == pytest.approx(sum(L.values()), abs=0.01)
+    assert res.connector_m == pytest.approx(L["AC"], abs=0.01)
+    _check_walk(res, list(ids.values()))
+
+
+def test_tree_walks_every_edge_twice(session):
+    ids = add_segments(
+        session,
+        {"O1": [(0, 0), (100, 0)], "O2": [(0, 0), (0, 200)], "O3": [(0, 0), (-300, 0)]},
+    )
+    L = lengths(session, ids)
+    res = postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+    assert res.total_m == pytest.approx(2 * sum(L.values()), abs=0.01)
+    _check_walk(res, list(ids.values()))
+
+
+def test_open_path_closes_through_a_shorter_street(session):
+    ids = add_segments(session, RECT)
+    L = lengths(session, ids)
+    req = [ids["AB"], ids["BC"], ids["CD"]]
+    res = postman.solve(postman.StreetGraph.load(session), req)
+    # D back to A: the non-required DA (50 m) beats walking back (250 m)
+    assert res.total_m == pytest.approx(L["AB"] + L["BC"] + L["CD"] + L["DA"], abs=0.01)
+    assert res.exact
+    _check_walk(res, req)
+
+
+def _brute_force_optimum(edges: list[tuple[str, str, float]], required: list[int]) -> float:
+    """Independent optimum for a connected required set: networkx Dijkstra + all pairings."""
+    g = nx.Graph()
+    for a, b, w in edges:
+        if not g.has_edge(a, b) or g[a][b]["weight"] > w:
+            g.add_edge(a, b, weight=w)
+    deg: dict[str, int] = {}
+    for i in required:
+        a, b, _w = edges[i]
+        deg[a] = deg.get(a, 0) + 1
+        deg[b] = deg.get(b, 0) + 1
+    odd = sorted(n for n, d in deg.items() if d % 2)
+    dist = dict(nx.all_pairs_dijkstra_path_length(g))
+
+    def best(rest: tuple[str, ...]) -> float:
+        if not rest:
+            return 0.0
+        first, others = rest[0], rest[1:]
+        return min(dist[first][o] + best(tuple(x for x in others if x != o)) for o in others)
+
+    return sum(edges[i][2] for i in required) + best(tuple(odd))
+
+
+def test_grid_network_matches_brute_force(session):
+    # a 4 x 3 lattice of 80 m x 60 m blocks; required: a connected irregular subset
+    spec = {}
+    for i, j in itertools.product(range(4), range(3)):
+        if i < 3:
+            spec[f"h{i}{j}"] = [(80 * i, 60 * j), (80 * (i + 1), 60 * j)]
+        if j < 2:
+            spec[f"v{i}{j}"] = [(80 * i, 60 * j), (80 * i, 60 * (j + 1))]
+    ids = add_segments(session, spec)
+    L = lengths(session, ids)
+    names = sorted(spec)
+    req_names = ["h00", "h10", "h20", "v30", "v10", "h11", "v11", "h01", "v01", "h12", "v21"]
+    edges = []
+    for n in names:
+        (x0, y0), (x1, y1) = spec[n]
+        edges.append((f"{x0},{y0}", f"{x1},{y1}", L[n]))
+    expected = _brute_force_optimum(edges, [names.index(n) for n in req_names])
+    res = postman.solve(postman.StreetGraph.load(session), [ids[n] for n in req_names])
+    assert res.exact
+    assert res.total_m == pytest.approx(expected, abs=0.01)
+    _check_walk(res, [ids[n] for n in req_names])
+
+
+def test_disconnected_pieces_on_a_line_go_there_and_back(session):
+    ids = add_segments(
+        session,
+        {"a": [(0, 0), (100, 0)], "gap": [(100, 0), (150, 0)], "b": [(150, 0), (250, 0)]},
+    )
+    L = lengths(session, ids)
+    res = postman.solve(postman.StreetGraph.load(session), [ids["a"], ids["b"]])
+    # the only closed walk: there and back along the whole line
+    assert res.total_m == pytest.approx(2 * sum(L.values()), abs=0.01)
+    assert not res.exact and res.components == 2
+    assert res.lower_bound_m <= res.total_m + 1e-6
+    # bound = required + matching(odd ends: a's ends, b's ends) = 2 * (a + b)
+    assert res.lower_bound_m == pytest.approx(2 * (L["a"] + L["b"]), abs=0.01)
+    _check_walk(res, [ids["a"], ids["b"]])
+
+
+def test_two_blocks_joined_by_a_lane(session):
+    sq = 60.0
+    spec = {}
+    for k, x0 in (("l", 0.0), ("r", sq + 30.0)):
+        spec[f"{k}1"] = [(x0, 0), (x0 + sq, 0)]
+        spec[f"{k}2"] = [(x0 + sq, 0), (x0 + sq, sq)]
+        spec[f"{k}3"] = [(x0 + sq, sq), (x0, sq)]
+        spec[f"{k}4"] = [(x0, sq), (x0, 0)]
+    spec["lane"] = [(sq, 0), (sq + 30.0, 0)]
+    ids = add_segments(session, spec)
+    L = lengths(session, ids)
+    req = [i for n, i in ids.items() if n != "lane"]
+    res = postman.solve(postman.StreetGraph.load(session), req)
+    blocks = sum(v for n, v in L.items() if n != "lane")
+    assert res.total_m == pytest.approx(blocks + 2 * L["lane"], abs=0.01)
+    assert res.lower_bound_m == pytest.approx(blocks + L["lane"], abs=0.01)
+    _check_walk(res, req)
+
+
+def test_office_start_is_snapped_and_reached(session):
+    ids = add_segments(session, RECT | {"spur": [(0, 0), (-40, 0)]})
+    L = lengths(session, ids)
+    office = lonlat(-40, 0.3)  # near the far end of the spur, not on the chief's streets
+    req = [ids[n] for n in ("AB", "BC", "CD", "DA")]
+    res = postman.solve(postman.StreetGraph.load(session), req, start=office)
+    coords = res.coordinates()
+    assert coords[0] == pytest.approx(lonlat(-40, 0), abs=1e-7)
+    assert res.total_m == pytest.approx(
+        sum(L[n] for n in ("AB", "BC", "CD", "DA")) + 2 * L["spur"], abs=0.01
+    )
+    _check_walk(res, req)
+
+
+def test_gpx_parses_back(session):
+    ids = add_segments(session, RECT)
+    chief = add_chief(session, "王巷长", list(ids.values()))
+    res = postman.route_for_chief(session, chief)
+    text = res.to_gpx("巡查 王巷长", 4.5)
+    gpx = gpxpy.parse(text)
+    pts = gpx.tracks[0].segments[0].points
+    coords = res.coordinates()
+    assert len(pts) == len(coords)
+    assert (pts[0].longitude, pts[0].latitude) == pytest.approx(coords[0], abs=1e-6)
+    assert (pts[-1].longitude, pts[-1].latitude) == pytest.approx(coords[0], abs=1e-6)
+    times = [p.time for p in pts]
+    assert all(a <= b for a, b in itertools.pairwise(times))
+    walk_s = (times[-1] - times[0]).total_seconds()
+    assert walk_s == pytest.approx(res.total_m / (4.5 / 3.6), rel=0.01)
+    assert gpx.length_2d() == pytest.approx(res.total_m, rel=0.01)
+    assert gpx.tracks[0].name == "巡查 王巷长"
+
+
+def test_geojson_is_ordered_with_sequence_numbers(session):
+    ids = add_segments(session, RECT)
+    res = postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+    fc = res.to_geojson(4.5)
+    seqs = [f["properties"]["seq"] for f in fc["features"]]
+    assert seqs == list(range(1, len(seqs) + 1))
+    for a, b in itertools.pairwise(fc["features"]):
+        assert a["geometry"]["coordinates"][-1] == pytest.approx(
+            b["geometry"]["coordinates"][0], abs=1e-9
+        )
+    kinds = [f["properties"]["kind"] for f in fc["features"]]
+    assert kinds.count("required") == len(ids)
+    assert fc["properties"]["walking_minutes"] == pytest.approx(res.total_m / 4500 * 60, abs=0.1)
+
+
+def test_unreachable_piece_is_reported(session):
+    ids = add_segments(session, {"a": [(0, 0), (100, 0)], "island": [(500, 500), (600, 500)]})
+    with pytest.raises(ValidationError, match="cannot all be reached"):
+        postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+
+
+def test_sparse_matching_equals_complete_matching():
+    import numpy as np
+
+    rng = np.random.default_rng(7)
+    pts = rng.random((300, 2)) * 2000
+    d = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+
+    def cost(pairs):  # noqa: ANN001, ANN202
+        return sum(d[i, j] for i, j in pairs)
+
+    sparse, dense_used = postman.min_weight_perfect_matching(d, dense_limit=10)
+    full, dense_full = postman.min_weight_perfect_matching(d, dense_limit=10_000)
+    assert not dense_used and dense_full
+    assert sorted(x for p in sparse for x in p) == list(range(300))
+    assert cost(sparse) == pytest.approx(cost(full), abs=0.01)
