@@ -33,7 +33,7 @@ def add_segments(session: Session, spec: dict[str, list[tuple[float, float]]]) -
     """Insert one segment per name (polyline in metres); return name -> id."""
     ids = {}
     for name, pts in spec.items():
-        wkt = "LINESTRING(" + ", ".join("%.9f %.9f" % lonlat(x, y) for x, y in pts) + ")"
+        wkt = "LINESTRING(" + ", ".join("{:.9f} {:.9f}".format(*lonlat(x, y)) for x, y in pts) + ")"
         ids[name] = session.execute(
             sa.text(
                 "INSERT INTO alley_segment (code, name, geom, source) "
