@@ -37,29 +37,29 @@ def _key(c: tuple[float, ...]) -> tuple[float, float]:
     return (round(c[0], _KEY_DIGITS), round(c[1], _KEY_DIGITS))
 
 
-def read_ways(path: str | Path, bbox: BBox | None = None):  # noqa: ANN201 - GeoDataFrame
-    """Walkable OSM ways (id, name, highway, geometry) from a PBF file, optionally clipped."""
+def read_ways(path: str | Path):  # noqa: ANN201 - GeoDataFrame
+    """Walkable OSM ways (id, name, highway, geometry) of a whole PBF file."""
     import pyrosm
 
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"file not found: {path}", field="file")
     try:
-        osm = pyrosm.OSM(str(path), bounding_box=list(bbox) if bbox else None)
-        ways = osm.get_network(network_type="walking")
+        ways = pyrosm.OSM(str(path)).get_network(network_type="walking")
     except Exception as exc:  # pyrosm raises many kinds for a broken file
         raise ValidationError(f"cannot read {path.name} as OSM PBF: {exc}", field="file") from None
     if ways is None or len(ways) == 0:
-        where = f" inside bbox {bbox}" if bbox else ""
-        raise ValidationError(f"{path.name} has no walkable streets{where}", field="file")
+        raise ValidationError(f"{path.name} has no walkable streets", field="file")
     return ways
 
 
-def split_ways(ways) -> list[dict[str, Any]]:  # noqa: ANN001 - GeoDataFrame
+def split_ways(ways, bbox: BBox | None = None) -> list[dict[str, Any]]:  # noqa: ANN001
     """Cut ways at junctions; one dict per piece with code, way id, piece, name, highway, wkt.
 
     A junction is a coordinate used by two or more way positions (another way's vertex, or
-    the same way passing again); way ends are always piece ends.
+    the same way passing again); way ends are always piece ends. Junctions are found over
+    *all* ``ways`` even when ``bbox`` keeps only the ways touching it (whole), so a piece
+    gets the same code whether the file was imported whole or in parts.
     """
     import shapely
     from shapely.geometry import LineString
@@ -74,6 +74,11 @@ def split_ways(ways) -> list[dict[str, Any]]:  # noqa: ANN001 - GeoDataFrame
         for line in lines:
             parts.append((int(wid), _clean(name), _clean(highway), list(line.coords)))
     uses = Counter(_key(c) for _w, _n, _h, cs in parts for c in cs)
+    if bbox is not None:
+        box = shapely.box(*bbox)
+        parts = [p for p in parts if LineString(p[3]).intersects(box)]
+        if not parts:
+            raise ValidationError(f"no walkable streets inside bbox {list(bbox)}", field="bbox")
     out: list[dict[str, Any]] = []
     piece_of: Counter = Counter()
     for wid, name, highway, cs in parts:
@@ -125,9 +130,10 @@ def import_osm(
     Returns a summary: pieces, inserted, updated, removed, stale segments kept because they
     carry assignments, total length in metres (geodesic) and the attribution to show.
     """
-    ways = read_ways(path, bbox)
-    pieces = split_ways(ways)
+    ways = read_ways(path)
+    pieces = split_ways(ways, bbox)
     conn = session.connection()
+    conn.execute(sa.text("DROP TABLE IF EXISTS _osm_import"))
     conn.execute(
         sa.text(
             "CREATE TEMP TABLE _osm_import (code text PRIMARY KEY, osm_way_id bigint, "
@@ -202,9 +208,10 @@ def import_osm(
             "JOIN _osm_import i USING (code)"
         )
     )
+    conn.execute(sa.text("DROP TABLE _osm_import"))
     return {
         "file": Path(path).name,
-        "ways": int(len(ways)),
+        "ways": len({p["osm_way_id"] for p in pieces}),
         "segments": len(pieces),
         "inserted": len(pieces) - int(existing),
         "updated": int(existing),
