@@ -590,7 +590,8 @@ def log_visit(
     crs: str | None = None,
 ) -> dict[str, Any]:
     """Log a visit (周走访) by ``staff_id`` on ``day``; returns the stored row as a dict."""
-    from mapsvc.models import PatrolVisit, Staff
+    from mapsvc.models import Staff
+    from mapsvc.models.streets import PatrolVisit
     from mapsvc.services.chinacrs import points_to_wgs84
 
     if session.get(Staff, staff_id) is None:
