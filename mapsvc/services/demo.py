@@ -298,11 +298,13 @@ def _place_points(
                 p = cand
         pts[u.code] = p
 
-    def far_point(region, taken: np.ndarray, n: int = 600) -> np.ndarray:
+    def far_point(region, taken: np.ndarray, n: int = 600, edge_weight: float = 1.2) -> np.ndarray:  # noqa: ANN001
         cand = _sample_in(region, n, rng)
         d = np.min(np.hypot(*(cand[:, None, :] - taken[None]).transpose(2, 0, 1)), axis=1)
-        edge = shapely.distance(region.boundary, shapely.points(cand))
-        return cand[np.argmax(np.minimum(d, 1.2 * edge))]
+        if edge_weight:
+            edge = shapely.distance(region.boundary, shapely.points(cand))
+            d = np.minimum(d, edge_weight * edge)
+        return cand[np.argmax(d)]
 
     by_sub: dict[str, list[AdminUnit]] = defaultdict(list)
     for u in comms:
@@ -311,7 +313,7 @@ def _place_points(
     for sub, members in sorted(by_sub.items()):
         if not any(u.code in pts for u in members):
             taken = np.array(list(pts.values()) + list(seeds.values()))
-            seeds[sub] = far_point(inner, taken, 3000)
+            seeds[sub] = far_point(inner.buffer(-300), taken, 3000, edge_weight=0.0)
     codes = list(pts) + [f"seed:{s}" for s in seeds]
     sub_of = {u.code: u.parent for u in comms} | {f"seed:{s}": s for s in seeds}
     arr = np.array(list(pts.values()) + list(seeds.values()))
@@ -1205,6 +1207,8 @@ def _write_incidents(
     limit_s = limit_h[sev] * 3600
     due = reported + limit_s
     to_close = limit_s * rng.lognormal(math.log(0.35), 0.75, n)
+    slow = rng.random(n) < 0.03  # hard cases (disputes, illegal buildings) drag on
+    to_close = np.where(slow, to_close * rng.uniform(4.0, 15.0, n), to_close)
     closed = reported + to_close < now_ts
     stuck = rng.random(n) < 0.004  # returned for rework and still open
     closed &= ~stuck
