@@ -15,17 +15,29 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def compile_catalogues() -> None:
+    from babel import Locale
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
     for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
         mo = po.with_suffix(".mo")
-        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
+        # babel >= 2.12 parses zh_CN as zh_Hans_CN and Flask-Babel looks the catalogue up
+        # under that name, so the compiled catalogue is written there too (generated, *.mo
+        # is git-ignored)
+        alias = TRANSLATIONS / str(Locale.parse(po.parent.parent.name)) / "LC_MESSAGES"
+        targets = [
+            p
+            for p in dict.fromkeys([mo, alias / "messages.mo"])
+            if not p.exists() or p.stat().st_mtime < po.stat().st_mtime
+        ]
+        if not targets:
             continue
         with po.open("rb") as fh:
             catalog = read_po(fh)
-        with mo.open("wb") as fh:
-            write_mo(fh, catalog)
+        for target in targets:
+            target.parent.mkdir(parents=True, exist_ok=True)
+            with target.open("wb") as fh:
+                write_mo(fh, catalog)
 
 
 def select_locale() -> str:
