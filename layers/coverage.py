@@ -79,6 +79,26 @@ def feature_collection(rows: list[dict], keep: tuple[str, ...]) -> dict:
     }
 
 
+def slim(fc: dict, tip) -> dict:  # noqa: ANN001 - tip: properties -> escaped HTML
+    """Features carrying only ``tip`` (escaped HTML) and the style keys, for drawing."""
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": f["geometry"],
+                "properties": {
+                    "tip": tip(f["properties"]),
+                    **{k: f["properties"][k] for k in STYLE_KEYS if k in f["properties"]},
+                },
+            }
+            for f in fc["features"]
+        ],
+    }
+
+
+STYLE_KEYS = ("status", "class", "fill", "band")
+
 GRID_KEYS = (
     "id",
     "code",
@@ -168,9 +188,9 @@ class CoverageLayer(MapLayer):
 
         lab = labels(locale)
         group = folium.FeatureGroup(name=self.title(locale), show=True)
-        grids = data["grids"]
-        for f in grids["features"]:
-            f["properties"]["tip"] = self.grid_tip(f["properties"], lab)
+        # only the escaped tooltip and the status go into the page: raw data text never
+        # reaches the HTML, and the page stays light
+        grids = slim(data["grids"], lambda p: self.grid_tip(p, lab))
         folium.GeoJson(
             grids,
             name="grids",
@@ -183,9 +203,7 @@ class CoverageLayer(MapLayer):
             highlight_function=lambda f: {"weight": 3, "color": "#000"},
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
         ).add_to(group)
-        segs = data["segments"]
-        for f in segs["features"]:
-            f["properties"]["tip"] = self.segment_tip(f["properties"], lab)
+        segs = slim(data["segments"], lambda p: self.segment_tip(p, lab))
         if segs["features"]:
             folium.GeoJson(
                 segs,

@@ -15,6 +15,7 @@ from typing import Any
 
 from layers import register
 from layers.base import BBox, LegendItem, MapLayer, esc
+from layers.coverage import slim
 
 #: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
 PALETTE = [
@@ -160,12 +161,11 @@ class DensityLayer(MapLayer):
 
         colours = palette(data["classification"]["k"])
         for f in data["features"]:
-            f["properties"]["tip"] = self.tip(f["properties"], data, locale)
             c = f["properties"]["class"]
             f["properties"]["fill"] = NO_DATA if c is None else colours[c]
         group = folium.FeatureGroup(name=self.title(locale), show=True)
         folium.GeoJson(
-            {"type": "FeatureCollection", "features": data["features"]},
+            slim(data, lambda p: self.tip(p, data, locale)),
             name=self.name,
             style_function=lambda f: {
                 "fillColor": f["properties"]["fill"],
@@ -284,11 +284,9 @@ class QuotaLayer(MapLayer):
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
         import folium
 
-        for f in data["features"]:
-            f["properties"]["tip"] = self.tip(f["properties"], locale)
         group = folium.FeatureGroup(name=self.title(locale), show=True)
         folium.GeoJson(
-            {"type": "FeatureCollection", "features": data["features"]},
+            slim(data, lambda p: self.tip(p, locale)),
             name=self.name,
             style_function=lambda f: {
                 "fillColor": QUOTA_COLOURS[f["properties"]["band"]],

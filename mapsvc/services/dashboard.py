@@ -30,6 +30,18 @@ def _optional(module: str, name: str):  # noqa: ANN202 - a callable or None
     return getattr(mod, name, None) if hasattr(mod, name) else None
 
 
+def _patrol_pct(patrol: dict | None) -> float | None:
+    """Share of assigned segments patrolled, in %, from ``district_compliance``'s result.
+
+    Accepts ``share_patrolled`` or ``share`` (a fraction 0..1), whichever the patrol service
+    returns; None when nothing is assigned or patrol is not available.
+    """
+    if not patrol:
+        return None
+    share = patrol.get("share_patrolled", patrol.get("share"))
+    return None if share is None else round(100.0 * share, 1)
+
+
 def _sum_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
     return {k: sum((r.get(k) or 0) for r in rows) for k in keys}
 
@@ -108,11 +120,8 @@ def overview(
         "open_incidents": incidents["open"] if incidents else None,
         "closed_incidents": incidents["closed"] if incidents else None,
         "on_time_pct": incidents["on_time_pct"] if incidents else None,
-        "patrol_compliance_pct": (
-            round(100.0 * patrol["share_patrolled"], 1)
-            if patrol and patrol.get("share_patrolled") is not None
-            else None
-        ),
+        "patrol_compliance_pct": _patrol_pct(patrol),
+        "patrol_day": patrol.get("day") if patrol else None,
     }
 
     cov_sub = {r["id"]: r for r in cov["subdistricts"]}

@@ -71,7 +71,7 @@ GRIDS = [
 SEGMENTS = [
     ("S1", "一巷", LineString([(118.572, 24.905), (118.578, 24.905)])),
     ("S2", "二巷", LineString([(118.582, 24.905), (118.588, 24.905)])),
-    ("S3", "三巷<script>", LineString([(118.595, 24.915), (118.605, 24.915)])),
+    ("S3", "三巷</script><b>x", LineString([(118.595, 24.915), (118.605, 24.915)])),
     ("S4", "四巷", LineString([(118.595, 24.925), (118.605, 24.925)])),
 ]
 CENTRES = [
@@ -255,3 +255,48 @@ def staffing_app(staffing_db, make_app):  # noqa: ANN001, ANN201
 @pytest.fixture
 def staffing_client(staffing_app):  # noqa: ANN001, ANN201
     return staffing_app.test_client()
+
+
+#: incidents per month offset (0 = this month) for the charts: (month offset, count, closed)
+INCIDENTS = [(-2, 5, 5), (-1, 8, 6), (0, 3, 1)]
+
+
+def add_incidents(engine) -> None:  # noqa: ANN001
+    """A few incidents over three months (some closed in time, some late, some open)."""
+    from mapsvc.models import Incident, IncidentCategory
+
+    now = dt.datetime.now(dt.UTC).replace(day=10, hour=9, minute=0, second=0)
+    with session_scope(engine) as s:
+        s.add(IncidentCategory(code="litter", name_zh="垃圾", name_en="Litter"))
+        s.flush()
+        for offset, count, closed in INCIDENTS:
+            month = now.month + offset
+            year = now.year + (month - 1) // 12
+            at = now.replace(year=year, month=(month - 1) % 12 + 1)
+            for i in range(count):
+                done = i < closed
+                s.add(
+                    Incident(
+                        category="litter",
+                        source="hotline",
+                        severity="minor",
+                        state="closed" if done else "received",
+                        geom=WKTElement(Point(118.575 + i * 1e-4, 24.905).wkt, srid=4326),
+                        reported_at=at,
+                        due_at=at + dt.timedelta(hours=24),
+                        closed_at=at + dt.timedelta(hours=10 if i % 2 == 0 else 30)
+                        if done
+                        else None,
+                    )
+                )
+
+
+@pytest.fixture
+def staffing_live(staffing_db, make_app):  # noqa: ANN001, ANN201
+    """A live server on the staffing data plus a few incidents (for the charts)."""
+    from tests.conftest import LiveServer
+
+    add_incidents(staffing_db.engine)
+    server = LiveServer(make_app(staffing_db.engine))
+    yield server
+    server.stop()
