@@ -55,7 +55,7 @@ def lengths(session: Session, ids: dict[str, int]) -> dict[str, float]:
 
 
 def add_chief(session: Session, name: str, segment_ids: list[int], day: dt.date = DAY) -> int:
-    st = Staff(name=name, role="alley_chief", code=f"chief-{name}")
+    st = Staff(name=name, role="alley_chief", code=f"chief-{name}"[:40])
     session.add(st)
     session.flush()
     for sid in segment_ids:

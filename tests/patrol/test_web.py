@@ -1,0 +1,147 @@
+"""Patrol API and the /patrol page (real PostGIS, real headless Chromium)."""
+
+from __future__ import annotations
+
+import io
+
+import gpxpy
+import pytest
+from sqlalchemy.orm import Session
+
+from tests.conftest import LiveServer
+from tests.patrol.conftest import DAY, add_chief, add_segments
+from tests.patrol.test_compliance import walk
+from tests.patrol.test_postman import RECT
+
+EVIL = '<img src=x onerror="window.__pwned=1">巷长'
+
+
+@pytest.fixture
+def patrol_app(fresh_engine, make_app):  # noqa: ANN001, ANN201
+    with Session(bind=fresh_engine) as s:
+        ids = add_segments(s, RECT | {"far": [(300, 0), (400, 0)], "link": [(100, 0), (300, 0)]})
+        chief = add_chief(s, EVIL, [ids[n] for n in ("AB", "BC", "CD", "DA", "AC", "far")])
+        other = add_chief(s, "林巷长", [])
+        s.commit()
+    app = make_app(fresh_engine)
+    return app, ids, chief, other
+
+
+def test_route_api_and_gpx(patrol_app):
+    app, ids, chief, _other = patrol_app
+    c = app.test_client()
+    r = c.get(f"/api/patrol/route?chief={chief}")
+    assert r.status_code == 200
+    fc = r.get_json()
+    p = fc["properties"]
+    assert p["segments"] == 6 and p["components"] == 2 and not p["exact"]
+    assert p["total_m"] >= p["lower_bound_m"] > p["required_m"]
+    assert [f["properties"]["seq"] for f in fc["features"]] == list(
+        range(1, len(fc["features"]) + 1)
+    )
+    g = c.get(f"/api/patrol/route.gpx?chief={chief}")
+    assert g.status_code == 200 and g.mimetype == "application/gpx+xml"
+    gpx = gpxpy.parse(g.get_data(as_text=True))
+    assert gpx.length_2d() == pytest.approx(p["total_m"], rel=0.01)
+    assert c.get("/api/patrol/route?chief=abc").status_code == 400
+    assert c.get("/api/patrol/route?chief=999999").status_code == 404
+    bad = c.get(f"/api/patrol/route?chief={chief}&start=1,2,3")
+    assert bad.status_code == 400 and "start" in bad.get_json()["error"]
+
+
+def test_assign_upload_and_compliance(patrol_app):
+    app, ids, chief, other = patrol_app
+    c = app.test_client()
+    r = c.put(
+        f"/api/segments/{ids['link']}/chief", json={"staff": other, "valid_from": "2026-11-01"}
+    )
+    assert r.status_code == 200 and r.get_json()["staff_id"] == other
+    assert c.put(f"/api/segments/{ids['link']}/chief", json={"staff": 424242}).status_code == 404
+    chiefs = {
+        x["staff_id"]: x["segments"] for x in c.get(f"/api/patrol/chiefs?day={DAY}").get_json()
+    }
+    assert chiefs == {chief: 6, other: 1}
+    pts = walk([(100, 3), (300, 3)])
+    up = c.post("/api/patrol/tracks", json={"staff": other, "points": pts})
+    assert up.status_code == 201, up.get_json()
+    assert up.get_json()["day"] == DAY.isoformat()
+    # GPX as a multipart file
+    gpx = gpxpy.gpx.GPX()
+    seg = gpxpy.gpx.GPXTrackSegment()
+    import datetime as dt
+
+    for lon, lat, t in walk([(0, 2), (100, 2)]):
+        seg.points.append(
+            gpxpy.gpx.GPXTrackPoint(lat, lon, time=dt.datetime.fromtimestamp(t, dt.UTC))
+        )
+    gpx.tracks.append(gpxpy.gpx.GPXTrack())
+    gpx.tracks[0].segments.append(seg)
+    up2 = c.post(
+        "/api/patrol/tracks",
+        data={"staff": str(chief), "file": (io.BytesIO(gpx.to_xml().encode()), "walk.gpx")},
+        content_type="multipart/form-data",
+    )
+    assert up2.status_code == 201, up2.get_json()
+    bad = c.post("/api/patrol/tracks", json={"staff": chief, "points": [[118.58, 24.91, 1]]})
+    assert bad.status_code == 400 and "single point" in bad.get_json()["error"]
+    comp = c.get(f"/api/patrol/compliance?day={DAY}").get_json()
+    by = {x["staff_id"]: x for x in comp["chiefs"]}
+    assert by[other]["patrolled"] == 1 and by[other]["share"] == 1.0
+    assert by[chief]["patrolled_ids"] == [ids["AB"]]
+    tracks = c.get(f"/api/patrol/tracks?day={DAY}").get_json()
+    assert len(tracks["features"]) == 2
+    v = c.post(
+        "/api/patrol/visits", json={"staff": chief, "day": DAY.isoformat(), "place": "3号院"}
+    )
+    assert v.status_code == 201
+    week = c.get(f"/api/patrol/week?day={DAY}").get_json()
+    assert {x["staff_id"]: x["visits"] for x in week["chiefs"]}[chief] == 1
+    assert c.get("/api/patrol/compliance?day=yesterday").status_code == 400
+
+
+def test_patrol_page_in_chromium(patrol_app, page):
+    app, _ids, chief, _other = patrol_app
+    server = LiveServer(app)
+    try:
+        page.goto(f"{server.url}/patrol?chief={chief}&day={DAY}&lang=zh_CN")
+        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        # the route carries direction arrows (leaflet-textpath) and order numbers
+        assert page.locator("textPath").count() >= 1
+        assert page.locator(".leaflet-marker-icon").count() >= 5
+        assert page.evaluate("window.__pwned") is None
+        text = page.inner_text("body")
+        assert "巡查路线" in text and EVIL.replace("巷长", "") in text
+        assert "GPX" in text
+        page.goto(f"{server.url}/patrol?chief={chief}&day={DAY}&lang=en")
+        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        assert "Patrol route" in page.inner_text("body")
+        page.goto(f"{server.url}/patrol?day={DAY}")
+        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        assert page.errors == []
+    finally:
+        server.stop()
+
+
+def test_osm_streets_page_credits_openstreetmap(fresh_engine, make_app, page):
+    import sqlalchemy as sa
+
+    from mapsvc.services import streets
+    from tests.patrol.test_streets_import import TEST_PBF
+
+    with Session(bind=fresh_engine) as s:
+        streets.import_osm(s, TEST_PBF)
+        segs = s.scalars(
+            sa.text("SELECT id FROM alley_segment WHERE osm_way_id = 22731285 ORDER BY piece")
+        ).all()
+        chief = add_chief(s, "OSM chief", list(segs))
+        s.commit()
+    server = LiveServer(make_app(fresh_engine))
+    try:
+        page.goto(f"{server.url}/patrol?chief={chief}")
+        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        assert "© OpenStreetMap contributors" in page.inner_text(".leaflet-control-attribution")
+        assert page.errors == []
+    finally:
+        server.stop()
+    gpx = make_app(fresh_engine).test_client().get(f"/api/patrol/route.gpx?chief={chief}")
+    assert "OpenStreetMap contributors" in gpx.get_data(as_text=True)
