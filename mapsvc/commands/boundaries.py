@@ -1,3 +1,125 @@
-"""CLI commands: boundaries (to be written)."""
+"""CLI commands: ``mapsvc import district|subdistricts|communities|grids FILE``."""
 
-COMMANDS: list = []
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from mapsvc.commands import open_engine, progress
+from mapsvc.config import from_environment
+
+
+@click.group("import")
+def import_group() -> None:
+    """Import your own boundaries (GeoJSON, GeoPackage, zipped Shapefile)."""
+
+
+def _level_command(level: str, doc: str) -> click.Command:
+    @click.command(level, help=doc)
+    @click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+    @click.option(
+        "--crs",
+        default=None,
+        help="CRS of the coordinates when the file does not say or says wrong: "
+        "EPSG:xxxx (e.g. EPSG:4490, EPSG:3857), gcj02 or bd09.",
+    )
+    @click.option("--code-field", default="code", show_default=True)
+    @click.option("--name-field", default="name", show_default=True)
+    @click.option(
+        "--parent-field",
+        default=None,
+        help="Field with the parent's code (default: 'parent_code' if present, otherwise "
+        "the parent each feature overlaps most).",
+    )
+    @click.option("--population-field", default=None, help="Default: 'population' if present.")
+    @click.option("--households-field", default=None, help="Default: 'households' if present.")
+    @click.option("--enterprises-field", default=None, help="Communities: default 'enterprises'.")
+    @click.option(
+        "--repair",
+        is_flag=True,
+        help="Repair invalid geometry with make_valid (each repair is reported) "
+        "instead of rejecting the file.",
+    )
+    @click.option(
+        "--tolerance-m",
+        type=click.FloatRange(min=0),
+        default=5.0,
+        show_default=True,
+        help="How far a feature may stick out of its parent, in metres.",
+    )
+    @click.option(
+        "--strict-tiling",
+        is_flag=True,
+        help="Grids: reject the file when the grids of a community leave gaps or overlap.",
+    )
+    def command(
+        file: Path,
+        crs: str | None,
+        code_field: str,
+        name_field: str,
+        parent_field: str | None,
+        population_field: str | None,
+        households_field: str | None,
+        enterprises_field: str | None,
+        repair: bool,
+        tolerance_m: float,
+        strict_tiling: bool,
+    ) -> None:
+        from mapsvc.db import session_scope
+        from mapsvc.services.boundaries import FieldNames, format_report, import_boundaries
+        from mapsvc.services.errors import ServiceError
+
+        if enterprises_field and level != "communities":
+            raise click.ClickException("--enterprises-field applies to communities only")
+        if (population_field or households_field) and level not in ("communities", "grids"):
+            raise click.ClickException(
+                "--population-field/--households-field apply to communities and grids only"
+            )
+        if not file.exists():
+            raise click.ClickException(f"{file}: no such file")
+        fields = FieldNames(
+            code=code_field,
+            name=name_field,
+            parent=parent_field,
+            population=population_field,
+            households=households_field,
+            enterprises=enterprises_field,
+        )
+        engine = open_engine(from_environment())
+        bar = progress(total=1, desc=f"import {level}", unit="file")
+        try:
+            with session_scope(engine) as session:
+                report = import_boundaries(
+                    session,
+                    level,
+                    file,
+                    crs=crs,
+                    fields=fields,
+                    repair=repair,
+                    tolerance_m=tolerance_m,
+                    tiling="error" if strict_tiling else "warn",
+                )
+            bar.update(1)
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
+        finally:
+            bar.close()
+            engine.dispose()
+        click.echo(format_report(report))
+
+    return command
+
+
+for _level, _doc in (
+    ("district", "Import the district outline from FILE."),
+    ("subdistricts", "Import subdistricts (街道) from FILE."),
+    (
+        "communities",
+        "Import communities (社区) from FILE, with population, households and enterprises.",
+    ),
+    ("grids", "Import grids (网格) from FILE and check that they tile their communities."),
+):
+    import_group.add_command(_level_command(_level, _doc))
+
+COMMANDS = [import_group]

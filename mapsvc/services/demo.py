@@ -83,6 +83,7 @@ STREET_SPACING_M = 190.0
 #: edge along the great circle, the planar clip puts vertices on the straight line; on
 #: short edges the two agree to well under a square metre per community
 MAX_EDGE_M = 25.0
+SNAP_M = 0.001
 
 
 # --------------------------------------------------------------------------- source data
@@ -196,6 +197,16 @@ def _as_multi(geom) -> MultiPolygon:  # noqa: ANN001
         elif g.geom_type in ("MultiPolygon", "GeometryCollection"):
             stack.extend(reversed(list(g.geoms)))
     return MultiPolygon([p for p in polys if p.area > 0])
+
+
+def _dense(geom):  # noqa: ANN001, ANN202
+    """Edges split to at most MAX_EDGE_M, vertices snapped to a 1 mm grid.
+
+    Two neighbouring Voronoi cells split their shared edge from opposite ends, which puts
+    the new vertices 1e-10 m apart; unions of such cells then carry hairline spikes that
+    turn invalid in WGS84. Snapping to a millimetre makes shared edges identical again.
+    """
+    return shapely.set_precision(shapely.segmentize(geom, MAX_EDGE_M), SNAP_M)
 
 
 def _sample_in(poly, n: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
@@ -351,7 +362,7 @@ def _plan_areas(units: list[AdminUnit], district, metric: _Metric, rng: np.rando
     cells = _voronoi_cells(arr, district.envelope.buffer(5000))
     communities: list[_Area] = []
     for u, cell, p in zip(comm_units, cells, arr, strict=True):
-        geom = _as_multi(shapely.segmentize(cell, MAX_EDGE_M).intersection(district))
+        geom = _as_multi(_dense(cell).intersection(district))
         area_km2 = metric.area_km2(geom)
         if u.dummy:  # 开发区虚拟居委会: an industrial zone, few residents, many firms
             pop = int(rng.integers(600, 1500))
@@ -396,9 +407,7 @@ def _plan_areas(units: list[AdminUnit], district, metric: _Metric, rng: np.rando
             sample = _sample_in(c.geom, 80 * n, rng)
             centres = _kmeans(sample, n, rng)
             gcells = _voronoi_cells(centres, c.geom.envelope.buffer(1000))
-            parts = [
-                _as_multi(shapely.segmentize(gc, MAX_EDGE_M).intersection(c.geom)) for gc in gcells
-            ]
+            parts = [_as_multi(_dense(gc).intersection(c.geom)) for gc in gcells]
             parts = [p for p in parts if not p.is_empty]
         parts.sort(key=lambda g: (-round(g.centroid.y / 60.0), g.centroid.x))
         hh = _split_int(c.households, rng.uniform(0.85, 1.15, len(parts)))
@@ -698,7 +707,9 @@ def load_demo(
     outline_ll = read_outline()
     c = outline_ll.centroid
     metric = _Metric(c.x, c.y)
-    district_m = _as_multi(shapely.segmentize(metric.to_m(outline_ll), MAX_EDGE_M))
+    # the stored outline is this densified one too, so that district, subdistricts and
+    # communities share every boundary vertex (same area; edges split, not moved)
+    district_m = _as_multi(_dense(metric.to_m(outline_ll)))
     subdistricts, communities, grids = _plan_areas(units, district_m, metric, rng)
     done()
 
@@ -716,7 +727,15 @@ def load_demo(
             conn,
             "district",
             ["id", "code", "name", "geom", "source_crs"],
-            [(1, district_unit.code, district_unit.name, _ewkb([outline_ll])[0], SOURCE_CRS)],
+            [
+                (
+                    1,
+                    district_unit.code,
+                    district_unit.name,
+                    _ewkb([metric.to_ll(district_m)])[0],
+                    SOURCE_CRS,
+                )
+            ],
         )
         sub_id = {s.code: i for i, s in enumerate(subdistricts, start=1)}
         _copy(
