@@ -237,7 +237,7 @@ class QuotaLayer(MapLayer):
         *,
         day: dt.date | None = None,
         coef: dict[str, float] | None = None,
-        group: str = "all",
+        group: str = "community_workers",
         **filters: Any,
     ) -> dict:
         """Communities (GeoJSON) with required, actual and gap from the quota table."""

@@ -30,6 +30,20 @@ def _optional(module: str, name: str):  # noqa: ANN202 - a callable or None
     return getattr(mod, name, None) if hasattr(mod, name) else None
 
 
+def latest_patrol_day(session: Session, day: dt.date) -> dt.date:
+    """The last day up to ``day`` with any patrol track (``day`` itself when none).
+
+    Tracks are uploaded after the walk, so "today" usually has none yet; leadership wants
+    the latest complete figure rather than a 0 % that only means "not uploaded yet".
+    """
+    import sqlalchemy as sa
+
+    from mapsvc.models import PatrolTrack
+
+    last = session.scalar(sa.select(sa.func.max(PatrolTrack.day)).where(PatrolTrack.day <= day))
+    return last or day
+
+
 def _patrol_pct(patrol: dict | None) -> float | None:
     """Share of assigned segments patrolled, in %, from ``district_compliance``'s result.
 
@@ -52,6 +66,7 @@ def overview(
     *,
     members_required: int = 2,
     quota_coef: dict[str, float] | None = None,
+    quota_group: str = quota_svc.DEFAULT_GROUP,
 ) -> dict[str, Any]:
     """Everything the dashboard shows for ``day``, as plain JSON-able data.
 
@@ -69,7 +84,7 @@ def overview(
         lvl: density_svc.density(session, lvl, day)
         for lvl in ("district", "subdistrict", "community")
     }
-    quota = quota_svc.quota_table(session, day, quota_coef)
+    quota = quota_svc.quota_table(session, day, quota_coef, quota_group)
 
     district_figures = _optional("mapsvc.services.incidents", "district_figures")
     incident_figures = _optional("mapsvc.services.incidents", "figures")
@@ -81,7 +96,7 @@ def overview(
     }
 
     incidents = district_figures(session) if district_figures else None
-    patrol = compliance(session, day) if compliance else None
+    patrol = compliance(session, latest_patrol_day(session, day)) if compliance else None
     open_by: dict[str, dict[int, int]] = {}
     if incident_figures:
         for lvl in ("subdistrict", "community"):
@@ -115,6 +130,7 @@ def overview(
         "segments_chief_pct": s["segments_chief_pct"],
         "uncovered_grids": cov["uncovered"]["grids_count"],
         "uncovered_segments": cov["uncovered"]["segments_count"],
+        "quota_group": quota["group"],
         "quota_required": quota["totals"]["required"],
         "quota_shortfall": quota["totals"]["shortfall"],
         "open_incidents": incidents["open"] if incidents else None,
@@ -164,6 +180,10 @@ def overview(
             "labels": [c["name"] for c in by_density],
             "values": [c["staff_per_km2"] for c in by_density],
             "district": district["staff_per_km2"],
+        },
+        "staff_by_group": {
+            "labels": list(density_svc.ROLE_GROUPS),
+            "values": [int(sum(r[g] for r in d_rows)) for g in density_svc.ROLE_GROUPS],
         },
         "incidents_by_month": {
             "labels": [m["month"] for m in incidents["by_month"]] if incidents else [],

@@ -9,7 +9,9 @@ with ``a, b, c`` from config ``QUOTA_COEFFICIENTS`` (overridable per request so 
 try other weights). The exact value is kept and ``required`` is rounded up, because a
 fraction of a person still has to be somebody. Actual staff are the counts of
 :func:`mapsvc.services.density.density` at community level (one place for "who is posted
-where on a date"), for all staff or one role group.
+where on a date"), for all staff or one role group. The default group is community workers
+(社区工作者), the post that quotas (员额) are set for in practice; config ``QUOTA_GROUP``
+or a request parameter can choose all staff or another group.
 """
 
 from __future__ import annotations
@@ -26,6 +28,7 @@ from mapsvc.services.density import GROUPS, density
 from mapsvc.services.errors import ValidationError
 
 COEFFICIENT_NAMES = ("a", "b", "c")
+DEFAULT_GROUP = "community_workers"
 
 #: export columns: (key, English header, Chinese header)
 COLUMNS: list[tuple[str, str, str]] = [
@@ -87,9 +90,9 @@ def quota_table(
     session: Session,
     day: dt.date | None = None,
     coef: dict[str, float] | None = None,
-    group: str = "all",
+    group: str = DEFAULT_GROUP,
 ) -> dict[str, Any]:
-    """Required vs actual staff per community, with totals.
+    """Required vs actual staff (of ``group``) per community, with totals.
 
     Returns
     -------

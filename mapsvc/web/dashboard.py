@@ -67,9 +67,19 @@ def _density_args() -> dict[str, Any]:
     }
 
 
+def _quota_group() -> str:
+    return request.args.get(
+        "group", str(current_app.config.get("QUOTA_GROUP") or quota_svc.DEFAULT_GROUP)
+    )
+
+
 def _overview() -> dict[str, Any]:
     return dashboard_svc.overview(
-        get_session(), _day(), members_required=_members_required(), quota_coef=_coef()
+        get_session(),
+        _day(),
+        members_required=_members_required(),
+        quota_coef=_coef(),
+        quota_group=_quota_group(),
     )
 
 
@@ -123,7 +133,7 @@ def api_density():  # noqa: ANN201
 
 
 def _quota_table() -> dict[str, Any]:
-    return quota_svc.quota_table(get_session(), _day(), _coef(), request.args.get("group", "all"))
+    return quota_svc.quota_table(get_session(), _day(), _coef(), _quota_group())
 
 
 @bp.get("/api/quota")
@@ -310,7 +320,7 @@ def density_page():  # noqa: ANN201
 def quota_page():  # noqa: ANN201
     day = _day()
     coef = _coef()
-    group = request.args.get("group", "all")
+    group = _quota_group()
     data = get_layer("quota").query(get_session(), day=day, coef=coef, group=group)
     tot = data["totals"]
     keep = {**{k: str(v) for k, v in coef.items()}, "group": group}
@@ -321,11 +331,30 @@ def quota_page():  # noqa: ANN201
         f"<td>{f['properties']['actual']}</td><td>{f['properties']['gap']:+d}</td></tr>"
         for f in rows
     )
+    from layers.density import GROUP_LABELS, t
+
+    loc = current_locale()
+    groups = [(k, t(v, loc)) for k, v in GROUP_LABELS.items() if k != "centres"]
+    form = (
+        f'<form method="get" action="{esc(url_for("dashboard.quota_page"))}" '
+        'style="display:grid;grid-template-columns:auto 1fr;gap:4px 8px;align-items:center;'
+        'margin-bottom:8px">'
+        f"<label>{esc(_('Staff'))}</label>"
+        + _select("group", groups, group)
+        + "".join(
+            f'<label>{k}</label><input type="number" step="0.1" min="0" name="{k}" '
+            f'value="{coef[k]:g}">'
+            for k in quota_svc.COEFFICIENT_NAMES
+        )
+        + f"<label>{esc(_('Date'))}</label>"
+        + f'<input type="date" name="date" value="{day.isoformat()}">'
+        + f'<span></span><button type="submit">{esc(_("Show"))}</button></form>'
+    )
     panel = (
         f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staffing quota'))}</h3>"
-        + _date_form("dashboard.quota_page", day, keep)
-        + f"<div>{esc(_('Formula'))}: {coef['a']:g} × {esc(_('population'))}/10000 + "
-        f"{coef['b']:g} × km² + {coef['c']:g} × {esc(_('enterprises'))}/100</div>"
+        + form
+        + f"<div>{esc(_('Formula'))}: a × {esc(_('population'))}/10000 + "
+        f"b × km² + c × {esc(_('enterprises'))}/100</div>"
         f"<div>{esc(_('Required'))}: <b>{tot['required']}</b> · {esc(_('Actual'))}: "
         f"<b>{tot['actual']}</b> · {esc(_('Shortfall'))}: <b>{tot['shortfall']}</b></div>"
         f'<div><a href="{esc(url_for("dashboard.api_quota_csv", **q))}">CSV</a> · '
@@ -345,10 +374,14 @@ def quota_page():  # noqa: ANN201
 def dashboard_page():  # noqa: ANN201
     data = _overview()
     loc = current_locale()
+
+    from layers.density import GROUP_LABELS, t
+
     labels = {
         "staff_per_km2": _("Staff per km²"),
-        "district_value": _("District"),
+        "district_value": _("District average"),
         "incidents": _("Incidents"),
+        "groups": {k: t(v, loc) for k, v in GROUP_LABELS.items()},
     }
     return render_template(
         "dashboard.html",

@@ -66,6 +66,37 @@
     });
   }
 
+  function groupsChart() {
+    var canvas = document.getElementById("chart-groups");
+    if (!canvas) return null;
+    var c = charts.staff_by_group;
+    return new Chart(canvas, {
+      type: "doughnut",
+      data: {
+        labels: c.labels.map(function (g) { return labels.groups[g] || g; }),
+        datasets: [{
+          data: c.values,
+          backgroundColor: ["#1f3a5f", "#2e86de", "#f39c12", "#27ae60"],
+          borderColor: "#fff",
+          borderWidth: 2,
+        }],
+      },
+      options: {
+        animation: false,
+        maintainAspectRatio: false,
+        cutout: "55%",
+        plugins: {
+          legend: { position: "right" },
+          tooltip: {
+            callbacks: {
+              label: function (ctx) { return ctx.label + ": " + ctx.parsed.toLocaleString(); },
+            },
+          },
+        },
+      },
+    });
+  }
+
   function sortable(table) {
     var heads = table.querySelectorAll("thead th");
     heads.forEach(function (th, col) {
@@ -98,7 +129,7 @@
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
     Chart.defaults.font.size = 13;
   }
-  window.dashboardCharts = [densityChart(), incidentsChart()].filter(Boolean);
+  window.dashboardCharts = [densityChart(), incidentsChart(), groupsChart()].filter(Boolean);
   document.querySelectorAll("table.sortable").forEach(sortable);
   window.dashboardReady = true;
 })();

@@ -30,11 +30,11 @@ def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:  # noqa:
     assert page.errors == []
     assert "网格化管理概览" in page.inner_text("h1")
     # both charts are canvases with a good share of painted pixels
-    for cid in ("chart-density", "chart-incidents"):
+    for cid in ("chart-density", "chart-incidents", "chart-groups"):
         box = page.locator(f"#{cid}").bounding_box()
         assert box and box["width"] > 100 and box["height"] > 100, cid
         assert page.evaluate(PAINTED, cid) > 0.02 * box["width"] * box["height"], cid
-    assert page.evaluate("window.dashboardCharts.length") == 2
+    assert page.evaluate("window.dashboardCharts.length") == 3
     # headline figures are the JSON ones
     data = _json(f"{base}/api/dashboard")
     d = data["district"]

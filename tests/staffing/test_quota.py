@@ -31,7 +31,9 @@ def test_coefficients_config_and_overrides() -> None:
 @pytest.mark.parametrize("coef", [{"a": 8.0, "b": 2.0, "c": 1.0}, {"a": 3.0, "b": 10.0, "c": 0.5}])
 def test_quota_formula_and_gap(staffing_db, coef: dict) -> None:  # noqa: ANN001
     with Session(staffing_db.engine) as s:
-        table = quota_table(s, TODAY, coef)
+        table = quota_table(s, TODAY, coef, group="all")
+        default = quota_table(s, TODAY, coef)
+    assert default["group"] == "community_workers"  # quotas are set for community workers
     rows = {r["code"]: r for r in table["rows"]}
     counts = expected_counts("community", TODAY)
     assert set(rows) == {c[0] for c in COMMUNITIES}
@@ -62,7 +64,7 @@ def test_quota_by_group(staffing_db) -> None:  # noqa: ANN001
 
 def test_csv_and_xlsx_parse_back(staffing_db, tmp_path) -> None:  # noqa: ANN001
     with Session(staffing_db.engine) as s:
-        table = quota_table(s, TODAY, coefficients(DEFAULTS))
+        table = quota_table(s, TODAY, coefficients(DEFAULTS), group="all")
     path = tmp_path / "quota.csv"
     path.write_text(to_csv(table, "zh_CN"), encoding="utf-8-sig")
     with path.open(encoding="utf-8-sig", newline="") as fh:
