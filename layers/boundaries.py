@@ -1,1 +1,624 @@
-"""Layer module boundaries (to be written)."""
+"""Boundary layers of the coverage map: district, communities, grids and alley segments.
+
+Query half: one PostGIS statement per layer returning a GeoJSON FeatureCollection with the
+geodesic ``area_km2`` / ``length_m`` from the generated columns, the names a tooltip needs
+(community, grid head, alley chief and deputy through :mod:`mapsvc.services.assignments`),
+filtered by a bounding box (``&&`` on the GiST index, then ``ST_Intersects``) and, when
+the caller gives the map zoom, simplified to half a screen pixel so a district-wide view
+does not ship centimetre detail nobody can see.
+
+Drawing half: folium ``GeoJson`` layers whose tooltips are built from escaped text only
+(folium's ``GeoJsonTooltip`` puts values into ``innerHTML`` unescaped, so the raw names are
+never shown through it). The coverage page embeds the two small layers (district,
+communities) and lets ``static/js/map.js`` fetch grids and segments for the visible area;
+the same styles reach the browser through :func:`client_config`, so Python and JS draw alike.
+
+Grids are coloured by community with a greedy colouring of the community adjacency graph
+(neighbours never share a colour), computed over all communities so a grid keeps its colour
+whatever bounding box it was fetched with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import math
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Session, aliased
+
+from layers import register
+from layers.base import BadRequest, BBox, LegendItem, MapLayer, esc
+
+#: qualitative fill colours for grids (ColorBrewer Set3 without its red, which means
+#: "no chief" on this map)
+PALETTE = (
+    "#8dd3c7",
+    "#fdb462",
+    "#bebada",
+    "#80b1d3",
+    "#b3de69",
+    "#fccde5",
+    "#ffed6f",
+    "#bc80bd",
+    "#ccebc5",
+    "#d9c8a9",
+)
+STYLES: dict[str, dict[str, Any]] = {
+    "district": {"color": "#102a43", "weight": 4, "fill": False, "opacity": 0.9},
+    "community": {"color": "#24466b", "weight": 2, "fill": False, "opacity": 0.9},
+    "grid": {"color": "#ffffff", "weight": 1, "fillOpacity": 0.62, "opacity": 1},
+    "grid_hover": {"color": "#102a43", "weight": 3, "fillOpacity": 0.8},
+    "segment": {"color": "#3d4f5f", "weight": 2.5, "opacity": 0.85},
+    "segment_no_chief": {"color": "#d7191c", "weight": 4.5, "opacity": 0.95},
+    "segment_hover": {"weight": 7, "opacity": 1},
+    # zoomed out (below FAR_ZOOM) the street mesh would hide the grids: thin, light lines
+    "segment_far": {"color": "#3d4f5f", "weight": 1, "opacity": 0.45},
+    "segment_no_chief_far": {"color": "#d7191c", "weight": 3, "opacity": 0.95},
+}
+#: zoom below which segments are drawn thin and community labels thinned out
+FAR_ZOOM = 15
+#: Leaflet panes (z-index) so grids fetched later still lie under the outlines and lines
+PANES = {
+    "mapsvc-grids": 410,
+    "mapsvc-communities": 420,
+    "mapsvc-district": 425,
+    "mapsvc-segments": 430,
+}
+#: message ids (English; translated through the project's catalogues)
+MESSAGES = (
+    "District",
+    "Communities",
+    "Community",
+    "Subdistrict",
+    "Grids",
+    "Grid",
+    "Alley segments",
+    "Alley segment",
+    "Code",
+    "Chief",
+    "Deputy chief",
+    "Grid head",
+    "No chief assigned",
+    "No grid head",
+    "Area (km²)",
+    "Length (m)",
+    "Population",
+    "Households",
+    "Enterprises",
+    "Number of grids",
+    "District boundary",
+    "Community boundary",
+    "Grids (coloured by community)",
+    "Alley segment with a chief",
+    "Coverage map",
+    "Loading map data…",
+    "Could not load map data",
+    "Zoom in to see alley segments",
+)
+#: below this zoom the page does not fetch alley segments (they would be a few pixels long)
+SEGMENT_MIN_ZOOM = 12
+
+
+# --------------------------------------------------------------------------- translation
+
+
+@lru_cache(maxsize=8)
+def _catalogue(locale: str):  # noqa: ANN202 - babel Translations
+    from babel.support import Translations
+
+    from mapsvc.i18n import TRANSLATIONS, compile_catalogues
+
+    compile_catalogues()
+    return Translations.load(str(TRANSLATIONS), [locale])
+
+
+def labels(locale: str = "zh_CN") -> dict[str, str]:
+    """The layer's UI strings in ``locale``, from the project's message catalogues.
+
+    Layers run without a Flask request (tests, scripts, the naive benchmark page), so they
+    read the catalogues through Babel directly rather than through Flask-Babel.
+    """
+    loc = "en" if locale.startswith("en") else "zh_CN"
+    cat = _catalogue(loc)
+    return {m: cat.gettext(m) for m in MESSAGES}
+
+
+# --------------------------------------------------------------------------- query helpers
+
+
+def zoom_detail(zoom: float | None) -> tuple[float | None, int]:
+    """Simplification tolerance (degrees) and GeoJSON decimals for a web-map zoom.
+
+    Half a screen pixel at ``zoom`` (256-pixel tiles) is invisible, so simplifying to it
+    and rounding coordinates to at most a fifth of a pixel loses nothing on screen. This is
+    display detail only; no area or length is ever computed from it. ``None`` keeps full
+    detail (6 decimals, ~0.1 m).
+    """
+    if zoom is None:
+        return None, 6
+    pixels_per_degree = 256 * 2**zoom / 360.0
+    digits = min(7, max(3, math.ceil(math.log10(pixels_per_degree))))
+    return 0.5 / pixels_per_degree, digits
+
+
+def parse_zoom(text: str | None) -> float | None:
+    """Validate a ``zoom`` request parameter (0-22) or return None when absent."""
+    if text in (None, ""):
+        return None
+    try:
+        zoom = float(text)
+    except ValueError:
+        raise BadRequest(f"zoom must be a number; got {text[:40]!r}") from None
+    if not 0 <= zoom <= 22:
+        raise BadRequest(f"zoom must be between 0 and 22; got {text[:40]!r}")
+    return zoom
+
+
+def parse_day(text: str | None) -> dt.date | None:
+    """Validate a ``date`` request parameter (YYYY-MM-DD) or return None when absent."""
+    if not text:
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise BadRequest(f"date must be YYYY-MM-DD; got {text[:40]!r}") from None
+
+
+def _geojson(geom: Any, zoom: float | None) -> sa.ColumnElement[str]:
+    tol, digits = zoom_detail(zoom)
+    if tol is not None:
+        geom = sa.func.ST_SimplifyPreserveTopology(geom, tol)
+    return sa.func.ST_AsGeoJSON(geom, digits).label("geometry")
+
+
+def _in_bbox(geom: Any, bbox: BBox | None) -> sa.ColumnElement[bool]:
+    if bbox is None:
+        return sa.true()
+    env = sa.func.ST_MakeEnvelope(*bbox, 4326)
+    return sa.and_(geom.op("&&")(env), sa.func.ST_Intersects(geom, env))
+
+
+def _collection(session: Session, stmt: sa.Select, **extra: Any) -> dict:
+    """Run ``stmt`` (columns ``id``, ``geometry`` and properties) -> FeatureCollection."""
+    features = []
+    for row in session.execute(stmt).mappings():
+        props = {k: v for k, v in row.items() if k != "geometry"}
+        for k, v in props.items():
+            if isinstance(v, float):
+                props[k] = round(v, 6)
+        features.append(
+            {
+                "type": "Feature",
+                "id": row["id"],
+                "geometry": json.loads(row["geometry"]),
+                "properties": props,
+            }
+        )
+    return {"type": "FeatureCollection", "features": features, **extra}
+
+
+def community_colours(session: Session) -> dict[int, str]:
+    """Community id -> fill colour such that neighbouring communities differ.
+
+    Greedy colouring, largest degree first (Welsh-Powell), over the adjacency of all
+    communities (shared boundary or overlap), ties broken by code so the result is stable;
+    each community takes the least used colour its neighbours leave free. With more than
+    ``len(PALETTE)`` neighbours (never seen in real districts) a colour may repeat.
+    """
+    from mapsvc.models import Community
+
+    a, b = aliased(Community), aliased(Community)
+    codes = dict(session.execute(sa.select(Community.id, Community.code)).all())
+    pairs = session.execute(
+        sa.select(a.id, b.id).where(
+            a.id < b.id, a.geom.op("&&")(b.geom), sa.func.ST_Intersects(a.geom, b.geom)
+        )
+    ).all()
+    neighbours: dict[int, set[int]] = {cid: set() for cid in codes}
+    for x, y in pairs:
+        neighbours[x].add(y)
+        neighbours[y].add(x)
+    order = sorted(codes, key=lambda c: (-len(neighbours[c]), codes[c]))
+    colour_of: dict[int, int] = {}
+    uses = [0] * len(PALETTE)
+    for cid in order:
+        taken = {colour_of[n] for n in neighbours[cid] if n in colour_of}
+        free = [i for i in range(len(PALETTE)) if i not in taken]
+        # the least used free colour, so the whole palette shows, not three colours
+        i = min(free, key=lambda k: (uses[k], k)) if free else len(colour_of) % len(PALETTE)
+        colour_of[cid] = i
+        uses[i] += 1
+    return {cid: PALETTE[i] for cid, i in colour_of.items()}
+
+
+def _bounds(fc: dict) -> list[list[float]] | None:
+    """[[south, west], [north, east]] of a FeatureCollection (for fitting the map)."""
+    import shapely
+
+    geoms = [shapely.geometry.shape(f["geometry"]) for f in fc["features"]]
+    if not geoms:
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
+def _tip(title: str, code: str | None, lines: list[tuple[str, Any]], extra: str = "") -> str:
+    """Tooltip HTML from data: every value escaped here, labels are ours (escaped too)."""
+    head = f"<b>{esc(title)}</b>" + (f" <small>{esc(code)}</small>" if code else "")
+    body = "".join(f"<br>{esc(label)}: {esc(value)}" for label, value in lines)
+    return head + body + extra
+
+
+def _fmt(value: Any, digits: int = 0) -> str:
+    if value is None:
+        return "–"
+    return f"{value:,.{digits}f}"
+
+
+class _Boundary(MapLayer):
+    """Shared drawing for the boundary layers: a folium GeoJson with escaped tooltips."""
+
+    style_key = ""
+
+    def tooltip(self, props: dict, lab: dict[str, str]) -> str:
+        raise NotImplementedError
+
+    def style(self, props: dict) -> dict:
+        return dict(STYLES[self.style_key])
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        """A folium ``GeoJson`` of ``data``; options: ``pane``, ``show``, ``name``.
+
+        Only the escaped tooltip HTML and the style travel to the page as properties of
+        the drawn features, so a name can never reach the DOM unescaped.
+        """
+        import folium
+
+        lab = labels(locale)
+        features = []
+        for f in data["features"]:
+            p = f["properties"]
+            features.append(
+                {
+                    "type": "Feature",
+                    "id": f.get("id"),
+                    "geometry": f["geometry"],
+                    "properties": {
+                        "tip": self.tooltip(p, lab),
+                        "style": self.style(p),
+                        # raw name for JS that sets it with textContent (labels);
+                        # folium embeds data with |tojson, which escapes "<"
+                        "name": p.get("name"),
+                        **{k: p[k] for k in ("label_lon", "label_lat", "area_km2") if k in p},
+                    },
+                }
+            )
+        kwargs = {"pane": options["pane"]} if options.get("pane") else {}
+        hover = STYLES.get(f"{self.style_key}_hover")
+        return folium.GeoJson(
+            {"type": "FeatureCollection", "features": features},
+            name=options.get("name") or lab[self.title_msgid],
+            show=options.get("show", True),
+            style_function=lambda f: f["properties"]["style"],
+            highlight_function=(lambda f: hover) if hover else None,
+            tooltip=folium.GeoJsonTooltip(
+                fields=["tip"], labels=False, sticky=True, class_name="mapsvc-tip"
+            ),
+            **kwargs,
+        )
+
+    title_msgid = ""
+
+
+# --------------------------------------------------------------------------- layers
+
+
+@register
+class DistrictLayer(_Boundary):
+    """The district outline(s), with geodesic area."""
+
+    name = "district"
+    title_zh = "区界"
+    title_en = "District"
+    title_msgid = "District"
+    style_key = "district"
+
+    def query(
+        self, session: Session, bbox: BBox | None = None, *, zoom: float | None = None, **_: Any
+    ) -> dict:
+        """Districts intersecting ``bbox``: code, name, area_km2."""
+        from mapsvc.models import District as D
+
+        stmt = (
+            sa.select(D.id, D.code, D.name, D.area_km2, _geojson(D.geom, zoom))
+            .where(_in_bbox(D.geom, bbox))
+            .order_by(D.code)
+        )
+        return _collection(session, stmt)
+
+    def tooltip(self, p: dict, lab: dict[str, str]) -> str:
+        return _tip(p["name"], p["code"], [(lab["Area (km²)"], _fmt(p["area_km2"], 2))])
+
+
+@register
+class CommunitiesLayer(_Boundary):
+    """Community polygons with population, households, grid count and a label point."""
+
+    name = "communities"
+    title_zh = "社区"
+    title_en = "Communities"
+    title_msgid = "Communities"
+    style_key = "community"
+
+    def query(
+        self, session: Session, bbox: BBox | None = None, *, zoom: float | None = None, **_: Any
+    ) -> dict:
+        """Communities intersecting ``bbox``, with their subdistrict and fill colour."""
+        from mapsvc.models import Community as C
+        from mapsvc.models import Grid, Subdistrict
+
+        grids = (
+            sa.select(sa.func.count(Grid.id))
+            .where(Grid.community_id == C.id)
+            .correlate(C)
+            .scalar_subquery()
+        )
+        label = sa.func.ST_PointOnSurface(C.geom)
+        stmt = (
+            sa.select(
+                C.id,
+                C.code,
+                C.name,
+                Subdistrict.name.label("subdistrict_name"),
+                C.population,
+                C.households,
+                C.enterprises,
+                C.area_km2,
+                grids.label("grids"),
+                sa.func.ST_X(label).label("label_lon"),
+                sa.func.ST_Y(label).label("label_lat"),
+                _geojson(C.geom, zoom),
+            )
+            .outerjoin(Subdistrict, Subdistrict.id == C.subdistrict_id)
+            .where(_in_bbox(C.geom, bbox))
+            .order_by(C.code)
+        )
+        fc = _collection(session, stmt)
+        colours = community_colours(session) if fc["features"] else {}
+        for f in fc["features"]:
+            f["properties"]["colour"] = colours.get(f["id"], PALETTE[0])
+        return fc
+
+    def tooltip(self, p: dict, lab: dict[str, str]) -> str:
+        return _tip(
+            p["name"],
+            p["code"],
+            [
+                (lab["Subdistrict"], p.get("subdistrict_name") or "–"),
+                (lab["Population"], _fmt(p["population"])),
+                (lab["Households"], _fmt(p["households"])),
+                (lab["Enterprises"], _fmt(p["enterprises"])),
+                (lab["Number of grids"], _fmt(p["grids"])),
+                (lab["Area (km²)"], _fmt(p["area_km2"], 2)),
+            ],
+        )
+
+
+@register
+class GridsLayer(_Boundary):
+    """Basic grids with community, households, population, area and the grid head."""
+
+    name = "grids"
+    title_zh = "网格"
+    title_en = "Grids"
+    title_msgid = "Grids"
+    style_key = "grid"
+
+    def query(
+        self,
+        session: Session,
+        bbox: BBox | None = None,
+        *,
+        zoom: float | None = None,
+        day: dt.date | None = None,
+        community: str | None = None,
+        **_: Any,
+    ) -> dict:
+        """Grids intersecting ``bbox`` (optionally of one community code) on ``day``."""
+        from mapsvc.models import Community as C
+        from mapsvc.models import Grid as G
+        from mapsvc.models import Staff
+        from mapsvc.services.assignments import holders
+
+        head = holders("grid_head", "grid", day).subquery()
+        stmt = (
+            sa.select(
+                G.id,
+                G.code,
+                G.name,
+                G.community_id,
+                C.code.label("community_code"),
+                C.name.label("community_name"),
+                G.households,
+                G.population,
+                G.area_km2,
+                Staff.name.label("head_name"),
+                _geojson(G.geom, zoom),
+            )
+            .join(C, C.id == G.community_id)
+            .outerjoin(head, head.c.target_id == G.id)
+            .outerjoin(Staff, Staff.id == head.c.staff_id)
+            .where(_in_bbox(G.geom, bbox))
+            .order_by(G.code)
+        )
+        if community:
+            stmt = stmt.where(C.code == community)
+        fc = _collection(session, stmt)
+        colours = community_colours(session) if fc["features"] else {}
+        for f in fc["features"]:
+            f["properties"]["colour"] = colours.get(f["properties"]["community_id"], PALETTE[0])
+        return fc
+
+    def style(self, p: dict) -> dict:
+        return {**STYLES["grid"], "fillColor": p.get("colour") or PALETTE[0]}
+
+    def tooltip(self, p: dict, lab: dict[str, str]) -> str:
+        head = p.get("head_name")
+        return _tip(
+            p.get("name") or p["code"],
+            p["code"],
+            [
+                (lab["Community"], p.get("community_name") or "–"),
+                (lab["Households"], _fmt(p["households"])),
+                (lab["Population"], _fmt(p["population"])),
+                (lab["Area (km²)"], _fmt(p["area_km2"], 3)),
+                (lab["Grid head"], head or lab["No grid head"]),
+            ],
+        )
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        return legend_items(locale)
+
+
+@register
+class SegmentsLayer(_Boundary):
+    """Alley segments with length and the chief and deputy in post on ``day``."""
+
+    name = "segments"
+    title_zh = "街巷段"
+    title_en = "Alley segments"
+    title_msgid = "Alley segments"
+    style_key = "segment"
+
+    def query(
+        self,
+        session: Session,
+        bbox: BBox | None = None,
+        *,
+        zoom: float | None = None,
+        day: dt.date | None = None,
+        **_: Any,
+    ) -> dict:
+        """Segments intersecting ``bbox`` with ``chief_name`` / ``deputy_name`` (or null)."""
+        from mapsvc.models import AlleySegment as S
+        from mapsvc.models import Staff
+        from mapsvc.services.assignments import holders
+
+        chief = holders("alley_chief", "segment", day).subquery()
+        deputy = holders("deputy_chief", "segment", day).subquery()
+        cs, ds = aliased(Staff), aliased(Staff)
+        stmt = (
+            sa.select(
+                S.id,
+                S.code,
+                S.name,
+                S.highway,
+                S.length_m,
+                cs.name.label("chief_name"),
+                ds.name.label("deputy_name"),
+                _geojson(S.geom, zoom),
+            )
+            .outerjoin(chief, chief.c.target_id == S.id)
+            .outerjoin(cs, cs.id == chief.c.staff_id)
+            .outerjoin(deputy, deputy.c.target_id == S.id)
+            .outerjoin(ds, ds.id == deputy.c.staff_id)
+            .where(_in_bbox(S.geom, bbox))
+            .order_by(S.code)
+        )
+        return _collection(session, stmt)
+
+    def style(self, p: dict) -> dict:
+        return dict(STYLES["segment" if p.get("chief_name") else "segment_no_chief"])
+
+    def tooltip(self, p: dict, lab: dict[str, str]) -> str:
+        chief = p.get("chief_name")
+        missing = (
+            "" if chief else f'<br><b style="color:#d7191c">{esc(lab["No chief assigned"])}</b>'
+        )
+        lines = [(lab["Length (m)"], _fmt(p["length_m"]))]
+        if chief:
+            lines.append((lab["Chief"], chief))
+        lines.append((lab["Deputy chief"], p.get("deputy_name") or "–"))
+        return _tip(p.get("name") or p["code"], p["code"], lines, missing)
+
+
+# --------------------------------------------------------------------------- page helpers
+
+
+def legend_items(locale: str = "zh_CN") -> list[LegendItem]:
+    """Legend of the coverage map (all four layers)."""
+    lab = labels(locale)
+    swatch = "linear-gradient(90deg," + ",".join(PALETTE[:5]) + ")"
+    return [
+        LegendItem(STYLES["district"]["color"], lab["District boundary"]),
+        LegendItem(STYLES["community"]["color"], lab["Community boundary"]),
+        LegendItem(swatch, lab["Grids (coloured by community)"]),
+        LegendItem(STYLES["segment"]["color"], lab["Alley segment with a chief"]),
+        LegendItem(STYLES["segment_no_chief"]["color"], lab["No chief assigned"]),
+    ]
+
+
+def add_panes(m) -> None:  # noqa: ANN001 - folium.Map
+    """Create the panes that keep grids under outlines and segments on top."""
+    import folium
+
+    for name, z in PANES.items():
+        folium.map.CustomPane(name, z_index=z, pointer_events=True).add_to(m)
+
+
+def bounds(fc: dict) -> list[list[float]] | None:
+    """Leaflet bounds ([[south, west], [north, east]]) of a FeatureCollection, or None."""
+    return _bounds(fc)
+
+
+def client_config(locale: str = "zh_CN") -> dict[str, Any]:
+    """Styles, panes and translated labels for ``static/js/map.js`` (one source of truth)."""
+    return {
+        "styles": STYLES,
+        "panes": {"grids": "mapsvc-grids", "segments": "mapsvc-segments"},
+        "segmentMinZoom": SEGMENT_MIN_ZOOM,
+        "farZoom": FAR_ZOOM,
+        "labels": labels(locale),
+    }
+
+
+def viewport_loader(m, grids, segments, communities, config: dict[str, Any]):  # noqa: ANN001, ANN201
+    """A folium element that makes ``static/js/map.js`` fill ``grids`` and ``segments``.
+
+    ``grids`` and ``segments`` are empty ``FeatureGroup`` s already on ``m`` (so they sit
+    in the layer control); the script fetches ``config["api"]`` URLs for the visible
+    bounding box on load and after every move, and labels the embedded ``communities``
+    layer. ``config`` goes into the page through ``|tojson`` (``<`` escaped).
+    """
+    from branca.element import MacroElement
+    from folium.elements import JSCSSMixin
+    from folium.template import Template
+
+    class ViewportLoader(JSCSSMixin, MacroElement):
+        _template = Template(
+            """
+            {% macro script(this, kwargs) %}
+            mapsvcCoverage.init({{ this._parent.get_name() }}, {
+                grids: {{ this.grids.get_name() }},
+                segments: {{ this.segments.get_name() }},
+                communities: {{ this.communities.get_name() if this.communities else "null" }},
+                config: {{ this.config|tojson }}
+            });
+            {% endmacro %}
+            """
+        )
+        default_js = [("mapsvc_map_js", config["assets"]["js"])]
+        default_css = [("mapsvc_map_css", config["assets"]["css"])]
+
+        def __init__(self) -> None:
+            super().__init__()
+            self._name = "ViewportLoader"
+            self.grids, self.segments, self.communities = grids, segments, communities
+            self.config = {k: v for k, v in config.items() if k != "assets"}
+
+    loader = ViewportLoader()
+    loader.add_to(m)
+    return loader

@@ -1,0 +1,166 @@
+"""Optional base maps (config ``BASEMAP``: none | osm | tianditu | amap) and their datum.
+
+The service's pages work with no internet, so the default is ``none``: no tiles, a plain
+background, and the overlays alone. The other choices add a tile layer and its credit.
+
+Tianditu (天地图) serves CGCS2000 tiles, which agree with our WGS84 data to centimetres, so
+nothing is shifted. Amap (高德) tiles are drawn in GCJ-02, hundreds of metres off WGS84 in
+China. Drawing WGS84 overlays on them would put every grid in the wrong street, so with
+``amap`` the pages ask for their data in GCJ-02 (the API's ``crs=gcj02``, converted by
+:mod:`mapsvc.services.chinacrs`, the one place for that formula) and say so in the credit
+line. This module holds the list of base maps and the conversion of a FeatureCollection
+or a bounding box between WGS84 and the display datum.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+
+from layers.base import BadRequest, BBox
+
+log = logging.getLogger(__name__)
+
+#: datums a page or API client may ask for
+DISPLAY_CRS = ("wgs84", "gcj02", "bd09")
+
+
+@dataclass
+class TileSpec:
+    url: str
+    name: str
+    attribution: str
+    subdomains: str = "abc"
+    overlay: bool = False
+    max_zoom: int = 19
+
+
+@dataclass
+class Basemap:
+    """What a page needs to know about its base map."""
+
+    name: str
+    #: datum the overlays must be drawn in so that they sit on the tiles
+    crs: str = "wgs84"
+    tiles: list[TileSpec] = field(default_factory=list)
+    #: credit line parts (Chinese first; shown in Leaflet's attribution control)
+    attribution: list[str] = field(default_factory=list)
+
+
+TIANDITU = (
+    "https://t{s}.tianditu.gov.cn/%s_w/wmts?SERVICE=WMTS&REQUEST=GetTile&VERSION=1.0.0"
+    "&LAYER=%s&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
+    "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=%s"
+)
+
+
+def basemap_for(config: Mapping[str, object]) -> Basemap:
+    """The base map configured in ``config`` (``BASEMAP``, ``TIANDITU_KEY``).
+
+    An unknown name or Tianditu without a key falls back to ``none`` with a warning in
+    the log, because a map page must still open when the tile setting is wrong.
+    """
+    choice = str(config.get("BASEMAP") or "none").lower()
+    if choice == "osm":
+        return Basemap(
+            "osm",
+            tiles=[
+                TileSpec(
+                    "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
+                    "OpenStreetMap",
+                    "© OpenStreetMap contributors",
+                    subdomains="",
+                )
+            ],
+            attribution=["© OpenStreetMap contributors"],
+        )
+    if choice == "tianditu":
+        key = str(config.get("TIANDITU_KEY") or "")
+        if not key:
+            log.warning("BASEMAP=tianditu needs TIANDITU_KEY; showing no base map")
+            return Basemap("none")
+        credit = "© 天地图 Tianditu (GS(2024)0650号)"
+        return Basemap(
+            "tianditu",
+            tiles=[
+                TileSpec(TIANDITU % ("vec", "vec", key), "天地图", credit, "01234567", max_zoom=18),
+                TileSpec(TIANDITU % ("cva", "cva", key), "天地图注记", "", "01234567", True, 18),
+            ],
+            attribution=[credit],
+        )
+    if choice == "amap":
+        return Basemap(
+            "amap",
+            crs="gcj02",
+            tiles=[
+                TileSpec(
+                    "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
+                    "&style=8&x={x}&y={y}&z={z}",
+                    "高德地图",
+                    "© 高德 AutoNavi",
+                    subdomains="1234",
+                    max_zoom=18,
+                )
+            ],
+            attribution=["© 高德 AutoNavi", "叠加数据已由 WGS84 转为 GCJ-02 以对齐底图"],
+        )
+    if choice != "none":
+        log.warning("unknown BASEMAP %r (none|osm|tianditu|amap); showing no base map", choice)
+    return Basemap("none")
+
+
+def add_tiles(m, basemap: Basemap) -> None:  # noqa: ANN001 - folium.Map
+    """Add the base map's tile layers (nothing for ``none``) to a folium map."""
+    import folium
+
+    for t in basemap.tiles:
+        folium.TileLayer(
+            tiles=t.url,
+            name=t.name,
+            attr=t.attribution or t.name,
+            subdomains=t.subdomains or "abc",
+            overlay=t.overlay,
+            control=not t.overlay,
+            max_zoom=t.max_zoom,
+        ).add_to(m)
+
+
+def parse_crs(text: str | None) -> str:
+    """Validate a ``crs`` request parameter (default WGS84)."""
+    crs = (text or "wgs84").lower().replace("-", "")
+    if crs not in DISPLAY_CRS:
+        raise BadRequest(f"crs must be one of {', '.join(DISPLAY_CRS)}; got {text[:40]!r}")
+    return crs
+
+
+def bbox_to_wgs84(bbox: BBox | None, crs: str) -> BBox | None:
+    """A bbox given in the display datum -> WGS84 (corners converted exactly).
+
+    The GCJ-02 offset changes by millimetres over a district, so converting the corners
+    is enough for a viewport filter.
+    """
+    if bbox is None or crs == "wgs84":
+        return bbox
+    import numpy as np
+
+    from mapsvc.services.chinacrs import points_to_wgs84
+
+    lon, lat = points_to_wgs84(np.array([bbox[0], bbox[2]]), np.array([bbox[1], bbox[3]]), crs)
+    return (float(lon[0]), float(lat[0]), float(lon[1]), float(lat[1]))
+
+
+def collection_to_crs(fc: dict, crs: str) -> dict:
+    """A WGS84 FeatureCollection with every geometry converted to ``crs`` (in place)."""
+    if crs == "wgs84" or not fc.get("features"):
+        return fc
+    import numpy as np
+    import shapely
+
+    from mapsvc.services.chinacrs import geometry_from_wgs84
+
+    geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in fc["features"]])
+    moved = geometry_from_wgs84(geoms, crs)
+    for f, g in zip(fc["features"], moved, strict=True):
+        f["geometry"] = shapely.geometry.mapping(g)
+    return fc
