@@ -1,1 +1,404 @@
-"""Layer module heatmap (to be written)."""
+"""Incident heatmap, incidents-per-1,000-residents choropleth, and overdue incidents.
+
+``heatmap`` (query half): PostGIS aggregates the incidents in the requested bbox into
+square cells of a fixed size *on screen* (:data:`CELL_PX` pixels at the requested zoom),
+with the shared incident filters (:func:`mapsvc.services.incidents.filter_sql`: category,
+class, state, dates...). A heatmap cell is a display aggregate, so cells are laid out in
+Web Mercator units, which are screen pixels at every zoom; nothing is measured with them.
+Each incident's Web Mercator position is a stored, indexed column (migration 0002), so a
+district-wide view of a million incidents is binned from the index alone. The answer is
+compact (``[lon, lat, count]`` per non-empty cell), well under 200 KB for any view.
+
+``heatmap`` (draw half): folium's ``HeatMap`` (leaflet.heat, served locally) with the cell
+centres weighted by their counts; ``static/js/heatmap.js`` refetches on pan and zoom.
+
+``incident_choropleth``: incidents per 1,000 residents by grid, classed with mapclassify
+(Fisher-Jenks natural breaks, or quantiles when few grids), drawn as a GeoJSON layer.
+
+``overdue_incidents``: open incidents past their class's time limit, as red circles.
+"""
+
+from __future__ import annotations
+
+import math
+from functools import lru_cache
+from typing import Any
+
+import sqlalchemy as sa
+
+from layers import register
+from layers.base import BadRequest, BBox, LegendItem, MapLayer, esc
+
+#: cell edge in screen pixels
+CELL_PX = 12
+#: Web Mercator units per pixel at zoom 0 (256-pixel tiles)
+MERC_PX0 = 2 * math.pi * 6378137.0 / 256
+R = 6378137.0
+MAX_LAT = 85.05112878
+#: heat colours (leaflet.heat gradient) and choropleth classes (ColorBrewer YlOrRd)
+GRADIENT = {0.2: "#ffffb2", 0.4: "#fecc5c", 0.6: "#fd8d3c", 0.8: "#f03b20", 1.0: "#bd0026"}
+CLASS_COLOURS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
+NO_DATA_COLOUR = "#d9d9d9"
+OVERDUE_COLOUR = "#b10026"
+
+MESSAGES = (
+    "Incident heatmap",
+    "Incidents per 1,000 residents",
+    "Overdue incidents",
+    "incidents",
+    "Grid",
+    "Population",
+    "per 1,000 residents",
+    "No residents",
+    "Category",
+    "Class",
+    "State",
+    "Reported",
+    "Due",
+    "overdue by",
+    "hours",
+    "fewer",
+    "more",
+    "cells of",
+    "pixels",
+)
+
+
+@lru_cache(maxsize=4)
+def labels(locale: str = "zh_CN") -> dict[str, str]:
+    """The layers' UI strings in ``locale`` from the project's catalogues (no request needed)."""
+    from layers.boundaries import _catalogue
+
+    cat = _catalogue("en" if locale.startswith("en") else "zh_CN")
+    return {m: cat.gettext(m) for m in MESSAGES}
+
+
+def cell_size(zoom: float) -> float:
+    """Edge of a heatmap cell in Web Mercator units at ``zoom`` (CELL_PX screen pixels)."""
+    return MERC_PX0 / (2.0 ** float(zoom)) * CELL_PX
+
+
+def to_mercator(lon: float, lat: float) -> tuple[float, float]:
+    lat = max(-MAX_LAT, min(MAX_LAT, lat))
+    return R * math.radians(lon), R * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
+
+
+def parse_zoom(value: Any) -> float:
+    if value in (None, ""):
+        return 13.0
+    try:
+        z = float(value)
+    except (TypeError, ValueError):
+        raise BadRequest(f"zoom must be a number from 0 to 22; got {str(value)[:20]!r}") from None
+    if not 0 <= z <= 22:
+        raise BadRequest(f"zoom must be a number from 0 to 22; got {z}")
+    return z
+
+
+def _filters(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+    from mapsvc.services.errors import ValidationError
+    from mapsvc.services.incidents import filter_sql
+
+    try:
+        return filter_sql({k: v for k, v in filters.items() if k != "bbox"})
+    except ValidationError as exc:
+        raise BadRequest(exc.message) from None
+
+
+@register
+class IncidentHeatmap(MapLayer):
+    name = "heatmap"
+    title_zh = "事件热力图"
+    title_en = "Incident heatmap"
+
+    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+        """Counts per screen cell: ``{zoom, cell_px, total, max, points: [[lon, lat, n]]}``.
+
+        ``filters``: ``zoom`` plus those of :func:`mapsvc.services.incidents.filter_sql`.
+        Without a bbox the whole district is binned.
+        """
+        zoom = parse_zoom(filters.pop("zoom", None))
+        where, params = _filters(filters)
+        cell = cell_size(zoom)
+        conds = [where]
+        if bbox is not None:
+            x0, y0 = to_mercator(bbox[0], bbox[1])
+            x1, y1 = to_mercator(bbox[2], bbox[3])
+            conds.append("i.x_m BETWEEN :hx0 AND :hx1 AND i.y_m BETWEEN :hy0 AND :hy1")
+            params.update(hx0=x0, hx1=x1, hy0=y0, hy1=y1)
+        rows = session.execute(
+            sa.text(
+                f"""SELECT floor(i.x_m / :cell) AS cx, floor(i.y_m / :cell) AS cy, count(*)
+                FROM incident i WHERE {" AND ".join(conds)} GROUP BY 1, 2"""
+            ),
+            {**params, "cell": cell},
+        ).all()
+        points = []
+        total = peak = 0
+        for cx, cy, n in rows:
+            x, y = (cx + 0.5) * cell, (cy + 0.5) * cell
+            lon = math.degrees(x / R)
+            lat = math.degrees(2 * math.atan(math.exp(y / R)) - math.pi / 2)
+            points.append([round(lon, 6), round(lat, 6), int(n)])
+            total += n
+            peak = max(peak, n)
+        return {
+            "zoom": zoom,
+            "cell_px": CELL_PX,
+            "total": int(total),
+            "max": int(peak),
+            "points": points,
+        }
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        from folium.plugins import HeatMap
+
+        peak = max(1, data.get("max") or 1)
+        return HeatMap(
+            [[p[1], p[0], p[2] / peak] for p in data.get("points", [])],
+            name=self.title(locale),
+            min_opacity=0.25,
+            max_zoom=18,
+            radius=options.get("radius", 18),
+            blur=options.get("blur", 14),
+            gradient=GRADIENT,
+        )
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        t = labels(locale)
+        peak = data.get("max") or 0
+        return [
+            LegendItem(GRADIENT[0.2], f"{t['fewer']}"),
+            LegendItem(GRADIENT[0.6], f"≈ {peak // 2} {t['incidents']}"),
+            LegendItem(
+                GRADIENT[1.0],
+                f"{t['more']}: {peak} {t['incidents']} / {CELL_PX}×{CELL_PX} {t['pixels']}",
+            ),
+        ]
+
+
+@register
+class IncidentChoropleth(MapLayer):
+    name = "incident_choropleth"
+    title_zh = "每千人事件数"
+    title_en = "Incidents per 1,000 residents"
+
+    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+        """GeoJSON of grids with count, population, per_1000 and a class (0..k-1)."""
+        where, params = _filters(filters)
+        conds = ["TRUE"]
+        if bbox is not None:
+            conds.append("g.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)")
+            params.update(bx0=bbox[0], by0=bbox[1], bx1=bbox[2], by1=bbox[3])
+        rows = session.execute(
+            sa.text(
+                f"""WITH n AS (
+                  SELECT i.grid_id, count(*) AS n FROM incident i
+                  WHERE i.grid_id IS NOT NULL AND {where} GROUP BY i.grid_id
+                )
+                SELECT g.id, g.code, g.name, g.population, COALESCE(n.n, 0) AS n,
+                       ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, 0.00002), 6) AS gj
+                FROM grid g LEFT JOIN n ON n.grid_id = g.id
+                WHERE {" AND ".join(conds)} ORDER BY g.id"""
+            ),
+            params,
+        ).all()
+        import json
+
+        rates = [1000.0 * r.n / r.population if r.population else None for r in rows]
+        bins = classify([v for v in rates if v is not None])
+        features = []
+        for r, rate in zip(rows, rates, strict=True):
+            cls = None if rate is None else _class_of(rate, bins)
+            features.append(
+                {
+                    "type": "Feature",
+                    "geometry": json.loads(r.gj),
+                    "properties": {
+                        "id": r.id,
+                        "code": r.code,
+                        "name": r.name,
+                        "population": r.population,
+                        "count": int(r.n),
+                        "per_1000": None if rate is None else round(rate, 2),
+                        "class": cls,
+                    },
+                }
+            )
+        return {"type": "FeatureCollection", "features": features, "bins": bins}
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+
+        t = labels(locale)
+        for f in data["features"]:
+            p = f["properties"]
+            rate = (
+                f"{p['per_1000']} {esc(t['per 1,000 residents'])}"
+                if p["per_1000"] is not None
+                else esc(t["No residents"])
+            )
+            p["tip"] = (
+                f"<b>{esc(t['Grid'])} {esc(p['name'] or p['code'])}</b> ({esc(p['code'])})<br>"
+                f"{p['count']} {esc(t['incidents'])} · {esc(t['Population'])} "
+                f"{esc(p['population'])}<br>{rate}"
+            )
+            p["fill"] = NO_DATA_COLOUR if p["class"] is None else CLASS_COLOURS[p["class"]]
+        return folium.GeoJson(
+            data,
+            name=self.title(locale),
+            style_function=lambda f: {
+                "fillColor": f["properties"]["fill"],
+                "color": "#555",
+                "weight": 0.6,
+                "fillOpacity": 0.75,
+            },
+            highlight_function=lambda f: {"weight": 2.5, "color": "#102a43"},
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+        )
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        t = labels(locale)
+        bins = data.get("bins") or []
+        items, low = [], 0.0
+        for k, upper in enumerate(bins):
+            items.append(LegendItem(CLASS_COLOURS[k], f"{low:.1f} – {upper:.1f}"))
+            low = upper
+        items.append(LegendItem(NO_DATA_COLOUR, t["No residents"]))
+        return items
+
+
+def classify(values: list[float], k: int = len(CLASS_COLOURS)) -> list[float]:
+    """Upper bounds of up to ``k`` classes (mapclassify Fisher-Jenks; quantiles if few)."""
+    import mapclassify
+    import numpy as np
+
+    distinct = sorted(set(values))
+    if not distinct:
+        return []
+    if len(distinct) <= k:
+        return [float(v) for v in distinct]
+    arr = np.asarray(values, dtype=float)
+    try:
+        c = mapclassify.FisherJenks(arr, k=k)
+    except Exception:  # noqa: BLE001 - degenerate data: fall back to quantiles
+        c = mapclassify.Quantiles(arr, k=k)
+    return [float(b) for b in c.bins]
+
+
+def _class_of(value: float, bins: list[float]) -> int:
+    for k, upper in enumerate(bins):
+        if value <= upper + 1e-9:
+            return k
+    return len(bins) - 1
+
+
+@register
+class OverdueIncidents(MapLayer):
+    name = "overdue_incidents"
+    title_zh = "超期事件"
+    title_en = "Overdue incidents"
+    limit = 3000
+
+    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+        """Open incidents past due (most overdue first, at most :attr:`limit`), as GeoJSON."""
+        filters = {k: v for k, v in filters.items() if k != "zoom"}
+        where, params = _filters({**filters, "overdue": True})
+        if bbox is not None:
+            where += " AND i.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)"
+            params.update(bx0=bbox[0], by0=bbox[1], bx1=bbox[2], by1=bbox[3])
+        rows = session.execute(
+            sa.text(
+                f"""SELECT i.id, i.category, c.name_zh, c.name_en, i.severity, i.state,
+                       i.reported_at, i.due_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,
+                       extract(epoch FROM now() - i.due_at) / 3600.0 AS hours_over
+                FROM incident i LEFT JOIN incident_category c ON c.code = i.category
+                WHERE {where} ORDER BY i.due_at LIMIT :lim"""
+            ),
+            {**params, "lim": self.limit},
+        ).all()
+        return {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "geometry": {"type": "Point", "coordinates": [r.lon, r.lat]},
+                    "properties": {
+                        "id": r.id,
+                        "category": r.category,
+                        "category_zh": r.name_zh,
+                        "category_en": r.name_en,
+                        "severity": r.severity,
+                        "state": r.state,
+                        "reported_at": r.reported_at.isoformat(),
+                        "due_at": r.due_at.isoformat(),
+                        "hours_over": round(float(r.hours_over), 1),
+                    },
+                }
+                for r in rows
+            ],
+        }
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+
+        t = labels(locale)
+        en = locale.startswith("en")
+        group = folium.FeatureGroup(name=self.title(locale), show=options.get("show", True))
+        for f in data["features"]:
+            p = f["properties"]
+            lon, lat = f["geometry"]["coordinates"]
+            cat = (p["category_en"] if en else p["category_zh"]) or p["category"]
+            tip = (
+                f"<b>#{p['id']} {esc(cat)}</b><br>{esc(t['Class'])}: {esc(p['severity'])} · "
+                f"{esc(t['State'])}: {esc(p['state'])}<br>{esc(t['Due'])}: "
+                f"{esc(p['due_at'][:16])}<br>{esc(t['overdue by'])} {p['hours_over']} "
+                f"{esc(t['hours'])}"
+            )
+            folium.CircleMarker(
+                [lat, lon],
+                radius=4,
+                color=OVERDUE_COLOUR,
+                weight=1,
+                fill=True,
+                fill_opacity=0.8,
+                tooltip=folium.Tooltip(tip, sticky=True),
+            ).add_to(group)
+        return group
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        t = labels(locale)
+        return [LegendItem(OVERDUE_COLOUR, f"{t['Overdue incidents']} ({len(data['features'])})")]
+
+
+def _heatmap_script_class():  # noqa: ANN202
+    """Build the folium element lazily (folium is imported only when a page is drawn)."""
+    import json
+
+    from branca.element import MacroElement
+    from folium.elements import JSCSSMixin
+    from jinja2 import Template
+
+    class _HeatmapScript(JSCSSMixin, MacroElement):
+        """Loads static/js/heatmap.js and hands it the map and the heat layer."""
+
+        _template = Template(
+            """{% macro script(this, kwargs) %}
+            MapsvcHeatmap.init({{ this._parent.get_name() }},
+                {{ this.heat_name }}, {{ this.options_json }});
+            {% endmacro %}"""
+        )
+        default_js = [("mapsvc_heatmap", "/static/js/heatmap.js")]
+
+        def __init__(self, heat, options: dict) -> None:  # noqa: ANN001
+            super().__init__()
+            self._name = "MapsvcHeatmap"
+            self.heat_name = heat.get_name() if heat is not None else "null"
+            self.options_json = json.dumps(options, ensure_ascii=False).replace("</", "<\\/")
+
+    return _HeatmapScript
+
+
+def HeatmapScript(heat, options: dict):  # noqa: ANN001, ANN201, N802
+    """Folium element that wires ``static/js/heatmap.js`` to the map and its heat layer."""
+    return _heatmap_script_class()(heat, options)

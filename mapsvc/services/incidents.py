@@ -416,7 +416,8 @@ def filter_sql(filters: dict[str, Any], alias: str = "i") -> tuple[str, dict[str
         )
         params["f_sub"] = v
     if (bbox := f.get("bbox")) is not None:
-        conds.append(f"{a}.geom && ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326)")
+        # ST_Intersects, not a bare && (index boxes are float4: ~1 m off at the edges)
+        conds.append(f"ST_Intersects({a}.geom, ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326))")
         params.update(zip(("f_x0", "f_y0", "f_x1", "f_y1"), bbox, strict=True))
     if _truthy(f.get("overdue")):
         conds.append(f"{a}.state <> 'closed' AND {a}.due_at < now()")

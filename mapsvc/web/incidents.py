@@ -1,5 +1,339 @@
-"""Blueprint incidents (to be written)."""
+"""Blueprint ``incidents``: the incidents JSON API, the heatmap and choropleth pages.
 
-from flask import Blueprint
+Thin adapters: parse the request, call :mod:`mapsvc.services.incidents` or the layers of
+:mod:`layers.heatmap`, respond. Services raise :class:`~mapsvc.services.errors.ServiceError`
+(400 / 404 / 409 with the field or the allowed transitions named); the app maps them to
+JSON.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from flask import Blueprint, current_app, jsonify, request, url_for
+from flask_babel import gettext as _
+
+from layers import get_layer
+from layers.base import add_legend, esc, parse_bbox
+from mapsvc.db import get_session
+from mapsvc.i18n import current_locale
+from mapsvc.services import incidents as svc
+from mapsvc.services.errors import ValidationError
 
 bp = Blueprint("incidents", __name__)
+
+#: query parameters that are incident filters (``class`` is an alias of ``severity``)
+FILTER_PARAMS = (*svc.FILTER_KEYS, "class")
+ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
+
+
+def _json_body() -> dict[str, Any]:
+    """The request's JSON object, or a 400 that says what is wrong with it."""
+    if not request.data and not request.form:
+        raise ValidationError("the request body must be a JSON object", field="body")
+    if request.form and not request.is_json:
+        return request.form.to_dict()
+    try:
+        data = json.loads(request.get_data(as_text=True))
+    except ValueError as exc:
+        raise ValidationError(f"malformed JSON: {exc}", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object", field="body")
+    return data
+
+
+def _filters() -> dict[str, Any]:
+    f = {k: request.args[k] for k in FILTER_PARAMS if request.args.get(k) not in (None, "")}
+    f.pop("bbox", None)
+    return f
+
+
+def _int_arg(name: str, default: int) -> int:
+    raw = request.args.get(name)
+    if raw in (None, ""):
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ValidationError(f"{name} must be an integer; got {raw[:20]!r}", field=name) from None
+
+
+def _config() -> dict[str, Any]:
+    return dict(current_app.config)
+
+
+# --------------------------------------------------------------------------- JSON API
+
+
+@bp.post("/api/incidents")
+def create_api():  # noqa: ANN201
+    """Create an incident (routed on arrival); 201 with the stored incident."""
+    session = get_session()
+    data = _json_body()
+    inc = svc.create_incident(session, data, actor=data.get("actor"), config=_config())
+    out = svc.incident_dict(inc)
+    session.commit()
+    return jsonify(out), 201, {"Location": url_for("incidents.get_api", incident_id=inc.id)}
+
+
+@bp.get("/api/incidents")
+def list_api():  # noqa: ANN201
+    """Incidents with filters: category, class/severity, state, date_from, date_to, grid,
+    community, subdistrict, chief, bbox, overdue, to_confirm; limit/offset."""
+    return jsonify(
+        svc.list_incidents(
+            get_session(),
+            _filters(),
+            bbox=parse_bbox(request.args.get("bbox")),
+            limit=_int_arg("limit", 100),
+            offset=_int_arg("offset", 0),
+        )
+    )
+
+
+@bp.get("/api/incidents/<incident_id>")
+def get_api(incident_id: str):  # noqa: ANN201
+    session = get_session()
+    inc = svc.get_incident(session, incident_id)
+    return jsonify({**svc.incident_dict(inc), "events": svc.events(session, inc.id)})
+
+
+def _transition(incident_id: str):  # noqa: ANN202
+    session = get_session()
+    data = _json_body()
+    state = data.get("state") or data.get("to")
+    if not state:
+        raise ValidationError("state is required", field="state")
+    inc = svc.transition(
+        session, incident_id, str(state), actor=data.get("actor") or "", note=data.get("note")
+    )
+    out = {**svc.incident_dict(inc), "events": svc.events(session, inc.id)}
+    session.commit()
+    return jsonify(out)
+
+
+@bp.post("/api/incidents/<incident_id>/transitions")
+def transition_api(incident_id: str):  # noqa: ANN201
+    """Change state: ``{"state": ..., "actor": ..., "note": ...}``; 409 lists allowed ones."""
+    return _transition(incident_id)
+
+
+@bp.patch("/api/incidents/<incident_id>")
+def patch_api(incident_id: str):  # noqa: ANN201
+    """Same as POST .../transitions (``{"state": ...}``)."""
+    return _transition(incident_id)
+
+
+@bp.post("/api/incidents/<incident_id>/rating")
+def rating_api(incident_id: str):  # noqa: ANN201
+    """Satisfaction rating 1-5 of a closed incident."""
+    session = get_session()
+    data = _json_body()
+    if "rating" not in data:
+        raise ValidationError("rating is required", field="rating")
+    inc = svc.rate(session, incident_id, data["rating"], actor=data.get("actor"))
+    out = svc.incident_dict(inc)
+    session.commit()
+    return jsonify(out)
+
+
+@bp.get("/api/incidents/stats")
+def stats_api():  # noqa: ANN201
+    """District figures and per-unit figures (``by=grid|community|subdistrict|chief``)."""
+    session = get_session()
+    by = request.args.get("by", "grid")
+    f = _filters()
+    return jsonify(
+        {
+            "district": svc.district_figures(session, f),
+            "by": by,
+            "units": svc.figures(session, by, f),
+        }
+    )
+
+
+@bp.get("/api/incidents/to-confirm")
+def to_confirm_api():  # noqa: ANN201
+    items = svc.to_confirm(get_session(), _int_arg("limit", 1000))
+    return jsonify({"total": len(items), "items": items})
+
+
+@bp.get("/api/incidents/overdue")
+def overdue_api():  # noqa: ANN201
+    items = svc.overdue(get_session(), _int_arg("limit", 1000))
+    return jsonify({"total": len(items), "items": items})
+
+
+@bp.get("/api/heatmap")
+def heatmap_api():  # noqa: ANN201
+    """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters."""
+    data = get_layer("heatmap").query(
+        get_session(),
+        parse_bbox(request.args.get("bbox")),
+        zoom=request.args.get("zoom"),
+        **_filters(),
+    )
+    resp = current_app.response_class(
+        json.dumps(data, separators=(",", ":")), mimetype="application/json"
+    )
+    return resp
+
+
+@bp.get("/api/incidents/choropleth")
+def choropleth_api():  # noqa: ANN201
+    """Grids with incidents per 1,000 residents and their class (GeoJSON)."""
+    return jsonify(
+        get_layer("incident_choropleth").query(
+            get_session(), parse_bbox(request.args.get("bbox")), **_filters()
+        )
+    )
+
+
+# --------------------------------------------------------------------------- pages
+
+
+def _district_bounds(session) -> list[list[float]] | None:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    row = session.execute(
+        sa.text(
+            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+            "(SELECT ST_Extent(geom)::geometry e FROM district) s"
+        )
+    ).first()
+    if row is None or row[0] is None:
+        row = session.execute(
+            sa.text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
+                "(SELECT ST_Extent(geom)::geometry e FROM incident) s"
+            )
+        ).first()
+    if row is None or row[0] is None:
+        return None
+    return [[row[1], row[0]], [row[3], row[2]]]
+
+
+def _base_map(bounds):  # noqa: ANN001, ANN202
+    import folium
+
+    m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None, control_scale=True)
+    if bounds:
+        m.fit_bounds(bounds)
+    return m
+
+
+def _filter_panel(view: str) -> str:
+    """A small filter form (category, class, state, dates) and the link to the other view."""
+    import sqlalchemy as sa
+
+    locale = current_locale()
+    en = locale.startswith("en")
+    cats = get_session().execute(
+        sa.text("SELECT code, name_zh, name_en FROM incident_category ORDER BY code")
+    )
+    f = _filters()
+
+    def options(values: list[tuple[str, str]], selected: str | None) -> str:
+        out = [f'<option value="">{esc(_("All"))}</option>']
+        for v, label in values:
+            sel = " selected" if v == selected else ""
+            out.append(f'<option value="{esc(v)}"{sel}>{esc(label)}</option>')
+        return "".join(out)
+
+    cat_opts = options([(c, (en and e) or z or c) for c, z, e in cats], f.get("category"))
+    sev_opts = options(
+        [(s, _(s.replace("_", " ").capitalize())) for s in ("minor", "ordinary", "major", "grave")],
+        f.get("severity") or f.get("class"),
+    )
+    state_opts = options(
+        [("open", _("Open"))] + [(s, _(s.replace("_", " ").capitalize())) for s in svc.TRANSITIONS],
+        f.get("state"),
+    )
+    other = (
+        ("incidents.choropleth_page", _("Per 1,000 residents by grid"))
+        if view == "heatmap"
+        else ("incidents.heatmap_page", _("Incident heatmap"))
+    )
+    lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
+    return (
+        '<form id="incident-filters" method="get" style="position:absolute;top:44px;right:10px;'
+        "z-index:1000;background:rgba(255,255,255,.95);padding:8px;border-radius:4px;"
+        'font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);display:grid;gap:4px">'
+        f'<label>{esc(_("Category"))} <select name="category">{cat_opts}</select></label>'
+        f'<label>{esc(_("Class"))} <select name="severity">{sev_opts}</select></label>'
+        f'<label>{esc(_("State"))} <select name="state">{state_opts}</select></label>'
+        f'<label>{esc(_("From"))} <input type="date" name="date_from" '
+        f'value="{esc(f.get("date_from", ""))}"></label>'
+        f'<label>{esc(_("To"))} <input type="date" name="date_to" '
+        f'value="{esc(f.get("date_to", ""))}"></label>'
+        + "".join(
+            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in lang.items()
+        )
+        + f'<button type="submit">{esc(_("Apply"))}</button>'
+        f'<a href="{esc(url_for(other[0], **f, **lang))}">{esc(other[1])}</a></form>'
+    )
+
+
+@bp.get("/incidents/map")
+def heatmap_page():  # noqa: ANN201
+    """Heatmap of incidents (refreshed on pan/zoom by static/js/heatmap.js) + overdue ones."""
+    import folium
+
+    from layers.heatmap import HeatmapScript
+    from mapsvc.web.render import folium_page
+
+    session = get_session()
+    locale = current_locale()
+    f = _filters()
+    bounds = _district_bounds(session)
+    m = _base_map(bounds)
+    heat_layer, overdue_layer = get_layer("heatmap"), get_layer("overdue_incidents")
+    bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None
+    heat = heat_layer.query(session, bbox, zoom=13, **f)
+    overdue = overdue_layer.query(session, bbox, **f)
+    heat_fl = heat_layer.draw(heat, locale)
+    heat_fl.add_to(m)
+    overdue_layer.draw(overdue, locale).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    HeatmapScript(
+        heat_fl,
+        {
+            "api": url_for("incidents.heatmap_api"),
+            "filters": f,
+            "attribution": ATTRIBUTION,
+            "total_label": _("incidents in view"),
+        },
+    ).add_to(m)
+    add_legend(
+        m,
+        heat_layer.title(locale),
+        heat_layer.legend(heat, locale) + overdue_layer.legend(overdue, locale),
+    )
+    m.get_root().html.add_child(folium.Element(_filter_panel("heatmap")))
+    return folium_page(m, active="incidents.heatmap_page", title=_("Incident heatmap"))
+
+
+@bp.get("/incidents/choropleth")
+def choropleth_page():  # noqa: ANN201
+    """Incidents per 1,000 residents by grid (mapclassify classes)."""
+    import folium
+
+    from layers.heatmap import HeatmapScript
+    from mapsvc.web.render import folium_page
+
+    session = get_session()
+    locale = current_locale()
+    f = _filters()
+    m = _base_map(_district_bounds(session))
+    layer = get_layer("incident_choropleth")
+    data = layer.query(session, None, **f)
+    layer.draw(data, locale).add_to(m)
+    overdue_layer = get_layer("overdue_incidents")
+    overdue = overdue_layer.query(session, None, **f)
+    overdue_layer.draw(overdue, locale, show=False).add_to(m)
+    folium.LayerControl(collapsed=False).add_to(m)
+    HeatmapScript(None, {"attribution": ATTRIBUTION}).add_to(m)
+    add_legend(m, layer.title(locale), layer.legend(data, locale))
+    m.get_root().html.add_child(folium.Element(_filter_panel("choropleth")))
+    return folium_page(m, active="incidents.heatmap_page", title=_("Incidents per 1,000 residents"))

@@ -162,3 +162,51 @@ def build_district(engine) -> District:  # noqa: ANN001
 @pytest.fixture
 def district(fresh_engine) -> District:  # noqa: ANN001
     return build_district(fresh_engine)
+
+
+def add_random_incidents(d: District, n: int, seed: int = 7) -> None:
+    """``n`` incidents at random places (a few outside the grids), categories, classes,
+    states and dates over the last year, inserted in SQL and routed as the import does."""
+    import numpy as np
+
+    from mapsvc.models.core import SEVERITIES, STATES
+    from mapsvc.services.routing import route_incidents
+
+    rng = np.random.default_rng(seed)
+    xs, ys = rng.uniform(-50, 1050, n), rng.uniform(-30, 630, n)
+    lon, lat = _to_ll.transform(X0 + xs, Y0 + ys)
+    now = dt.datetime.now(dt.UTC)
+    rows = []
+    for k in range(n):
+        reported = now - dt.timedelta(hours=float(rng.uniform(1, 365 * 24)))
+        state = str(rng.choice(STATES))
+        rows.append(
+            {
+                "cat": CATEGORIES[int(rng.integers(0, len(CATEGORIES)))][0],
+                "sev": str(rng.choice(SEVERITIES)),
+                "state": state,
+                "lon": float(lon[k]),
+                "lat": float(lat[k]),
+                "rep": reported,
+                "due": reported + dt.timedelta(hours=72),
+                "closed": reported + dt.timedelta(hours=float(rng.uniform(1, 200)))
+                if state == "closed"
+                else None,
+            }
+        )
+    with session_scope(d.engine) as s:
+        s.connection().execute(
+            sa.text(
+                "INSERT INTO incident (source, category, severity, state, geom, reported_at, "
+                "due_at, closed_at, location_to_confirm) VALUES ('hotline', :cat, :sev, :state, "
+                "ST_SetSRID(ST_MakePoint(:lon, :lat), 4326), :rep, :due, :closed, false)"
+            ),
+            rows,
+        )
+        route_incidents(s)
+
+
+@pytest.fixture
+def populated(district) -> District:  # noqa: ANN001
+    add_random_incidents(district, 600)
+    return district

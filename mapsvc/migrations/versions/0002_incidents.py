@@ -1,4 +1,5 @@
-"""incidents feature tables: incident_event (audit trail of the closed loop).
+"""incidents feature tables: incident_event (audit trail of the closed loop), and the
+incident's Web Mercator position (generated columns + index) for fast heatmap binning.
 
 Revision ID: 0002
 Revises: 0001
@@ -32,7 +33,24 @@ def upgrade() -> None:
         "ix_incident_event_incident_at", "incident_event", ["incident_id", "at"], unique=False
     )
 
+    # heatmap bins are screen-space (Web Mercator) cells: a stored position and a plain
+    # btree lets PostGIS aggregate a district of a million incidents from the index alone
+    for col, fn in (("x_m", "ST_X"), ("y_m", "ST_Y")):
+        op.add_column(
+            "incident",
+            sa.Column(
+                col,
+                sa.Float(precision=53),
+                sa.Computed(f"{fn}(ST_Transform(geom, 3857))", persisted=True),
+                nullable=True,
+            ),
+        )
+    op.create_index("ix_incident_xy", "incident", ["x_m", "y_m"], unique=False)
+
 
 def downgrade() -> None:
+    op.drop_index("ix_incident_xy", table_name="incident")
+    op.drop_column("incident", "y_m")
+    op.drop_column("incident", "x_m")
     op.drop_index("ix_incident_event_incident_at", table_name="incident_event")
     op.drop_table("incident_event")

@@ -1,0 +1,102 @@
+/* Incident heatmap page: refetch binned counts from /api/heatmap on every pan and zoom.
+ *
+ * The server (layers/heatmap.py) aggregates incidents into screen cells in PostGIS and
+ * answers [lon, lat, count] triples; this script only turns them into leaflet.heat points
+ * weighted by count / max, so the browser never holds raw incidents.
+ */
+(function () {
+  "use strict";
+
+  function clamp(v, lo, hi) {
+    return Math.max(lo, Math.min(hi, v));
+  }
+
+  function totalControl(map, label) {
+    var Ctl = L.Control.extend({
+      options: { position: "bottomright" },
+      onAdd: function () {
+        var div = L.DomUtil.create("div", "mapsvc-heat-total");
+        div.style.cssText =
+          "background:rgba(255,255,255,.9);padding:3px 8px;border-radius:4px;font:12px sans-serif";
+        return div;
+      },
+    });
+    var ctl = new Ctl();
+    ctl.addTo(map);
+    return function (total) {
+      ctl.getContainer().textContent = total + " " + (label || "");
+    };
+  }
+
+  function init(map, heat, opts) {
+    opts = opts || {};
+    if (opts.attribution && map.attributionControl) {
+      var span = document.createElement("span");
+      span.textContent = opts.attribution;
+      map.attributionControl.addAttribution(span.innerHTML);
+    }
+    if (!heat || !opts.api) {
+      return;
+    }
+    var seq = 0;
+    var timer = null;
+    var showTotal = totalControl(map, opts.total_label);
+    var container = map.getContainer();
+
+    function refresh() {
+      var b = map.getBounds();
+      var params = new URLSearchParams(opts.filters || {});
+      params.set(
+        "bbox",
+        [
+          clamp(b.getWest(), -180, 180),
+          clamp(b.getSouth(), -85, 85),
+          clamp(b.getEast(), -180, 180),
+          clamp(b.getNorth(), -85, 85),
+        ]
+          .map(function (v) {
+            return v.toFixed(6);
+          })
+          .join(",")
+      );
+      params.set("zoom", String(map.getZoom()));
+      var mine = ++seq;
+      container.dataset.heatLoading = "1";
+      fetch(opts.api + "?" + params.toString(), { headers: { Accept: "application/json" } })
+        .then(function (r) {
+          if (!r.ok) {
+            throw new Error("HTTP " + r.status);
+          }
+          return r.json();
+        })
+        .then(function (d) {
+          if (mine !== seq) {
+            return; // a newer view was asked for meanwhile
+          }
+          var peak = Math.max(1, d.max || 1);
+          heat.setLatLngs(
+            d.points.map(function (p) {
+              return [p[1], p[0], p[2] / peak];
+            })
+          );
+          showTotal(d.total);
+          container.dataset.heatTotal = String(d.total);
+          container.dataset.heatCells = String(d.points.length);
+          container.dataset.heatZoom = String(d.zoom);
+          container.dataset.heatLoading = "0";
+        })
+        .catch(function (err) {
+          container.dataset.heatLoading = "error";
+          console.error("heatmap refresh failed: " + err);
+        });
+    }
+
+    map.on("moveend", function () {
+      clearTimeout(timer);
+      timer = setTimeout(refresh, 120);
+    });
+    refresh();
+  }
+
+  window.MapsvcHeatmap = { init: init };
+})();

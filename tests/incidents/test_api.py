@@ -1,0 +1,104 @@
+"""The incidents JSON API on a Flask app over the hand-built district."""
+
+from __future__ import annotations
+
+import pytest
+
+from tests.incidents.conftest import ll
+
+
+@pytest.fixture
+def client(district, make_app):  # noqa: ANN001, ANN201
+    return make_app(district.engine).test_client()
+
+
+def _create(client, x: float = 200, y: float = 170, **extra):  # noqa: ANN001, ANN003, ANN202
+    lon, lat = ll(x, y)
+    r = client.post(
+        "/api/incidents",
+        json={"category": "road", "lon": lon, "lat": lat, "actor": "热线", **extra},
+    )
+    assert r.status_code == 201, r.get_json()
+    return r.get_json()
+
+
+def test_create_read_and_route(client, district) -> None:  # noqa: ANN001
+    inc = _create(client, description="路面塌陷")
+    assert inc["state"] == "received" and inc["grid_id"] == district.grid["A1"]
+    assert inc["chief_id"] == district.staff["chief1"]
+    r = client.get(f"/api/incidents/{inc['id']}")
+    body = r.get_json()
+    assert r.status_code == 200 and body["description"] == "路面塌陷"
+    assert body["events"][0]["to_state"] == "received" and body["events"][0]["actor"] == "热线"
+
+
+def test_unknown_ids_are_404(client) -> None:  # noqa: ANN001
+    assert client.get("/api/incidents/999999").status_code == 404
+    assert client.get("/api/incidents/abc").status_code == 404
+    r = client.post("/api/incidents/999999/transitions", json={"state": "dispatched", "actor": "a"})
+    assert r.status_code == 404
+    assert client.post("/api/incidents/424242/rating", json={"rating": 3}).status_code == 404
+
+
+def test_malformed_json_is_400_naming_the_field(client) -> None:  # noqa: ANN001
+    r = client.post("/api/incidents", data="{not json", content_type="application/json")
+    assert r.status_code == 400 and r.get_json()["field"] == "body"
+    r = client.post("/api/incidents", json=[1, 2])
+    assert r.status_code == 400 and r.get_json()["field"] == "body"
+    lon, lat = ll(100, 100)
+    r = client.post("/api/incidents", json={"category": "road", "lon": lon, "lat": "north"})
+    assert r.status_code == 400 and r.get_json()["field"] == "lat"
+    inc = _create(client)
+    r = client.post(f"/api/incidents/{inc['id']}/transitions", json={"actor": "a"})
+    assert r.status_code == 400 and r.get_json()["field"] == "state"
+    r = client.post(f"/api/incidents/{inc['id']}/transitions", json={"state": "dispatched"})
+    assert r.status_code == 400 and r.get_json()["field"] == "actor"
+    r = client.get("/api/incidents?severity=huge")
+    assert r.status_code == 400 and r.get_json()["field"] == "severity"
+
+
+def test_loop_over_http_with_409_listing_allowed(client) -> None:  # noqa: ANN001
+    inc = _create(client)
+    url = f"/api/incidents/{inc['id']}/transitions"
+    r = client.post(url, json={"state": "closed", "actor": "张三"})
+    assert r.status_code == 409
+    assert r.get_json()["allowed"] == ["dispatched"] and r.get_json()["state"] == "received"
+    for st in ("dispatched", "in_hand", "verified"):
+        assert client.post(url, json={"state": st, "actor": "张三", "note": st}).status_code == 200
+    r = client.patch(f"/api/incidents/{inc['id']}", json={"state": "closed", "actor": "李四"})
+    assert r.status_code == 200 and r.get_json()["closed_at"]
+    assert [e["to_state"] for e in r.get_json()["events"]] == [
+        "received",
+        "dispatched",
+        "in_hand",
+        "verified",
+        "closed",
+    ]
+    r = client.post(f"/api/incidents/{inc['id']}/rating", json={"rating": 9})
+    assert r.status_code == 400 and r.get_json()["field"] == "rating"
+    r = client.post(f"/api/incidents/{inc['id']}/rating", json={"rating": 4})
+    assert r.status_code == 200 and r.get_json()["rating"] == 4
+
+
+def test_lists_filters_and_stats(client, district) -> None:  # noqa: ANN001
+    a = _create(client, 100, 250)
+    b = _create(client, 700, 100, category="litter")
+    c = _create(client, 1200, 100)  # outside every grid
+    r = client.get(f"/api/incidents?grid={district.grid['A1']}").get_json()
+    assert [i["id"] for i in r["items"]] == [a["id"]]
+    r = client.get("/api/incidents?category=litter").get_json()
+    assert [i["id"] for i in r["items"]] == [b["id"]]
+    r = client.get("/api/incidents?class=minor").get_json()  # litter's default class
+    assert [i["id"] for i in r["items"]] == [b["id"]]
+    r = client.get(f"/api/incidents?community={district.community['B']}").get_json()
+    assert [i["id"] for i in r["items"]] == [b["id"]]
+    (x0, y0), (x1, y1) = ll(0, 0), ll(500, 600)
+    r = client.get(f"/api/incidents?bbox={x0},{y0},{x1},{y1}").get_json()
+    assert [i["id"] for i in r["items"]] == [a["id"]]
+    r = client.get("/api/incidents/to-confirm").get_json()
+    assert [i["id"] for i in r["items"]] == [c["id"]]
+    assert client.get("/api/incidents/overdue").get_json()["total"] == 0
+    s = client.get("/api/incidents/stats?by=community").get_json()
+    assert s["district"]["total"] == 3 and s["district"]["open"] == 3
+    assert {u["code"]: u["count"] for u in s["units"]} == {"350502001001": 1, "350502001002": 1}
+    assert client.get("/api/incidents/stats?by=street").status_code == 400

@@ -1,0 +1,151 @@
+"""Heatmap and choropleth layers: bins add up to the filtered incidents; pages in Chromium."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import sqlalchemy as sa
+
+from layers import get_layer
+from layers.base import BadRequest
+from mapsvc.db import session_scope
+from mapsvc.services import incidents as svc
+from tests.conftest import LiveServer
+from tests.incidents.conftest import ll
+
+FILTER_SETS = [
+    {},
+    {"category": "road"},
+    {"severity": "minor,major"},
+    {"state": "open"},
+    {"state": "closed", "category": "litter,noise"},
+    {"date_from": "2026-01-01"},
+    {"class": "grave", "date_to": "2026-06-30"},
+]
+
+
+@pytest.mark.parametrize("zoom", [11, 14, 17])
+def test_heatmap_bins_sum_to_filtered_incidents(populated, zoom: int) -> None:  # noqa: ANN001
+    layer = get_layer("heatmap")
+    (x0, y0), (x1, y1) = ll(100, 50), ll(800, 500)
+    with session_scope(populated.engine) as s:
+        for f in FILTER_SETS:
+            for bbox in (None, (x0, y0, x1, y1)):
+                data = layer.query(s, bbox, zoom=zoom, **f)
+                expected = svc.list_incidents(s, f, bbox=bbox, limit=1)["total"]
+                assert sum(p[2] for p in data["points"]) == data["total"] == expected, (f, bbox)
+                assert data["max"] == max((p[2] for p in data["points"]), default=0)
+        # finer zoom -> more, smaller cells over the same incidents
+        coarse = layer.query(s, None, zoom=12)
+        fine = layer.query(s, None, zoom=17)
+    assert len(fine["points"]) > len(coarse["points"])
+    assert coarse["total"] == fine["total"] == 600
+
+
+def test_heatmap_bad_parameters(populated) -> None:  # noqa: ANN001
+    layer = get_layer("heatmap")
+    with session_scope(populated.engine) as s:
+        with pytest.raises(BadRequest, match="zoom"):
+            layer.query(s, None, zoom="far")
+        with pytest.raises(BadRequest, match="severity"):
+            layer.query(s, None, zoom=12, severity="huge")
+
+
+def test_choropleth_rates_and_classes(populated) -> None:  # noqa: ANN001
+    layer = get_layer("incident_choropleth")
+    with session_scope(populated.engine) as s:
+        data = layer.query(s, None)
+        per_grid = dict(
+            s.execute(sa.text("SELECT grid_id, count(*) FROM incident GROUP BY grid_id")).all()
+        )
+        pops = dict(s.execute(sa.text("SELECT id, population FROM grid")).all())
+    feats = {f["properties"]["id"]: f["properties"] for f in data["features"]}
+    assert set(feats) == set(pops)
+    for gid, p in feats.items():
+        assert p["count"] == per_grid.get(gid, 0)
+        assert p["per_1000"] == pytest.approx(1000 * p["count"] / pops[gid], abs=0.01)
+    # classes are ordered like the rates
+    ordered = sorted(feats.values(), key=lambda p: p["per_1000"])
+    assert [p["class"] for p in ordered] == sorted(p["class"] for p in ordered)
+    folium_layer = layer.draw(data, "en")
+    assert "per 1,000 residents" in json.dumps(folium_layer.data, ensure_ascii=False)
+
+
+def test_popups_escape_data_text(populated) -> None:  # noqa: ANN001
+    import folium
+
+    with session_scope(populated.engine) as s:
+        s.execute(sa.text("UPDATE grid SET name = '<img src=x onerror=alert(1)>'"))
+        s.execute(
+            sa.text(
+                "UPDATE incident_category SET name_en = '<script>x</script>' WHERE code = 'road'"
+            )
+        )
+        ch = get_layer("incident_choropleth")
+        od = get_layer("overdue_incidents")
+        m = folium.Map()
+        geo = ch.draw(ch.query(s, None), "en")
+        geo.add_to(m)
+        od.draw(od.query(s, None), "en").add_to(m)
+        html = m.get_root().render()
+    assert "<img src=x" not in html and "<script>x</script>" not in html
+    assert "&lt;img src=x" in geo.data["features"][0]["properties"]["tip"]
+    assert "&lt;script&gt;x&lt;/script&gt;" in html  # overdue tooltips name the category
+
+
+def test_heatmap_api_size_and_errors(populated, make_app) -> None:  # noqa: ANN001
+    client = make_app(populated.engine).test_client()
+    (x0, y0), (x1, y1) = ll(-100, -100), ll(1100, 700)
+    r = client.get(f"/api/heatmap?bbox={x0},{y0},{x1},{y1}&zoom=15&state=open")
+    assert r.status_code == 200
+    d = r.get_json()
+    with session_scope(populated.engine) as s:
+        assert d["total"] == svc.list_incidents(s, {"state": "open"}, limit=1)["total"]
+    assert len(r.data) < 200_000
+    assert client.get("/api/heatmap?bbox=1,2,3&zoom=12").status_code == 400
+    r = client.get("/api/heatmap?zoom=99")
+    assert r.status_code == 400 and "zoom" in r.get_json()["error"]
+    r = client.get("/api/incidents/choropleth?category=road")
+    assert r.status_code == 200 and r.get_json()["type"] == "FeatureCollection"
+
+
+def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
+    server = LiveServer(make_app(populated.engine))
+    try:
+        page.goto(f"{server.url}/incidents/map?lang=en")
+        page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+        total = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
+        cells = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatCells"))
+        with session_scope(populated.engine) as s:
+            in_view = page.evaluate(
+                """() => { const m = Object.values(window).find(v => v instanceof L.Map);
+                const b = m.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"""
+            )
+            assert total == svc.list_incidents(s, {}, bbox=tuple(in_view), limit=1)["total"]
+        assert cells > 0
+        assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
+        assert page.locator(".leaflet-interactive").count() > 0  # overdue circles
+        # zoom in: the page asks the server again and gets finer cells
+        page.evaluate(
+            "() => { const m = Object.values(window).find(v => v instanceof L.Map); m.setZoom(m.getZoom() + 2); }"
+        )
+        page.wait_for_function(
+            f"document.querySelector('.folium-map').dataset.heatZoom !== undefined && "
+            f"Number(document.querySelector('.folium-map').dataset.heatZoom) > 0 && "
+            f"document.querySelector('.folium-map').dataset.heatLoading === '0' && "
+            f"Number(document.querySelector('.folium-map').dataset.heatTotal) <= {total}"
+        )
+        assert "Vonng/adcode" in page.inner_text(".leaflet-control-attribution")
+        # filters from the form reach the API
+        page.goto(f"{server.url}/incidents/map?lang=en&state=closed")
+        page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+        closed = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
+        assert 0 < closed < total
+        # the choropleth view
+        page.goto(f"{server.url}/incidents/choropleth")
+        page.wait_for_selector("path.leaflet-interactive")
+        assert page.locator("path.leaflet-interactive").count() >= 3
+        assert page.errors == []
+    finally:
+        server.stop()
