@@ -160,7 +160,8 @@ def collection_to_crs(fc: dict, crs: str) -> dict:
     from mapsvc.services.chinacrs import geometry_from_wgs84
 
     geoms = np.array([shapely.geometry.shape(f["geometry"]) for f in fc["features"]])
-    moved = geometry_from_wgs84(geoms, crs)
+    # 6 decimals (~0.1 m), like the WGS84 output; the transform leaves 15
+    moved = shapely.transform(geometry_from_wgs84(geoms, crs), lambda c: np.round(c, 6))
     for f, g in zip(fc["features"], moved, strict=True):
         f["geometry"] = shapely.geometry.mapping(g)
     return fc

@@ -304,9 +304,12 @@ class _Boundary(MapLayer):
             show=options.get("show", True),
             style_function=lambda f: f["properties"]["style"],
             highlight_function=(lambda f: hover) if hover else None,
+            # folium cannot build a tooltip for an empty collection
             tooltip=folium.GeoJsonTooltip(
                 fields=["tip"], labels=False, sticky=True, class_name="mapsvc-tip"
-            ),
+            )
+            if features
+            else None,
             **kwargs,
         )
 

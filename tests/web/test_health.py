@@ -1,0 +1,90 @@
+"""/healthz on a live database and on one that went away; bad DATABASE_URL errors."""
+
+from __future__ import annotations
+
+import os
+import re
+import socket
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+from mapsvc.config import PROJECT_ROOT
+
+
+def closed_port() -> int:
+    """A localhost port nothing listens on (bound, then released)."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_healthz_reports_versions(small_client, small) -> None:  # noqa: ANN001
+    resp = small_client.get("/healthz")
+    assert resp.status_code == 200
+    body = resp.get_json()
+    assert body["status"] == "ok"
+    with small.engine.connect() as conn:
+        pg = conn.scalar(sa.text("SELECT current_setting('server_version')"))
+        postgis = conn.scalar(
+            sa.text("SELECT extversion FROM pg_extension WHERE extname='postgis'")
+        )
+    assert body["postgresql"] == pg
+    assert re.match(r"^\d+\.\d+", body["postgis"])
+    assert body["postgis"].split(".")[:2] == postgis.split(".")[:2]
+
+
+def test_healthz_is_503_when_the_database_is_gone(make_database, template_db, make_app) -> None:  # noqa: ANN001
+    """Drop the app's database under it: /healthz must say so with 503, not crash."""
+    from mapsvc.db import drop_database, make_engine
+
+    url = make_database(template=template_db)
+    engine = make_engine(url)
+    app = make_app(engine)
+    client = app.test_client()
+    assert client.get("/healthz").status_code == 200
+    engine.dispose()
+    with app.app_context():
+        from mapsvc.db import get_engine
+
+        get_engine().dispose()
+    drop_database(url)
+    resp = client.get("/healthz")
+    assert resp.status_code == 503
+    body = resp.get_json()
+    assert body["status"] == "error"
+    assert url.database in body["database"] and "\n" not in body["database"]
+    # and it keeps answering (no cached "ok", no crash)
+    assert client.get("/healthz").status_code == 503
+
+
+def test_create_app_with_unreachable_database_names_the_host() -> None:
+    from mapsvc import create_app
+    from mapsvc.db import DatabaseError
+
+    port = closed_port()
+    with pytest.raises(DatabaseError) as err:
+        create_app({"TESTING": True, "DATABASE_URL": f"postgresql://u:secret@127.0.0.1:{port}/x"})
+    msg = str(err.value)
+    assert "127.0.0.1" in msg and str(port) in msg
+    assert "\n" not in msg and "secret" not in msg
+
+
+def test_db_status_with_closed_port_is_one_line_and_non_zero() -> None:
+    port = closed_port()
+    env = {**os.environ, "DATABASE_URL": f"postgresql://postgres@127.0.0.1:{port}/mapsvc"}
+    res = subprocess.run(
+        [sys.executable, "-m", "mapsvc.cli", "db", "status"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=PROJECT_ROOT,
+        timeout=60,
+    )
+    assert res.returncode != 0
+    out = (res.stdout + res.stderr).strip()
+    assert "Traceback" not in out
+    assert len(out.splitlines()) == 1, out
+    assert f"127.0.0.1:{port}" in out
