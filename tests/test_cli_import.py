@@ -1,0 +1,176 @@
+"""The ``mapsvc import ...`` and ``mapsvc demo load`` commands, run as a user runs them.
+
+Each test runs the installed ``mapsvc`` console script in a subprocess against its own
+``fresh_engine`` database (``DATABASE_URL`` in the environment): exit codes, messages on
+stdout/stderr, no tracebacks, and the database unchanged after an error.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import geopandas as gpd
+import pytest
+import sqlalchemy as sa
+
+from mapsvc.config import PROJECT_ROOT
+
+SAMPLES = PROJECT_ROOT / "data" / "boundaries" / "samples"
+MAPSVC = str(Path(sys.executable).with_name("mapsvc"))
+
+
+def run(engine, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
+    return subprocess.run(
+        [MAPSVC, *args], env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT
+    )
+
+
+def counts(engine) -> dict[str, int]:  # noqa: ANN001
+    with engine.connect() as c:
+        return {
+            t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
+            for t in ("district", "subdistrict", "community", "grid", "incident")
+        }
+
+
+LEVELS = (
+    ("district", "licheng-district-gcj02.geojson"),
+    ("subdistricts", "haibin-subdistrict-gcj02.geojson"),
+    ("communities", "haibin-communities-gcj02.geojson"),
+)
+
+
+@pytest.fixture
+def with_communities(fresh_engine):  # noqa: ANN001, ANN201
+    """The upper levels imported through the service (the CLI is tested on them once)."""
+    from mapsvc.db import session_scope
+    from mapsvc.services.boundaries import import_boundaries
+
+    for level, name in LEVELS:
+        with session_scope(fresh_engine) as s:
+            import_boundaries(s, level, SAMPLES / name, crs="gcj02")
+    return fresh_engine
+
+
+def test_import_levels_report_areas(fresh_engine) -> None:  # noqa: ANN001
+    with_communities = fresh_engine
+    for level, name in LEVELS:
+        r = run(fresh_engine, "import", level, str(SAMPLES / name), "--crs", "gcj02")
+        assert r.returncode == 0, r.stderr
+        assert "km²" in r.stdout and "source CRS gcj02" in r.stdout
+    r = run(
+        with_communities,
+        "import",
+        "grids",
+        str(SAMPLES / "haibin-grids-gcj02.geojson"),
+        "--crs",
+        "gcj02",
+        "--parent-field",
+        "community",
+        "--households-field",
+        "households",
+    )
+    assert r.returncode == 0, r.stderr
+    n = len(gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson"))
+    assert f"Imported {n} polygon(s) into grids" in r.stdout
+    area_lines = [ln for ln in r.stdout.splitlines() if ln.strip().startswith("350502001")]
+    assert len(area_lines) == n and all("km²" in ln for ln in area_lines)
+    assert "Warning" not in r.stdout
+    assert counts(with_communities)["grid"] == n
+
+
+def test_import_zipped_shapefile_epsg3857(with_communities, tmp_path) -> None:  # noqa: ANN001
+    import zipfile
+
+    gdf = gpd.read_file(SAMPLES / "haibin-communities-gcj02.geojson")
+    # communities of another (made-up) subdistrict would need that subdistrict; instead
+    # import the grids as a Shapefile in Web Mercator (field names cut to 10 characters)
+    grids = gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson")
+    from mapsvc.services.chinacrs import geometry_to_wgs84
+
+    grids = grids.set_geometry(geometry_to_wgs84(grids.geometry.values, "gcj02"), crs=4326)
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    grids.to_crs(3857).rename(columns={"community": "comm_code"}).to_file(
+        folder / "grids.shp", encoding="utf-8"
+    )
+    z = tmp_path / "grids.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        for f in folder.iterdir():
+            zf.write(f, f.name)
+    r = run(with_communities, "import", "grids", str(z), "--parent-field", "comm_code")
+    assert r.returncode == 0, r.stderr
+    assert "source CRS EPSG:3857" in r.stdout
+    assert counts(with_communities)["grid"] == len(grids) and len(gdf) == 8
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--code-field", "nope"], "no field 'nope' for the code; the file has:"),
+        (["--crs", "EPSG:999999"], "unknown CRS 'EPSG:999999'"),
+        (["--enterprises-field", "x"], "--enterprises-field applies to communities only"),
+    ],
+)
+def test_import_option_errors(with_communities, args, message) -> None:  # noqa: ANN001
+    before = counts(with_communities)
+    r = run(with_communities, "import", "grids", str(SAMPLES / "haibin-grids-gcj02.geojson"), *args)
+    assert r.returncode == 1
+    assert message in r.stderr
+    assert "Traceback" not in r.stderr
+    assert counts(with_communities) == before
+
+
+def test_import_rejected_features_change_nothing(with_communities, tmp_path) -> None:  # noqa: ANN001
+    gdf = gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson")
+    gdf.loc[2, "code"] = gdf.loc[1, "code"]
+    gdf.loc[4, "community"] = "350502009999"
+    bad = tmp_path / "bad.gpkg"
+    gdf.to_file(bad, driver="GPKG")
+    before = counts(with_communities)
+    r = run(
+        with_communities,
+        "import",
+        "grids",
+        str(bad),
+        "--crs",
+        "gcj02",
+        "--parent-field",
+        "community",
+    )
+    assert r.returncode == 1, r.stdout
+    assert "2 feature(s) rejected, nothing imported" in r.stderr
+    assert f"feature #2 (code {gdf.loc[1, 'code']}): duplicate code (also feature #1)" in r.stderr
+    assert "feature #4" in r.stderr and "unknown community code '350502009999'" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert counts(with_communities) == before
+
+
+def test_import_broken_and_missing_file(fresh_engine, tmp_path) -> None:  # noqa: ANN001
+    broken = tmp_path / "x.geojson"
+    broken.write_text("not json at all", encoding="utf-8")
+    r = run(fresh_engine, "import", "district", str(broken))
+    assert r.returncode == 1 and "x.geojson: cannot read it" in r.stderr
+    r = run(fresh_engine, "import", "district", str(tmp_path / "missing.geojson"))
+    assert r.returncode == 1 and "no such file" in r.stderr
+    assert "Traceback" not in r.stderr
+    assert counts(fresh_engine)["district"] == 0
+
+
+def test_demo_load_once_then_force(fresh_engine) -> None:  # noqa: ANN001
+    r = run(fresh_engine, "demo", "load", "--incidents", "300", "--seed", "5")
+    assert r.returncode == 0, r.stderr
+    assert "鲤城区 (350502000000)" in r.stdout and "km² (geodesic)" in r.stdout
+    assert "demo" in r.stderr and "incidents" in r.stderr  # the progress bars
+    first = counts(fresh_engine)
+    assert first["incident"] == 300 and first["grid"] > 100
+    r = run(fresh_engine, "demo", "load", "--incidents", "50")
+    assert r.returncode == 0 and "already loaded; nothing changed" in r.stdout
+    assert counts(fresh_engine) == first
+    r = run(fresh_engine, "demo", "load", "--incidents", "50", "--seed", "5", "--force", "--quiet")
+    assert r.returncode == 0, r.stderr
+    assert counts(fresh_engine) == {**first, "incident": 50}
