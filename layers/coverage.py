@@ -86,13 +86,15 @@ def slim(fc: dict, tip) -> dict:  # noqa: ANN001 - tip: properties -> escaped HT
         "features": [
             {
                 "type": "Feature",
+                # a short unique id: folium keys its style switch on it (else on ``tip``)
+                "id": i,
                 "geometry": f["geometry"],
                 "properties": {
                     "tip": tip(f["properties"]),
                     **{k: f["properties"][k] for k in STYLE_KEYS if k in f["properties"]},
                 },
             }
-            for f in fc["features"]
+            for i, f in enumerate(fc["features"])
         ],
     }
 
@@ -139,6 +141,8 @@ class CoverageLayer(MapLayer):
         *,
         day: dt.date | None = None,
         members_required: int = 2,
+        precision: int = 6,
+        simplify_m: float = 0.0,
         **filters: Any,
     ) -> dict:
         """Grids and segments (GeoJSON) with their staffing status on ``day``."""
@@ -146,9 +150,15 @@ class CoverageLayer(MapLayer):
 
         day = day or dt.date.today()
         grids = grid_status(
-            session, day, members_required=members_required, bbox=bbox, geometry=True
+            session,
+            day,
+            members_required=members_required,
+            bbox=bbox,
+            geometry=True,
+            precision=precision,
+            simplify_m=simplify_m,
         )
-        segments = segment_status(session, day, bbox=bbox, geometry=True)
+        segments = segment_status(session, day, bbox=bbox, geometry=True, precision=precision)
         return {
             "date": day.isoformat(),
             "members_required": members_required,
@@ -171,17 +181,6 @@ class CoverageLayer(MapLayer):
         lines.append(f"<i>{esc(lab[p['status']])}</i>")
         return "<br>".join(lines)
 
-    def segment_tip(self, p: dict, lab: dict[str, str]) -> str:
-        return "<br>".join(
-            [
-                f"<b>{esc(p['name'] or p['code'])}</b>",
-                f"{lab['chief_label']}: {esc(p['chief_name'] or lab['none'])}",
-                f"{lab['deputy']}: {esc(p['deputy_name'] or lab['none'])}",
-                f"{lab['length']}: {round(p['length_m'] or 0)}",
-                f"<i>{esc(lab[p['status']])}</i>",
-            ]
-        )
-
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
         """A FeatureGroup with the grid polygons and segment lines, tooltips escaped."""
         import folium
@@ -203,17 +202,38 @@ class CoverageLayer(MapLayer):
             highlight_function=lambda f: {"weight": 3, "color": "#000"},
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
         ).add_to(group)
-        segs = slim(data["segments"], lambda p: self.segment_tip(p, lab))
+        # thousands of segments: short escaped fields and a field tooltip keep the page light
+        segs = {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "id": i,
+                    "geometry": f["geometry"],
+                    "properties": {
+                        "status": f["properties"]["status"],
+                        "n": esc(f["properties"]["name"] or f["properties"]["code"]),
+                        "c": esc(f["properties"]["chief_name"] or lab["none"]),
+                        "d": esc(f["properties"]["deputy_name"] or lab["none"]),
+                    },
+                }
+                for i, f in enumerate(data["segments"]["features"])
+            ],
+        }
         if segs["features"]:
             folium.GeoJson(
                 segs,
                 name="segments",
                 style_function=lambda f: {
                     "color": SEGMENT_COLOURS[f["properties"]["status"]],
-                    "weight": 5 if f["properties"]["status"] == "no_chief" else 3,
-                    "opacity": 0.9,
+                    "weight": 5 if f["properties"]["status"] == "no_chief" else 1.5,
+                    "opacity": 0.95 if f["properties"]["status"] == "no_chief" else 0.6,
                 },
-                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+                tooltip=folium.GeoJsonTooltip(
+                    fields=["n", "c", "d"],
+                    aliases=[lab["segment"], lab["chief_label"], lab["deputy"]],
+                    sticky=True,
+                ),
             ).add_to(group)
         return group
 

@@ -95,6 +95,8 @@ class DensityLayer(MapLayer):
         scheme: str = "natural_breaks",
         k: int = 5,
         day: dt.date | None = None,
+        precision: int = 6,
+        simplify_m: float = 0.0,
         **filters: Any,
     ) -> dict:
         """Areas at ``level`` with counts, per-km² values, class and the class bins."""
@@ -102,7 +104,15 @@ class DensityLayer(MapLayer):
 
         check_level_group(level, group)
         day = day or dt.date.today()
-        rows = density(session, level, day, bbox=bbox, geometry=True)
+        rows = density(
+            session,
+            level,
+            day,
+            bbox=bbox,
+            geometry=True,
+            precision=precision,
+            simplify_m=simplify_m,
+        )
         key = value_key(group)
         cls = classify([r[key] for r in rows], scheme, k)
         features = []
@@ -238,6 +248,8 @@ class QuotaLayer(MapLayer):
         day: dt.date | None = None,
         coef: dict[str, float] | None = None,
         group: str = "community_workers",
+        precision: int = 6,
+        simplify_m: float = 0.0,
         **filters: Any,
     ) -> dict:
         """Communities (GeoJSON) with required, actual and gap from the quota table."""
@@ -247,7 +259,9 @@ class QuotaLayer(MapLayer):
         from mapsvc.services.quota import quota_table
 
         table = quota_table(session, day, coef, group)
-        q = sa.select(Community.id, sa.func.ST_AsGeoJSON(Community.geom, 6))
+        from mapsvc.services.coverage import geojson_expr
+
+        q = sa.select(Community.id, geojson_expr(Community.geom, precision, simplify_m))
         if bbox is not None:
             q = q.where(sa.func.ST_Intersects(Community.geom, sa.func.ST_MakeEnvelope(*bbox, 4326)))
         geoms = dict(session.execute(q).all())

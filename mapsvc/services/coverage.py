@@ -78,6 +78,22 @@ def segment_places() -> sa.Subquery:
     )
 
 
+#: metres per degree of latitude, to turn a display tolerance in metres into degrees
+M_PER_DEGREE = 111_320.0
+
+
+def geojson_expr(geom: Any, precision: int = 6, simplify_m: float = 0.0) -> sa.ColumnElement:
+    """``ST_AsGeoJSON`` of ``geom`` for drawing, optionally generalised by ``simplify_m``.
+
+    Generalisation is for display only (it drops the collinear vertices that densified
+    edges carry, shrinking pages several-fold); nothing is ever measured on its result, and
+    topology is preserved so neighbouring grids still meet.
+    """
+    if simplify_m > 0:
+        geom = sa.func.ST_SimplifyPreserveTopology(geom, simplify_m / M_PER_DEGREE)
+    return sa.func.ST_AsGeoJSON(geom, precision)
+
+
 def _bbox_filter(geom: Any, bbox: BBox | None) -> sa.ColumnElement[bool]:
     if bbox is None:
         return sa.true()
@@ -91,6 +107,8 @@ def grid_status(
     members_required: int = 2,
     bbox: BBox | None = None,
     geometry: bool = False,
+    precision: int = 6,
+    simplify_m: float = 0.0,
 ) -> list[dict[str, Any]]:
     """One row per grid with its head, member count and status on ``day``.
 
@@ -105,7 +123,9 @@ def grid_status(
     bbox : tuple, optional
         Only grids intersecting this WGS84 box.
     geometry : bool
-        Include ``geometry`` (GeoJSON dict, 6 decimals) for maps.
+        Include ``geometry`` (GeoJSON text) for maps, with ``precision`` decimals
+        (6 ≈ 0.1 m; map pages use 5 ≈ 1 m to stay light), generalised by ``simplify_m``
+        metres for display (see :func:`geojson_expr`).
     """
     head = holders("grid_head", "grid", day).subquery("head")
     heads_n = (
@@ -152,7 +172,7 @@ def grid_status(
         members.c.names.label("member_names"),
     ]
     if geometry:
-        cols.append(sa.func.ST_AsGeoJSON(Grid.geom, 6).label("geometry"))
+        cols.append(geojson_expr(Grid.geom, precision, simplify_m).label("geometry"))
     q = (
         sa.select(*cols)
         .join(Community, Community.id == Grid.community_id)
@@ -181,7 +201,12 @@ def grid_status(
 
 
 def segment_status(
-    session: Session, day: dt.date, *, bbox: BBox | None = None, geometry: bool = False
+    session: Session,
+    day: dt.date,
+    *,
+    bbox: BBox | None = None,
+    geometry: bool = False,
+    precision: int = 6,
 ) -> list[dict[str, Any]]:
     """One row per alley segment with its chief / deputy on ``day`` and its grid/community."""
     chief = holders("alley_chief", "segment", day).subquery("chief")
@@ -203,7 +228,7 @@ def segment_status(
         deputy_staff.name.label("deputy_name"),
     ]
     if geometry:
-        cols.append(sa.func.ST_AsGeoJSON(AlleySegment.geom, 6).label("geometry"))
+        cols.append(sa.func.ST_AsGeoJSON(AlleySegment.geom, precision).label("geometry"))
     q = (
         sa.select(*cols)
         .join(place, place.c.segment_id == AlleySegment.id)

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from layers.base import BBox
 from mapsvc.models import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.services.assignments import TARGET_ROLES, holders
-from mapsvc.services.coverage import segment_places
+from mapsvc.services.coverage import geojson_expr, segment_places
 from mapsvc.services.errors import ValidationError
 
 #: role groups shown on the density map (assignment roles in each)
@@ -97,6 +97,8 @@ def density(
     *,
     bbox: BBox | None = None,
     geometry: bool = False,
+    precision: int = 6,
+    simplify_m: float = 0.0,
 ) -> list[dict[str, Any]]:
     """Staff counts and per-km² values of every area at ``level`` on ``day``.
 
@@ -179,7 +181,7 @@ def density(
         parent_alias = aliased(parent[0])
         cols.append(parent_alias.name.label("parent_name"))
     if geometry:
-        cols.append(sa.func.ST_AsGeoJSON(table.geom, 6).label("geometry"))
+        cols.append(geojson_expr(table.geom, precision, simplify_m).label("geometry"))
     q = sa.select(*cols).outerjoin(counts, counts.c.area_id == table.id)
     if parent[0] is not None:
         q = q.outerjoin(parent_alias, parent_alias.id == parent[1])

@@ -28,6 +28,11 @@ from mapsvc.web.render import folium_page, nav_html
 bp = Blueprint("dashboard", __name__)
 
 DEFAULT_CENTRE = (24.91, 118.59)  # Licheng, Quanzhou
+#: decimals of coordinates embedded in map pages (5 ≈ 1 m: plenty on screen, half the bytes)
+PAGE_PRECISION = 5
+#: display generalisation of polygons on map pages, in metres (see services.coverage)
+PAGE_SIMPLIFY_M = 1.0
+ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
 
 # --------------------------------------------------------------------------- request parsing
@@ -180,7 +185,7 @@ def _bounds(*collections: dict) -> list[list[float]] | None:
 def _map(*collections: dict):  # noqa: ANN202 - folium.Map
     import folium
 
-    m = folium.Map(location=DEFAULT_CENTRE, zoom_start=14, tiles=None, control_scale=True)
+    m = folium.Map(location=DEFAULT_CENTRE, zoom_start=14, tiles=None)
     bounds = _bounds(*collections)
     if bounds:
         m.fit_bounds(bounds)
@@ -193,10 +198,22 @@ def _panel(html: str) -> str:
         "width:300px;max-height:calc(100% - 90px);overflow:auto;background:rgba(255,255,255,.95);"
         "padding:10px 12px;border-radius:6px;font:13px/1.5 'Noto Sans CJK SC','Microsoft YaHei',"
         f'sans-serif;box-shadow:0 1px 6px rgba(0,0,0,.3)">{html}</div>'
-        f'<div style="position:absolute;bottom:2px;right:6px;z-index:1000;font:11px sans-serif;'
-        f'color:#333;background:rgba(255,255,255,.7);padding:0 4px">{esc(_("Data"))}: '
-        "Vonng/adcode, CC BY 4.0</div>"
     )
+
+
+def _attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
+    """Add ``text`` (escaped) to the map's own attribution line."""
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    el = MacroElement()
+    el._template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});"
+        "{% endmacro %}"
+    )
+    el.text = text
+    m.add_child(el)
 
 
 def _date_form(endpoint: str, day: dt.date, hidden: dict[str, str] | None = None) -> str:
@@ -219,6 +236,7 @@ def _finish(m, layer_name: str, data: dict, legend_title: str, panel: str, title
     import branca.element
 
     m.get_root().html.add_child(branca.element.Element(_panel(panel)))
+    _attribution(m, f"{_('Data')}: {ATTRIBUTION}")
     return folium_page(m, active="dashboard.dashboard_page", title=title)
 
 
@@ -226,7 +244,13 @@ def _finish(m, layer_name: str, data: dict, legend_title: str, panel: str, title
 def coverage_page():  # noqa: ANN201
     day = _day()
     session = get_session()
-    data = get_layer("coverage").query(session, day=day, members_required=_members_required())
+    data = get_layer("coverage").query(
+        session,
+        day=day,
+        members_required=_members_required(),
+        precision=PAGE_PRECISION,
+        simplify_m=PAGE_SIMPLIFY_M,
+    )
     rep = coverage_svc.coverage_report(session, day, members_required=_members_required())
     s, un = rep["summary"], rep["uncovered"]
     status = {
@@ -283,7 +307,7 @@ def density_page():  # noqa: ANN201
     args = _density_args()
     loc = current_locale()
     layer = get_layer("density")
-    data = layer.query(get_session(), **args)
+    data = layer.query(get_session(), precision=PAGE_PRECISION, simplify_m=PAGE_SIMPLIFY_M, **args)
     form = (
         f'<form method="get" action="{esc(url_for("dashboard.density_page"))}" '
         'style="display:grid;grid-template-columns:auto 1fr;gap:4px 8px;align-items:center">'
@@ -321,7 +345,14 @@ def quota_page():  # noqa: ANN201
     day = _day()
     coef = _coef()
     group = _quota_group()
-    data = get_layer("quota").query(get_session(), day=day, coef=coef, group=group)
+    data = get_layer("quota").query(
+        get_session(),
+        day=day,
+        coef=coef,
+        group=group,
+        precision=PAGE_PRECISION,
+        simplify_m=PAGE_SIMPLIFY_M,
+    )
     tot = data["totals"]
     keep = {**{k: str(v) for k, v in coef.items()}, "group": group}
     q = {**keep, "date": day.isoformat(), "lang": current_locale()}
