@@ -1,0 +1,122 @@
+"""Open311 GeoReport v2 through the ``georeport`` client (PyPI) against a live server, and
+plain form POSTs with ``requests``."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import requests
+from georeport import GeoReport
+
+from tests.conftest import LiveServer
+from tests.incidents.conftest import CATEGORIES, ll
+
+
+@pytest.fixture
+def server(district, make_app):  # noqa: ANN001, ANN201
+    s = LiveServer(make_app(district.engine, OPEN311_API_KEYS=["k-123"]))
+    yield s
+    s.stop()
+
+
+def _post(server, **form):  # noqa: ANN001, ANN003, ANN202
+    return requests.post(f"{server.url}/open311/v2/requests.json", data=form, timeout=10)
+
+
+def _new(server, x: float, y: float, **extra) -> str:  # noqa: ANN001, ANN003
+    lon, lat = ll(x, y)
+    r = _post(server, api_key="k-123", service_code="road", lat=lat, long=lon, **extra)
+    assert r.status_code == 201, r.text
+    body = r.json()
+    assert len(body) == 1 and body[0]["token"].startswith("o311-")
+    return body[0]["service_request_id"]
+
+
+@pytest.mark.parametrize("fmt", ["json", "xml"])
+def test_reads_through_georeport_client(server, district, fmt: str) -> None:  # noqa: ANN001
+    rid = _new(server, 200, 170, description="路面坑洞", **{"attribute[severity]": "major"})
+    other = _new(server, 700, 100)
+    client = GeoReport(f"{server.url}/open311/v2", output_format=fmt)
+
+    services = client.get_service_list()
+    assert {s["service_code"] for s in services} == {c[0] for c in CATEGORIES}
+    road = next(s for s in services if s["service_code"] == "road")
+    assert road["service_name"] == "道路破损"
+    definition = client.get_service_definition("road")
+    attrs = definition["attributes"]
+    if fmt == "xml":
+        attrs = attrs["attribute"]
+    codes = {a["code"] for a in attrs}
+    assert codes == {"severity", "address_detail"}
+
+    one = client.get_service_request(rid)
+    assert one["service_request_id"] == rid and one["service_code"] == "road"
+    assert one["status"] == "open" and one["description"] == "路面坑洞"
+    lon, lat = ll(200, 170)
+    assert float(one["lat"]) == pytest.approx(lat, abs=1e-6)
+    assert float(one["long"]) == pytest.approx(lon, abs=1e-6)
+    assert "G-A1" in one["agency_responsible"]
+
+    both = client.get_service_requests(service_request_id=f"{rid},{other}")
+    got = both if isinstance(both, list) else [both]
+    assert {r["service_request_id"] for r in got} == {rid, other}
+    today = dt.datetime.now(dt.UTC)
+    ranged = client.get_service_requests(
+        service_code="road",
+        start_date=(today - dt.timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        end_date=(today + dt.timedelta(minutes=1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        status="open",
+    )
+    ranged = ranged if isinstance(ranged, list) else [ranged]
+    assert {r["service_request_id"] for r in ranged} == {rid, other}
+
+
+def test_status_filter_and_severity_attribute(server, district) -> None:  # noqa: ANN001
+    from mapsvc.db import session_scope
+    from mapsvc.services import incidents as svc
+
+    rid = _new(server, 200, 170, **{"attribute[severity]": "grave"})
+    open_id = _new(server, 100, 250)
+    with session_scope(district.engine) as s:
+        assert svc.get_incident(s, rid).severity == "grave"
+        for st in ("dispatched", "in_hand", "verified", "closed"):
+            svc.transition(s, rid, st, actor="t")
+    client = GeoReport(f"{server.url}/open311/v2")
+    closed = client.get_service_requests(status="closed")
+    assert [r["service_request_id"] for r in closed] == [rid]
+    assert closed[0]["status_notes"] == "closed"
+    opened = client.get_service_requests(status="open")
+    assert [r["service_request_id"] for r in opened] == [open_id]
+
+
+def test_tokens_discovery_and_errors(server) -> None:  # noqa: ANN001
+    lon, lat = ll(200, 170)
+    r = _post(server, api_key="k-123", service_code="noise", lat=lat, long=lon)
+    token = r.json()[0]["token"]
+    t = requests.get(f"{server.url}/open311/v2/tokens/{token}.json", timeout=10).json()
+    assert t == [{"service_request_id": r.json()[0]["service_request_id"], "token": token}]
+    x = requests.get(f"{server.url}/open311/v2/tokens/{token}.xml", timeout=10)
+    assert x.headers["content-type"].startswith("text/xml") and token in x.text
+    d = requests.get(f"{server.url}/open311/v2/discovery.json", timeout=10).json()
+    assert d["endpoints"][0]["url"] == f"{server.url}/open311/v2"
+    assert "<discovery>" in requests.get(f"{server.url}/open311/v2/discovery.xml", timeout=10).text
+    # errors in the spec's shape, nothing created
+    bad = _post(server, api_key="wrong", service_code="noise", lat=lat, long=lon)
+    assert bad.status_code == 403 and bad.json()[0]["code"] == 403
+    bad = _post(server, service_code="noise", lat=lat, long=lon)
+    assert bad.status_code == 403
+    bad = _post(server, api_key="k-123", service_code="ufo", lat=lat, long=lon)
+    assert bad.status_code == 404 and "ufo" in bad.json()[0]["description"]
+    bad = _post(server, api_key="k-123", service_code="noise", lat="north", long=lon)
+    assert bad.status_code == 400 and "lat" in bad.json()[0]["description"]
+    bad = _post(server, api_key="k-123", service_code="noise", address_string="某街1号")
+    assert bad.status_code == 400
+    x = requests.get(f"{server.url}/open311/v2/requests/999999.xml", timeout=10)
+    assert x.status_code == 404 and "<errors><error><code>404</code>" in x.text
+    assert requests.get(f"{server.url}/open311/v2/services/ufo.json", timeout=10).status_code == 404
+    assert requests.get(f"{server.url}/open311/v2/tokens/nope.json", timeout=10).status_code == 404
+    r = requests.get(f"{server.url}/open311/v2/requests.json?status=lost", timeout=10)
+    assert r.status_code == 400 and r.json()[0]["code"] == 400
+    listed = requests.get(f"{server.url}/open311/v2/requests.json", timeout=10).json()
+    assert len(listed) == 1
