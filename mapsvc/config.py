@@ -43,6 +43,8 @@ DEFAULTS: dict[str, object] = {
     # Staffing (issue 5): required staff = a*pop/10000 + b*area_km2 + c*enterprises/100
     "QUOTA_COEFFICIENTS": {"a": 8.0, "b": 2.0, "c": 1.0},
     "GRID_MEMBERS_REQUIRED": 2,
+    # staff counted against the quota: community_workers (社区工作者员额) | all | grid_staff ...
+    "QUOTA_GROUP": "community_workers",
 }
 
 
