@@ -280,6 +280,18 @@ def coverage_page():  # noqa: ANN201
         f"<span class='count-segments'>{un['segments_count']}</span></h4>"
         f"<ul style='margin:0;padding-left:18px'>{seg_items}</ul>"
     )
+    rollup = "".join(
+        f"<tr><td>{esc(r['name'])}</td><td>{r['grids']}</td><td>{r['grids_no_head']}</td>"
+        f"<td>{r['grids_understaffed']}</td><td>{r['segments_no_chief']}</td></tr>"
+        for r in rep["subdistricts"]
+    )
+    panel += (
+        f"<h4 style='margin:8px 0 2px'>{esc(_('By subdistrict'))}</h4>"
+        "<table class='rollup' style='width:100%;border-collapse:collapse;font-size:12px'>"
+        f"<tr><th align=left>{esc(_('Subdistrict'))}</th><th>{esc(_('Grids'))}</th>"
+        f"<th>{esc(_('No grid head'))}</th><th>{esc(_('Head, too few members'))}</th>"
+        f"<th>{esc(_('No chief assigned'))}</th></tr>{rollup}</table>"
+    )
     if un["multiple_heads_count"]:
         panel += (
             f"<h4 style='margin:8px 0 2px;color:#d7301f'>{esc(_('Grids with several heads'))}: "
