@@ -61,7 +61,15 @@ MESSAGES = (
     "more",
     "cells of",
     "pixels",
+    *("Minor Ordinary Major Grave Received Dispatched Verified Closed Returned Reopened").split(),
+    "In hand",
 )
+
+
+def code_label(code: str, t: dict[str, str]) -> str:
+    """Translated label of a class or state code (``in_hand`` -> "In hand" -> 处置中)."""
+    msgid = code.replace("_", " ").capitalize()
+    return t.get(msgid, code)
 
 
 @lru_cache(maxsize=4)
@@ -139,7 +147,7 @@ class IncidentHeatmap(MapLayer):
             x, y = (cx + 0.5) * cell, (cy + 0.5) * cell
             lon = math.degrees(x / R)
             lat = math.degrees(2 * math.atan(math.exp(y / R)) - math.pi / 2)
-            points.append([round(lon, 6), round(lat, 6), int(n)])
+            points.append([round(lon, 5), round(lat, 5), int(n)])  # 5 decimals: ~1 m
             total += n
             peak = max(peak, n)
         return {
@@ -350,8 +358,9 @@ class OverdueIncidents(MapLayer):
             lon, lat = f["geometry"]["coordinates"]
             cat = (p["category_en"] if en else p["category_zh"]) or p["category"]
             tip = (
-                f"<b>#{p['id']} {esc(cat)}</b><br>{esc(t['Class'])}: {esc(p['severity'])} · "
-                f"{esc(t['State'])}: {esc(p['state'])}<br>{esc(t['Due'])}: "
+                f"<b>#{p['id']} {esc(cat)}</b><br>{esc(t['Class'])}: "
+                f"{esc(code_label(p['severity'], t))} · "
+                f"{esc(t['State'])}: {esc(code_label(p['state'], t))}<br>{esc(t['Due'])}: "
                 f"{esc(p['due_at'][:16])}<br>{esc(t['overdue by'])} {p['hours_over']} "
                 f"{esc(t['hours'])}"
             )

@@ -16,8 +16,10 @@ from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
+from layers.heatmap import code_label, labels
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
+from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
 
@@ -242,12 +244,12 @@ def _filter_panel(view: str) -> str:
         return "".join(out)
 
     cat_opts = options([(c, (en and e) or z or c) for c, z, e in cats], f.get("category"))
+    t = labels(locale)
     sev_opts = options(
-        [(s, _(s.replace("_", " ").capitalize())) for s in ("minor", "ordinary", "major", "grave")],
-        f.get("severity") or f.get("class"),
+        [(s, code_label(s, t)) for s in SEVERITIES], f.get("severity") or f.get("class")
     )
     state_opts = options(
-        [("open", _("Open"))] + [(s, _(s.replace("_", " ").capitalize())) for s in svc.TRANSITIONS],
+        [("open", _("Open"))] + [(s, code_label(s, t)) for s in svc.TRANSITIONS],
         f.get("state"),
     )
     other = (

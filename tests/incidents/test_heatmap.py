@@ -149,3 +149,15 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: A
         assert page.errors == []
     finally:
         server.stop()
+
+
+def test_pages_chinese_first_english_available(populated, make_app) -> None:  # noqa: ANN001
+    client = make_app(populated.engine).test_client()
+    zh = client.get("/incidents/map").get_data(as_text=True)
+    assert "<title>事件热力图</title>" in zh and "超期事件" in zh and "处置中" in zh
+    assert "cdn.jsdelivr" not in zh and "/static/js/heatmap.js" in zh
+    en = client.get("/incidents/map?lang=en").get_data(as_text=True)
+    assert "<title>Incident heatmap</title>" in en and "Overdue incidents" in en
+    ch = client.get("/incidents/choropleth?lang=zh_CN").get_data(as_text=True)
+    assert "每千人事件数" in ch
+    assert client.get("/incidents/map?severity=huge").status_code == 400

@@ -1,0 +1,199 @@
+"""Benchmark: district-wide incident heatmap over 1,000,000 incidents.
+
+Target (issue 3): median response of ``/api/heatmap`` for a district-wide view at most
+300 ms and at most 200 KB, next to folium's ``HeatMap`` fed the raw points (its HTML size
+and build time: fetching the points, building the layer and rendering the page).
+
+Runs against its own database ``mapsvc_bench_heatmap`` on the embedded cluster: the demo
+district (``load_demo(engine, seed=20261124, incidents=0)``) plus generated incidents
+imported through the real bulk import. The server is the real app on a local HTTP port.
+
+    .venv/bin/python bench/bench_heatmap.py              # 1,000,000 incidents
+    .venv/bin/python bench/bench_heatmap.py --quick      # 100,000 incidents
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import sqlalchemy as sa
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE.parent))
+sys.path.insert(0, str(HERE))
+
+from bench_incident_import import generate_csv  # noqa: E402
+
+from mapsvc.config import PROJECT_ROOT  # noqa: E402
+from mapsvc.db import (  # noqa: E402
+    EmbeddedPostgres,
+    create_database,
+    drop_database,
+    ensure_schema,
+    make_engine,
+)
+
+DB_NAME = "mapsvc_bench_heatmap"
+SEED = 20261124
+TARGET_MS = 300.0
+TARGET_KB = 200.0
+VIEWPORT = (1280, 870)
+
+
+def setup(rows: int, fresh: bool) -> sa.Engine:
+    pg = EmbeddedPostgres(PROJECT_ROOT / "var")
+    pg.start()
+    url = pg.url(DB_NAME)
+    if fresh:
+        drop_database(url)
+    create_database(url)
+    engine = make_engine(url)
+    ensure_schema(engine)
+    with engine.connect() as c:
+        grids = c.scalar(sa.text("SELECT count(*) FROM grid"))
+        have = c.scalar(sa.text("SELECT count(*) FROM incident"))
+    if not grids:
+        from mapsvc.services.demo import load_demo
+
+        load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+    if have != rows:
+        from mapsvc.services.incident_import import import_csv
+
+        with engine.begin() as c:
+            c.execute(sa.text("TRUNCATE incident, incident_event RESTART IDENTITY CASCADE"))
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / "incidents.csv"
+            generate_csv(engine, rows, path)
+            t = time.perf_counter()
+            with engine.begin() as c:
+                import_csv(c, path)
+            print(f"imported {rows:,} incidents in {time.perf_counter() - t:.1f} s")
+        with engine.connect().execution_options(isolation_level="AUTOCOMMIT") as c:
+            c.execute(sa.text("VACUUM ANALYZE incident"))
+    return engine
+
+
+def district_view(engine: sa.Engine) -> tuple[tuple[float, float, float, float], int]:
+    """The district's bbox and the zoom at which it fills the viewport (as Leaflet fits)."""
+    with engine.connect() as c:
+        x0, y0, x1, y1 = c.execute(
+            sa.text(
+                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) "
+                "FROM (SELECT ST_Extent(geom)::geometry e FROM district) s"
+            )
+        ).one()
+    from layers.heatmap import MERC_PX0, to_mercator
+
+    mx0, my0 = to_mercator(x0, y0)
+    mx1, my1 = to_mercator(x1, y1)
+    z = min(
+        math.log2(MERC_PX0 * VIEWPORT[0] / (mx1 - mx0)),
+        math.log2(MERC_PX0 * VIEWPORT[1] / (my1 - my0)),
+    )
+    return (x0, y0, x1, y1), int(math.floor(z))
+
+
+def serve(engine: sa.Engine):  # noqa: ANN201
+    import logging
+
+    from werkzeug.serving import make_server
+
+    logging.getLogger("werkzeug").setLevel(logging.WARNING)
+    from mapsvc import create_app
+
+    app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
+    server = make_server("127.0.0.1", 0, app, threaded=True)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server, f"http://127.0.0.1:{server.server_port}"
+
+
+def time_requests(url: str, repeat: int) -> tuple[list[float], int, dict]:
+    import requests
+
+    s = requests.Session()
+    s.get(url, timeout=60)  # warm-up: connection pool, plan cache, page cache
+    times, size, body = [], 0, {}
+    for _ in range(repeat):
+        t = time.perf_counter()
+        r = s.get(url, timeout=60)
+        times.append((time.perf_counter() - t) * 1000)
+        r.raise_for_status()
+        size, body = len(r.content), r.json()
+    return times, size, body
+
+
+def folium_baseline(engine: sa.Engine) -> tuple[float, int]:
+    """folium HeatMap with every raw point: fetch, build, render to HTML."""
+    import folium
+    from folium.plugins import HeatMap
+
+    t = time.perf_counter()
+    with engine.connect() as c:
+        pts = c.execute(sa.text("SELECT ST_Y(geom), ST_X(geom) FROM incident")).all()
+    m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None)
+    HeatMap([[a, b] for a, b in pts], radius=8).add_to(m)
+    html = m.get_root().render()
+    return time.perf_counter() - t, len(html.encode())
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--rows", type=int, default=1_000_000)
+    ap.add_argument("--quick", action="store_true", help="100,000 incidents")
+    ap.add_argument("--repeat", type=int, default=21)
+    ap.add_argument("--fresh", action="store_true", help="recreate the database")
+    args = ap.parse_args()
+    rows = 100_000 if args.quick else args.rows
+    engine = setup(rows, args.fresh)
+    bbox, zoom = district_view(engine)
+    server, base = serve(engine)
+    try:
+        b = ",".join(f"{v:.6f}" for v in bbox)
+        views = {
+            "district, all incidents": f"{base}/api/heatmap?bbox={b}&zoom={zoom}",
+            "district, open, one class": f"{base}/api/heatmap?bbox={b}&zoom={zoom}"
+            "&state=open&severity=minor",
+            "district, last 90 days": f"{base}/api/heatmap?bbox={b}&zoom={zoom}"
+            "&date_from=" + time.strftime("%Y-%m-%d", time.gmtime(time.time() - 90 * 86400)),
+            "district, one zoom closer": f"{base}/api/heatmap?bbox={b}&zoom={zoom + 1}",
+        }
+        results = {name: time_requests(url, args.repeat) for name, url in views.items()}
+    finally:
+        server.shutdown()
+    base_s, base_bytes = folium_baseline(engine)
+
+    print(f"\n{rows:,} incidents; district view at zoom {zoom} ({VIEWPORT[0]}x{VIEWPORT[1]} px)")
+    print(f"{'':30}{'median ms':>10}{'p90 ms':>9}{'KB':>9}{'cells':>7}{'incidents':>11}")
+    for name, (times, size, body) in results.items():
+        p90 = sorted(times)[int(0.9 * (len(times) - 1))]
+        print(
+            f"{name:30}{statistics.median(times):>10.1f}{p90:>9.1f}{size / 1024:>9.1f}"
+            f"{len(body['points']):>7}{body['total']:>11,}"
+        )
+    times, size, _ = results["district, all incidents"]
+    med = statistics.median(times)
+    print(
+        f"{'folium HeatMap, raw points':30}{base_s * 1000:>10.1f}{'':>9}{base_bytes / 1024:>9.1f}"
+        f"{'':>7}{rows:>11,}   (build + render, once)"
+    )
+    print(
+        f"\ntarget: median <= {TARGET_MS:.0f} ms -> {med:.1f} ms "
+        f"({'MET' if med <= TARGET_MS else 'NOT MET'}); size <= {TARGET_KB:.0f} KB -> "
+        f"{size / 1024:.1f} KB ({'MET' if size / 1024 <= TARGET_KB else 'NOT MET'})"
+    )
+    print(
+        f"ratios vs folium HeatMap with raw points: time {base_s * 1000 / med:.0f}x faster, "
+        f"size {base_bytes / size:.0f}x smaller"
+    )
+    engine.dispose()
+
+
+if __name__ == "__main__":
+    main()
