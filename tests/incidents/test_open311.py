@@ -120,3 +120,20 @@ def test_tokens_discovery_and_errors(server) -> None:  # noqa: ANN001
     assert r.status_code == 400 and r.json()[0]["code"] == 400
     listed = requests.get(f"{server.url}/open311/v2/requests.json", timeout=10).json()
     assert len(listed) == 1
+
+
+def test_demo_live_server_through_georeport(live_server, demo_engine) -> None:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    client = GeoReport(f"{live_server.url}/open311/v2")
+    with demo_engine.connect() as c:
+        codes = set(c.scalars(sa.text("SELECT code FROM incident_category")))
+        latest = c.execute(
+            sa.text("SELECT id, category FROM incident ORDER BY reported_at DESC, id DESC LIMIT 1")
+        ).one()
+    assert {s["service_code"] for s in client.get_service_list()} == codes
+    recent = client.get_service_requests()
+    assert 0 < len(recent) <= 1000
+    assert recent[0]["service_request_id"] == str(latest.id)
+    one = client.get_service_request(str(latest.id))
+    assert one["service_code"] == latest.category
