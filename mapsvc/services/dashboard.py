@@ -56,6 +56,22 @@ def _patrol_pct(patrol: dict | None) -> float | None:
     return None if share is None else round(100.0 * share, 1)
 
 
+def patrol_figures(session: Session, day: dt.date) -> dict[str, Any]:
+    """Patrol compliance of the latest patrolled day up to ``day`` (None when unavailable).
+
+    Kept apart from :func:`overview` because it is the slowest figure (it intersects every
+    chief's segments with the day's tracks): the dashboard page loads it afterwards.
+    """
+    compliance = _optional("mapsvc.services.patrol", "district_compliance")
+    patrol = compliance(session, latest_patrol_day(session, day)) if compliance else None
+    return {
+        "available": compliance is not None,
+        "patrol_compliance_pct": _patrol_pct(patrol),
+        "patrol_day": patrol.get("day") if patrol else None,
+        "patrol": patrol,
+    }
+
+
 def _sum_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
     return {k: sum((r.get(k) or 0) for r in rows) for k in keys}
 
@@ -67,6 +83,7 @@ def overview(
     members_required: int = 2,
     quota_coef: dict[str, float] | None = None,
     quota_group: str = quota_svc.DEFAULT_GROUP,
+    include_patrol: bool = True,
 ) -> dict[str, Any]:
     """Everything the dashboard shows for ``day``, as plain JSON-able data.
 
@@ -76,7 +93,9 @@ def overview(
         ``date``; ``district`` (the headline figures); ``subdistricts`` and ``communities``
         (table rows: population, area, grids, staff, staff per km², coverage %, quota gap,
         open incidents when available); ``charts`` (``staff_per_km2_by_community``,
-        ``incidents_by_month``); ``sources`` (which optional services were used).
+        ``incidents_by_month``, ``staff_by_group``); ``sources`` (which optional services
+        were used). With ``include_patrol=False`` the patrol figures are None and
+        ``patrol_deferred`` says whether :func:`patrol_figures` can fill them in.
     """
     day = day or dt.date.today()
     cov = coverage_svc.coverage_report(session, day, members_required=members_required)
@@ -96,7 +115,7 @@ def overview(
     }
 
     incidents = district_figures(session) if district_figures else None
-    patrol = compliance(session, latest_patrol_day(session, day)) if compliance else None
+    patrol = patrol_figures(session, day) if include_patrol and compliance else None
     open_by: dict[str, dict[int, int]] = {}
     if incident_figures:
         for lvl in ("subdistrict", "community"):
@@ -136,8 +155,9 @@ def overview(
         "open_incidents": incidents["open"] if incidents else None,
         "closed_incidents": incidents["closed"] if incidents else None,
         "on_time_pct": incidents["on_time_pct"] if incidents else None,
-        "patrol_compliance_pct": _patrol_pct(patrol),
-        "patrol_day": patrol.get("day") if patrol else None,
+        "patrol_compliance_pct": patrol["patrol_compliance_pct"] if patrol else None,
+        "patrol_day": patrol["patrol_day"] if patrol else None,
+        "patrol_deferred": bool(compliance) and not include_patrol,
     }
 
     cov_sub = {r["id"]: r for r in cov["subdistricts"]}
@@ -197,6 +217,6 @@ def overview(
         "communities": communities,
         "charts": charts,
         "incidents": incidents,
-        "patrol": patrol,
+        "patrol": patrol["patrol"] if patrol else None,
         "sources": sources,
     }

@@ -78,13 +78,14 @@ def _quota_group() -> str:
     )
 
 
-def _overview() -> dict[str, Any]:
+def _overview(include_patrol: bool = True) -> dict[str, Any]:
     return dashboard_svc.overview(
         get_session(),
         _day(),
         members_required=_members_required(),
         quota_coef=_coef(),
         quota_group=_quota_group(),
+        include_patrol=include_patrol,
     )
 
 
@@ -94,6 +95,12 @@ def _overview() -> dict[str, Any]:
 @bp.get("/api/dashboard")
 def api_dashboard():  # noqa: ANN201
     return jsonify(_overview())
+
+
+@bp.get("/api/dashboard/patrol")
+def api_dashboard_patrol():  # noqa: ANN201
+    day = _day()
+    return jsonify({"date": day.isoformat(), **dashboard_svc.patrol_figures(get_session(), day)})
 
 
 @bp.get("/api/dashboard/<part>")
@@ -415,7 +422,8 @@ def quota_page():  # noqa: ANN201
 
 @bp.get("/dashboard")
 def dashboard_page():  # noqa: ANN201
-    data = _overview()
+    # the slow patrol figure is fetched by the page afterwards (/api/dashboard/patrol)
+    data = _overview(include_patrol=False)
     loc = current_locale()
 
     from layers.density import GROUP_LABELS, t

@@ -125,11 +125,32 @@
     });
   }
 
+  /* the slow patrol figure arrives after the page (see /api/dashboard/patrol) */
+  function deferredPatrol() {
+    var el = document.querySelector('[data-kpi="patrol_compliance_pct"][data-src]');
+    if (!el) { window.patrolReady = true; return; }
+    fetch(el.dataset.src)
+      .then(function (r) { return r.json(); })
+      .then(function (p) {
+        var v = p.patrol_compliance_pct;
+        el.textContent = v === null || v === undefined ? "—" : v.toFixed(1);
+        if (v !== null && v !== undefined) {
+          var small = document.createElement("small");
+          small.textContent = "%";
+          el.appendChild(small);
+        }
+        document.querySelector('[data-kpi="patrol_day"]').textContent = p.patrol_day || "";
+      })
+      .catch(function () { el.textContent = "—"; })
+      .then(function () { window.patrolReady = true; });
+  }
+
   if (window.Chart) {
     Chart.defaults.font.family = getComputedStyle(document.body).fontFamily;
     Chart.defaults.font.size = 13;
   }
   window.dashboardCharts = [densityChart(), incidentsChart(), groupsChart()].filter(Boolean);
   document.querySelectorAll("table.sortable").forEach(sortable);
+  deferredPatrol();
   window.dashboardReady = true;
 })();

@@ -41,6 +41,13 @@ def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:  # noqa:
     assert page.inner_text('[data-kpi="staff"]') == f"{d['staff']:,}"
     assert page.inner_text('[data-kpi="grids"]') == str(d["grids"])
     assert page.inner_text('[data-kpi="open_incidents"]') == f"{d['open_incidents']:,}"
+    # the patrol figure is fetched after the page and shows the service's value
+    page.wait_for_function("window.patrolReady === true")
+    pct = d["patrol_compliance_pct"]
+    assert data["sources"]["patrol.district_compliance"] is True
+    assert page.inner_text('[data-kpi="patrol_compliance_pct"]') == (
+        "—" if pct is None else f"{pct:.1f}%"
+    )
     # sorting the community table by staff per km² (descending on second click)
     header = page.locator("#table-communities th", has_text="每平方公里人员")
     header.click()

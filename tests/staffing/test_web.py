@@ -33,6 +33,11 @@ def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: 
     assert sum(data["charts"]["incidents_by_month"]["values"]) == sum(n for _, n, _ in INCIDENTS)
     chart = data["charts"]["staff_per_km2_by_community"]
     assert chart["values"] == sorted(chart["values"], reverse=True)
+    patrol = staffing_client.get("/api/dashboard/patrol").get_json()
+    assert patrol["available"] is True
+    assert patrol["patrol_compliance_pct"] == d["patrol_compliance_pct"]
+    # three segments have a chief today and nobody walked: the patrol service says 0 %
+    assert patrol["patrol"]["segments_assigned"] == 3 and d["patrol_compliance_pct"] == 0.0
     for part in ("district", "subdistricts", "communities", "charts"):
         r = staffing_client.get(f"/api/dashboard/{part}")
         assert r.status_code == 200 and r.get_json()[part] == data[part]
