@@ -322,9 +322,19 @@ def _select(name: str, options: list[tuple[str, str]], current: str) -> str:
 @bp.get("/density")
 def density_page():  # noqa: ANN201
     from layers.density import GROUP_LABELS, LEVEL_LABELS, SCHEME_LABELS, t
+    from mapsvc.services.density import COMMUNITY_ONLY_GROUPS
 
     args = _density_args()
     loc = current_locale()
+    notice = ""
+    if args["level"] == "grid" and args["group"] in COMMUNITY_ONLY_GROUPS:
+        # picked in the form: show the nearest meaningful map rather than an error page
+        args["level"] = "community"
+        notice = (
+            f"<p class='notice' style='color:#b35806;margin:6px 0 0'>"
+            f"{esc(_('These staff are posted to communities, not grids: shown by community.'))}"
+            "</p>"
+        )
     layer = get_layer("density")
     data = layer.query(get_session(), precision=PAGE_PRECISION, simplify_m=PAGE_SIMPLIFY_M, **args)
     form = (
@@ -341,6 +351,7 @@ def density_page():  # noqa: ANN201
         + f"<label>{esc(_('Date'))}</label>"
         + f'<input type="date" name="date" value="{args["day"].isoformat()}">'
         + f'<span></span><button type="submit">{esc(_("Show"))}</button></form>'
+        + notice
     )
     values = [f["properties"]["value"] for f in data["features"] if f["properties"]["value"]]
     top = sorted(data["features"], key=lambda f: f["properties"]["value"] or 0, reverse=True)[:5]

@@ -138,6 +138,9 @@ def test_pages_render_and_escape(staffing_client) -> None:  # noqa: ANN001
     assert "二社区&lt;b&gt;" in html
     en = staffing_client.get("/dashboard?lang=en").data.decode()
     assert "Grid management at a glance" in en
+    # community-level staff asked per grid in the form: the page falls back to communities
+    r = staffing_client.get("/density?level=grid&group=community_workers&lang=en")
+    assert r.status_code == 200 and b"shown by community" in r.data
     # a page for a bad parameter answers 400 with the parameter named
     r = staffing_client.get("/density?scheme=magic")
     assert r.status_code == 400 and b"scheme" in r.data
