@@ -84,6 +84,8 @@ STREET_SPACING_M = 190.0
 #: short edges the two agree to well under a square metre per community
 MAX_EDGE_M = 25.0
 SNAP_M = 0.001
+#: communities denser than this (people per km²) get the old city's close alleys
+DENSE_PER_KM2 = 18000
 
 
 # --------------------------------------------------------------------------- source data
@@ -468,43 +470,56 @@ class _Names:
 
 
 def _plan_streets(
-    district, rng: np.random.Generator, names: _Names
-) -> list[tuple[str, str, LineString]]:  # noqa: ANN001
+    district,  # noqa: ANN001
+    rng: np.random.Generator,
+    names: _Names,
+    dense=None,  # noqa: ANN001
+) -> list[tuple[str, str, LineString]]:
     """A jittered, slightly rotated street lattice clipped to the district.
 
-    Every 5th lattice line is a road (路), every 5th offset by 2 a street (街), the rest
-    lanes (巷) named in short stretches of 3-6 blocks; some lane blocks are missing (dead
-    ends, superblocks). Lattice edges are merged through nodes where a street simply
-    continues, so each segment runs from junction to junction (or to the district edge).
-    Returns ``(name, kind, metric LineString)``.
+    The lattice has a fine pitch (half of :data:`STREET_SPACING_M`). Every other line is a
+    through line: every 5th of those a road (路), every 5th offset by 2 a street (街), the
+    rest lanes (巷) named in short stretches; some blocks are missing (dead ends,
+    superblocks). The lines in between exist only inside ``dense`` (the old city), where
+    the alleys are twice as close. Lattice edges are merged through nodes where a street
+    simply continues, so each segment runs from junction to junction (or to the district
+    edge). Returns ``(name, kind, metric LineString)``.
     """
-    s = STREET_SPACING_M
+    f = STREET_SPACING_M / 2
     cx, cy = district.centroid.x, district.centroid.y
     minx, miny, maxx, maxy = district.bounds
-    radius = math.hypot(maxx - minx, maxy - miny) / 2 + s
-    n = int(2 * radius / s) + 1
+    radius = math.hypot(maxx - minx, maxy - miny) / 2 + 2 * f
+    n = 2 * (int(radius / f) + 1) + 1
     theta = math.radians(8.0)
     ct, st = math.cos(theta), math.sin(theta)
-    u = -radius + s * np.arange(n)
+    u = -f * (n // 2) + f * np.arange(n)
     uu, vv = np.meshgrid(u, u, indexing="ij")
-    uu = uu + rng.uniform(-0.18 * s, 0.18 * s, uu.shape)
-    vv = vv + rng.uniform(-0.18 * s, 0.18 * s, vv.shape)
+    uu = uu + rng.uniform(-0.2 * f, 0.2 * f, uu.shape)
+    vv = vv + rng.uniform(-0.2 * f, 0.2 * f, vv.shape)
     nx_ = cx + uu * ct - vv * st
     ny_ = cy + uu * st + vv * ct
 
     def kind_of(line: int) -> str:
-        return "road" if line % 5 == 0 else "street" if line % 5 == 2 else "lane"
+        if line % 2:
+            return "lane"
+        c = line // 2
+        return "road" if c % 5 == 0 else "street" if c % 5 == 2 else "lane"
 
     stretch_len = {}
     offsets = {}
     for d in ("h", "v"):
         for line in range(n):
             k = kind_of(line)
-            stretch_len[d, line] = {"road": 40, "street": 12}.get(k) or int(rng.integers(3, 7))
+            stretch_len[d, line] = {"road": 80, "street": 24}.get(k) or int(rng.integers(5, 11))
             offsets[d, line] = int(rng.integers(0, stretch_len[d, line]))
     drop_p = {"road": 0.0, "street": 0.04, "lane": 0.14}
+    if dense is not None and not dense.is_empty:
+        shapely.prepare(dense)
+    else:
+        dense = None
+    near = shapely.contains_xy(district.envelope.buffer(4 * f), nx_, ny_)
+    dropped: dict[tuple, bool] = {}
     edges = []  # (key, kind, a_node, b_node, LineString)
-    shapely.prepare(district)
     for d in ("h", "v"):
         for line in range(n):
             k = kind_of(line)
@@ -512,18 +527,33 @@ def _plan_streets(
                 a, b = (
                     ((pos, line), (pos + 1, line)) if d == "h" else ((line, pos), (line, pos + 1))
                 )
-                if rng.random() < drop_p[k]:
+                if not (near[a] or near[b]):
                     continue
                 pa = (nx_[a], ny_[a])
                 pb = (nx_[b], ny_[b])
+                if line % 2:  # in-between alley: old city only
+                    mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
+                    if (
+                        dense is None
+                        or not shapely.contains_xy(dense, mx, my)
+                        or rng.random() < 0.2
+                    ):
+                        continue
+                else:  # through line: blocks (two fine edges) go or stay together
+                    block = (d, line, pos // 2)
+                    if block not in dropped:
+                        dropped[block] = bool(rng.random() < drop_p[k])
+                    if dropped[block]:
+                        continue
                 if k == "lane":  # alleys bend a little
                     mx, my = (pa[0] + pb[0]) / 2, (pa[1] + pb[1]) / 2
-                    j = rng.normal(0, 9.0, 2)
+                    j = rng.normal(0, 4.0, 2)
                     coords = [pa, (mx + j[0], my + j[1]), pb]
                 else:
                     coords = [pa, pb]
                 key = (d, line, (pos + offsets[d, line]) // stretch_len[d, line])
                 edges.append((key, k, a, b, LineString(coords)))
+    shapely.prepare(district)
     geoms = np.array([e[4] for e in edges], dtype=object)
     inside = shapely.contains(district, geoms)
     touches = shapely.intersects(district, geoms)
@@ -816,7 +846,14 @@ def load_demo(
         # --- streets
         step("streets")
         names = _Names(np.random.default_rng([seed, 1]))
-        streets = _plan_streets(district_m, np.random.default_rng([seed, 2]), names)
+        dense = shapely.union_all(
+            [
+                cm.geom
+                for cm in communities
+                if cm.population / metric.area_km2(cm.geom) > DENSE_PER_KM2
+            ]
+        )
+        streets = _plan_streets(district_m, np.random.default_rng([seed, 2]), names, dense)
         seg_geoms_m = [g for _, _, g in streets]
         seg_ll = [metric.to_ll(g) for g in seg_geoms_m]
         _copy(
