@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+from collections.abc import Callable
 from typing import Any
 
 from layers import register
@@ -79,8 +80,12 @@ def feature_collection(rows: list[dict], keep: tuple[str, ...]) -> dict:
     }
 
 
-def slim(fc: dict, tip) -> dict:  # noqa: ANN001 - tip: properties -> escaped HTML
-    """Features carrying only ``tip`` (escaped HTML) and the style keys, for drawing."""
+def slim(fc: dict, tip: Callable[[dict], str]) -> dict:
+    """Features carrying only ``tip(properties)`` (escaped HTML) and the style keys.
+
+    Drawing needs nothing else: raw data text never reaches the page (only its escaped
+    form inside the tooltip), and the page stays light.
+    """
     return {
         "type": "FeatureCollection",
         "features": [
