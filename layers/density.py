@@ -128,9 +128,26 @@ class DensityLayer(MapLayer):
                     "properties": props,
                 }
             )
+        centres = []
+        if group == "centres":
+            import sqlalchemy as sa
+
+            from mapsvc.models import ServiceCentre
+
+            q = sa.select(
+                ServiceCentre.name,
+                sa.func.ST_X(ServiceCentre.geom),
+                sa.func.ST_Y(ServiceCentre.geom),
+            ).order_by(ServiceCentre.id)
+            if bbox is not None:
+                q = q.where(
+                    sa.func.ST_Intersects(ServiceCentre.geom, sa.func.ST_MakeEnvelope(*bbox, 4326))
+                )
+            centres = [{"name": n, "lon": x, "lat": y} for n, x, y in session.execute(q)]
         return {
             "type": "FeatureCollection",
             "features": features,
+            "centres": centres,
             "date": day.isoformat(),
             "level": level,
             "group": group,
@@ -186,6 +203,17 @@ class DensityLayer(MapLayer):
             highlight_function=lambda f: {"weight": 3, "color": "#000"},
             tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
         ).add_to(group)
+        for c in data.get("centres", []):
+            folium.CircleMarker(
+                location=(c["lat"], c["lon"]),
+                radius=5,
+                color="#1f3a5f",
+                weight=2,
+                fill=True,
+                fill_color="#ffffff",
+                fill_opacity=1,
+                tooltip=esc(c["name"]),
+            ).add_to(group)
         return group
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tests.staffing.conftest import GRIDS, SEGMENTS
+from tests.staffing.conftest import CENTRES, COMMUNITIES, GRIDS, SEGMENTS
 
 #: JS: how many pixels of a canvas are not fully transparent (a drawn chart has many)
 PAINTED = """(id) => {
@@ -103,4 +103,13 @@ def test_quota_map(staffing_live, page) -> None:  # noqa: ANN001
     page.wait_for_selector(".leaflet-overlay-pane path")
     assert page.locator(".leaflet-overlay-pane path").count() == 3
     assert "缺编" in page.inner_text(".mapsvc-legend")
+    assert page.errors == []
+
+
+def test_density_map_of_service_centres(staffing_live, page) -> None:  # noqa: ANN001
+    page.goto(f"{staffing_live.url}/density?level=community&group=centres&lang=zh_CN")
+    page.wait_for_selector(".leaflet-overlay-pane path")
+    # three community polygons and one circle per service centre
+    assert page.locator(".leaflet-overlay-pane path").count() == len(COMMUNITIES) + len(CENTRES)
+    assert "党群服务中心" in page.inner_text(".mapsvc-legend")
     assert page.errors == []
