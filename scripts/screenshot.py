@@ -71,7 +71,7 @@ def shoot(base: str, out: Path, lang: str, width: int, height: int, timeout_ms: 
             page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
             page.on("pageerror", lambda e: errors.append(str(e)))
             page.goto(f"{base}/?lang={lang}", wait_until="load")
-            page.wait_for_selector("html[data-grids-drawn]", timeout=timeout_ms)
+            page.wait_for_selector("html[data-map-drawn]", timeout=timeout_ms)
             grids = int(page.get_attribute("html", "data-grids-drawn") or 0)
             page.wait_for_timeout(300)  # let the labels and last tiles settle
             out.parent.mkdir(parents=True, exist_ok=True)

@@ -5,6 +5,9 @@
  * no request) on load and after each move, with the zoom so the server simplifies to
  * half a pixel. A request still running when the map moves again is aborted.
  *
+ * Everything is SVG: a canvas for the segments draws faster but, lying above the grids,
+ * it would swallow their hover and tooltips.
+ *
  * Every text that comes from data (names, codes) goes into the DOM through textContent,
  * never innerHTML; the styles and labels come from the server (layers.boundaries).
  */
@@ -185,6 +188,7 @@
       if (zoom < src.minZoom) {
         src.group.clearLayers();
         src.loaded = null;
+        src.count = 0;
         say(T["Zoom in to see alley segments"]);
         return Promise.resolve();
       }
@@ -224,26 +228,32 @@
 
     var pending = 0;
     var timer = null;
+    /* after the next paint, record that `what` is on screen (attribute + performance mark);
+       tests, the benchmark and the screenshot script wait for these */
+    function drawn(what) {
+      requestAnimationFrame(function () {
+        requestAnimationFrame(function () {
+          // grids drawn, or (for "map") segments drawn
+          var n = (what === "grids" ? sources.grids.count : sources.segments.count) || 0;
+          document.documentElement.setAttribute("data-" + what + "-drawn", String(n));
+          if (performance.mark && !performance.getEntriesByName("mapsvc-" + what + "-drawn").length) {
+            performance.mark("mapsvc-" + what + "-drawn");
+          }
+        });
+      });
+    }
+
     function refresh(force) {
       pending += 1;
       if (!cfg.empty) say(T["Loading map data…"]);
-      Promise.all([load("grids", force), load("segments", force)])
+      var grids = load("grids", force).then(function () { drawn("grids"); });
+      Promise.all([grids, load("segments", force)])
         .then(function () {
           pending -= 1;
           if (pending === 0 && !status.classList.contains("mapsvc-error")) {
             say(map.getZoom() < cfg.segmentMinZoom ? T["Zoom in to see alley segments"] : cfg.empty);
           }
-          // drawn: paths are in the DOM; mark after the next paint for tests and benchmarks
-          requestAnimationFrame(function () {
-            requestAnimationFrame(function () {
-              var n = sources.grids.count || 0;
-              document.documentElement.setAttribute("data-grids-drawn", String(n));
-              if (!window.mapsvcFirstDraw) {
-                window.mapsvcFirstDraw = performance.now();
-                if (performance.mark) performance.mark("mapsvc-grids-drawn");
-              }
-            });
-          });
+          drawn("map");
         })
         .catch(function (err) {
           pending -= 1;

@@ -8,6 +8,18 @@ import pytest
 
 GRID_PATHS = ".leaflet-mapsvc-grids-pane path.leaflet-interactive"
 SEGMENT_PATHS = ".leaflet-mapsvc-segments-pane path.leaflet-interactive"
+#: colours of the drawn segments, from Leaflet's layers
+SEGMENT_COLOURS = """() => {
+    const out = [];
+    for (const v of Object.values(window)) {
+        if (!(v instanceof L.Map)) continue;
+        v.eachLayer(l => {
+            if (l.feature && l.feature.properties.length_m !== undefined && l.options.color)
+                out.push(l.options.color);
+        });
+    }
+    return out;
+}"""
 
 
 def test_page_embeds_communities_not_grids(small, small_client) -> None:  # noqa: ANN001
@@ -48,7 +60,7 @@ def test_empty_database_page_says_what_to_do(fresh_engine, make_app) -> None:  #
 
 def _open(page, url: str) -> int:  # noqa: ANN001
     page.goto(url)
-    page.wait_for_selector("html[data-grids-drawn]", timeout=20000)
+    page.wait_for_selector("html[data-map-drawn]", timeout=20000)
     return int(page.get_attribute("html", "data-grids-drawn"))
 
 
@@ -58,12 +70,11 @@ def test_browser_draws_the_small_district_and_escapes(small, small_live, page) -
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     assert _open(page, small_live.url + "/?lang=zh_CN") == 4
     assert page.locator(GRID_PATHS).count() == 4
+    assert page.get_attribute("html", "data-map-drawn") == "3"
     assert page.locator(SEGMENT_PATHS).count() == 3
     # the unassigned segment is red and thick
-    strokes = page.eval_on_selector_all(
-        SEGMENT_PATHS, "ps => ps.map(p => p.getAttribute('stroke'))"
-    )
-    assert strokes.count("#d7191c") == 1
+    strokes = page.evaluate(SEGMENT_COLOURS)
+    assert len(strokes) == 3 and strokes.count("#d7191c") == 1
     # community labels are text, not markup
     labels = page.eval_on_selector_all(".mapsvc-label span", "els => els.map(e => e.textContent)")
     assert small.evil in labels
@@ -108,6 +119,21 @@ def test_browser_hover_highlights_and_shows_a_tooltip(small, small_live, page) -
     assert sorted(page.eval_on_selector_all(GRID_PATHS, widths)) == ["1", "1", "1", "3"]
     tip = page.locator(".mapsvc-tip").first.text_content()
     assert "网格长" in tip and "户数" in tip
+    # the segment without a chief: hover its middle
+    x, y = page.evaluate(
+        """() => { for (const v of Object.values(window)) if (v instanceof L.Map) {
+                       const p = v.latLngToContainerPoint([24.903, 118.5975]);
+                       const r = v.getContainer().getBoundingClientRect();
+                       return [r.left + p.x, r.top + p.y]; } }"""
+    )
+    page.mouse.move(x, y)
+    page.wait_for_function(
+        "() => [...document.querySelectorAll('.mapsvc-tip')]"
+        ".some(t => t.textContent.includes('测试巷2'))",
+        timeout=5000,
+    )
+    tips = page.eval_on_selector_all(".mapsvc-tip", "ts => ts.map(t => t.textContent)")
+    assert any("测试巷2" in t and "未分配街巷长" in t for t in tips)
     assert page.errors == []
 
 
@@ -119,11 +145,15 @@ def test_browser_draws_the_demo_and_refetches_for_the_view(live_server, page) ->
     drawn = _open(page, live_server.url + "/?lang=zh_CN")
     assert drawn > 300  # the whole demo district is in view
     assert page.locator(GRID_PATHS).count() == drawn
+    assert int(page.get_attribute("html", "data-map-drawn")) > 1000
     assert page.locator(SEGMENT_PATHS).count() > 1000
     assert any("/api/grids?bbox=" in u for u in requests)
     assert page.locator(".mapsvc-label span").count() > 50
     # zoom in on the old town: a new, smaller request replaces the district-wide one
-    page.evaluate("document.documentElement.removeAttribute('data-grids-drawn')")
+    page.evaluate(
+        "['data-grids-drawn', 'data-map-drawn']"
+        ".forEach(a => document.documentElement.removeAttribute(a))"
+    )
     page.evaluate(
         """() => { for (const v of Object.values(window))
                      if (v instanceof L.Map) v.setView([24.905, 118.585], 17); }"""
@@ -135,7 +165,7 @@ def test_browser_draws_the_demo_and_refetches_for_the_view(live_server, page) ->
 
 
 def _open_wait(page) -> int:  # noqa: ANN001
-    page.wait_for_selector("html[data-grids-drawn]", timeout=20000)
+    page.wait_for_selector("html[data-map-drawn]", timeout=20000)
     return int(page.get_attribute("html", "data-grids-drawn"))
 
 
