@@ -223,10 +223,8 @@ def main() -> int:
         pages = {"ours (/)": f"{base}/?lang=zh_CN", "naive (all embedded)": f"{base}/bench/naive"}
         results: dict[str, list[dict]] = {k: [] for k in pages}
         with sync_playwright() as p:
-            browser = p.chromium.launch(
-                executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-            )
-            for name, u in pages.items():  # warm-up (server caches, Chromium start)
+            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            for u in pages.values():  # warm-up (server caches, Chromium start)
                 measure(browser, u)
             for _ in range(runs):  # interleaved so drift hits both alike
                 for name, u in pages.items():
