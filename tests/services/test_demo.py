@@ -390,6 +390,26 @@ def test_incidents(conn) -> None:  # noqa: ANN001
         assert bad == 0, severity
 
 
+def test_incident_history_matches_state(conn) -> None:  # noqa: ANN001
+    r = q(
+        conn,
+        """WITH last AS (
+             SELECT DISTINCT ON (incident_id) incident_id, to_state, at FROM incident_event
+             ORDER BY incident_id, at DESC, id DESC),
+           first AS (
+             SELECT DISTINCT ON (incident_id) incident_id, from_state, to_state, at
+             FROM incident_event ORDER BY incident_id, at, id)
+           SELECT count(*) FILTER (WHERE l.incident_id IS NULL),
+                  count(*) FILTER (WHERE l.to_state <> i.state),
+                  count(*) FILTER (WHERE i.state = 'closed' AND l.at <> i.closed_at),
+                  count(*) FILTER (WHERE f.to_state <> 'received' OR f.from_state IS NOT NULL
+                                   OR f.at <> i.reported_at)
+           FROM incident i LEFT JOIN last l ON l.incident_id = i.id
+           LEFT JOIN first f ON f.incident_id = i.id""",
+    ).one()
+    assert tuple(r) == (0, 0, 0, 0)
+
+
 def test_incidents_cluster_in_hotspots(conn) -> None:  # noqa: ANN001
     dens = [
         d
