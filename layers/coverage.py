@@ -195,18 +195,19 @@ class CoverageLayer(MapLayer):
         # only the escaped tooltip and the status go into the page: raw data text never
         # reaches the HTML, and the page stays light
         grids = slim(data["grids"], lambda p: self.grid_tip(p, lab))
-        folium.GeoJson(
-            grids,
-            name="grids",
-            style_function=lambda f: {
-                "fillColor": GRID_COLOURS[f["properties"]["status"]],
-                "color": "#444",
-                "weight": 1,
-                "fillOpacity": 0.55,
-            },
-            highlight_function=lambda f: {"weight": 3, "color": "#000"},
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-        ).add_to(group)
+        if data["grids"]["features"]:  # folium refuses tooltips on empty data
+            folium.GeoJson(
+                grids,
+                name="grids",
+                style_function=lambda f: {
+                    "fillColor": GRID_COLOURS[f["properties"]["status"]],
+                    "color": "#444",
+                    "weight": 1,
+                    "fillOpacity": 0.55,
+                },
+                highlight_function=lambda f: {"weight": 3, "color": "#000"},
+                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+            ).add_to(group)
         # thousands of segments: short escaped fields and a field tooltip keep the page light
         segs = {
             "type": "FeatureCollection",

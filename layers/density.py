@@ -191,18 +191,19 @@ class DensityLayer(MapLayer):
             c = f["properties"]["class"]
             f["properties"]["fill"] = NO_DATA if c is None else colours[c]
         group = folium.FeatureGroup(name=self.title(locale), show=True)
-        folium.GeoJson(
-            slim(data, lambda p: self.tip(p, data, locale)),
-            name=self.name,
-            style_function=lambda f: {
-                "fillColor": f["properties"]["fill"],
-                "color": "#555",
-                "weight": 1,
-                "fillOpacity": 0.75,
-            },
-            highlight_function=lambda f: {"weight": 3, "color": "#000"},
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-        ).add_to(group)
+        if data["features"]:  # folium refuses tooltips on empty data
+            folium.GeoJson(
+                slim(data, lambda p: self.tip(p, data, locale)),
+                name=self.name,
+                style_function=lambda f: {
+                    "fillColor": f["properties"]["fill"],
+                    "color": "#555",
+                    "weight": 1,
+                    "fillOpacity": 0.75,
+                },
+                highlight_function=lambda f: {"weight": 3, "color": "#000"},
+                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+            ).add_to(group)
         for c in data.get("centres", []):
             folium.CircleMarker(
                 location=(c["lat"], c["lon"]),
@@ -327,18 +328,19 @@ class QuotaLayer(MapLayer):
         import folium
 
         group = folium.FeatureGroup(name=self.title(locale), show=True)
-        folium.GeoJson(
-            slim(data, lambda p: self.tip(p, locale)),
-            name=self.name,
-            style_function=lambda f: {
-                "fillColor": QUOTA_COLOURS[f["properties"]["band"]],
-                "color": "#555",
-                "weight": 1,
-                "fillOpacity": 0.75,
-            },
-            highlight_function=lambda f: {"weight": 3, "color": "#000"},
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
-        ).add_to(group)
+        if data["features"]:  # folium refuses tooltips on empty data
+            folium.GeoJson(
+                slim(data, lambda p: self.tip(p, locale)),
+                name=self.name,
+                style_function=lambda f: {
+                    "fillColor": QUOTA_COLOURS[f["properties"]["band"]],
+                    "color": "#555",
+                    "weight": 1,
+                    "fillOpacity": 0.75,
+                },
+                highlight_function=lambda f: {"weight": 3, "color": "#000"},
+                tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False, sticky=True),
+            ).add_to(group)
         return group
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:

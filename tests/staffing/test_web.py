@@ -144,3 +144,12 @@ def test_pages_render_and_escape(staffing_client) -> None:  # noqa: ANN001
     # a page for a bad parameter answers 400 with the parameter named
     r = staffing_client.get("/density?scheme=magic")
     assert r.status_code == 400 and b"scheme" in r.data
+
+
+def test_pages_on_an_empty_database(fresh_engine, make_app) -> None:  # noqa: ANN001
+    client = make_app(fresh_engine).test_client()
+    for url in ("/dashboard", "/coverage", "/density", "/density?level=grid", "/quota"):
+        assert client.get(url).status_code == 200, url
+    d = client.get("/api/dashboard").get_json()["district"]
+    assert d["grids"] == 0 and d["staff"] == 0 and d["coverage_pct"] is None
+    assert client.get("/api/quota.xlsx").status_code == 200
