@@ -132,11 +132,13 @@ def incident_dict(inc: Incident, session: Session | None = None) -> dict[str, An
         "grid_head_id": inc.grid_head_id,
         "segment_distance_m": inc.segment_distance_m,
         "location_to_confirm": inc.location_to_confirm,
+        # past due and still open, or closed after its due time
         "overdue": bool(
             inc.due_at is not None
-            and inc.state != "closed"
-            and inc.due_at < now()
-            or (inc.closed_at and inc.due_at and inc.closed_at > inc.due_at)
+            and (
+                (inc.state != "closed" and inc.due_at < now())
+                or (inc.closed_at is not None and inc.closed_at > inc.due_at)
+            )
         ),
         "allowed_transitions": list(TRANSITIONS.get(inc.state, ())),
     }
@@ -316,7 +318,7 @@ def transition(
     return inc
 
 
-def rate(session: Session, incident_id: Any, rating: Any, *, actor: str | None = None) -> Incident:
+def rate(session: Session, incident_id: Any, rating: Any) -> Incident:
     """Record the satisfaction rating (1-5); only a closed incident can be rated."""
     inc = get_incident(session, incident_id)
     if isinstance(rating, bool) or not isinstance(rating, int | str):

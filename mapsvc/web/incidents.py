@@ -134,7 +134,7 @@ def rating_api(incident_id: str):  # noqa: ANN201
     data = _json_body()
     if "rating" not in data:
         raise ValidationError("rating is required", field="rating")
-    inc = svc.rate(session, incident_id, data["rating"], actor=data.get("actor"))
+    inc = svc.rate(session, incident_id, data["rating"])
     out = svc.incident_dict(inc)
     session.commit()
     return jsonify(out)
