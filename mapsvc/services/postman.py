@@ -42,12 +42,16 @@ SNAP_M = 0.5
 #: above this many odd junctions match on a sparse k-nearest candidate graph
 DENSE_LIMIT = 600
 SPARSE_K = 24
+#: time budget (s) of the exact integer programme for required sets in several pieces
+MILP_SECONDS = 10.0
+#: skip the integer programme when the required set has more junctions than this
+MILP_MAX_NODES = 400
 OSM_CREDIT = "© OpenStreetMap contributors"
 
 
 class _UnionFind:
     def __init__(self, n: int):
-        self.parent = np.arange(n)
+        self.parent = list(range(n))
 
     def find(self, a: int) -> int:
         p = self.parent
@@ -56,7 +60,7 @@ class _UnionFind:
             root = p[root]
         while p[a] != root:
             p[a], a = root, p[a]
-        return int(root)
+        return root
 
     def union(self, a: int, b: int) -> None:
         ra, rb = self.find(a), self.find(b)
@@ -203,16 +207,24 @@ class StreetGraph:
         i = int(np.argmin(d))
         return i, float(d[i])
 
-    def dijkstra(self, sources: list[int] | np.ndarray, min_only: bool = False):  # noqa: ANN201
-        """scipy Dijkstra from ``sources`` (distances in metres, predecessors[, sources])."""
+    def dijkstra(  # noqa: ANN201
+        self, sources: list[int] | np.ndarray, min_only: bool = False, limit: float = np.inf
+    ):
+        """scipy Dijkstra from ``sources`` (distances in metres, predecessors[, sources]).
+
+        ``limit`` stops the search at that many metres (farther nodes get ``inf``), which
+        keeps a small beat's search local in a large city.
+        """
         from scipy.sparse.csgraph import dijkstra
 
+        # the matrix is symmetric already: directed=True skips scipy's transpose per call
         return dijkstra(
             self.csr(),
-            directed=False,
+            directed=True,
             indices=np.asarray(sources, dtype=np.int64),
             return_predecessors=True,
             min_only=min_only,
+            limit=limit,
         )
 
     def path_edges(self, pred_row: np.ndarray, target: int) -> list[int]:
@@ -451,19 +463,51 @@ def _odd(graph: StreetGraph, counts: dict[int, int]) -> list[int]:
 
 
 def _match_paths(
-    graph: StreetGraph, odd: list[int], dense_limit: int
+    graph: StreetGraph,
+    odd: list[int],
+    dense_limit: int,
+    limit: float = np.inf,
+    first_radius: float | None = None,
 ) -> tuple[list[int], float, bool]:
-    """Edges to duplicate so ``odd`` become even: (edges, their length, provably optimal)."""
+    """Edges to duplicate so ``odd`` become even: (edges, their length, provably optimal).
+
+    ``limit`` (metres) may bound the searches when no optimal pair can be farther apart:
+    for a connected required set its own length bounds the cheapest fix (a T-join inside
+    it), hence every pair of an optimal matching.
+
+    Searches start local (``first_radius``) because in a city most odd junctions pair with
+    a neighbour: pairs not reached within radius L get cost L, a lower bound on their true
+    distance. If the optimal matching under those costs uses only reached pairs, it is
+    optimal for the true distances too (its cost is exact and no matching can be cheaper);
+    otherwise the radius grows and the matching is solved again.
+    """
     if not odd:
         return [], 0.0, True
-    dist, pred = graph.dijkstra(odd)
-    sub = dist[:, odd]
-    sub = np.minimum(sub, sub.T)
-    pairs, dense = min_weight_perfect_matching(sub, dense_limit=dense_limit)
+    radius = limit if first_radius is None else min(first_radius, limit)
+    while True:
+        dist, pred = graph.dijkstra(odd, limit=radius)
+        sub = dist[:, odd]
+        sub = np.minimum(sub, sub.T)
+        far = ~np.isfinite(sub)
+        final = radius >= limit
+        if far.any():
+            if not np.isfinite(radius):
+                raise ValidationError(
+                    "some junctions to pair cannot reach each other on the streets"
+                )
+            # final round: pairs beyond the safe limit are never optimal; else lower bound
+            sub = np.where(far, 4.0 * radius + 1e6 if final else radius, sub)
+        pairs, dense = min_weight_perfect_matching(sub, dense_limit=dense_limit)
+        if final or not any(far[i, j] for i, j in pairs):
+            break
+        radius = min(limit, radius * 4.0)
     edges: list[int] = []
     cost = 0.0
     for i, j in pairs:
-        edges.extend(graph.path_edges(pred[i], odd[j]))
+        if np.isfinite(dist[i, odd[j]]):
+            edges.extend(graph.path_edges(pred[i], odd[j]))
+        else:  # the search from i stopped early; the path is found from j's side
+            edges.extend(graph.path_edges(pred[j], odd[i]))
         cost += float(sub[i, j])
     return edges, cost, dense
 
@@ -507,19 +551,38 @@ def _cleanup(
 
 
 def _euler(graph: StreetGraph, counts: dict[int, int], start: int) -> list[tuple[int, bool]]:
-    import networkx as nx
-
-    mg = nx.MultiGraph()
-    mg.add_node(start)
+    """Hierholzer's algorithm on the multigraph ``counts``: [(edge, forward)] from ``start``."""
+    adj: dict[int, list[tuple[int, int]]] = {}
+    inst: list[int] = []
     for e, c in counts.items():
+        a, b = int(graph.u[e]), int(graph.v[e])
         for _ in range(c):
-            mg.add_edge(int(graph.u[e]), int(graph.v[e]), seg=e)
-    if mg.number_of_edges() == 0:
+            k = len(inst)
+            inst.append(e)
+            adj.setdefault(a, []).append((b, k))
+            adj.setdefault(b, []).append((a, k))
+    if not inst:
         return []
-    out = []
-    for a, b, key in nx.eulerian_circuit(mg, source=start, keys=True):
-        e = mg[a][b][key]["seg"]
-        out.append((e, int(graph.u[e]) == a))
+    used = [False] * len(inst)
+    stack: list[tuple[int, int, int]] = [(start, -1, -1)]  # (node, instance, previous node)
+    out: list[tuple[int, bool]] = []
+    while stack:
+        node, k, prev = stack[-1]
+        nbrs = adj.get(node, [])
+        while nbrs and used[nbrs[-1][1]]:
+            nbrs.pop()
+        if nbrs:
+            nxt, kk = nbrs.pop()
+            used[kk] = True
+            stack.append((nxt, kk, node))
+        else:
+            stack.pop()
+            if k >= 0:
+                e = inst[k]
+                out.append((e, int(graph.u[e]) == prev))
+    out.reverse()
+    if len(out) != len(inst):  # pragma: no cover - guarded by construction
+        raise ValidationError("internal error: the walk is not connected")
     return out
 
 
@@ -528,6 +591,7 @@ def solve(
     required_segment_ids: list[int],
     start: tuple[float, float] | int | None = None,
     dense_limit: int = DENSE_LIMIT,
+    milp_seconds: float = MILP_SECONDS,
 ) -> PostmanResult:
     """Shortest closed walk covering ``required_segment_ids`` (see module docstring).
 
@@ -542,6 +606,9 @@ def solve(
         the lowest-id required segment, i.e. a point on their own streets.
     dense_limit : int
         Odd-junction count above which matching uses a sparse candidate graph.
+    milp_seconds : float
+        Time budget of the exact integer programme for sets in several pieces (0: skip it
+        and keep the heuristic with its combinatorial lower bound).
     """
     t0 = time.perf_counter()
     missing = [s for s in required_segment_ids if s not in graph.edge_of]
@@ -564,7 +631,10 @@ def solve(
     important = {n for c in comps for n in c}
 
     if len(comps) == 1:
-        extra, cost, dense = _match_paths(graph, odd_r, dense_limit)
+        longest = float(graph.length[req].max())
+        extra, cost, dense = _match_paths(
+            graph, odd_r, dense_limit, limit=required_m + 1.0, first_radius=3.0 * longest + 100.0
+        )
         for e in extra:
             counts[e] = counts.get(e, 0) + 1
         exact = dense
@@ -623,6 +693,20 @@ def solve(
         lower = required_m + max(lb_match, mst_cost)
         exact = False
         method = "heuristic: MST over pieces + matching"
+        heur_extra = sum(float(graph.length[e]) * c for e, c in counts.items()) - required_m
+        if milp_seconds > 0 and heur_extra > lower - required_m + 0.01:
+            out = _milp_rpp(graph, req, comps, heur_extra, milp_seconds)
+            if out is not None:
+                extra_x, obj, bound, optimal = out
+                if extra_x is not None and obj < heur_extra - 0.01:
+                    counts = dict.fromkeys(req, 1)
+                    for e in extra_x:
+                        counts[e] = counts.get(e, 0) + 1
+                if bound is not None:
+                    lower = max(lower, required_m + bound)
+                if optimal and extra_x is not None:
+                    method = "exact: integer programme on the reduced graph"
+                    exact = True
 
     walk = _euler(graph, counts, start_node)
     seen: set[int] = set()
@@ -650,6 +734,124 @@ def solve(
         method=method,
         required_segments=[int(graph.seg_ids[e]) for e in req],
     )
+
+
+def _milp_rpp(
+    graph: StreetGraph,
+    req: list[int],
+    comps: list[list[int]],
+    extra_ub: float,
+    seconds: float,
+) -> tuple[list[int] | None, float, float | None, bool] | None:
+    """Exact rural postman by integer programming (HiGHS via scipy) on the reduced graph.
+
+    The classic reduction: any optimal walk, between two consecutive visits to junctions of
+    the required streets, follows a shortest path. So the programme needs only those
+    junctions (and the start), with one candidate "connector" per pair at shortest-path
+    distance, dropping pairs that pass through a third junction (they are two shorter
+    connectors) and pairs longer than the heuristic's whole connector length.
+
+    Model: connector copies ``z_ij`` (0-2: some optimal walk never uses one more than twice)
+    and ``y_v`` so every degree is even; minimise their length. Connectivity is added
+    lazily (cutting planes): while the walked edges fall apart, each part must be crossed at
+    least twice, and the programme is solved again. Each round's optimum is a lower bound;
+    the first connected one is optimal.
+
+    Returns (connector edge indices, their length, proven lower bound, optimal?) or None
+    when there are too many junctions to try.
+    """
+    from scipy.optimize import Bounds, LinearConstraint, milp
+    from scipy.sparse import coo_matrix, csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    deadline = time.perf_counter() + seconds
+    nodes = np.array(sorted({n for c in comps for n in c}))
+    k = len(nodes)
+    if k > MILP_MAX_NODES:
+        return None
+    dist, pred = graph.dijkstra(nodes, limit=extra_ub + 1.0)
+    d = dist[:, nodes]
+    d = np.minimum(d, d.T)
+    ii, jj = np.triu_indices(k, 1)
+    dij = d[ii, jj]
+    keep = np.isfinite(dij) & (dij <= extra_ub + 1e-6)
+    # drop pairs whose shortest path passes through another junction of the set
+    dom = np.zeros(len(ii), dtype=bool)
+    for t in range(k):
+        alt = d[ii, t] + d[t, jj]
+        dom |= (alt <= dij + 1e-6) & (t != ii) & (t != jj)
+    keep &= ~dom
+    ii, jj, dij = ii[keep], jj[keep], dij[keep]
+    m = len(ii)
+    pos = {int(n): i for i, n in enumerate(nodes)}
+    ru = np.array([pos[int(graph.u[e])] for e in req])
+    rv = np.array([pos[int(graph.v[e])] for e in req])
+    rdeg = np.bincount(ru, minlength=k) + np.bincount(rv, minlength=k)
+    rdeg = rdeg.astype(float)
+    ks = np.arange(m)
+    nv = m + k
+    par = coo_matrix(
+        (
+            np.concatenate([np.ones(m), np.ones(m), -2.0 * np.ones(k)]),
+            (np.concatenate([ii, jj, np.arange(k)]), np.concatenate([ks, ks, m + np.arange(k)])),
+        ),
+        shape=(k, nv),
+    ).tocsr()
+    cut_sets: list[np.ndarray] = []
+    for comp in comps:  # every piece is entered and left
+        inside = np.zeros(k, dtype=bool)
+        inside[[pos[n] for n in comp]] = True
+        cut_sets.append(inside)
+    c = np.concatenate([dij, np.zeros(k)])
+    bounds = Bounds(np.zeros(nv), np.concatenate([np.full(m, 2.0), np.full(k, np.inf)]))
+    integrality = np.ones(nv)
+    best_bound: float | None = None
+    while True:
+        left = deadline - time.perf_counter()
+        if left <= 0:
+            return None, float("inf"), best_bound, False
+        rows = np.zeros((len(cut_sets), nv))
+        for r, inside in enumerate(cut_sets):
+            rows[r, :m] = inside[ii] != inside[jj]
+        res = milp(
+            c,
+            constraints=[
+                LinearConstraint(par, -rdeg, -rdeg),
+                LinearConstraint(csr_matrix(rows), 2.0, np.inf),
+            ],
+            integrality=integrality,
+            bounds=bounds,
+            options={"time_limit": float(left), "mip_rel_gap": 1e-9, "presolve": True},
+        )
+        bound = res.fun if res.status == 0 else getattr(res, "mip_dual_bound", None)
+        if bound is not None and np.isfinite(bound):
+            best_bound = max(best_bound or 0.0, float(bound))
+        if res.x is None or res.status != 0:
+            return None, float("inf"), best_bound, False
+        z = np.round(res.x[:m]).astype(int)
+        used = z > 0
+        support = coo_matrix(
+            (
+                np.ones(int(used.sum()) + len(req)),
+                (np.concatenate([ii[used], ru]), np.concatenate([jj[used], rv])),
+            ),
+            shape=(k, k),
+        )
+        _n, label = connected_components(support, directed=False)
+        parts = np.unique(label)
+        if len(parts) == 1:
+            out: list[int] = []
+            for q in np.nonzero(used)[0]:
+                a, b = int(ii[q]), int(jj[q])
+                if np.isfinite(dist[a, nodes[b]]):
+                    path = graph.path_edges(pred[a], int(nodes[b]))
+                else:
+                    path = graph.path_edges(pred[b], int(nodes[a]))
+                out.extend(path * int(z[q]))
+            obj = float(sum(graph.length[e] for e in out))
+            return out, obj, best_bound, True
+        for part in parts:
+            cut_sets.append(label == part)
 
 
 def _lower_matching(graph: StreetGraph, odd: list[int], dense_limit: int) -> float:
