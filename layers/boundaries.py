@@ -48,14 +48,14 @@ PALETTE = (
 )
 STYLES: dict[str, dict[str, Any]] = {
     "district": {"color": "#102a43", "weight": 4, "fill": False, "opacity": 0.9},
-    "community": {"color": "#24466b", "weight": 2, "fill": False, "opacity": 0.9},
+    "community": {"color": "#0b2545", "weight": 2.5, "fill": False, "opacity": 0.95},
     "grid": {"color": "#ffffff", "weight": 1, "fillOpacity": 0.62, "opacity": 1},
     "grid_hover": {"color": "#102a43", "weight": 3, "fillOpacity": 0.8},
-    "segment": {"color": "#3d4f5f", "weight": 2.5, "opacity": 0.85},
+    "segment": {"color": "#66727f", "weight": 2, "opacity": 0.8},
     "segment_no_chief": {"color": "#d7191c", "weight": 4.5, "opacity": 0.95},
     "segment_hover": {"weight": 7, "opacity": 1},
     # zoomed out (below FAR_ZOOM) the street mesh would hide the grids: thin, light lines
-    "segment_far": {"color": "#3d4f5f", "weight": 1, "opacity": 0.45},
+    "segment_far": {"color": "#66727f", "weight": 1, "opacity": 0.5},
     "segment_no_chief_far": {"color": "#d7191c", "weight": 3, "opacity": 0.95},
 }
 #: zoom below which segments are drawn thin and community labels thinned out
@@ -97,6 +97,10 @@ MESSAGES = (
     "Loading map data…",
     "Could not load map data",
     "Zoom in to see alley segments",
+    "{n} communities",
+    "{n} grids",
+    "{n} alley segments",
+    "{n} without a chief",
 )
 #: below this zoom the page does not fetch alley segments (they would be a few pixels long)
 SEGMENT_MIN_ZOOM = 12
@@ -568,6 +572,49 @@ class SegmentsLayer(_Boundary):
 
 
 # --------------------------------------------------------------------------- page helpers
+
+
+def segment_counts(session: Session, day: dt.date | None = None) -> dict[str, int]:
+    """Alley segments in the database and how many have no chief on ``day``.
+
+    Whether a post is held is read through ``assignments.holders``, as everywhere.
+    """
+    from mapsvc.models import AlleySegment as S
+    from mapsvc.services.assignments import holders
+
+    chief = holders("alley_chief", "segment", day).subquery()
+    total, without = session.execute(
+        sa.select(
+            sa.func.count(S.id), sa.func.count(S.id).filter(chief.c.staff_id.is_(None))
+        ).outerjoin(chief, chief.c.target_id == S.id)
+    ).one()
+    return {"segments": int(total), "without_chief": int(without)}
+
+
+def summary_html(district: dict, communities: dict, counts: dict[str, int], locale: str) -> str:
+    """A small panel: district name and area, and what the map covers (escaped)."""
+    lab = labels(locale)
+    if not district["features"] and not communities["features"]:
+        return ""
+    names = " · ".join(
+        f"{esc(f['properties']['name'])} <small>{_fmt(f['properties']['area_km2'], 2)} km²</small>"
+        for f in district["features"]
+    )
+    grids = sum(f["properties"]["grids"] or 0 for f in communities["features"])
+    n = len(communities["features"])
+    parts = [
+        esc(lab["{n} communities"].format(n=f"{n:,}")),
+        esc(lab["{n} grids"].format(n=f"{grids:,}")),
+        esc(lab["{n} alley segments"].format(n=f"{counts['segments']:,}")),
+    ]
+    missing = ""
+    if counts["without_chief"]:
+        text = lab["{n} without a chief"].format(n=f"{counts['without_chief']:,}")
+        missing = f'<div class="mapsvc-warn">{esc(text)}</div>'
+    return (
+        f'<div class="mapsvc-summary"><div class="mapsvc-summary-title">{names}</div>'
+        f"<div>{' · '.join(parts)}</div>{missing}</div>"
+    )
 
 
 def legend_items(locale: str = "zh_CN") -> list[LegendItem]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from branca.element import Element
 from flask import Blueprint, current_app, url_for
 from flask_babel import gettext as _
 
@@ -21,6 +22,8 @@ from layers.boundaries import (
     bounds,
     client_config,
     legend_items,
+    segment_counts,
+    summary_html,
     viewport_loader,
 )
 from mapsvc.db import get_session
@@ -94,4 +97,10 @@ def index() -> str:
         },
     )
     add_legend(m, _("Legend"), legend_items(locale) or [LegendItem("#999", _("Grids"))])
+    root = m.get_root()
+    root.html.add_child(
+        Element(summary_html(district, communities, segment_counts(session), locale))
+    )
+    # no favicon request (a 404 would be a console error in every browser test)
+    root.header.add_child(Element('<link rel="icon" href="data:,">'))
     return folium_page(m, active="pages.index", title=_("Coverage map"))

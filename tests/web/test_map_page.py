@@ -37,6 +37,9 @@ def test_page_embeds_communities_not_grids(small, small_client) -> None:  # noqa
     for url in re.findall(r'(?:src|href)="([^"]+)"', html):
         assert not url.startswith(("http:", "https:", "//")), url
     assert "图例" in html and "网格（按社区着色）" in html and "未分配街巷长" in html
+    # the summary panel counts what the fixture built: S2 is the one segment without chief
+    assert "2 个社区 · 4 个网格 · 3 条街巷段" in html
+    assert "1 条未分配街巷长" in html
 
 
 def test_page_in_english(small_client) -> None:  # noqa: ANN001
