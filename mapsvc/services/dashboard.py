@@ -2,32 +2,31 @@
 
 Nothing is computed twice here: staff and areas come from :mod:`mapsvc.services.density`,
 coverage from :mod:`mapsvc.services.coverage`, quotas from :mod:`mapsvc.services.quota`,
-incident figures from ``mapsvc.services.incidents.district_figures`` / ``figures`` and patrol
-compliance from ``mapsvc.services.patrol.district_compliance``. The incident and patrol parts
-are optional (another feature area owns them): when their function is missing the figure is
-``None`` and the page shows "—"; ``sources`` says which were used.
+incident figures from :func:`mapsvc.services.incidents.district_figures` / ``figures`` and
+patrol compliance from :func:`mapsvc.services.patrol.district_compliance`; ``sources`` names
+them in the JSON so a reader knows where each figure comes from. A figure that cannot be
+computed (no incidents, nothing assigned) is ``None`` and the page shows "—".
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import importlib
 from typing import Any
 
 from sqlalchemy.orm import Session
 
 from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import density as density_svc
+from mapsvc.services import incidents as incidents_svc
+from mapsvc.services import patrol as patrol_svc
 from mapsvc.services import quota as quota_svc
 
-
-def _optional(module: str, name: str):  # noqa: ANN202 - a callable or None
-    """``module.name`` when that feature area provides it, else None."""
-    try:
-        mod = importlib.import_module(module)
-    except ImportError:
-        return None
-    return getattr(mod, name, None) if hasattr(mod, name) else None
+#: where the figures the staffing services do not own come from (shown in the JSON)
+SOURCES = {
+    "incidents": "mapsvc.services.incidents.district_figures",
+    "incidents_by_unit": "mapsvc.services.incidents.figures",
+    "patrol": "mapsvc.services.patrol.district_compliance",
+}
 
 
 def latest_patrol_day(session: Session, day: dt.date) -> dt.date:
@@ -62,10 +61,9 @@ def patrol_figures(session: Session, day: dt.date) -> dict[str, Any]:
     Kept apart from :func:`overview` because it is the slowest figure (it intersects every
     chief's segments with the day's tracks): the dashboard page loads it afterwards.
     """
-    compliance = _optional("mapsvc.services.patrol", "district_compliance")
-    patrol = compliance(session, latest_patrol_day(session, day)) if compliance else None
+    patrol = patrol_svc.district_compliance(session, latest_patrol_day(session, day))
     return {
-        "available": compliance is not None,
+        "source": SOURCES["patrol"],
         "patrol_compliance_pct": _patrol_pct(patrol),
         "patrol_day": patrol.get("day") if patrol else None,
         "patrol": patrol,
@@ -93,9 +91,9 @@ def overview(
         ``date``; ``district`` (the headline figures); ``subdistricts`` and ``communities``
         (table rows: population, area, grids, staff, staff per km², coverage %, quota gap,
         open incidents when available); ``charts`` (``staff_per_km2_by_community``,
-        ``incidents_by_month``, ``staff_by_group``); ``sources`` (which optional services
-        were used). With ``include_patrol=False`` the patrol figures are None and
-        ``patrol_deferred`` says whether :func:`patrol_figures` can fill them in.
+        ``incidents_by_month``, ``staff_by_group``); ``sources`` (the functions used for
+        incident and patrol figures). With ``include_patrol=False`` the patrol figures are
+        None and ``patrol_deferred`` is True: the page fetches :func:`patrol_figures`.
     """
     day = day or dt.date.today()
     cov = coverage_svc.coverage_report(session, day, members_required=members_required)
@@ -105,21 +103,14 @@ def overview(
     }
     quota = quota_svc.quota_table(session, day, quota_coef, quota_group)
 
-    district_figures = _optional("mapsvc.services.incidents", "district_figures")
-    incident_figures = _optional("mapsvc.services.incidents", "figures")
-    compliance = _optional("mapsvc.services.patrol", "district_compliance")
-    sources = {
-        "incidents.district_figures": district_figures is not None,
-        "incidents.figures": incident_figures is not None,
-        "patrol.district_compliance": compliance is not None,
+    incidents = incidents_svc.district_figures(session)
+    if not incidents["total"]:
+        incidents = None  # no incidents recorded: "—" rather than 0 % on time
+    patrol = patrol_figures(session, day) if include_patrol else None
+    open_by = {
+        lvl: {r["id"]: r["open"] for r in incidents_svc.figures(session, by=lvl)}
+        for lvl in ("subdistrict", "community")
     }
-
-    incidents = district_figures(session) if district_figures else None
-    patrol = patrol_figures(session, day) if include_patrol and compliance else None
-    open_by: dict[str, dict[int, int]] = {}
-    if incident_figures:
-        for lvl in ("subdistrict", "community"):
-            open_by[lvl] = {r["id"]: r["open"] for r in incident_figures(session, by=lvl)}
 
     d_rows = dens["district"]
     tot = _sum_rows(d_rows, ("area_km2", "population", "staff", "centres"))
@@ -157,7 +148,7 @@ def overview(
         "on_time_pct": incidents["on_time_pct"] if incidents else None,
         "patrol_compliance_pct": patrol["patrol_compliance_pct"] if patrol else None,
         "patrol_day": patrol["patrol_day"] if patrol else None,
-        "patrol_deferred": bool(compliance) and not include_patrol,
+        "patrol_deferred": not include_patrol,
     }
 
     cov_sub = {r["id"]: r for r in cov["subdistricts"]}
@@ -178,7 +169,7 @@ def overview(
             "coverage_pct": c.get("grids_headed_pct"),
             "grids_staffed_pct": c.get("grids_staffed_pct"),
             "segments_chief_pct": c.get("segments_chief_pct"),
-            "open_incidents": open_by.get(lvl, {}).get(d["id"], 0) if open_by else None,
+            "open_incidents": open_by[lvl].get(d["id"], 0),
         }
 
     subdistricts = [row(d, cov_sub.get(d["id"], {}), "subdistrict") for d in dens["subdistrict"]]
@@ -218,5 +209,5 @@ def overview(
         "charts": charts,
         "incidents": incidents,
         "patrol": patrol["patrol"] if patrol else None,
-        "sources": sources,
+        "sources": SOURCES,
     }

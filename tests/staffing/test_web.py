@@ -27,14 +27,14 @@ def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: 
     cov = staffing_client.get("/api/coverage").get_json()["summary"]
     assert d["coverage_pct"] == cov["grids_headed_pct"]
     assert d["population"] == sum(c["population"] for c in data["communities"])
-    # the incident service is used when present; its figures reach the dashboard as they are
-    assert data["sources"]["incidents.district_figures"] is True
+    # the incident service's figures reach the dashboard as they are
+    assert data["sources"]["incidents"] == "mapsvc.services.incidents.district_figures"
     assert d["open_incidents"] == data["incidents"]["open"] == sum(n - c for _, n, c in INCIDENTS)
     assert sum(data["charts"]["incidents_by_month"]["values"]) == sum(n for _, n, _ in INCIDENTS)
     chart = data["charts"]["staff_per_km2_by_community"]
     assert chart["values"] == sorted(chart["values"], reverse=True)
     patrol = staffing_client.get("/api/dashboard/patrol").get_json()
-    assert patrol["available"] is True
+    assert patrol["source"] == "mapsvc.services.patrol.district_compliance"
     assert patrol["patrol_compliance_pct"] == d["patrol_compliance_pct"]
     # three segments have a chief today and nobody walked: the patrol service says 0 %
     assert patrol["patrol"]["segments_assigned"] == 3 and d["patrol_compliance_pct"] == 0.0
