@@ -1,7 +1,7 @@
 """Leadership dashboard, coverage / density / quota map pages and their JSON (thin views).
 
 Pages: ``/dashboard`` (endpoint ``dashboard_page``), ``/coverage``, ``/density``, ``/quota``.
-JSON: ``/api/dashboard[/district|/subdistricts|/communities|/charts]``, ``/api/coverage``
+JSON: ``/api/dashboard[/district|/subdistricts|/communities|/charts|/patrol]``, ``/api/coverage``
 (+ ``/grids``, ``/segments`` GeoJSON), ``/api/density``, ``/api/quota`` (+ ``.csv``,
 ``.xlsx``). Every view takes ``?date=YYYY-MM-DD`` (default today).
 """
@@ -23,7 +23,7 @@ from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
 from mapsvc.services.errors import ValidationError
-from mapsvc.web.render import folium_page, nav_html
+from mapsvc.web.render import ATTRIBUTION, folium_page, nav_html
 
 bp = Blueprint("dashboard", __name__)
 
@@ -32,7 +32,6 @@ DEFAULT_CENTRE = (24.91, 118.59)  # Licheng, Quanzhou
 PAGE_PRECISION = 5
 #: display generalisation of polygons on map pages, in metres (see services.coverage)
 PAGE_SIMPLIFY_M = 1.0
-ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
 
 # --------------------------------------------------------------------------- request parsing
