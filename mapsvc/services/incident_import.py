@@ -21,7 +21,6 @@ transaction.
 from __future__ import annotations
 
 import datetime as dt
-import io
 import json
 import time
 from collections.abc import Iterator
@@ -330,27 +329,112 @@ def read_and_check(
     return out, bad, n
 
 
+#: fixed-width part of a staging row in PostgreSQL's binary COPY format (big-endian):
+#: field count, then (length, value) per field; the external id follows as text
+_ROW = [
+    ("nfields", ">i2"),
+    *[
+        pair
+        for name, typ in (
+            ("id", ">i8"),
+            ("lon", ">f8"),
+            ("lat", ">f8"),
+            ("reported", ">f8"),
+            ("closed", ">f8"),
+            ("due", ">f8"),
+            ("category", ">i2"),
+            ("severity", ">i2"),
+            ("state", ">i2"),
+        )
+        for pair in ((f"{name}_len", ">i4"), (name, typ))
+    ],
+]
+_COPY_HEADER = b"PGCOPY\n\xff\r\n\x00" + b"\x00\x00\x00\x00" * 2
+
+
+def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
+    """The staging rows as binary COPY chunks, built column-wise with numpy.
+
+    Text-formatting a million rows (``DataFrame.to_csv``) took 6-9 s; this takes well
+    under one. Category, class and state travel as small integer codes (index + 1 into
+    ``codes``; 0 is NULL), times as float seconds (NaN is NULL), and the external id as the
+    only variable-length field, appended per row.
+    """
+    import numpy as np
+
+    n = len(df)
+    dtype = np.dtype(_ROW)
+    arr = np.zeros(n, dtype=dtype)
+    arr["nfields"] = 10
+    for name, _typ in _ROW[1:]:
+        if name.endswith("_len"):
+            arr[name] = np.dtype(dict(_ROW)[name[:-4]]).itemsize
+    arr["id"] = df["id"].to_numpy()
+    for col in ("lon", "lat", "reported", "closed", "due"):
+        arr[col] = df[col].to_numpy(dtype=float)
+    for col in ("category", "severity", "state"):
+        lookup = {v: k + 1 for k, v in enumerate(codes[col])}
+        arr[col] = [lookup.get(v, 0) for v in df[col].to_numpy()]
+    fixed = arr.tobytes()
+    width = dtype.itemsize
+    ext = [str(e).encode() for e in df["external_id"].to_numpy()]
+    chunks: list[bytes] = []
+    for start in range(0, n, COPY_CHUNK):
+        parts = []
+        for i in range(start, min(n, start + COPY_CHUNK)):
+            parts.append(fixed[i * width : (i + 1) * width])
+            parts.append(len(ext[i]).to_bytes(4, "big") + ext[i])
+        chunks.append(b"".join(parts))
+    return chunks
+
+
 def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
-    """COPY the checked rows into the temporary staging table in chunks (progress shown)."""
+    """COPY the checked rows into the temporary staging table (binary, in chunks).
+
+    ``_import_raw`` holds what was sent; ``_import_stage`` is a view with the codes turned
+    back into text and NaN times into NULL, which is what the later statements read.
+    """
+    codes = {
+        "category": sorted(set(df["category"])),
+        "severity": list(SEVERITIES),
+        "state": list(STATES),
+    }
     conn.execute(
         sa.text(
-            """CREATE TEMP TABLE _import_stage (
-                id bigint, external_id text, category text, severity text, state text,
-                lon float8, lat float8, reported float8, closed float8, due float8
+            """CREATE TEMP TABLE _import_raw (
+                id bigint, lon float8, lat float8, reported float8, closed float8,
+                due float8, category int2, severity int2, state int2, external_id text
             ) ON COMMIT DROP"""
         )
     )
+    lit = {k: "ARRAY[" + ",".join(_sql_str(v) for v in vals) + "]::text[]" for k, vals in codes.items()}
+    conn.execute(
+        sa.text(
+            f"""CREATE TEMP VIEW _import_stage AS
+            SELECT id, external_id, ({lit["category"]})[NULLIF(category, 0)] AS category,
+                   ({lit["severity"]})[NULLIF(severity, 0)] AS severity,
+                   ({lit["state"]})[NULLIF(state, 0)] AS state, lon, lat,
+                   NULLIF(reported, 'NaN') AS reported, NULLIF(closed, 'NaN') AS closed,
+                   NULLIF(due, 'NaN') AS due
+            FROM _import_raw"""
+        )
+    )
     raw = conn.connection.dbapi_connection
-    cols = list(df.columns)
     with raw.cursor() as cur:
-        with cur.copy(f"COPY _import_stage ({', '.join(cols)}) FROM STDIN (FORMAT csv)") as cp:
-            for start in range(0, len(df), COPY_CHUNK):
-                chunk = df.iloc[start : start + COPY_CHUNK]
-                buf = io.StringIO()
-                chunk.to_csv(buf, header=False, index=False, float_format="%.9f")
-                cp.write(buf.getvalue())
-                bar.update(len(chunk))
-    conn.execute(sa.text("ANALYZE _import_stage"))
+        with cur.copy("COPY _import_raw FROM STDIN (FORMAT binary)") as cp:
+            cp.write(_COPY_HEADER)
+            sent = 0
+            for chunk in _binary_rows(df, codes):
+                cp.write(chunk)
+                step = min(COPY_CHUNK, len(df) - sent)
+                sent += step
+                bar.update(step)
+            cp.write(b"\xff\xff")
+    conn.execute(sa.text("ANALYZE _import_raw"))
+
+
+def _sql_str(value: str) -> str:
+    return "'" + str(value).replace("'", "''") + "'"
 
 
 @contextmanager
@@ -529,7 +613,8 @@ def import_csv(
         {"bad": bad_rows},
     ).one()
     result.to_confirm, result.routed_to_segment = int(counts[0]), int(counts[1])
-    conn.execute(sa.text("DROP TABLE IF EXISTS _import_stage, _import_routed"))
+    conn.execute(sa.text("DROP VIEW IF EXISTS _import_stage"))
+    conn.execute(sa.text("DROP TABLE IF EXISTS _import_raw, _import_routed"))
     result.seconds["insert"] = time.perf_counter() - t
     result.seconds["total"] = time.perf_counter() - t0
     return result
