@@ -246,8 +246,11 @@
     function refresh(force) {
       pending += 1;
       if (!cfg.empty) say(T["Loading map data…"]);
-      var grids = load("grids", force).then(function () { drawn("grids"); });
-      Promise.all([grids, load("segments", force)])
+      // grids first: the server answers them sooner when it is not also encoding segments
+      var grids = load("grids", force);
+      var segments = grids.then(function () { return load("segments", force); });
+      grids.then(function () { drawn("grids"); });
+      Promise.all([grids, segments])
         .then(function () {
           pending -= 1;
           if (pending === 0 && !status.classList.contains("mapsvc-error")) {
