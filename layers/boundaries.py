@@ -100,7 +100,7 @@ MESSAGES = (
     "{n} communities",
     "{n} grids",
     "{n} alley segments",
-    "{n} without a chief",
+    "{n} segments without a chief",
 )
 #: below this zoom the page does not fetch alley segments (they would be a few pixels long)
 SEGMENT_MIN_ZOOM = 12
@@ -609,7 +609,7 @@ def summary_html(district: dict, communities: dict, counts: dict[str, int], loca
     ]
     missing = ""
     if counts["without_chief"]:
-        text = lab["{n} without a chief"].format(n=f"{counts['without_chief']:,}")
+        text = lab["{n} segments without a chief"].format(n=f"{counts['without_chief']:,}")
         missing = f'<div class="mapsvc-warn">{esc(text)}</div>'
     return (
         f'<div class="mapsvc-summary"><div class="mapsvc-summary-title">{names}</div>'
