@@ -115,6 +115,11 @@ def route_command(
         f"{s['connector_m']:.0f} m), lower bound {s['lower_bound_m']:.0f} m, ratio "
         f"{s['ratio']:.3f}, {s['walking_minutes']:.0f} min at {speed} km/h [{s['method']}]"
     )
+    if s["unreachable_segments"]:
+        click.echo(
+            f"warning: {len(s['unreachable_segments'])} assigned segments cannot be reached on "
+            f"the street network and are not in the route: {s['unreachable_segments'][:10]}"
+        )
     if gpx_path:
         Path(gpx_path).write_text(res.to_gpx(f"Patrol {staff.name}", speed), encoding="utf-8")
         click.echo(f"GPX written to {gpx_path}")
@@ -139,12 +144,17 @@ def routes_command(grid: str | None, all_: bool) -> None:
     engine = open_engine()
     speed = _speed()
     out = []
+    failed = []
     try:
         with session_scope(engine) as session:
             chiefs = postman.chiefs(session, None if all_ else grid)
             graph = postman.graph_for(session)
             for staff_id, name, _n in progress(chiefs, desc="routes", unit="chief"):
-                res = postman.route_for_chief(session, staff_id, graph=graph)
+                try:
+                    res = postman.route_for_chief(session, staff_id, graph=graph)
+                except ServiceError as exc:  # one chief's problem does not stop the others
+                    failed.append((staff_id, name, exc.message))
+                    continue
                 out.append((staff_id, name, res.summary(speed)))
     except ServiceError as exc:
         raise _fail(exc) from None
@@ -163,6 +173,14 @@ def routes_command(grid: str | None, all_: bool) -> None:
     tot = sum(s["total_m"] for _i, _n, s in out)
     exact = sum(1 for _i, _n, s in out if s["exact"])
     click.echo(f"{len(out)} routes, {tot / 1000:.1f} km in all; {exact} proven optimal")
+    cut_off = [(i, n, s["unreachable_segments"]) for i, n, s in out if s["unreachable_segments"]]
+    for staff_id, name, segs in cut_off:
+        click.echo(
+            f"chief {staff_id} ({name}): {len(segs)} assigned segments unreachable on the "
+            f"street network, left out: {segs[:10]}"
+        )
+    for staff_id, name, msg in failed:
+        click.echo(f"chief {staff_id} ({name}): no route: {msg}", err=True)
 
 
 @patrol_group.command("upload")

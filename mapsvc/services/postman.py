@@ -85,6 +85,7 @@ class StreetGraph:
     edge_of: dict[int, int] = field(default_factory=dict)  # segment id -> edge index
     _csr: Any = None
     _best: dict | None = None
+    _labels: np.ndarray | None = None
 
     # ------------------------------------------------------------------ construction
     @classmethod
@@ -192,6 +193,14 @@ class StreetGraph:
                 data = np.array([], dtype=float)
             self._csr = csr_matrix((data, (rows, cols)), shape=(self.n_nodes, self.n_nodes))
         return self._csr
+
+    def component_labels(self) -> np.ndarray:
+        """Connected-component label of every junction (streets that cannot be reached)."""
+        if self._labels is None:
+            from scipy.sparse.csgraph import connected_components
+
+            self._labels = connected_components(self.csr(), directed=False)[1]
+        return self._labels
 
     def best_edge(self, a: int, b: int) -> int:
         self.csr()
@@ -309,6 +318,8 @@ class PostmanResult:
     seconds: float
     method: str
     required_segments: list[int]
+    #: assigned segments on a part of the network the start cannot reach (not in the walk)
+    unreachable_segments: list[int] = field(default_factory=list)
 
     @property
     def connector_m(self) -> float:
@@ -351,6 +362,7 @@ class PostmanResult:
             "odd_junctions": self.odd_nodes,
             "steps": len(self.steps),
             "segments": len(self.required_segments),
+            "unreachable_segments": self.unreachable_segments,
             "walking_speed_kmh": speed_kmh,
             "walking_minutes": round(self.walking_minutes(speed_kmh), 1),
             "solve_seconds": round(self.seconds, 3),
@@ -617,13 +629,30 @@ def solve(
     req = sorted({graph.edge_of[s] for s in required_segment_ids})
     if not req:
         raise ValidationError("no segments to patrol: the chief has no assigned segments")
+    labels = graph.component_labels()
     if start is None:
-        first = min(req, key=lambda e: graph.seg_ids[e])
+        # on the connected part of the network holding most of the chief's streets
+        share: dict[int, float] = {}
+        for e in req:
+            lab = int(labels[graph.u[e]])
+            share[lab] = share.get(lab, 0.0) + float(graph.length[e])
+        main = max(share, key=lambda k: (share[k], -k))
+        first = min((e for e in req if labels[graph.u[e]] == main), key=lambda e: graph.seg_ids[e])
         start_node = int(graph.u[first])
     elif isinstance(start, (int, np.integer)):
         start_node = int(start)
     else:
         start_node, _d = graph.nearest_node(float(start[0]), float(start[1]))
+    # streets on another connected part of the network cannot be in the same walk
+    unreachable = [e for e in req if labels[graph.u[e]] != labels[start_node]]
+    if unreachable:
+        req = [e for e in req if labels[graph.u[e]] == labels[start_node]]
+        if not req:
+            raise ValidationError(
+                "none of the assigned segments can be reached from the start on the street "
+                f"network (segments {[int(graph.seg_ids[e]) for e in unreachable][:10]})",
+                field="start",
+            )
     required_m = float(graph.length[req].sum())
     counts = dict.fromkeys(req, 1)
     comps = _components(graph, req, [start_node])
@@ -733,6 +762,7 @@ def solve(
         seconds=time.perf_counter() - t0,
         method=method,
         required_segments=[int(graph.seg_ids[e]) for e in req],
+        unreachable_segments=[int(graph.seg_ids[e]) for e in unreachable],
     )
 
 

@@ -235,9 +235,24 @@ def test_geojson_is_ordered_with_sequence_numbers(session):
 
 
 def test_unreachable_piece_is_reported(session):
-    ids = add_segments(session, {"a": [(0, 0), (100, 0)], "island": [(500, 500), (600, 500)]})
-    with pytest.raises(ValidationError, match="cannot all be reached"):
-        postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+    ids = add_segments(
+        session,
+        {
+            "a": [(0, 0), (100, 0)],
+            "b": [(100, 0), (100, 80)],
+            "island": [(500, 500), (600, 500)],
+        },
+    )
+    L = lengths(session, ids)
+    graph = postman.StreetGraph.load(session)
+    res = postman.solve(graph, list(ids.values()))
+    # the walk covers the part of the network holding most of the beat, and says what not
+    assert res.unreachable_segments == [ids["island"]]
+    assert res.summary(4.5)["unreachable_segments"] == [ids["island"]]
+    assert res.total_m == pytest.approx(2 * (L["a"] + L["b"]), abs=0.01)
+    _check_walk(res, [ids["a"], ids["b"]])
+    with pytest.raises(ValidationError, match="none of the assigned segments can be reached"):
+        postman.solve(graph, [ids["a"]], start=lonlat(600, 500))
 
 
 def test_sparse_matching_equals_complete_matching():
