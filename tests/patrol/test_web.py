@@ -34,8 +34,10 @@ def test_route_api_and_gpx(patrol_app):
     assert r.status_code == 200
     fc = r.get_json()
     p = fc["properties"]
-    assert p["segments"] == 6 and p["components"] == 2 and not p["exact"]
-    assert p["total_m"] >= p["lower_bound_m"] > p["required_m"]
+    assert p["segments"] == 6 and p["components"] == 2
+    # two pieces joined by the 200 m link: proven optimal by the integer programme
+    assert p["exact"] and p["total_m"] == pytest.approx(p["lower_bound_m"])
+    assert p["connector_m"] > 0 and p["unreachable_segments"] == []
     assert [f["properties"]["seq"] for f in fc["features"]] == list(
         range(1, len(fc["features"]) + 1)
     )
