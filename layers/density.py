@@ -133,16 +133,14 @@ class DensityLayer(MapLayer):
             import sqlalchemy as sa
 
             from mapsvc.models import ServiceCentre
+            from mapsvc.services.coverage import bbox_filter
 
             q = sa.select(
                 ServiceCentre.name,
                 sa.func.ST_X(ServiceCentre.geom),
                 sa.func.ST_Y(ServiceCentre.geom),
             ).order_by(ServiceCentre.id)
-            if bbox is not None:
-                q = q.where(
-                    sa.func.ST_Intersects(ServiceCentre.geom, sa.func.ST_MakeEnvelope(*bbox, 4326))
-                )
+            q = q.where(bbox_filter(ServiceCentre.geom, bbox))
             centres = [{"name": n, "lon": x, "lat": y} for n, x, y in session.execute(q)]
         return {
             "type": "FeatureCollection",
@@ -288,11 +286,11 @@ class QuotaLayer(MapLayer):
         from mapsvc.services.quota import quota_table
 
         table = quota_table(session, day, coef, group)
-        from mapsvc.services.coverage import geojson_expr
+        from mapsvc.services.coverage import bbox_filter, geojson_expr
 
-        q = sa.select(Community.id, geojson_expr(Community.geom, precision, simplify_m))
-        if bbox is not None:
-            q = q.where(sa.func.ST_Intersects(Community.geom, sa.func.ST_MakeEnvelope(*bbox, 4326)))
+        q = sa.select(Community.id, geojson_expr(Community.geom, precision, simplify_m)).where(
+            bbox_filter(Community.geom, bbox)
+        )
         geoms = dict(session.execute(q).all())
         features = [
             {

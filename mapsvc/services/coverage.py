@@ -94,7 +94,8 @@ def geojson_expr(geom: Any, precision: int = 6, simplify_m: float = 0.0) -> sa.C
     return sa.func.ST_AsGeoJSON(geom, precision)
 
 
-def _bbox_filter(geom: Any, bbox: BBox | None) -> sa.ColumnElement[bool]:
+def bbox_filter(geom: Any, bbox: BBox | None) -> sa.ColumnElement[bool]:
+    """SQL condition: ``geom`` intersects the WGS84 ``bbox`` (always true without one)."""
     if bbox is None:
         return sa.true()
     return sa.func.ST_Intersects(geom, sa.func.ST_MakeEnvelope(*bbox, 4326))
@@ -181,7 +182,7 @@ def grid_status(
         .outerjoin(head_staff, head_staff.id == head.c.staff_id)
         .outerjoin(heads_n, heads_n.c.grid_id == Grid.id)
         .outerjoin(members, members.c.grid_id == Grid.id)
-        .where(_bbox_filter(Grid.geom, bbox))
+        .where(bbox_filter(Grid.geom, bbox))
         .order_by(Grid.code)
     )
     out = []
@@ -237,7 +238,7 @@ def segment_status(
         .outerjoin(chief_staff, chief_staff.id == chief.c.staff_id)
         .outerjoin(deputy, deputy.c.target_id == AlleySegment.id)
         .outerjoin(deputy_staff, deputy_staff.id == deputy.c.staff_id)
-        .where(_bbox_filter(AlleySegment.geom, bbox))
+        .where(bbox_filter(AlleySegment.geom, bbox))
         .order_by(AlleySegment.code)
     )
     out = []

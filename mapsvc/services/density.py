@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session, aliased
 from layers.base import BBox
 from mapsvc.models import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.services.assignments import TARGET_ROLES, holders
-from mapsvc.services.coverage import geojson_expr, segment_places
+from mapsvc.services.coverage import bbox_filter, geojson_expr, segment_places
 from mapsvc.services.errors import ValidationError
 
 #: role groups shown on the density map (assignment roles in each)
@@ -185,8 +185,7 @@ def density(
     q = sa.select(*cols).outerjoin(counts, counts.c.area_id == table.id)
     if parent[0] is not None:
         q = q.outerjoin(parent_alias, parent_alias.id == parent[1])
-    if bbox is not None:
-        q = q.where(sa.func.ST_Intersects(table.geom, sa.func.ST_MakeEnvelope(*bbox, 4326)))
+    q = q.where(bbox_filter(table.geom, bbox))
     q = q.order_by(table.code)
     out = []
     for r in session.execute(q).mappings():
