@@ -21,6 +21,7 @@ centres weighted by their counts; ``static/js/heatmap.js`` refetches on pan and 
 from __future__ import annotations
 
 import math
+import warnings
 from functools import lru_cache
 from typing import Any
 
@@ -39,7 +40,7 @@ MAX_LAT = 85.05112878
 GRADIENT = {0.2: "#ffffb2", 0.4: "#fecc5c", 0.6: "#fd8d3c", 0.8: "#f03b20", 1.0: "#bd0026"}
 CLASS_COLOURS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 NO_DATA_COLOUR = "#d9d9d9"
-OVERDUE_COLOUR = "#b10026"
+OVERDUE_COLOUR = "#3f007d"  # purple: apart from the heat colours
 
 MESSAGES = (
     "Incident heatmap",
@@ -166,9 +167,10 @@ class IncidentHeatmap(MapLayer):
             [[p[1], p[0], p[2] / peak] for p in data.get("points", [])],
             name=self.title(locale),
             min_opacity=0.25,
-            max_zoom=18,
-            radius=options.get("radius", 18),
-            blur=options.get("blur", 14),
+            max_zoom=1,  # cells are already per zoom: no extra fading when zoomed out
+            # about one cell: neighbouring cells blend without piling up into solid red
+            radius=options.get("radius", CELL_PX),
+            blur=options.get("blur", CELL_PX),
             gradient=GRADIENT,
         )
 
@@ -288,7 +290,9 @@ def classify(values: list[float], k: int = len(CLASS_COLOURS)) -> list[float]:
         return [float(v) for v in distinct]
     arr = np.asarray(values, dtype=float)
     try:
-        c = mapclassify.FisherJenks(arr, k=k)
+        with warnings.catch_warnings():  # "Numba not installed": fine for a few hundred grids
+            warnings.simplefilter("ignore", UserWarning)
+            c = mapclassify.FisherJenks(arr, k=k)
     except Exception:  # noqa: BLE001 - degenerate data: fall back to quantiles
         c = mapclassify.Quantiles(arr, k=k)
     return [float(b) for b in c.bins]
@@ -366,11 +370,11 @@ class OverdueIncidents(MapLayer):
             )
             folium.CircleMarker(
                 [lat, lon],
-                radius=4,
+                radius=3,
                 color=OVERDUE_COLOUR,
-                weight=1,
+                weight=0.5,
                 fill=True,
-                fill_opacity=0.8,
+                fill_opacity=0.7,
                 tooltip=folium.Tooltip(tip, sticky=True),
             ).add_to(group)
         return group

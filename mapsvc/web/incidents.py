@@ -219,7 +219,7 @@ def _district_bounds(session) -> list[list[float]] | None:  # noqa: ANN001
 def _base_map(bounds):  # noqa: ANN001, ANN202
     import folium
 
-    m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None, control_scale=True)
+    m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None)
     if bounds:
         m.fit_bounds(bounds)
     return m
@@ -259,7 +259,7 @@ def _filter_panel(view: str) -> str:
     )
     lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
     return (
-        '<form id="incident-filters" method="get" style="position:absolute;top:44px;right:10px;'
+        '<form id="incident-filters" method="get" style="position:absolute;top:44px;left:56px;'
         "z-index:1000;background:rgba(255,255,255,.95);padding:8px;border-radius:4px;"
         'font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);display:grid;gap:4px">'
         f'<label>{esc(_("Category"))} <select name="category">{cat_opts}</select></label>'

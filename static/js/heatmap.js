@@ -24,7 +24,7 @@
     var ctl = new Ctl();
     ctl.addTo(map);
     return function (total) {
-      ctl.getContainer().textContent = total + " " + (label || "");
+      ctl.getContainer().textContent = Number(total).toLocaleString() + " " + (label || "");
     };
   }
 
