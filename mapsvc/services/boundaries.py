@@ -313,11 +313,25 @@ def import_boundaries(
         sub = raw.iloc[good].copy()
         sub = sub.set_geometry(list(fixed[good]), crs=raw.crs)
         wgs[good] = _to_wgs84(sub, source_crs)
-    for i in good:
+    for i in list(good):
         g = wgs[i]
-        if not g.is_valid:  # the datum shift rarely folds a hairline spike
+        if not g.is_valid:  # a reprojection can fold a hairline spike
+            why = explain_validity(g)
+            if not repair:
+                problems.append(
+                    Problem(
+                        i,
+                        codes[i],
+                        f"invalid after conversion to WGS84: {why}; fix it or pass --repair",
+                    )
+                )
+                good.remove(i)
+                continue
             g = _polygonal(shapely.make_valid(g))
-            report.repairs.append(f"feature #{i} (code {codes[i]}): made valid after conversion")
+            report.repairs.append(
+                f"feature #{i} (code {codes[i]}): repaired with make_valid after conversion "
+                f"to WGS84: {why}"
+            )
         wgs[i] = shapely.MultiPolygon(shapely.get_parts(_polygonal(g)))
 
     # 2. database checks on a temporary table
