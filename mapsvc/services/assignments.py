@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime as dt
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from mapsvc.models import Assignment, Staff
@@ -47,7 +48,7 @@ def holders(role: str, target: str, day: dt.date | None = None) -> sa.Select:
         Assignment.role == role, col.is_not(None), valid_on(day)
     )
     if role in SINGLE_HOLDER_ROLES:
-        q = q.distinct(col).order_by(col, Assignment.valid_from.desc(), Assignment.id.desc())
+        q = q.ext(distinct_on(col)).order_by(col, Assignment.valid_from.desc(), Assignment.id.desc())
     return q
 
 

@@ -101,6 +101,4 @@ def index() -> str:
     root.html.add_child(
         Element(summary_html(district, communities, segment_counts(session), locale))
     )
-    # no favicon request (a 404 would be a console error in every browser test)
-    root.header.add_child(Element('<link rel="icon" href="data:,">'))
     return folium_page(m, active="pages.index", title=_("Coverage map"))

@@ -56,5 +56,7 @@ def folium_page(m, active: str, title: str) -> str:  # noqa: ANN001 - folium.Map
             '<meta name="viewport" content="width=device-width, initial-scale=1">'
         )
     )
+    # no favicon request: its 404 would be a console error on every page
+    root.header.add_child(branca.element.Element('<link rel="icon" href="data:,">'))
     root.html.add_child(branca.element.Element(nav_html(active)))
     return render_page(m)
