@@ -75,6 +75,7 @@ DEMO_TABLES = (
     "incident",
     "incident_event",
     "patrol_track",
+    "patrol_visit",
     "service_centre",
 )
 
@@ -995,6 +996,16 @@ def load_demo(
         done()
         step("patrols")
         _write_patrols(conn, np.random.default_rng([seed, 5]), now, metric, seg_geoms_m, staff_plan)
+        _write_visits(
+            conn,
+            np.random.default_rng([seed, 6]),
+            now,
+            metric,
+            seg_geoms_m,
+            grids,
+            grid_id,
+            staff_plan,
+        )
         done()
         _reset_sequences(
             conn,
@@ -1496,6 +1507,70 @@ def _write_patrols(
             "points_total",
             "points_dropped",
         ],
+        rows,
+    )
+
+
+_VISIT_NOTES = (
+    "走访沿街商户",
+    "走访独居老人",
+    "检查消防通道",
+    "宣传垃圾分类",
+    "排查安全隐患",
+    "走访出租屋",
+    "了解居民诉求",
+)
+
+
+def _write_visits(
+    conn: Connection,
+    rng: np.random.Generator,
+    now: dt.datetime,
+    metric: _Metric,
+    segments_m: list[LineString],
+    grids: list[_Area],
+    grid_id: dict[str, int],
+    staff_plan: dict,
+) -> int:
+    """Weekly visits (周走访) over the last eight weeks.
+
+    Chiefs visit one to three of their segments a week, grid members their grid; about
+    one person in ten skips most weeks, so compliance figures have something to show.
+    """
+    today = now.astimezone(LOCAL_TZ).date()
+    rows = []
+
+    def weeks() -> list[dt.date]:
+        keen = rng.random() > 0.1
+        out = []
+        for w in range(1, 9):
+            if keen or rng.random() < 0.25:
+                out.append(today - dt.timedelta(days=7 * w - int(rng.integers(0, 7))))
+        return out
+
+    def near(x: float, y: float) -> str:
+        lon, lat = metric.lonlat(x + rng.normal(0, 8.0), y + rng.normal(0, 8.0))
+        return f"SRID=4326;POINT({float(lon):.7f} {float(lat):.7f})"
+
+    for sid, cl in staff_plan["chiefs"]:
+        for day in weeks():
+            for i in rng.choice(cl, size=min(len(cl), int(rng.integers(1, 4))), replace=False):
+                p = segments_m[int(i)].interpolate(rng.random(), normalized=True)
+                note = _VISIT_NOTES[int(rng.integers(len(_VISIT_NOTES)))]
+                rows.append((sid, day, int(i) + 1, None, None, note, near(p.x, p.y)))
+    by_code = {g.code: g for g in grids}
+    for a in staff_plan["assignments"]:
+        if a["role"] != "grid_member" or a["to"] is not None:
+            continue
+        g = by_code[a["target"]]
+        for day in weeks():
+            p = _sample_in(g.geom, 1, rng)[0]
+            note = _VISIT_NOTES[int(rng.integers(len(_VISIT_NOTES)))]
+            rows.append((a["staff"], day, None, grid_id[g.code], None, note, near(p[0], p[1])))
+    return _copy(
+        conn,
+        "patrol_visit",
+        ["staff_id", "day", "segment_id", "grid_id", "place", "note", "geom"],
         rows,
     )
 

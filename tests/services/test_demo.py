@@ -447,6 +447,26 @@ def test_patrol_tracks(conn) -> None:  # noqa: ANN001
         assert r.near > 0.95
 
 
+def test_weekly_visits(conn) -> None:  # noqa: ANN001
+    r = q(
+        conn,
+        """SELECT count(*),
+             count(*) FILTER (WHERE v.segment_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM assignment a WHERE a.staff_id = v.staff_id
+               AND a.segment_id = v.segment_id)),
+             count(*) FILTER (WHERE v.grid_id IS NOT NULL AND NOT EXISTS (
+               SELECT 1 FROM assignment a WHERE a.staff_id = v.staff_id
+               AND a.grid_id = v.grid_id)),
+             count(*) FILTER (WHERE NOT ST_DWithin(v.geom::geography, COALESCE(
+               (SELECT s.geom FROM alley_segment s WHERE s.id = v.segment_id),
+               (SELECT g.geom FROM grid g WHERE g.id = v.grid_id))::geography, 60)),
+             max(v.day) < current_date, min(v.day) >= current_date - 63
+           FROM patrol_visit v""",
+    ).one()
+    assert r[0] > 1000
+    assert tuple(r[1:]) == (0, 0, 0, True, True)
+
+
 # --------------------------------------------------------------------------- determinism
 
 
