@@ -351,29 +351,37 @@ def segment_coverage(
     buf = buffer_m if buffer_m is not None else settings()["PATROL_BUFFER_M"]
     srid = _srid(session)
     where = "" if segment_ids is None else "AND s.id = ANY(:ids)"
+    # The day's tracks are buffered and unioned in metres (UTM), cut into small pieces so
+    # the segment index finds candidates quickly, and each segment's length inside the
+    # pieces is summed (the pieces do not overlap, so the sum is the covered length).
     rows = session.execute(
         sa.text(
             f"""
-            WITH t AS (
+            WITH t AS MATERIALIZED (
               SELECT staff_id, ST_Transform(ST_Force2D(geom), {srid}) AS g
               FROM patrol_track WHERE day = :day
             ), u AS (
               SELECT ST_Union(ST_Buffer(g, :buf, 'quad_segs=4')) AS b FROM t
-            ), s AS (
-              SELECT s.id, ST_Transform(s.geom, {srid}) AS g FROM alley_segment s, u
-              WHERE u.b IS NOT NULL
-                AND ST_Intersects(s.geom, ST_Transform(u.b, 4326)) {where}
+            ), pc AS MATERIALIZED (
+              SELECT p, ST_Transform(p, 4326) AS p4
+              FROM (SELECT ST_Subdivide(b, 64) AS p FROM u WHERE b IS NOT NULL) x
+            ), cand AS MATERIALIZED (
+              SELECT s.id, ST_Transform(s.geom, {srid}) AS g,
+                     sum(ST_Length(ST_Intersection(ST_Transform(s.geom, {srid}), pc.p))) AS inside
+              FROM pc JOIN alley_segment s ON s.geom && pc.p4 {where}
+              GROUP BY s.id, s.geom
             )
-            SELECT s.id,
-                   ST_Length(ST_Intersection(s.g, u.b)) / NULLIF(ST_Length(s.g), 0) AS share,
+            SELECT c.id, c.inside / NULLIF(ST_Length(c.g), 0) AS share,
                    (SELECT array_agg(DISTINCT t.staff_id ORDER BY t.staff_id) FROM t
-                     WHERE ST_DWithin(t.g, s.g, :buf)) AS walkers
-            FROM s, u
+                     WHERE ST_DWithin(t.g, c.g, :buf)) AS walkers
+            FROM cand c WHERE c.inside > 0
             """
         ),
         {"day": day, "buf": buf, "ids": list(segment_ids or [])},
     ).all()
-    return {r[0]: {"share": float(r[1] or 0.0), "walked_by": list(r[2] or [])} for r in rows}
+    return {
+        r[0]: {"share": min(1.0, float(r[1] or 0.0)), "walked_by": list(r[2] or [])} for r in rows
+    }
 
 
 def patrolled_segments(
