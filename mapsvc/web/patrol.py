@@ -323,7 +323,10 @@ def patrol_page():  # noqa: ANN201
         routes_layer.legend(routes, locale) + state_layer.legend(state, locale)
         or [LegendItem("#999", _("No data"))],
     )
-    m.get_root().html.add_child(folium.Element(_table_html(routes, state)))
+    chiefs = postman.chiefs(session, None, day)
+    m.get_root().html.add_child(
+        folium.Element(_form_html(chiefs, chief, grid, day) + _table_html(routes, state))
+    )
     return folium_page(m, active="patrol.patrol_page", title=_("Patrol"))
 
 
@@ -358,6 +361,26 @@ def _bounds(routes: dict, state: dict) -> list | None:
     return [[min(ys), min(xs)], [max(ys), max(xs)]]
 
 
+def _form_html(chiefs: list, chief: int | None, grid: str | None, day: dt.date) -> str:
+    """Pick a chief, a grid or a day (a plain GET form: works without any script)."""
+    opts = [f'<option value="">{esc(_("Chief"))}…</option>']
+    for staff_id, name, n in chiefs[:2000]:
+        sel = " selected" if staff_id == chief else ""
+        opts.append(f'<option value="{int(staff_id)}"{sel}>{esc(name)} ({int(n)})</option>')
+    lang = request.args.get("lang")
+    hidden = f'<input type="hidden" name="lang" value="{esc(lang)}">' if lang else ""
+    return (
+        '<form class="mapsvc-patrol-form" method="get" style="position:absolute;top:44px;'
+        "left:54px;z-index:1000;background:rgba(255,255,255,.95);padding:4px 6px;"
+        'border-radius:4px;font:12px sans-serif;box-shadow:0 1px 4px #0005">'
+        f'<select name="chief">{"".join(opts)}</select> '
+        f'<input name="grid" size="16" placeholder="{esc(_("Grid code"))}" '
+        f'value="{esc(grid or "")}"> '
+        f'<input type="date" name="day" value="{day.isoformat()}"> {hidden}'
+        f'<button type="submit">{esc(_("Show"))}</button></form>'
+    )
+
+
 def _pct(v: float | None) -> str:
     return "–" if v is None else f"{100 * v:.0f}%"
 
@@ -365,8 +388,14 @@ def _pct(v: float | None) -> str:
 def _table_html(routes: dict, state: dict) -> str:
     """A compact panel: route figures and per-chief patrol shares today and this week."""
     rows = []
+    notes = []
     for r in routes["routes"]:
         p = r["properties"]
+        if p.get("unreachable_segments"):
+            notes.append(
+                f"<div style='color:#b00'>{esc(p.get('chief'))}: "
+                f"{len(p['unreachable_segments'])} {esc(_('segments cannot be reached'))}</div>"
+            )
         rows.append(
             f"<tr><td>{esc(p.get('chief'))}</td><td>{p['total_m']:.0f}</td>"
             f"<td>{p['required_m']:.0f}</td><td>{p['connector_m']:.0f}</td>"
@@ -380,7 +409,7 @@ def _table_html(routes: dict, state: dict) -> str:
             f"<th>{esc(_('Chief'))}</th><th>{esc(_('Total (m)'))}</th>"
             f"<th>{esc(_('Required (m)'))}</th><th>{esc(_('Connector (m)'))}</th>"
             f"<th>{esc(_('Ratio to lower bound'))}</th><th>{esc(_('Walking (min)'))}</th>"
-            f"<th></th></tr>{''.join(rows)}</table>"
+            f"<th></th></tr>{''.join(rows)}</table>{''.join(notes)}"
         )
     week = {c["staff_id"]: c for c in state["chiefs_week"]}
     crow = []
