@@ -31,7 +31,7 @@ import datetime as dt
 import json
 import math
 from collections import defaultdict
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -279,7 +279,6 @@ class _Area:
     households: int = 0
     enterprises: int = 0
     ur_code: str | None = None
-    extra: dict = field(default_factory=dict)
 
 
 def _place_points(
