@@ -19,7 +19,8 @@ import sqlalchemy as sa
 from layers import register
 from layers.base import BBox, LegendItem, MapLayer, esc
 
-ROUTE_COLOURS = ["#d7301f", "#2b8cbe", "#31a354", "#756bb1", "#e6550d", "#636363", "#c51b8a"]
+#: route colours kept apart from the patrolled-state colours (green / yellow / red)
+ROUTE_COLOURS = ["#2b5cd6", "#8e44ad", "#00838f", "#c51b8a", "#5d4037", "#3949ab", "#636363"]
 ASSIGNED_COLOUR = "#fdae6b"
 OSM_CREDIT = "© OpenStreetMap contributors"
 #: at most this many order numbers per route (long routes get every n-th step labelled)
@@ -163,6 +164,8 @@ class PatrolRoutesLayer(MapLayer):
                     aliases=[t["segment"], t["chief"], "m"],
                 ),
             ).add_to(fg)
+        # many routes on one map: fewer order numbers each, so the map stays readable
+        max_labels = max(10, MAX_LABELS // max(1, len(data["routes"])))
         for r in data["routes"]:
             coords = [(lat, lon) for lon, lat in r["coordinates"]]
             props = r["properties"]
@@ -181,7 +184,7 @@ class PatrolRoutesLayer(MapLayer):
                 attributes={"fill": r["colour"], "font-size": "12"},
             ).add_to(fg)
             steps = r["features"]
-            every = max(1, len(steps) // MAX_LABELS)
+            every = max(1, -(-len(steps) // max_labels))
             for f in steps[::every]:
                 cs = f["geometry"]["coordinates"]
                 mid = cs[len(cs) // 2]
@@ -216,7 +219,10 @@ class PatrolRoutesLayer(MapLayer):
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
         t = _t(locale)
         items = [LegendItem(ASSIGNED_COLOUR, t["assigned"])]
-        for r in data["routes"]:
+        routes = data["routes"]
+        if len(routes) > len(ROUTE_COLOURS):  # colours repeat: one entry, names in tooltips
+            return [*items, LegendItem(ROUTE_COLOURS[0], f"{t['route']} ({len(routes)})")]
+        for r in routes:
             items.append(
                 LegendItem(r["colour"], f"{t['route']}: {r['properties'].get('chief') or ''}")
             )

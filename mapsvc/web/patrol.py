@@ -307,7 +307,6 @@ def patrol_page():  # noqa: ANN201
         location=None if bounds else [24.9, 118.58],
         zoom_start=13,
         tiles=None,
-        control_scale=True,
     )
     attribution = " | ".join(a for a in {routes.get("attribution"), state.get("attribution")} if a)
     if attribution:
@@ -423,15 +422,16 @@ def _table_html(routes: dict, state: dict) -> str:
         )
     today, wk = state["today"], state["week"]
     return (
-        '<div class="mapsvc-patrol-panel" style="position:absolute;top:44px;right:10px;'
-        "z-index:1000;max-height:60%;overflow:auto;background:rgba(255,255,255,.95);"
+        '<div class="mapsvc-patrol-panel" style="position:absolute;top:120px;right:10px;'
+        "z-index:1000;max-height:55%;max-width:55%;overflow:auto;background:rgba(255,255,255,.95);"
         'padding:6px 8px;border-radius:4px;font:12px sans-serif;box-shadow:0 1px 4px #0005">'
+        f"<details open><summary>{esc(_('Patrol'))}</summary>"
         f"{route_tbl}<b>{esc(_('Patrolled'))}</b> {esc(today['day'])}: "
         f"{today['segments_patrolled']}/{today['segments_assigned']} ({_pct(today['share'])}); "
         f"{esc(_('this week'))}: {wk['segments_patrolled']}/{wk['segments_assigned']} "
         f"({_pct(wk['share'])}), {esc(_('visits'))}: {wk['visits']}"
         f"<table class='mapsvc-tbl'><tr><th>{esc(_('Chief'))}</th><th>{esc(_('Today'))}</th>"
         f"<th>{esc(_('This week'))}</th><th>{esc(_('Visits'))}</th></tr>{''.join(crow)}</table>"
-        "</div><style>.mapsvc-tbl{border-collapse:collapse}.mapsvc-tbl td,.mapsvc-tbl th"
+        "</details></div><style>.mapsvc-tbl{border-collapse:collapse}.mapsvc-tbl td,.mapsvc-tbl th"
         "{border:1px solid #ccc;padding:1px 4px;text-align:right}</style>"
     )
