@@ -24,6 +24,11 @@ def _level_command(level: str, doc: str) -> click.Command:
         help="CRS of the coordinates when the file does not say or says wrong: "
         "EPSG:xxxx (e.g. EPSG:4490, EPSG:3857), gcj02 or bd09.",
     )
+    @click.option(
+        "--encoding",
+        default=None,
+        help="Text encoding of a Shapefile's attributes when it has no .cpg file (e.g. gbk).",
+    )
     @click.option("--code-field", default="code", show_default=True)
     @click.option("--name-field", default="name", show_default=True)
     @click.option(
@@ -56,6 +61,7 @@ def _level_command(level: str, doc: str) -> click.Command:
     def command(
         file: Path,
         crs: str | None,
+        encoding: str | None,
         code_field: str,
         name_field: str,
         parent_field: str | None,
@@ -95,6 +101,7 @@ def _level_command(level: str, doc: str) -> click.Command:
                     level,
                     file,
                     crs=crs,
+                    encoding=encoding,
                     fields=fields,
                     repair=repair,
                     tolerance_m=tolerance_m,

@@ -106,10 +106,12 @@ class ImportRejected(ValidationError):
 # --------------------------------------------------------------------------- reading
 
 
-def read_features(path: str | Path, crs: str | None = None):  # noqa: ANN201 - GeoDataFrame
-    """Read ``path`` and return ``(GeoDataFrame in WGS84, source_crs, frame as read)``.
+def read_features(path: str | Path, crs: str | None = None, encoding: str | None = None):  # noqa: ANN201
+    """Read ``path`` and return ``(GeoDataFrame as read, source_crs)``.
 
     ``crs`` overrides the file's CRS: an EPSG/pyproj string, or 'gcj02' / 'bd09'.
+    ``encoding`` is for attribute text of Shapefiles without a ``.cpg`` (often GBK in
+    China); GeoJSON and GeoPackage are always UTF-8.
     """
     import geopandas as gpd
 
@@ -117,7 +119,8 @@ def read_features(path: str | Path, crs: str | None = None):  # noqa: ANN201 - G
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
     try:
-        raw = gpd.read_file(path, engine="pyogrio")
+        kw = {"encoding": encoding} if encoding else {}
+        raw = gpd.read_file(path, engine="pyogrio", **kw)
     except Exception as exc:  # noqa: BLE001 - GDAL raises many types; all mean "unreadable"
         msg = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise ValidationError(
@@ -203,6 +206,7 @@ def import_boundaries(
     path: str | Path,
     *,
     crs: str | None = None,
+    encoding: str | None = None,
     fields: FieldNames | None = None,
     repair: bool = False,
     tolerance_m: float = 5.0,
@@ -219,6 +223,8 @@ def import_boundaries(
         'district', 'subdistricts', 'communities' or 'grids'.
     crs : str, optional
         Overrides the file's CRS: 'EPSG:xxxx', 'gcj02' or 'bd09'.
+    encoding : str, optional
+        Text encoding of a Shapefile's attributes when it has no ``.cpg`` (e.g. 'gbk').
     fields : FieldNames
         Attribute names. Without a parent field (and no ``parent_code`` column) each
         feature's parent is the one it overlaps most, which suits files cut from the
@@ -241,7 +247,7 @@ def import_boundaries(
     fields = fields or FieldNames()
     path = Path(path)
     table, parent_table, fk = LEVELS[level]
-    raw, source_crs = read_features(path, crs)
+    raw, source_crs = read_features(path, crs, encoding)
     report = ImportReport(level=level, file=str(path), source_crs=source_crs)
     if len(raw) == 0:
         raise ValidationError(f"{path}: the file has no features")
@@ -257,6 +263,9 @@ def import_boundaries(
     problems: list[Problem] = []
     src_geoms = np.asarray(raw.geometry.values, dtype=object)
     codes = [_text(v) for v in raw[code_col]]
+    col_values = {
+        c: raw[c].tolist() for c in {name_col, parent_col, *num_cols.values()} if c is not None
+    }
     seen: dict[str, int] = {}
     rows: list[dict] = []
     # 1. per-feature checks in the file's own coordinates (where the planner can find them)
@@ -291,12 +300,12 @@ def import_boundaries(
                     f"invalid geometry: {why} (coordinates in {source_crs}); "
                     "fix it or pass --repair"
                 )
-        name = _text(raw[name_col].iloc[i]) if name_col else None
+        name = _text(col_values[name_col][i]) if name_col else None
         if not name:
             bad.append(f"no name in field {name_col!r}")
         nums = {}
         for n, col in num_cols.items():
-            v = raw[col].iloc[i] if col else 0
+            v = col_values[col][i] if col else 0
             try:
                 fv = float(v) if _text(v) is not None else 0.0
                 if fv < 0 or not fv.is_integer():
@@ -304,7 +313,7 @@ def import_boundaries(
                 nums[n] = int(fv)
             except (TypeError, ValueError):
                 bad.append(f"{n} {v!r} in field {col!r} is not a whole number ≥ 0")
-        parent = _text(raw[parent_col].iloc[i]) if parent_col else None
+        parent = _text(col_values[parent_col][i]) if parent_col else None
         problems.extend(Problem(i, code, m) for m in bad)
         rows.append({"idx": i, "code": code, "name": name, "parent_code": parent, **nums})
     good = [r["idx"] for r in rows if not any(p.index == r["idx"] for p in problems)]

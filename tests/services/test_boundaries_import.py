@@ -352,3 +352,19 @@ def test_parent_level_must_exist(fresh_engine) -> None:  # noqa: ANN001
         _imp(fresh_engine, "subdistricts", SUBDISTRICT, crs="gcj02")
     with pytest.raises(ValidationError, match="unknown level"):
         _imp(fresh_engine, "towns", SUBDISTRICT, crs="gcj02")
+
+
+def test_gbk_shapefile_without_cpg(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+    """Chinese Shapefiles often carry GBK text and no .cpg: --encoding reads the names."""
+    folder = tmp_path / "gbk"
+    folder.mkdir()
+    grids_gcj.to_file(folder / "grids.shp", encoding="GBK")
+    for cpg in folder.glob("*.cpg"):
+        cpg.unlink()
+    path = tmp_path / "grids-gbk.zip"
+    with zipfile.ZipFile(path, "w") as z:
+        for f in folder.iterdir():
+            z.write(f, f.name)
+    rep = _imp(communities_engine, "grids", path, crs="gcj02", encoding="gbk", fields=GRID_FIELDS)
+    assert [n for _, n, _ in rep.areas] == list(grids_gcj["name"])
+    assert rep.areas[0][1].endswith("网格")
