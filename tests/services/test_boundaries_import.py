@@ -368,3 +368,14 @@ def test_gbk_shapefile_without_cpg(communities_engine, grids_gcj, tmp_path) -> N
     rep = _imp(communities_engine, "grids", path, crs="gcj02", encoding="gbk", fields=GRID_FIELDS)
     assert [n for _, n, _ in rep.areas] == list(grids_gcj["name"])
     assert rep.areas[0][1].endswith("网格")
+
+
+def test_gauss_kruger_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+    """Planning offices' usual projected CRS: CGCS2000 3-degree Gauss-Krüger, CM 120°E."""
+    wgs = grids_gcj.set_geometry([_wgs_exact(g) for g in grids_gcj.geometry], crs=4326)
+    path = _write(wgs.to_crs(4549), tmp_path / "gk.gpkg", driver="GPKG")
+    rep = _imp(communities_engine, "grids", path, fields=GRID_FIELDS)
+    assert rep.source_crs == "EPSG:4549"
+    for (code, _, km2), g in zip(rep.areas, wgs.geometry, strict=True):
+        ref = abs(GEOD.geometry_area_perimeter(g)[0]) / 1e6
+        assert km2 == pytest.approx(ref, abs=1e-6), code
