@@ -512,7 +512,7 @@ def _match_paths(
         pairs, dense = min_weight_perfect_matching(sub, dense_limit=dense_limit)
         if final or not any(far[i, j] for i, j in pairs):
             break
-        radius = min(limit, radius * 4.0)
+        radius = min(limit, radius * 2.0)
     edges: list[int] = []
     cost = 0.0
     for i, j in pairs:
@@ -660,9 +660,9 @@ def solve(
     important = {n for c in comps for n in c}
 
     if len(comps) == 1:
-        longest = float(graph.length[req].max())
+        typical = float(np.median(graph.length[req]))
         extra, cost, dense = _match_paths(
-            graph, odd_r, dense_limit, limit=required_m + 1.0, first_radius=3.0 * longest + 100.0
+            graph, odd_r, dense_limit, limit=required_m + 1.0, first_radius=3.0 * typical + 100.0
         )
         for e in extra:
             counts[e] = counts.get(e, 0) + 1
