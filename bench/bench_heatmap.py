@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import math
+import os
 import statistics
 import sys
 import tempfile
@@ -191,6 +192,11 @@ def main() -> None:
     print(
         f"ratios vs folium HeatMap with raw points: time {base_s * 1000 / med:.0f}x faster, "
         f"size {base_bytes / size:.0f}x smaller"
+    )
+    print(
+        "load average (1/5/15 min) at the end: "
+        + " ".join(f"{v:.1f}" for v in os.getloadavg())
+        + f" on {os.cpu_count()} CPUs (other work on the machine inflates the times)"
     )
     engine.dispose()
 

@@ -18,6 +18,7 @@ loaded with the demo district (``load_demo(engine, seed=20261124, incidents=0)``
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import sys
 import tempfile
@@ -192,6 +193,11 @@ def main() -> None:
     print(
         f"imported {details['imported']:,}; on a segment {details['on_segment']:,}; "
         f"location to confirm {details['to_confirm']:,}"
+    )
+    print(
+        "load average (1/5/15 min) at the end: "
+        + " ".join(f"{v:.1f}" for v in os.getloadavg())
+        + f" on {os.cpu_count()} CPUs (other work on the machine inflates the times)"
     )
     engine.dispose()
 
