@@ -407,7 +407,9 @@ def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
             ) ON COMMIT DROP"""
         )
     )
-    lit = {k: "ARRAY[" + ",".join(_sql_str(v) for v in vals) + "]::text[]" for k, vals in codes.items()}
+    lit = {
+        k: "ARRAY[" + ",".join(_sql_str(v) for v in vals) + "]::text[]" for k, vals in codes.items()
+    }
     conn.execute(
         sa.text(
             f"""CREATE TEMP VIEW _import_stage AS
