@@ -329,6 +329,40 @@ def upload_track(
     }
 
 
+def tracks_geojson(session: Session, day: dt.date, staff_id: int | None = None) -> dict[str, Any]:
+    """The stored tracks of a day (optionally one person's) as a GeoJSON FeatureCollection."""
+    rows = session.execute(
+        sa.text(
+            "SELECT t.id, t.staff_id, s.name, t.day, t.points_total, t.points_dropped, "
+            "t.length_m, ST_AsGeoJSON(ST_Force2D(t.geom), 7), t.started_at, t.ended_at "
+            "FROM patrol_track t JOIN staff s ON s.id = t.staff_id WHERE t.day = :d "
+            "AND (CAST(:s AS int) IS NULL OR t.staff_id = :s) ORDER BY t.id"
+        ),
+        {"d": day, "s": staff_id},
+    ).all()
+    return {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": json.loads(r[7]),
+                "properties": {
+                    "track_id": r[0],
+                    "staff_id": r[1],
+                    "name": r[2],
+                    "day": r[3].isoformat(),
+                    "points_total": r[4],
+                    "points_dropped": r[5],
+                    "length_m": round(r[6], 1),
+                    "started_at": r[8].isoformat(),
+                    "ended_at": r[9].isoformat(),
+                },
+            }
+            for r in rows
+        ],
+    }
+
+
 # ---------------------------------------------------------------------------- coverage
 
 

@@ -7,11 +7,17 @@ each of their assigned segments at least once and may use any other street as a 
   is exact: the required length plus a minimum-weight perfect matching of the odd-degree
   junctions on shortest-path distances (metres, geodesic segment lengths). networkx's
   ``eulerize`` is not this: it ignores edge lengths.
-* Otherwise the problem is NP-hard; we use Frederickson's heuristic (connect the pieces by
-  a minimum spanning tree over shortest paths, then match odd junctions), drop redundant
-  connector copies, and report a lower bound
-  ``required + max(matching of the odd junctions, MST over the pieces)`` so the user can see
-  how far from optimal the route can at most be.
+* Otherwise the problem is NP-hard. We first build Frederickson's heuristic route (connect
+  the pieces by a minimum spanning tree over shortest paths, match odd junctions, drop
+  redundant connector copies) with the bound
+  ``required + max(matching of the odd junctions, MST over the pieces)``; then an integer
+  programme on the classic reduced graph (the required junctions, shortest-path
+  connectors; connectivity by cutting planes, HiGHS through scipy) usually proves the
+  optimum within milliseconds. When its time budget runs out, the heuristic route stays
+  and the programme's proven bound is reported, so the user sees how far from optimal the
+  route can at most be.
+* Assigned streets on a part of the network the start cannot reach (an island in the
+  data) are left out of the walk and reported, not silently dropped.
 
 The matching is solved by rustworkx's compiled blossom algorithm. Real networks have more
 than a thousand odd junctions per few km², where a complete graph is slow even there, so

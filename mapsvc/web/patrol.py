@@ -23,8 +23,12 @@ bp = Blueprint("patrol", __name__)
 
 def _day(name: str = "day") -> dt.date:
     raw = request.args.get(name) or (request.form.get(name) if request.form else None)
+    return _date(raw, name) or dt.date.today()
+
+
+def _date(raw: str | None, name: str) -> dt.date | None:
     if not raw:
-        return dt.date.today()
+        return None
     try:
         return dt.date.fromisoformat(raw)
     except ValueError:
@@ -142,8 +146,7 @@ def upload_track_api():  # noqa: ANN201
         payload = request.get_data()
         staff = _int("staff")
     crs = request.values.get("crs") or (payload.get("crs") if isinstance(payload, dict) else None)
-    day_raw = request.values.get("day")
-    day = dt.date.fromisoformat(day_raw) if day_raw else None
+    day = _date(request.values.get("day"), "day")
     report = patrol.upload_track(session, staff, payload, fmt=fmt, crs=crs, day=day)
     session.commit()
     return jsonify(report), 201
@@ -151,42 +154,7 @@ def upload_track_api():  # noqa: ANN201
 
 @bp.get("/api/patrol/tracks")
 def tracks_api():  # noqa: ANN201
-    import json
-
-    import sqlalchemy as sa
-
-    session = get_session()
-    staff = _int("staff", required=False)
-    rows = session.execute(
-        sa.text(
-            "SELECT t.id, t.staff_id, s.name, t.day, t.points_total, t.points_dropped, "
-            "t.length_m, ST_AsGeoJSON(ST_Force2D(t.geom), 7) FROM patrol_track t "
-            "JOIN staff s ON s.id = t.staff_id WHERE t.day = :d "
-            "AND (CAST(:s AS int) IS NULL OR t.staff_id = :s) ORDER BY t.id"
-        ),
-        {"d": _day(), "s": staff},
-    ).all()
-    return jsonify(
-        {
-            "type": "FeatureCollection",
-            "features": [
-                {
-                    "type": "Feature",
-                    "geometry": json.loads(r[7]),
-                    "properties": {
-                        "track_id": r[0],
-                        "staff_id": r[1],
-                        "name": r[2],
-                        "day": r[3].isoformat(),
-                        "points_total": r[4],
-                        "points_dropped": r[5],
-                        "length_m": round(r[6], 1),
-                    },
-                }
-                for r in rows
-            ],
-        }
-    )
+    return jsonify(patrol.tracks_geojson(get_session(), _day(), _int("staff", required=False)))
 
 
 # ---------------------------------------------------------------------------- compliance
@@ -211,12 +179,10 @@ def grids_api():  # noqa: ANN201
 @bp.post("/api/patrol/visits")
 def visit_api():  # noqa: ANN201
     body = request.get_json(silent=True) or request.form.to_dict()
+    if not isinstance(body, dict):
+        raise ValidationError("a visit is a JSON object", field="body")
     session = get_session()
-    day_raw = body.get("day")
-    try:
-        day = dt.date.fromisoformat(day_raw) if day_raw else dt.date.today()
-    except ValueError:
-        raise ValidationError(f"day must be YYYY-MM-DD, got {day_raw!r}", field="day") from None
+    day = _date(body.get("day"), "day") or dt.date.today()
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
         lonlat = (float(body["lon"]), float(body["lat"]))
@@ -243,13 +209,7 @@ def segment_chief_api(segment_id: int):  # noqa: ANN201
     body = request.get_json(silent=True) or request.form.to_dict()
     if "staff" not in body:
         raise ValidationError("field staff is required", field="staff")
-    day_raw = body.get("valid_from")
-    try:
-        day = dt.date.fromisoformat(day_raw) if day_raw else None
-    except ValueError:
-        raise ValidationError(
-            f"valid_from must be YYYY-MM-DD, got {day_raw!r}", field="valid_from"
-        ) from None
+    day = _date(body.get("valid_from"), "valid_from")
     session = get_session()
     out = streets.assign_segment(
         session, segment_id, body["staff"], body.get("role") or "alley_chief", day

@@ -99,6 +99,10 @@ def test_assign_upload_and_compliance(patrol_app):
     week = c.get(f"/api/patrol/week?day={DAY}").get_json()
     assert {x["staff_id"]: x["visits"] for x in week["chiefs"]}[chief] == 1
     assert c.get("/api/patrol/compliance?day=yesterday").status_code == 400
+    bad_day = c.post("/api/patrol/tracks?day=23/11", json={"staff": chief, "points": pts})
+    assert bad_day.status_code == 400 and "day" in bad_day.get_json()["error"]
+    assert c.post("/api/patrol/visits", json=[1, 2]).status_code == 400
+    assert c.post("/api/patrol/visits", json={"staff": chief, "day": "x"}).status_code == 400
 
 
 def test_patrol_page_in_chromium(patrol_app, page):
