@@ -36,7 +36,13 @@ from mapsvc.config import DEFAULTS
 from mapsvc.models.core import SEVERITIES, STATES
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.errors import ValidationError
-from mapsvc.services.routing import ROUTED_COLUMNS, drop_routing, prepare_routing, routed_sql
+from mapsvc.services.routing import (
+    ROUTED_COLUMNS,
+    drop_routing,
+    prepare_routing,
+    routed_sql,
+    use_large_temp_buffers,
+)
 
 #: external status words -> our states (Chinese hotline words and common 311 ones)
 STATUS_WORDS: dict[str, str] = {
@@ -508,6 +514,7 @@ def import_csv(
     bar = _Bar() if bar is None else bar
     result = ImportResult()
     t0 = time.perf_counter()
+    use_large_temp_buffers(conn)  # before the first temporary table of this session
     categories = set(conn.scalars(sa.text("SELECT code FROM incident_category")))
     df, bad, n = read_and_check(path, mapping, crs, categories, encoding=encoding, config=config)
     result.rows, result.bad = n, bad

@@ -50,8 +50,29 @@ ROUTED_COLUMNS = (
 _INDEX_POINTS_FROM = 2000
 
 
+#: points from which a bulk routing asks for a larger temporary-table buffer
+_BULK_POINTS = 50_000
+
+
 def _conn(db: Session | Connection) -> Connection:
     return db.connection() if isinstance(db, Session) else db
+
+
+def use_large_temp_buffers(db: Session | Connection, size: str = "1GB") -> bool:
+    """Let this session keep its temporary tables in memory (``temp_buffers``).
+
+    The default 8 MB makes the grid join of a million points read its temporary tables
+    through the OS page by page (measured: 5.0 s, against 2.2 s with 512 MB). PostgreSQL
+    accepts the setting only before the session's first temporary table, so this is tried
+    in a savepoint and quietly skipped when too late. Memory is used only as needed.
+    """
+    conn = _conn(db)
+    try:
+        with conn.begin_nested():
+            conn.execute(sa.text("SELECT set_config('temp_buffers', :v, true)"), {"v": size})
+    except sa.exc.DBAPIError:
+        return False
+    return True
 
 
 def prepare_routing(
@@ -178,6 +199,11 @@ def route_incidents(
         Nearest-segment search radius and grid-boundary margin, in metres.
     """
     conn = _conn(db)
+    if where_sql == "TRUE" or (
+        conn.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where_sql}"), params or {})
+        >= _BULK_POINTS
+    ):
+        use_large_temp_buffers(conn)
     prepare_routing(
         conn,
         f"SELECT i.id, i.geom FROM incident i WHERE {where_sql}",
