@@ -316,7 +316,8 @@ def import_boundaries(
         parent = _text(col_values[parent_col][i]) if parent_col else None
         problems.extend(Problem(i, code, m) for m in bad)
         rows.append({"idx": i, "code": code, "name": name, "parent_code": parent, **nums})
-    good = [r["idx"] for r in rows if not any(p.index == r["idx"] for p in problems)]
+    rejected = {p.index for p in problems}
+    good = [r["idx"] for r in rows if r["idx"] not in rejected]
     wgs = np.empty(len(rows), dtype=object)
     if good:
         sub = raw.iloc[good].copy()
