@@ -48,6 +48,8 @@ SNAP_M = 0.5
 #: above this many odd junctions match on a sparse k-nearest candidate graph
 DENSE_LIMIT = 600
 SPARSE_K = 24
+#: odd-junction count up to which matching searches start local (see _match_paths)
+LOCAL_SEARCH_MAX = 64
 #: time budget (s) of the exact integer programme for required sets in several pieces
 MILP_SECONDS = 10.0
 #: skip the integer programme when the required set has more junctions than this
@@ -501,7 +503,9 @@ def _match_paths(
     """
     if not odd:
         return [], 0.0, True
-    radius = limit if first_radius is None else min(first_radius, limit)
+    # local searches pay off for a chief's beat; for big sets one full search is cheaper
+    local = first_radius is not None and len(odd) <= LOCAL_SEARCH_MAX
+    radius = min(first_radius, limit) if local else limit
     while True:
         dist, pred = graph.dijkstra(odd, limit=radius)
         sub = dist[:, odd]
