@@ -274,8 +274,10 @@ class PatrolledLayer(MapLayer):
             extra[s] = {"state": state, "chief": names.get(owners[s]), "staff_id": owners[s]}
         fc = _segments_fc(session, ids, extra)
         osm = any(f["properties"]["source"] == "osm" for f in fc["features"])
+        grids = patrol.grid_shares(session, set(owners), {"today": done_today, "week": done_week})
         return {
             "segments": fc,
+            "grids": grids,
             "today": {k: v for k, v in today.items() if k != "chiefs"},
             "week": {k: v for k, v in week.items() if k != "chiefs"},
             "chiefs_today": today["chiefs"],

@@ -587,11 +587,19 @@ def week_summary(
 def grid_compliance(session: Session, day: dt.date, week: bool = False) -> list[dict[str, Any]]:
     """Per grid: assigned segments running through it and how many were patrolled on
     ``day`` (or at least once in its week when ``week``)."""
-    from mapsvc.services.streets import segment_grids
-
     summary = week_summary(session, day) if week else district_compliance(session, day)
     assigned = {s for c in _chief_segments(session, day).values() for s in c}
     done = {s for c in summary["chiefs"] for s in c["patrolled_ids"]}
+    return grid_shares(session, assigned, {"patrolled": done})
+
+
+def grid_shares(
+    session: Session, assigned: set[int], done: dict[str, set[int]]
+) -> list[dict[str, Any]]:
+    """Per grid (derived spatially): assigned segments through it and, for each named set
+    of patrolled segment ids in ``done``, how many of them and the share."""
+    from mapsvc.services.streets import segment_grids
+
     grids = segment_grids(session, sorted(assigned))
     per: dict[int, list[int]] = {}
     for seg, gids in grids.items():
@@ -606,16 +614,12 @@ def grid_compliance(session: Session, day: dt.date, week: bool = False) -> list[
     )
     out = []
     for gid, segs in sorted(per.items()):
-        ok = sum(1 for s in segs if s in done)
-        out.append(
-            {
-                "grid_id": gid,
-                "code": codes.get(gid),
-                "segments": len(segs),
-                "patrolled": ok,
-                "share": ok / len(segs),
-            }
-        )
+        row: dict[str, Any] = {"grid_id": gid, "code": codes.get(gid), "segments": len(segs)}
+        for key, ids in done.items():
+            ok = sum(1 for s in segs if s in ids)
+            row[key] = ok
+            row[f"{key}_share" if key != "patrolled" else "share"] = ok / len(segs)
+        out.append(row)
     return out
 
 

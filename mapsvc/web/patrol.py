@@ -380,6 +380,12 @@ def _table_html(routes: dict, state: dict) -> str:
             f"<td>{w.get('patrolled', 0)}/{w.get('segments', 0)} ({_pct(w.get('share'))})</td>"
             f"<td>{w.get('visits', 0)}</td></tr>"
         )
+    grows = "".join(
+        f"<tr><td><a href='?grid={esc(g['code'])}'>{esc(g['code'])}</a></td>"
+        f"<td>{g['today']}/{g['segments']} ({_pct(g['today_share'])})</td>"
+        f"<td>{g['week']}/{g['segments']} ({_pct(g['week_share'])})</td></tr>"
+        for g in state.get("grids", [])[:500]
+    )
     today, wk = state["today"], state["week"]
     return (
         '<div class="mapsvc-patrol-panel" style="position:absolute;top:120px;right:10px;'
@@ -392,6 +398,9 @@ def _table_html(routes: dict, state: dict) -> str:
         f"({_pct(wk['share'])}), {esc(_('visits'))}: {wk['visits']}"
         f"<table class='mapsvc-tbl'><tr><th>{esc(_('Chief'))}</th><th>{esc(_('Today'))}</th>"
         f"<th>{esc(_('This week'))}</th><th>{esc(_('Visits'))}</th></tr>{''.join(crow)}</table>"
+        f"<details><summary>{esc(_('Grids'))}</summary><table class='mapsvc-tbl'><tr>"
+        f"<th>{esc(_('Grid code'))}</th><th>{esc(_('Today'))}</th>"
+        f"<th>{esc(_('This week'))}</th></tr>{grows}</table></details>"
         "</details></div><style>.mapsvc-tbl{border-collapse:collapse}.mapsvc-tbl td,.mapsvc-tbl th"
         "{border:1px solid #ccc;padding:1px 4px;text-align:right}</style>"
     )

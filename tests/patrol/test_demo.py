@@ -36,6 +36,13 @@ def test_every_demo_chief_gets_a_closed_covering_route(demo_engine):
         assert comp["segments_assigned"] > 0
         assert 0 <= comp["share"] <= 1
         assert sum(c["patrolled"] for c in comp["chiefs"]) == comp["segments_patrolled"]
+        grids = patrol.grid_compliance(s, day)
+        assert grids and all(0 <= g["patrolled"] <= g["segments"] for g in grids)
+        # a segment crossing two grids counts in both: never fewer than the district total
+        assert sum(g["patrolled"] for g in grids) >= comp["segments_patrolled"]
+        week = patrol.grid_compliance(s, day, week=True)
+        by_id = {g["grid_id"]: g for g in grids}
+        assert all(w["patrolled"] >= by_id[w["grid_id"]]["patrolled"] for w in week)
 
 
 def test_grid_routes_api_and_page(demo_engine, client, live_server, page):
