@@ -203,14 +203,39 @@ def _as_multi(geom) -> MultiPolygon:  # noqa: ANN001
     return MultiPolygon([p for p in polys if p.area > 0])
 
 
-def _dense(geom):  # noqa: ANN001, ANN202
-    """Edges split to at most MAX_EDGE_M, vertices snapped to a 1 mm grid.
+def _dense(geom, warp: _Warp | None = None):  # noqa: ANN001, ANN202
+    """Edges split to at most MAX_EDGE_M, optionally warped, vertices snapped to 1 mm.
 
     Two neighbouring Voronoi cells split their shared edge from opposite ends, which puts
     the new vertices 1e-10 m apart; unions of such cells then carry hairline spikes that
     turn invalid in WGS84. Snapping to a millimetre makes shared edges identical again.
     """
-    return shapely.set_precision(shapely.segmentize(geom, MAX_EDGE_M), SNAP_M)
+    g = shapely.segmentize(geom, MAX_EDGE_M)
+    if warp is not None:
+        g = shapely.transform(g, warp)
+    return shapely.set_precision(g, SNAP_M)
+
+
+class _Warp:
+    """A smooth one-to-one displacement of the plane, so Voronoi edges meander a little.
+
+    Real community and grid boundaries follow streets, walls and streams, not straight
+    lines. Moving every vertex of a tiling by the same smooth field keeps it a tiling
+    (shared vertices move together) as long as the field folds nothing: its slope here is
+    below 0.4, so the map stays one-to-one.
+    """
+
+    def __init__(self, rng: np.random.Generator, amplitude_m: float, wavelength_m: float):
+        self.amp = amplitude_m
+        self.k = 2 * math.pi / wavelength_m
+        self.phase = rng.uniform(0, 2 * math.pi, 4)
+
+    def __call__(self, c: np.ndarray) -> np.ndarray:
+        x, y = c[:, 0], c[:, 1]
+        k, p = self.k, self.phase
+        dx = self.amp * (np.sin(k * y + p[0]) + 0.5 * np.sin(1.7 * k * (x + y) + p[1])) / 1.5
+        dy = self.amp * (np.sin(k * x + p[2]) + 0.5 * np.sin(1.7 * k * (x - y) + p[3])) / 1.5
+        return np.column_stack([x + dx, y + dy])
 
 
 def _sample_in(poly, n: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
@@ -363,9 +388,11 @@ def _plan_areas(units: list[AdminUnit], district, metric: _Metric, rng: np.rando
     comm_units = sorted((u for u in units if u.rank == 5), key=lambda u: u.code)
     arr = np.array([pts[u.code] for u in comm_units])
     cells = _voronoi_cells(arr, district.envelope.buffer(5000))
+    community_warp = _Warp(rng, 35.0, 700.0)
+    grid_warp = _Warp(rng, 12.0, 260.0)
     communities: list[_Area] = []
     for u, cell, p in zip(comm_units, cells, arr, strict=True):
-        geom = _as_multi(_dense(cell).intersection(district))
+        geom = _as_multi(_dense(cell, community_warp).intersection(district))
         area_km2 = metric.area_km2(geom)
         if u.dummy:  # 开发区虚拟居委会: an industrial zone, few residents, many firms
             pop = int(rng.integers(600, 1500))
@@ -410,7 +437,7 @@ def _plan_areas(units: list[AdminUnit], district, metric: _Metric, rng: np.rando
             sample = _sample_in(c.geom, 80 * n, rng)
             centres = _kmeans(sample, n, rng)
             gcells = _voronoi_cells(centres, c.geom.envelope.buffer(1000))
-            parts = [_as_multi(_dense(gc).intersection(c.geom)) for gc in gcells]
+            parts = [_as_multi(_dense(gc, grid_warp).intersection(c.geom)) for gc in gcells]
             parts = [p for p in parts if not p.is_empty]
         parts.sort(key=lambda g: (-round(g.centroid.y / 60.0), g.centroid.x))
         hh = _split_int(c.households, rng.uniform(0.85, 1.15, len(parts)))
