@@ -672,7 +672,7 @@ def solve(
     if len(comps) == 1:
         typical = float(np.median(graph.length[req]))
         extra, cost, dense = _match_paths(
-            graph, odd_r, dense_limit, limit=required_m + 1.0, first_radius=3.0 * typical + 100.0
+            graph, odd_r, dense_limit, limit=required_m + 1.0, first_radius=6.0 * typical + 200.0
         )
         for e in extra:
             counts[e] = counts.get(e, 0) + 1
