@@ -108,12 +108,15 @@ class PatrolRoutesLayer(MapLayer):
     ) -> dict:
         """Routes of one chief (``chief``) or of every chief holding segments in ``grid``."""
         from mapsvc.services import postman
+        from mapsvc.services.errors import NotFound, ServiceError
 
         if chief is not None:
             from mapsvc.models import Staff
 
             st = session.get(Staff, chief)
-            chiefs = [(chief, st.name if st else None, 0)]
+            if st is None:
+                raise NotFound(f"staff {chief} does not exist", field="chief")
+            chiefs = [(chief, st.name, 0)]
         elif grid is not None:
             chiefs = postman.chiefs(session, grid, day)
         else:
@@ -121,10 +124,15 @@ class PatrolRoutesLayer(MapLayer):
         routes = []
         assigned: dict[int, dict] = {}
         graph = postman.graph_for(session) if chiefs else None
+        errors = []
         for i, (staff_id, name, _n) in enumerate(chiefs):
-            res = postman.route_for_chief(
-                session, staff_id, graph=graph, start=start if chief else None, day=day
-            )
+            try:
+                res = postman.route_for_chief(
+                    session, staff_id, graph=graph, start=start if chief else None, day=day
+                )
+            except ServiceError as exc:  # shown on the map page; other chiefs still drawn
+                errors.append({"staff_id": staff_id, "chief": name, "error": exc.message})
+                continue
             fc = res.to_geojson(speed_kmh, staff_id=staff_id, chief=name)
             fc["coordinates"] = res.coordinates()
             fc["colour"] = ROUTE_COLOURS[i % len(ROUTE_COLOURS)]
@@ -133,7 +141,12 @@ class PatrolRoutesLayer(MapLayer):
                 assigned[s] = {"chief": name, "staff_id": staff_id}
         segs = _segments_fc(session, sorted(assigned), assigned)
         osm = any(f["properties"]["source"] == "osm" for f in segs["features"])
-        return {"routes": routes, "assigned": segs, "attribution": OSM_CREDIT if osm else None}
+        return {
+            "routes": routes,
+            "assigned": segs,
+            "errors": errors,
+            "attribution": OSM_CREDIT if osm else None,
+        }
 
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
         import folium

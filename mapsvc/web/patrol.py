@@ -347,7 +347,10 @@ def _pct(v: float | None) -> str:
 def _table_html(routes: dict, state: dict) -> str:
     """A compact panel: route figures and per-chief patrol shares today and this week."""
     rows = []
-    notes = []
+    notes = [
+        f"<div style='color:#b00'>{esc(e['chief'])}: {esc(e['error'])}</div>"
+        for e in routes.get("errors", [])
+    ]
     for r in routes["routes"]:
         p = r["properties"]
         if p.get("unreachable_segments"):
@@ -368,8 +371,9 @@ def _table_html(routes: dict, state: dict) -> str:
             f"<th>{esc(_('Chief'))}</th><th>{esc(_('Total (m)'))}</th>"
             f"<th>{esc(_('Required (m)'))}</th><th>{esc(_('Connector (m)'))}</th>"
             f"<th>{esc(_('Ratio to lower bound'))}</th><th>{esc(_('Walking (min)'))}</th>"
-            f"<th></th></tr>{''.join(rows)}</table>{''.join(notes)}"
+            f"<th></th></tr>{''.join(rows)}</table>"
         )
+    route_tbl += "".join(notes)
     week = {c["staff_id"]: c for c in state["chiefs_week"]}
     crow = []
     for c in state["chiefs_today"][:200]:

@@ -151,3 +151,16 @@ def test_osm_streets_page_credits_openstreetmap(fresh_engine, make_app, page):
         server.stop()
     gpx = make_app(fresh_engine).test_client().get(f"/api/patrol/route.gpx?chief={chief}")
     assert "OpenStreetMap contributors" in gpx.get_data(as_text=True)
+
+
+def test_page_reports_a_chief_without_a_route(patrol_app, page):
+    app, _ids, _chief, other = patrol_app  # ``other`` holds no segments
+    server = LiveServer(app)
+    try:
+        page.goto(f"{server.url}/patrol?chief={other}&day={DAY}&lang=en")
+        page.wait_for_selector(".mapsvc-patrol-panel", timeout=15000)
+        assert "holds no alley segments" in page.inner_text(".mapsvc-patrol-panel")
+        assert page.errors == []
+    finally:
+        server.stop()
+    assert app.test_client().get("/patrol?chief=987654").status_code == 404
