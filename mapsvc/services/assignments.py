@@ -48,7 +48,9 @@ def holders(role: str, target: str, day: dt.date | None = None) -> sa.Select:
         Assignment.role == role, col.is_not(None), valid_on(day)
     )
     if role in SINGLE_HOLDER_ROLES:
-        q = q.ext(distinct_on(col)).order_by(col, Assignment.valid_from.desc(), Assignment.id.desc())
+        q = q.ext(distinct_on(col)).order_by(
+            col, Assignment.valid_from.desc(), Assignment.id.desc()
+        )
     return q
 
 
