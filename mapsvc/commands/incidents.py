@@ -43,7 +43,13 @@ def incidents_group() -> None:
     help="Import the good rows and write the bad ones, with reasons, to this CSV file.",
 )
 @click.option("--encoding", default="utf-8-sig", show_default=True)
-@click.option("--source", default="hotline", show_default=True, help="hotline|patrol|resident")
+@click.option(
+    "--source",
+    type=click.Choice(["hotline", "patrol", "resident"]),
+    default="hotline",
+    show_default=True,
+    help="Where the incidents came from.",
+)
 def import_cmd(
     file: Path,
     crs: str,
