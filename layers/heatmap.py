@@ -92,6 +92,27 @@ def to_mercator(lon: float, lat: float) -> tuple[float, float]:
     return R * math.radians(lon), R * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
 
 
+def points_to_crs(data: dict, crs: str) -> dict:
+    """Heatmap answer with its ``[lon, lat, n]`` cell centres moved to ``crs`` (in place).
+
+    For base maps drawn in GCJ-02 or BD-09 (see :mod:`layers.basemap`); WGS84 is returned
+    as it is.
+    """
+    if crs == "wgs84" or not data.get("points"):
+        return data
+    import numpy as np
+
+    from mapsvc.services.chinacrs import FROM_WGS84
+
+    arr = np.asarray(data["points"], dtype=float)
+    lon, lat = FROM_WGS84[crs](arr[:, 0], arr[:, 1])
+    data["points"] = [
+        [round(float(x), 5), round(float(y), 5), int(n)]
+        for x, y, n in zip(lon, lat, arr[:, 2], strict=True)
+    ]
+    return data
+
+
 def parse_zoom(value: Any) -> float:
     if value in (None, ""):
         return 13.0

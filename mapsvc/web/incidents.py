@@ -16,18 +16,19 @@ from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
-from layers.heatmap import code_label, labels
+from layers.basemap import add_tiles, basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
+from layers.heatmap import code_label, labels, points_to_crs
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
+from mapsvc.web.render import ATTRIBUTION
 
 bp = Blueprint("incidents", __name__)
 
 #: query parameters that are incident filters (``class`` is an alias of ``severity``)
 FILTER_PARAMS = (*svc.FILTER_KEYS, "class")
-ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
 
 def _json_body() -> dict[str, Any]:
@@ -169,27 +170,31 @@ def overdue_api():  # noqa: ANN201
 
 @bp.get("/api/heatmap")
 def heatmap_api():  # noqa: ANN201
-    """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters."""
+    """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters.
+
+    ``crs=gcj02|bd09`` (for base maps in those datums): bbox given and points answered in it.
+    """
+    crs = parse_crs(request.args.get("crs"))
     data = get_layer("heatmap").query(
         get_session(),
-        parse_bbox(request.args.get("bbox")),
+        bbox_to_wgs84(parse_bbox(request.args.get("bbox")), crs),
         zoom=request.args.get("zoom"),
         **_filters(),
     )
-    resp = current_app.response_class(
-        json.dumps(data, separators=(",", ":")), mimetype="application/json"
+    return current_app.response_class(
+        json.dumps(points_to_crs(data, crs), separators=(",", ":")),
+        mimetype="application/json",
     )
-    return resp
 
 
 @bp.get("/api/incidents/choropleth")
 def choropleth_api():  # noqa: ANN201
     """Grids with incidents per 1,000 residents and their class (GeoJSON)."""
-    return jsonify(
-        get_layer("incident_choropleth").query(
-            get_session(), parse_bbox(request.args.get("bbox")), **_filters()
-        )
+    crs = parse_crs(request.args.get("crs"))
+    data = get_layer("incident_choropleth").query(
+        get_session(), bbox_to_wgs84(parse_bbox(request.args.get("bbox")), crs), **_filters()
     )
+    return jsonify(collection_to_crs(data, crs))
 
 
 # --------------------------------------------------------------------------- pages
@@ -216,13 +221,25 @@ def _district_bounds(session) -> list[list[float]] | None:  # noqa: ANN001
     return [[row[1], row[0]], [row[3], row[2]]]
 
 
-def _base_map(bounds):  # noqa: ANN001, ANN202
+def _base_map(bounds, basemap):  # noqa: ANN001, ANN202
+    """A folium map fitted to ``bounds`` (WGS84) with the configured base map's tiles."""
     import folium
 
     m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None)
+    add_tiles(m, basemap)
     if bounds:
+        if basemap.crs != "wgs84":
+            from mapsvc.services.chinacrs import FROM_WGS84
+
+            (y0, x0), (y1, x1) = bounds
+            xs, ys = FROM_WGS84[basemap.crs]([x0, x1], [y0, y1])
+            bounds = [[float(ys[0]), float(xs[0])], [float(ys[1]), float(xs[1])]]
         m.fit_bounds(bounds)
     return m
+
+
+def _credits(basemap) -> str:  # noqa: ANN001
+    return " | ".join([ATTRIBUTION, *basemap.attribution])
 
 
 def _filter_panel(view: str) -> str:
@@ -288,12 +305,13 @@ def heatmap_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
+    basemap = basemap_for(current_app.config)
     bounds = _district_bounds(session)
-    m = _base_map(bounds)
+    m = _base_map(bounds, basemap)
     heat_layer, overdue_layer = get_layer("heatmap"), get_layer("overdue_incidents")
     bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None
-    heat = heat_layer.query(session, bbox, zoom=13, **f)
-    overdue = overdue_layer.query(session, bbox, **f)
+    heat = points_to_crs(heat_layer.query(session, bbox, zoom=13, **f), basemap.crs)
+    overdue = collection_to_crs(overdue_layer.query(session, bbox, **f), basemap.crs)
     heat_fl = heat_layer.draw(heat, locale)
     heat_fl.add_to(m)
     overdue_layer.draw(overdue, locale).add_to(m)
@@ -302,8 +320,8 @@ def heatmap_page():  # noqa: ANN201
         heat_fl,
         {
             "api": url_for("incidents.heatmap_api"),
-            "filters": f,
-            "attribution": ATTRIBUTION,
+            "filters": {**f, "crs": basemap.crs},
+            "attribution": _credits(basemap),
             "total_label": _("incidents in view"),
         },
     ).add_to(m)
@@ -327,15 +345,16 @@ def choropleth_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
-    m = _base_map(_district_bounds(session))
+    basemap = basemap_for(current_app.config)
+    m = _base_map(_district_bounds(session), basemap)
     layer = get_layer("incident_choropleth")
-    data = layer.query(session, None, **f)
+    data = collection_to_crs(layer.query(session, None, **f), basemap.crs)
     layer.draw(data, locale).add_to(m)
     overdue_layer = get_layer("overdue_incidents")
-    overdue = overdue_layer.query(session, None, **f)
+    overdue = collection_to_crs(overdue_layer.query(session, None, **f), basemap.crs)
     overdue_layer.draw(overdue, locale, show=False).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
-    HeatmapScript(None, {"attribution": ATTRIBUTION}).add_to(m)
+    HeatmapScript(None, {"attribution": _credits(basemap)}).add_to(m)
     add_legend(m, layer.title(locale), layer.legend(data, locale))
     m.get_root().html.add_child(folium.Element(_filter_panel("choropleth")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incidents per 1,000 residents"))

@@ -161,3 +161,27 @@ def test_pages_chinese_first_english_available(populated, make_app) -> None:  # 
     ch = client.get("/incidents/choropleth?lang=zh_CN").get_data(as_text=True)
     assert "每千人事件数" in ch
     assert client.get("/incidents/map?severity=huge").status_code == 400
+
+
+def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:  # noqa: ANN001
+    from mapsvc.services.chinacrs import wgs84_to_gcj02
+
+    client = make_app(populated.engine).test_client()
+    (x0, y0), (x1, y1) = ll(-100, -100), ll(1100, 700)
+    plain = client.get(f"/api/heatmap?bbox={x0},{y0},{x1},{y1}&zoom=16").get_json()
+    g0, g1 = wgs84_to_gcj02(x0, y0), wgs84_to_gcj02(x1, y1)
+    shifted = client.get(
+        f"/api/heatmap?bbox={float(g0[0])},{float(g0[1])},{float(g1[0])},{float(g1[1])}"
+        "&zoom=16&crs=gcj02"
+    ).get_json()
+    assert shifted["total"] == plain["total"] == 600
+    for p, q in zip(plain["points"], shifted["points"], strict=True):
+        lon, lat = wgs84_to_gcj02(p[0], p[1])
+        assert q[0] == pytest.approx(float(lon), abs=2e-5) and q[2] == p[2]
+        assert q[1] == pytest.approx(float(lat), abs=2e-5)
+    assert client.get("/api/heatmap?crs=mars2").status_code == 400
+    amap = make_app(populated.engine, BASEMAP="amap").test_client()
+    html = amap.get("/incidents/map?lang=en").get_data(as_text=True)
+    assert "autonavi.com" in html and '"crs": "gcj02"' in html
+    fc = amap.get("/api/incidents/choropleth?crs=gcj02").get_json()
+    assert len(fc["features"]) == 3
