@@ -185,3 +185,14 @@ def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:
     assert "autonavi.com" in html and '"crs": "gcj02"' in html
     fc = amap.get("/api/incidents/choropleth?crs=gcj02").get_json()
     assert len(fc["features"]) == 3
+
+
+def test_demo_heatmap_and_choropleth_pages(live_server, page) -> None:  # noqa: ANN001
+    page.goto(f"{live_server.url}/incidents/map?lang=zh_CN")
+    page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+    assert int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal")) > 0
+    assert page.title() == "事件热力图"
+    page.goto(f"{live_server.url}/incidents/choropleth?lang=en")
+    page.wait_for_selector("path.leaflet-interactive")
+    assert page.locator("path.leaflet-interactive").count() > 100  # the demo's grids
+    assert page.errors == []
