@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing
-import os
 import socket
 import statistics
 import sys
@@ -42,16 +41,6 @@ SEED = 20261124
 INCIDENTS = 100_000
 TARGET_BYTES = 2 * 1024 * 1024
 TARGET_MS = 2000
-CHROMIUM = os.environ.get("MAPSVC_CHROMIUM", "/usr/bin/chromium")
-CHROMIUM_ARGS = [  # as in tests/conftest.py
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 #: the naive page draws everything in its one script; mark both events after it, as map.js does
 DRAWN_MARK = (
     "requestAnimationFrame(function(){requestAnimationFrame(function(){"
@@ -243,7 +232,9 @@ def main() -> int:
         results: dict[str, list[dict]] = {k: [] for k in pages}
         linked: dict[str, list[dict]] = {k: [] for k in pages}
         with sync_playwright() as p:
-            browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+            from mapsvc.chromium import launch as launch_chromium
+
+            browser = launch_chromium(p)
             for u in pages.values():  # warm-up (server caches, Chromium start)
                 measure(browser, u)
             for _ in range(runs):  # interleaved so drift hits both alike

@@ -6,7 +6,7 @@ A new layer is a new module that defines a ``MapLayer`` subclass decorated with
 
 from __future__ import annotations
 
-from layers.base import BadRequest, BBox, MapLayer, parse_bbox
+from layers.base import BadRequest, BBox, MapLayer, parse_bbox, parse_date
 
 REGISTRY: dict[str, MapLayer] = {}
 
@@ -28,7 +28,16 @@ def get_layer(name: str) -> MapLayer:
         raise KeyError(f"unknown layer {name!r}; known: {', '.join(sorted(REGISTRY))}") from None
 
 
-__all__ = ["REGISTRY", "BadRequest", "BBox", "MapLayer", "get_layer", "parse_bbox", "register"]
+__all__ = [
+    "REGISTRY",
+    "BadRequest",
+    "BBox",
+    "MapLayer",
+    "get_layer",
+    "parse_bbox",
+    "parse_date",
+    "register",
+]
 
 # --- the registry: one line per layer module ------------------------------------------
 from layers import boundaries  # communities, grids, segments (coverage map of issue 2)

@@ -13,6 +13,7 @@ them up by name, so a new layer is one new module plus one import line in
 
 from __future__ import annotations
 
+import datetime as dt
 import html
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -24,6 +25,10 @@ BBox = tuple[float, float, float, float]
 class BadRequest(ValueError):
     """Bad filter or bbox values; the message names the parameter and what is wrong."""
 
+    def __init__(self, message: str, field: str | None = None):
+        super().__init__(message)
+        self.field = field
+
 
 def parse_bbox(text: str | None) -> BBox | None:
     """Parse ``minx,miny,maxx,maxy`` (WGS84 degrees) or return None when empty."""
@@ -31,18 +36,41 @@ def parse_bbox(text: str | None) -> BBox | None:
         return None
     parts = text.split(",")
     if len(parts) != 4:
-        raise BadRequest(f"bbox must be minx,miny,maxx,maxy; got {text[:80]!r}")
+        raise BadRequest(f"bbox must be minx,miny,maxx,maxy; got {text[:80]!r}", field="bbox")
     try:
         minx, miny, maxx, maxy = (float(p) for p in parts)
     except ValueError:
-        raise BadRequest(f"bbox values must be numbers; got {text[:80]!r}") from None
+        raise BadRequest(f"bbox values must be numbers; got {text[:80]!r}", field="bbox") from None
     if not (
         -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
     ):
-        raise BadRequest(f"bbox is outside WGS84 longitude/latitude ranges: {text[:80]!r}")
+        raise BadRequest(
+            f"bbox is outside WGS84 longitude/latitude ranges: {text[:80]!r}", field="bbox"
+        )
     if minx >= maxx or miny >= maxy:
-        raise BadRequest(f"bbox min must be below max: {text[:80]!r}")
+        raise BadRequest(f"bbox min must be below max: {text[:80]!r}", field="bbox")
     return (minx, miny, maxx, maxy)
+
+
+def parse_date(
+    value: str | dt.date | None, field: str = "date", default: dt.date | None = None
+) -> dt.date | None:
+    """Parse ``YYYY-MM-DD`` (a date passes through); ``default`` when empty.
+
+    The one date parser of request parameters, CLI options and JSON bodies: a bad value is a
+    BadRequest naming the field.
+    """
+    if value is None or value == "":
+        return default
+    if isinstance(value, dt.date):
+        return value
+    try:
+        return dt.date.fromisoformat(str(value).strip())
+    except ValueError:
+        raise BadRequest(
+            f"{field} must be a date like 2026-01-31; got {str(value)[:40]!r}",
+            field=field,
+        ) from None
 
 
 def esc(value: Any) -> str:

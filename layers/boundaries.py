@@ -161,16 +161,6 @@ def parse_zoom(text: str | None) -> float | None:
     return zoom
 
 
-def parse_day(text: str | None) -> dt.date | None:
-    """Validate a ``date`` request parameter (YYYY-MM-DD) or return None when absent."""
-    if not text:
-        return None
-    try:
-        return dt.date.fromisoformat(text)
-    except ValueError:
-        raise BadRequest(f"date must be YYYY-MM-DD; got {text[:40]!r}") from None
-
-
 def _geojson(geom: Any, zoom: float | None) -> sa.ColumnElement[str]:
     tol, digits = zoom_detail(zoom)
     if tol is not None:

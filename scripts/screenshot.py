@@ -14,7 +14,6 @@ Usage: ``.venv/bin/python scripts/screenshot.py [docs/demo-map.png] [--lang en]`
 from __future__ import annotations
 
 import argparse
-import os
 import socket
 import sys
 import threading
@@ -22,18 +21,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-
-CHROMIUM = os.environ.get("MAPSVC_CHROMIUM", "/usr/bin/chromium")
-#: the flags tests/conftest.py launches Chromium with
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-]
 
 
 def serve(app) -> tuple[str, object]:  # noqa: ANN001
@@ -54,7 +41,9 @@ def shoot(base: str, out: Path, lang: str, width: int, height: int, timeout_ms: 
 
     errors: list[str] = []
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS)
+        from mapsvc.chromium import launch as launch_chromium
+
+        browser = launch_chromium(p)
         try:
             context = browser.new_context(
                 viewport={"width": width, "height": height}, device_scale_factor=1

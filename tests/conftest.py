@@ -24,10 +24,10 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine
 
+from mapsvc.chromium import CHROMIUM, launch
 from mapsvc.config import PROJECT_ROOT
 from mapsvc.db import EmbeddedPostgres, ensure_schema, make_engine, normalize_url
 
-CHROMIUM = os.environ.get("MAPSVC_CHROMIUM", "/usr/bin/chromium")
 TEST_DEMO_INCIDENTS = 6000
 _counter = itertools.count()
 
@@ -174,19 +174,7 @@ def browser():  # noqa: ANN201
     if not Path(CHROMIUM).exists():
         pytest.fail(f"Chromium not found at {CHROMIUM}: apt-get install chromium")
     with sync_playwright() as p:
-        b = p.chromium.launch(
-            executable_path=CHROMIUM,
-            headless=True,
-            args=[
-                "--no-sandbox",
-                "--disable-gpu",
-                "--disable-quic",
-                "--no-first-run",
-                "--disable-background-networking",
-                "--disable-component-update",
-                "--disable-sync",
-            ],
-        )
+        b = launch(p)
         yield b
         b.close()
 

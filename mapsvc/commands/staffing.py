@@ -18,13 +18,12 @@ from mapsvc.config import from_environment
 
 
 def _day(value: str | None) -> dt.date:
-    from mapsvc.services.coverage import parse_day
-    from mapsvc.services.errors import ValidationError
+    from layers.base import BadRequest, parse_date
 
     try:
-        return parse_day(value, "--date")
-    except ValidationError as exc:
-        raise click.BadParameter(exc.message, param_hint="--date") from None
+        return parse_date(value, "--date", dt.date.today())
+    except BadRequest as exc:
+        raise click.BadParameter(str(exc), param_hint="--date") from None
 
 
 def _fmt(v: object) -> str:

@@ -30,24 +30,9 @@ from sqlalchemy.orm import Session, aliased
 from layers.base import BBox
 from mapsvc.models import AlleySegment, Assignment, Community, Grid, Staff, Subdistrict
 from mapsvc.services.assignments import holders, valid_on
-from mapsvc.services.errors import ValidationError
 
 GRID_STATUSES = ("no_head", "understaffed", "staffed")
 SEGMENT_STATUSES = ("no_chief", "chief")
-
-
-def parse_day(value: str | dt.date | None, field: str = "date") -> dt.date:
-    """Parse ``YYYY-MM-DD`` (default today); a clear error names the field otherwise."""
-    if value is None or value == "":
-        return dt.date.today()
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise ValidationError(
-            f"{field} must be a date like 2026-01-31; got {str(value)[:40]!r}", field=field
-        ) from None
 
 
 def segment_places() -> sa.Subquery:

@@ -27,7 +27,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(BadRequest)
     def _bad_request(exc: BadRequest):  # noqa: ANN202
-        return jsonify({"error": str(exc)}), 400
+        body = {"error": str(exc)}
+        if exc.field:
+            body["field"] = exc.field
+        return jsonify(body), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # noqa: ANN202

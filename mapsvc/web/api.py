@@ -22,8 +22,9 @@ import json
 from flask import Blueprint, Response, request
 
 from layers import get_layer, parse_bbox
+from layers.base import parse_date
 from layers.basemap import bbox_to_wgs84, collection_to_crs, parse_crs
-from layers.boundaries import parse_day, parse_zoom
+from layers.boundaries import parse_zoom
 from mapsvc.db import get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -50,7 +51,7 @@ def _layer_response(name: str) -> Response:
         get_session(),
         bbox,
         zoom=parse_zoom(request.args.get("zoom")),
-        day=parse_day(request.args.get("date")),
+        day=parse_date(request.args.get("date")),
         community=request.args.get("community") or None,
     )
     return geojson_response(collection_to_crs(data, crs))

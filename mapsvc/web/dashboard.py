@@ -23,6 +23,7 @@ from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
 from mapsvc.services.errors import ValidationError
+from mapsvc.web.args import date_arg, int_arg
 from mapsvc.web.render import ATTRIBUTION, folium_page, nav_html
 
 bp = Blueprint("dashboard", __name__)
@@ -38,21 +39,11 @@ PAGE_SIMPLIFY_M = 1.0
 
 
 def _day() -> dt.date:
-    return coverage_svc.parse_day(request.args.get("date"))
+    return date_arg("date")
 
 
 def _members_required() -> int:
     return int(current_app.config.get("GRID_MEMBERS_REQUIRED", 2))
-
-
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be an integer; got {raw[:20]!r}", field=name) from None
 
 
 def _coef() -> dict[str, float]:
@@ -66,7 +57,7 @@ def _density_args() -> dict[str, Any]:
         "level": request.args.get("level", "community"),
         "group": request.args.get("group", "all"),
         "scheme": request.args.get("scheme", "natural_breaks"),
-        "k": _int_arg("k", 5),
+        "k": int_arg("k", 5),
         "day": _day(),
     }
 

@@ -23,6 +23,7 @@ from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
+from mapsvc.web.args import int_arg
 from mapsvc.web.render import ATTRIBUTION
 
 bp = Blueprint("incidents", __name__)
@@ -52,16 +53,6 @@ def _filters() -> dict[str, Any]:
     return f
 
 
-def _int_arg(name: str, default: int) -> int:
-    raw = request.args.get(name)
-    if raw in (None, ""):
-        return default
-    try:
-        return int(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be an integer; got {raw[:20]!r}", field=name) from None
-
-
 def _config() -> dict[str, Any]:
     return dict(current_app.config)
 
@@ -89,8 +80,8 @@ def list_api():  # noqa: ANN201
             get_session(),
             _filters(),
             bbox=parse_bbox(request.args.get("bbox")),
-            limit=_int_arg("limit", 100),
-            offset=_int_arg("offset", 0),
+            limit=int_arg("limit", 100),
+            offset=int_arg("offset", 0),
         )
     )
 
@@ -158,13 +149,13 @@ def stats_api():  # noqa: ANN201
 
 @bp.get("/api/incidents/to-confirm")
 def to_confirm_api():  # noqa: ANN201
-    items = svc.to_confirm(get_session(), _int_arg("limit", 1000))
+    items = svc.to_confirm(get_session(), int_arg("limit", 1000))
     return jsonify({"total": len(items), "items": items})
 
 
 @bp.get("/api/incidents/overdue")
 def overdue_api():  # noqa: ANN201
-    items = svc.overdue(get_session(), _int_arg("limit", 1000))
+    items = svc.overdue(get_session(), int_arg("limit", 1000))
     return jsonify({"total": len(items), "items": items})
 
 

@@ -12,41 +12,14 @@ from flask import Blueprint, Response, current_app, jsonify, request
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import LegendItem, add_legend, esc
+from layers.base import LegendItem, add_legend, esc, parse_date
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.services import patrol, postman, streets
 from mapsvc.services.errors import ValidationError
+from mapsvc.web.args import date_arg, int_arg
 
 bp = Blueprint("patrol", __name__)
-
-
-def _day(name: str = "day") -> dt.date:
-    raw = request.args.get(name) or (request.form.get(name) if request.form else None)
-    return _date(raw, name) or dt.date.today()
-
-
-def _date(raw: str | None, name: str) -> dt.date | None:
-    if not raw:
-        return None
-    try:
-        return dt.date.fromisoformat(raw)
-    except ValueError:
-        raise ValidationError(f"{name} must be YYYY-MM-DD, got {raw[:40]!r}", field=name) from None
-
-
-def _int(name: str, required: bool = True, value: object = None) -> int | None:
-    raw = value if value is not None else request.args.get(name)
-    if raw in (None, ""):
-        if required:
-            raise ValidationError(f"parameter {name} is required", field=name)
-        return None
-    try:
-        return int(raw)
-    except (TypeError, ValueError):
-        raise ValidationError(
-            f"{name} must be an integer, got {str(raw)[:40]!r}", field=name
-        ) from None
 
 
 def _lonlat(raw: str | None, name: str = "start") -> tuple[float, float] | None:
@@ -75,16 +48,16 @@ def _thresholds() -> dict[str, float]:
 
 @bp.get("/api/patrol/chiefs")
 def chiefs_api():  # noqa: ANN201
-    rows = postman.chiefs(get_session(), request.args.get("grid"), _day())
+    rows = postman.chiefs(get_session(), request.args.get("grid"), date_arg("day"))
     return jsonify([{"staff_id": s, "name": n, "segments": c} for s, n, c in rows])
 
 
 @bp.get("/api/patrol/route")
 def route_api():  # noqa: ANN201
     session = get_session()
-    chief = _int("chief")
+    chief = int_arg("chief", required=True)
     res = postman.route_for_chief(
-        session, chief, start=_lonlat(request.args.get("start")), day=_day()
+        session, chief, start=_lonlat(request.args.get("start")), day=date_arg("day")
     )
     return jsonify(res.to_geojson(_speed(), staff_id=chief))
 
@@ -94,9 +67,9 @@ def route_gpx():  # noqa: ANN201
     from mapsvc.models import Staff
 
     session = get_session()
-    chief = _int("chief")
+    chief = int_arg("chief", required=True)
     res = postman.route_for_chief(
-        session, chief, start=_lonlat(request.args.get("start")), day=_day()
+        session, chief, start=_lonlat(request.args.get("start")), day=date_arg("day")
     )
     staff = session.get(Staff, chief)
     name = f"{_('Patrol route')} {staff.name if staff else chief}"
@@ -114,7 +87,7 @@ def routes_api():  # noqa: ANN201
     if not grid:
         raise ValidationError("parameter grid is required", field="grid")
     data = get_layer("patrol_routes").query(
-        get_session(), grid=grid, day=_day(), speed_kmh=_speed()
+        get_session(), grid=grid, day=date_arg("day"), speed_kmh=_speed()
     )
     for r in data["routes"]:
         r.pop("coordinates", None)
@@ -134,19 +107,21 @@ def upload_track_api():  # noqa: ANN201
         payload: object = f.read()
         if fmt is None and f.filename and f.filename.lower().endswith((".json", ".geojson")):
             fmt = "json"
-        staff = _int("staff", value=request.form.get("staff"))
+        staff = int_arg("staff", required=True, value=request.form.get("staff"))
     elif request.is_json:
         body = request.get_json(silent=True)
         if body is None:
             raise ValidationError("request body is not valid JSON", field="body")
         payload = body
-        staff = _int("staff", value=body.get("staff") if isinstance(body, dict) else None)
+        staff = int_arg(
+            "staff", required=True, value=body.get("staff") if isinstance(body, dict) else None
+        )
         fmt = fmt or "json"
     else:
         payload = request.get_data()
-        staff = _int("staff")
+        staff = int_arg("staff", required=True)
     crs = request.values.get("crs") or (payload.get("crs") if isinstance(payload, dict) else None)
-    day = _date(request.values.get("day"), "day")
+    day = parse_date(request.values.get("day"), "day")
     report = patrol.upload_track(session, staff, payload, fmt=fmt, crs=crs, day=day)
     session.commit()
     return jsonify(report), 201
@@ -154,7 +129,7 @@ def upload_track_api():  # noqa: ANN201
 
 @bp.get("/api/patrol/tracks")
 def tracks_api():  # noqa: ANN201
-    return jsonify(patrol.tracks_geojson(get_session(), _day(), _int("staff", required=False)))
+    return jsonify(patrol.tracks_geojson(get_session(), date_arg("day"), int_arg("staff")))
 
 
 # ---------------------------------------------------------------------------- compliance
@@ -162,18 +137,18 @@ def tracks_api():  # noqa: ANN201
 
 @bp.get("/api/patrol/compliance")
 def compliance_api():  # noqa: ANN201
-    return jsonify(patrol.district_compliance(get_session(), _day(), **_thresholds()))
+    return jsonify(patrol.district_compliance(get_session(), date_arg("day"), **_thresholds()))
 
 
 @bp.get("/api/patrol/week")
 def week_api():  # noqa: ANN201
-    return jsonify(patrol.week_summary(get_session(), _day(), **_thresholds()))
+    return jsonify(patrol.week_summary(get_session(), date_arg("day"), **_thresholds()))
 
 
 @bp.get("/api/patrol/grids")
 def grids_api():  # noqa: ANN201
     week = request.args.get("week") in ("1", "true", "yes")
-    return jsonify(patrol.grid_compliance(get_session(), _day(), week=week))
+    return jsonify(patrol.grid_compliance(get_session(), date_arg("day"), week=week))
 
 
 @bp.post("/api/patrol/visits")
@@ -182,16 +157,16 @@ def visit_api():  # noqa: ANN201
     if not isinstance(body, dict):
         raise ValidationError("a visit is a JSON object", field="body")
     session = get_session()
-    day = _date(body.get("day"), "day") or dt.date.today()
+    day = parse_date(body.get("day"), "day", dt.date.today())
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
         lonlat = (float(body["lon"]), float(body["lat"]))
     out = patrol.log_visit(
         session,
-        _int("staff", value=body.get("staff")),
+        int_arg("staff", required=True, value=body.get("staff")),
         day,
-        segment_id=_int("segment_id", required=False, value=body.get("segment_id")),
-        grid_id=_int("grid_id", required=False, value=body.get("grid_id")),
+        segment_id=int_arg("segment_id", value=body.get("segment_id")),
+        grid_id=int_arg("grid_id", value=body.get("grid_id")),
         place=body.get("place"),
         note=body.get("note"),
         lonlat=lonlat,
@@ -209,7 +184,7 @@ def segment_chief_api(segment_id: int):  # noqa: ANN201
     body = request.get_json(silent=True) or request.form.to_dict()
     if "staff" not in body:
         raise ValidationError("field staff is required", field="staff")
-    day = _date(body.get("valid_from"), "valid_from")
+    day = parse_date(body.get("valid_from"), "valid_from")
     session = get_session()
     out = streets.assign_segment(
         session, segment_id, body["staff"], body.get("role") or "alley_chief", day
@@ -248,8 +223,8 @@ def patrol_page():  # noqa: ANN201
 
     session = get_session()
     locale = current_locale()
-    day = _day()
-    chief = _int("chief", required=False)
+    day = date_arg("day")
+    chief = int_arg("chief")
     grid = request.args.get("grid") or None
     routes_layer = get_layer("patrol_routes")
     state_layer = get_layer("patrolled")
