@@ -91,7 +91,8 @@ def build_naive(url: str) -> tuple[str, float]:
 
     from layers import get_layer
     from layers.base import add_legend
-    from layers.boundaries import add_panes, bounds, legend_items
+    from layers.base import collection_bounds as bounds
+    from layers.boundaries import add_panes, legend_items
     from layers.offline import render_page
     from mapsvc.db import make_engine
 

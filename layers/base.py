@@ -73,6 +73,17 @@ def parse_date(
         ) from None
 
 
+def collection_bounds(*collections: dict) -> list[list[float]] | None:
+    """Leaflet bounds ``[[south, west], [north, east]]`` of FeatureCollections, or None."""
+    import shapely
+
+    geoms = [shapely.geometry.shape(f["geometry"]) for fc in collections for f in fc["features"]]
+    if not geoms:
+        return None
+    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
+    return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
+
+
 def esc(value: Any) -> str:
     """HTML-escape text that comes from data (names) before it goes into popups/tooltips."""
     return html.escape("" if value is None else str(value), quote=True)

@@ -247,17 +247,6 @@ def community_colours(session: Session) -> dict[int, str]:
     return {cid: PALETTE[i] for cid, i in colour_of.items()}
 
 
-def _bounds(fc: dict) -> list[list[float]] | None:
-    """[[south, west], [north, east]] of a FeatureCollection (for fitting the map)."""
-    import shapely
-
-    geoms = [shapely.geometry.shape(f["geometry"]) for f in fc["features"]]
-    if not geoms:
-        return None
-    minx, miny, maxx, maxy = shapely.total_bounds(geoms)
-    return [[float(miny), float(minx)], [float(maxy), float(maxx)]]
-
-
 def _tip(title: str, code: str | None, lines: list[tuple[str, Any]], extra: str = "") -> str:
     """Tooltip HTML from data: every value escaped here, labels are ours (escaped too)."""
     head = f"<b>{esc(title)}</b>" + (f" <small>{esc(code)}</small>" if code else "")
@@ -626,11 +615,6 @@ def add_panes(m) -> None:  # noqa: ANN001 - folium.Map
 
     for name, z in PANES.items():
         folium.map.CustomPane(name, z_index=z, pointer_events=True).add_to(m)
-
-
-def bounds(fc: dict) -> list[list[float]] | None:
-    """Leaflet bounds ([[south, west], [north, east]]) of a FeatureCollection, or None."""
-    return _bounds(fc)
 
 
 def client_config(locale: str = "zh_CN") -> dict[str, Any]:

@@ -15,7 +15,7 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import add_legend, esc, parse_bbox
+from layers.base import add_legend, collection_bounds, esc, parse_bbox
 from layers.offline import vendor_url
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
@@ -24,11 +24,10 @@ from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
 from mapsvc.services.errors import ValidationError
 from mapsvc.web.args import date_arg, int_arg
-from mapsvc.web.render import ATTRIBUTION, folium_page, nav_html
+from mapsvc.web.render import ATTRIBUTION, add_attribution, base_map, folium_page, nav_html
 
 bp = Blueprint("dashboard", __name__)
 
-DEFAULT_CENTRE = (24.91, 118.59)  # Licheng, Quanzhou
 #: decimals of coordinates embedded in map pages (5 ≈ 1 m: plenty on screen, half the bytes)
 PAGE_PRECISION = 5
 #: display generalisation of polygons on map pages, in metres (see services.coverage)
@@ -167,26 +166,8 @@ def api_quota_xlsx():  # noqa: ANN201
 # --------------------------------------------------------------------------- map pages
 
 
-def _bounds(*collections: dict) -> list[list[float]] | None:
-    from shapely.geometry import shape
-
-    boxes = [shape(f["geometry"]).bounds for fc in collections for f in fc["features"]]
-    if not boxes:
-        return None
-    return [
-        [min(b[1] for b in boxes), min(b[0] for b in boxes)],
-        [max(b[3] for b in boxes), max(b[2] for b in boxes)],
-    ]
-
-
 def _map(*collections: dict):  # noqa: ANN202 - folium.Map
-    import folium
-
-    m = folium.Map(location=DEFAULT_CENTRE, zoom_start=14, tiles=None)
-    bounds = _bounds(*collections)
-    if bounds:
-        m.fit_bounds(bounds)
-    return m
+    return base_map(collection_bounds(*collections), zoom_start=14)
 
 
 def _panel(html: str) -> str:
@@ -196,21 +177,6 @@ def _panel(html: str) -> str:
         "padding:10px 12px;border-radius:6px;font:13px/1.5 'Noto Sans CJK SC','Microsoft YaHei',"
         f'sans-serif;box-shadow:0 1px 6px rgba(0,0,0,.3)">{html}</div>'
     )
-
-
-def _attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
-    """Add ``text`` (escaped) to the map's own attribution line."""
-    from branca.element import MacroElement
-    from jinja2 import Template
-
-    el = MacroElement()
-    el._template = Template(
-        "{% macro script(this, kwargs) %}"
-        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});"
-        "{% endmacro %}"
-    )
-    el.text = text
-    m.add_child(el)
 
 
 def _date_form(endpoint: str, day: dt.date, hidden: dict[str, str] | None = None) -> str:
@@ -233,7 +199,7 @@ def _finish(m, layer_name: str, data: dict, legend_title: str, panel: str, title
     import branca.element
 
     m.get_root().html.add_child(branca.element.Element(_panel(panel)))
-    _attribution(m, f"{_('Data')}: {ATTRIBUTION}")
+    add_attribution(m, f"{_('Data')}: {ATTRIBUTION}")
     return folium_page(m, active="dashboard.dashboard_page", title=title)
 
 

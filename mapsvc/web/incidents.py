@@ -16,7 +16,7 @@ from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
-from layers.basemap import add_tiles, basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
+from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.heatmap import code_label, labels, points_to_crs
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
@@ -24,7 +24,7 @@ from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
 from mapsvc.web.args import int_arg
-from mapsvc.web.render import ATTRIBUTION
+from mapsvc.web.render import ATTRIBUTION, base_map
 
 bp = Blueprint("incidents", __name__)
 
@@ -212,23 +212,6 @@ def _district_bounds(session) -> list[list[float]] | None:  # noqa: ANN001
     return [[row[1], row[0]], [row[3], row[2]]]
 
 
-def _base_map(bounds, basemap):  # noqa: ANN001, ANN202
-    """A folium map fitted to ``bounds`` (WGS84) with the configured base map's tiles."""
-    import folium
-
-    m = folium.Map(location=[24.91, 118.58], zoom_start=13, tiles=None)
-    add_tiles(m, basemap)
-    if bounds:
-        if basemap.crs != "wgs84":
-            from mapsvc.services.chinacrs import FROM_WGS84
-
-            (y0, x0), (y1, x1) = bounds
-            xs, ys = FROM_WGS84[basemap.crs]([x0, x1], [y0, y1])
-            bounds = [[float(ys[0]), float(xs[0])], [float(ys[1]), float(xs[1])]]
-        m.fit_bounds(bounds)
-    return m
-
-
 def _credits(basemap) -> str:  # noqa: ANN001
     return " | ".join([ATTRIBUTION, *basemap.attribution])
 
@@ -298,7 +281,7 @@ def heatmap_page():  # noqa: ANN201
     f = _filters()
     basemap = basemap_for(current_app.config)
     bounds = _district_bounds(session)
-    m = _base_map(bounds, basemap)
+    m = base_map(bounds, basemap)
     heat_layer, overdue_layer = get_layer("heatmap"), get_layer("overdue_incidents")
     bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None
     heat = points_to_crs(heat_layer.query(session, bbox, zoom=13, **f), basemap.crs)
@@ -337,7 +320,7 @@ def choropleth_page():  # noqa: ANN201
     locale = current_locale()
     f = _filters()
     basemap = basemap_for(current_app.config)
-    m = _base_map(_district_bounds(session), basemap)
+    m = base_map(_district_bounds(session), basemap)
     layer = get_layer("incident_choropleth")
     data = collection_to_crs(layer.query(session, None, **f), basemap.crs)
     layer.draw(data, locale).add_to(m)

@@ -15,11 +15,10 @@ from flask import Blueprint, current_app, url_for
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import LegendItem, add_legend, esc
-from layers.basemap import add_tiles, basemap_for, collection_to_crs
+from layers.base import LegendItem, add_legend, collection_bounds, esc
+from layers.basemap import basemap_for, collection_to_crs
 from layers.boundaries import (
     add_panes,
-    bounds,
     client_config,
     legend_items,
     segment_counts,
@@ -28,12 +27,10 @@ from layers.boundaries import (
 )
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
-from mapsvc.web.render import ATTRIBUTION, folium_page
+from mapsvc.web.render import ATTRIBUTION, base_map, folium_page
 
 bp = Blueprint("pages", __name__)
 
-#: map centre when no district is loaded yet (Quanzhou)
-DEFAULT_CENTRE = [24.91, 118.59]
 #: detail of the embedded outlines: half a pixel at zoom 17 (about half a metre)
 EMBED_ZOOM = 17
 
@@ -56,16 +53,8 @@ def index() -> str:
     district_layer, communities_layer = get_layer("district"), get_layer("communities")
     district = collection_to_crs(district_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)
     communities = collection_to_crs(communities_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)
-    fit = bounds(district) or bounds(communities)
-
-    m = folium.Map(
-        location=None if fit else DEFAULT_CENTRE,
-        zoom_start=12,
-        tiles=None,
-        control_scale=True,
-        max_zoom=19,
-    )
-    add_tiles(m, basemap)
+    fit = collection_bounds(district) or collection_bounds(communities)
+    m = base_map(fit, basemap, fit_crs=basemap.crs, zoom_start=12, max_zoom=19)
     add_panes(m)
     district_layer.draw(district, locale, pane="mapsvc-district").add_to(m)
     community_fg = communities_layer.draw(communities, locale, pane="mapsvc-communities")
@@ -73,8 +62,6 @@ def index() -> str:
     grids = folium.FeatureGroup(name=_("Grids")).add_to(m)
     segments = folium.FeatureGroup(name=_("Alley segments")).add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
-    if fit:
-        m.fit_bounds(fit)
 
     credits = [f"{_('Boundaries')}: {ATTRIBUTION}", *basemap.attribution]
     viewport_loader(

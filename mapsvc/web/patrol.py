@@ -219,7 +219,7 @@ def patrol_page():  # noqa: ANN201
     """Map of a chief's route (``?chief=``) or a grid's chiefs (``?grid=``) and patrol state."""
     import folium
 
-    from mapsvc.web.render import folium_page
+    from mapsvc.web.render import add_attribution, base_map, folium_page
 
     session = get_session()
     locale = current_locale()
@@ -238,14 +238,10 @@ def patrol_page():  # noqa: ANN201
     )
     state = state_layer.query(session, day=day)
     bounds = _bounds(routes, state)
-    m = folium.Map(
-        location=None if bounds else [24.9, 118.58],
-        zoom_start=13,
-        tiles=None,
-    )
+    m = base_map(None)
     attribution = " | ".join(a for a in {routes.get("attribution"), state.get("attribution")} if a)
     if attribution:
-        m.get_root().html.add_child(folium.Element(_attribution_script(m, attribution)))
+        add_attribution(m, attribution)
     state_layer.draw(state, locale).add_to(m)
     routes_layer.draw(routes, locale).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
@@ -262,20 +258,6 @@ def patrol_page():  # noqa: ANN201
         folium.Element(_form_html(chiefs, chief, grid, day) + _table_html(routes, state))
     )
     return folium_page(m, active="patrol.patrol_page", title=_("Patrol"))
-
-
-def _attribution_script(m, text: str) -> str:  # noqa: ANN001
-    return (
-        "<script>document.addEventListener('DOMContentLoaded',function(){"
-        f"var m={m.get_name()};if(m&&m.attributionControl)"
-        f"{{m.attributionControl.addAttribution({_js_string(text)});}}}});</script>"
-    )
-
-
-def _js_string(text: str) -> str:
-    import json
-
-    return json.dumps(esc(text))
 
 
 def _bounds(routes: dict, state: dict) -> list | None:

@@ -20,6 +20,56 @@ NAV = [
 ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
 
+#: where a map opens when there is nothing to fit (the demo district, Licheng, Quanzhou)
+DEFAULT_CENTRE = (24.91, 118.59)
+
+
+def base_map(  # noqa: ANN201 - folium.Map
+    fit: list[list[float]] | None = None,
+    basemap=None,  # noqa: ANN001 - layers.basemap.Basemap
+    fit_crs: str = "wgs84",
+    **options,  # noqa: ANN003
+):
+    """A folium map with the configured base map's tiles, fitted to ``fit`` bounds.
+
+    ``basemap`` is a :class:`layers.basemap.Basemap` (None: no tiles). When its tiles are in
+    GCJ-02 (Amap) and ``fit`` is in another datum (``fit_crs``), the bounds are shifted like
+    the overlays, so the view matches the data.
+    """
+    import folium
+
+    from layers.basemap import add_tiles
+
+    options = {"zoom_start": 13, "control_scale": True, **options}
+    m = folium.Map(location=None if fit else list(DEFAULT_CENTRE), tiles=None, **options)
+    if basemap is not None:
+        add_tiles(m, basemap)
+        if fit and basemap.crs != fit_crs:
+            from mapsvc.services.chinacrs import FROM_WGS84
+
+            (y0, x0), (y1, x1) = fit
+            xs, ys = FROM_WGS84[basemap.crs]([x0, x1], [y0, y1])
+            fit = [[float(ys[0]), float(xs[0])], [float(ys[1]), float(xs[1])]]
+    if fit:
+        m.fit_bounds(fit)
+    return m
+
+
+def add_attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
+    """Add ``text`` to the map's own attribution line (Leaflet escapes nothing: we do)."""
+    from branca.element import MacroElement
+    from jinja2 import Template
+
+    el = MacroElement()
+    el._template = Template(
+        "{% macro script(this, kwargs) %}"
+        "{{ this._parent.get_name() }}.attributionControl.addAttribution({{ this.text|tojson }});"
+        "{% endmacro %}"
+    )
+    el.text = esc(text)
+    m.add_child(el)
+
+
 def nav_html(active: str) -> str:
     """The top bar: page links (those whose endpoint exists) and a 中文/English switch."""
     from flask import current_app
