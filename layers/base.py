@@ -103,7 +103,7 @@ def legend_html(title: str, items: list[LegendItem]) -> str:
         for i in items
     )
     return (
-        '<div class="mapsvc-legend" style="position:absolute;bottom:24px;left:10px;z-index:1000;'
+        '<div class="mapsvc-legend" style="position:absolute;bottom:52px;left:10px;z-index:1000;'
         "background:rgba(255,255,255,.92);padding:6px 8px;border-radius:4px;font:12px sans-serif;"
         f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{esc(title)}</b>{rows}</div>'
     )
