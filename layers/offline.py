@@ -10,11 +10,16 @@ plugin cannot silently bring a CDN back.
 from __future__ import annotations
 
 import json
+import re
 from functools import lru_cache
 from pathlib import Path
 
 VENDOR_JSON = Path(__file__).resolve().parent.parent / "static" / "vendor.json"
 VENDOR_URL = "/static/vendor/"
+#: a <script src> or <link href> pointing off this service
+_EXTERNAL_ASSET = re.compile(
+    r"<(?:script|link)\b[^>]*\b(?:src|href)=[\"']?(?:https?:)?//[^\"' >]+", re.I
+)
 
 
 @lru_cache(maxsize=1)
@@ -73,6 +78,7 @@ def render_page(m) -> str:  # noqa: ANN001 - folium.Map
     """Render a folium map to a full HTML page with local assets only."""
     localize(m)
     html = m.get_root().render()
-    if "cdn.jsdelivr" in html or "cdnjs.cloudflare" in html or "code.jquery" in html:
-        raise ValueError("rendered page still references a CDN")
+    external = _EXTERNAL_ASSET.search(html)
+    if external:
+        raise ValueError(f"rendered page loads an asset from the internet: {external.group(0)}")
     return html
