@@ -459,6 +459,31 @@ def _lengths(session: Session, ids: list[int]) -> dict[int, float]:
     )
 
 
+def _per_chief(
+    session: Session, by_chief: dict[int, list[int]], done: set[int] | dict
+) -> list[dict[str, Any]]:
+    """One row per chief: segments assigned, patrolled (in ``done``), share, metres."""
+    all_ids = sorted({s for segs in by_chief.values() for s in segs})
+    lengths = _lengths(session, all_ids)
+    names = _names(session, list(by_chief))
+    rows = []
+    for staff, segs in sorted(by_chief.items()):
+        ok = [s for s in segs if s in done]
+        rows.append(
+            {
+                "staff_id": staff,
+                "name": names.get(staff),
+                "segments": len(segs),
+                "patrolled": len(ok),
+                "share": len(ok) / len(segs) if segs else None,
+                "length_m": round(sum(lengths.get(s, 0.0) for s in segs), 1),
+                "patrolled_m": round(sum(lengths.get(s, 0.0) for s in ok), 1),
+                "patrolled_ids": sorted(ok),
+            }
+        )
+    return rows
+
+
 def district_compliance(
     session: Session,
     day: dt.date,
@@ -479,23 +504,7 @@ def district_compliance(
         if all_ids
         else {}
     )
-    lengths = _lengths(session, all_ids)
-    names = _names(session, list(by_chief))
-    chiefs = []
-    for staff, segs in sorted(by_chief.items()):
-        ok = [s for s in segs if s in done]
-        chiefs.append(
-            {
-                "staff_id": staff,
-                "name": names.get(staff),
-                "segments": len(segs),
-                "patrolled": len(ok),
-                "share": len(ok) / len(segs) if segs else None,
-                "length_m": round(sum(lengths.get(s, 0.0) for s in segs), 1),
-                "patrolled_m": round(sum(lengths.get(s, 0.0) for s in ok), 1),
-                "patrolled_ids": sorted(ok),
-            }
-        )
+    chiefs = _per_chief(session, by_chief, done)
     n_done = sum(1 for s in all_ids if s in done)
     return {
         "day": day.isoformat(),
@@ -556,22 +565,10 @@ def week_summary(
             {"a": monday, "b": sunday},
         ).all()
     )
-    names = _names(session, list(by_chief))
-    chiefs = []
-    for staff, segs in sorted(by_chief.items()):
-        ok = [s for s in segs if s in done_week]
-        chiefs.append(
-            {
-                "staff_id": staff,
-                "name": names.get(staff),
-                "segments": len(segs),
-                "patrolled": len(ok),
-                "share": len(ok) / len(segs) if segs else None,
-                "patrol_days": int(days_with_tracks.get(staff, 0)),
-                "visits": int(visits.get(staff, 0)),
-                "patrolled_ids": sorted(ok),
-            }
-        )
+    chiefs = _per_chief(session, by_chief, done_week)
+    for row in chiefs:
+        row["patrol_days"] = int(days_with_tracks.get(row["staff_id"], 0))
+        row["visits"] = int(visits.get(row["staff_id"], 0))
     n_done = len(done_week & set(all_ids))
     return {
         "week_start": monday.isoformat(),
