@@ -255,18 +255,63 @@ def test_unreachable_piece_is_reported(session):
         postman.solve(graph, [ids["a"]], start=lonlat(600, 500))
 
 
-def test_sparse_matching_equals_complete_matching():
+def _jittered_lattice(n: int, seed: int) -> postman.StreetGraph:
+    """A street-like lattice (n x n junctions, 40-80 m blocks, some streets missing)."""
+    import numpy as np
+    import shapely
+    from pyproj import Geod
+
+    rng = np.random.default_rng(seed)
+    x0, y0 = 118.58, 24.90
+    pts = {
+        (i, j): (
+            x0 + (60 * i + rng.uniform(-20, 20)) / 101_000,
+            y0 + (60 * j + rng.uniform(-20, 20)) / 111_000,
+        )
+        for i in range(n)
+        for j in range(n)
+    }
+    lines = []
+    for i, j in pts:
+        for di, dj in ((1, 0), (0, 1)):
+            if (i + di, j + dj) in pts and rng.random() > 0.12:
+                lines.append(shapely.LineString([pts[(i, j)], pts[(i + di, j + dj)]]))
+    geod = Geod(ellps="WGS84")
+    lens = [geod.geometry_length(ln) for ln in lines]
+    return postman.StreetGraph.from_segments(list(range(1, len(lines) + 1)), lines, lens)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_t_join_equals_complete_graph_matching(seed):
+    """The sparse-blossom T-join costs exactly the complete-graph matching and fixes parity."""
     import numpy as np
 
-    rng = np.random.default_rng(7)
-    pts = rng.random((300, 2)) * 2000
-    d = np.hypot(*(pts[:, None, :] - pts[None, :, :]).transpose(2, 0, 1))
+    graph = _jittered_lattice(18, seed)
+    labels = graph.component_labels()
+    big = np.bincount(labels).argmax()
+    rng = np.random.default_rng(seed)
+    nodes = np.flatnonzero(labels == big)
+    for size in (2, 10, 60, 2 * (len(nodes) // 4)):
+        terminals = sorted(int(x) for x in rng.choice(nodes, size=size, replace=False))
+        edges, cost = graph.t_join(terminals)
+        assert cost == pytest.approx(postman.reference_t_join_cost(graph, terminals), abs=0.01)
+        assert len(set(edges)) == len(edges)
+        deg = np.zeros(graph.n_nodes, dtype=int)
+        np.add.at(deg, graph.u[edges], 1)
+        np.add.at(deg, graph.v[edges], 1)
+        assert sorted(np.flatnonzero(deg % 2).tolist()) == terminals
 
-    def cost(pairs):  # noqa: ANN001, ANN202
-        return sum(d[i, j] for i, j in pairs)
 
-    sparse, dense_used = postman.min_weight_perfect_matching(d, dense_limit=10)
-    full, dense_full = postman.min_weight_perfect_matching(d, dense_limit=10_000)
-    assert not dense_used and dense_full
-    assert sorted(x for p in sparse for x in p) == list(range(300))
-    assert cost(sparse) == pytest.approx(cost(full), abs=0.01)
+def test_t_join_on_separate_parts_is_refused():
+    """Two dead-end streets on separate parts cannot be paired, even with a core elsewhere."""
+    import shapely
+
+    def line(*pts):  # noqa: ANN002, ANN202
+        return shapely.LineString([(118.58 + x / 1e4, 24.90 + y / 1e4) for x, y in pts])
+
+    lines = [line((0, 0), (10, 0)), line((200, 0), (210, 0))]
+    lines += [line((400, 0), (410, 0)), line((410, 0), (410, 10)), line((410, 10), (400, 0))]
+    graph = postman.StreetGraph.from_segments([1, 2, 3, 4, 5], lines, [100.0] * 5)
+    with pytest.raises(ValidationError, match="cannot reach each other"):
+        graph.t_join([int(graph.u[0]), int(graph.u[1])])
+    assert graph.t_join([int(graph.u[2]), int(graph.u[3])]) == ([2], 100.0)
