@@ -23,9 +23,11 @@ The odd junctions are fixed by a minimum T-join: the cheapest set of streets who
 walking makes every junction even. Its cost equals a minimum perfect matching of the odd
 junctions on shortest-path distances, and pymatching's sparse blossom solves exactly that
 problem on the street graph itself, without the all-pairs distances a complete matching
-needs: a beat takes tens of microseconds and a whole district's 1,300 odd junctions well
-under 0.1 s (rustworkx's blossom on the complete graph takes 20 s there). Its matcher is
-built once per street graph and reused for every chief.
+needs. Dead-end trees are settled before it (their part is forced). A chief's beat takes
+about 0.1-0.2 ms end to end and the whole Shenzhen extract's 1,314 odd junctions about
+10 ms (rustworkx's blossom on the complete graph takes 20 s there; bench/bench_postman.py
+compares with pgr_chinesePostman). The matcher is built once per street graph and reused
+for every chief.
 
 The graph is built once from *all* segments of ``alley_segment`` (OSM imports and the demo
 alike): nodes are segment endpoints snapped together within ``snap_m`` metres (in the local
