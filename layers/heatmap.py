@@ -20,6 +20,7 @@ centres weighted by their counts; ``static/js/heatmap.js`` refetches on pan and 
 
 from __future__ import annotations
 
+import datetime as dt
 import math
 import warnings
 from functools import lru_cache
@@ -36,6 +37,9 @@ CELL_PX = 12
 MERC_PX0 = 2 * math.pi * 6378137.0 / 256
 R = 6378137.0
 MAX_LAT = 85.05112878
+#: a map fitted to a few incidents (:func:`fit_bounds`) spans at least this many pixels
+#: at this zoom, so a single incident is shown with its streets around it
+MIN_FIT_PX, MAX_FIT_ZOOM = 400, 16
 #: heat colours (leaflet.heat gradient) and choropleth classes (ColorBrewer YlOrRd)
 GRADIENT = {0.2: "#ffffb2", 0.4: "#fecc5c", 0.6: "#fd8d3c", 0.8: "#f03b20", 1.0: "#bd0026"}
 CLASS_COLOURS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
@@ -87,6 +91,11 @@ def cell_size(zoom: float) -> float:
     return MERC_PX0 / (2.0 ** float(zoom)) * CELL_PX
 
 
+def from_mercator(x: float, y: float) -> tuple[float, float]:
+    """Web Mercator metres -> (lon, lat) in degrees."""
+    return math.degrees(x / R), math.degrees(2 * math.atan(math.exp(y / R)) - math.pi / 2)
+
+
 def to_mercator(lon: float, lat: float) -> tuple[float, float]:
     lat = max(-MAX_LAT, min(MAX_LAT, lat))
     return R * math.radians(lon), R * math.log(math.tan(math.pi / 4 + math.radians(lat) / 2))
@@ -125,14 +134,103 @@ def parse_zoom(value: Any) -> float:
     return z
 
 
-def _filters(filters: dict[str, Any]) -> tuple[str, dict[str, Any]]:
-    from mapsvc.services.errors import ValidationError
+#: id filters of :func:`mapsvc.services.incidents.filter_sql` (its parameter names) and the
+#: table whose ids they name
+ID_FILTERS = {
+    "f_grid": ("grid", "grid"),
+    "f_community": ("community", "community"),
+    "f_sub": ("subdistrict", "subdistrict"),
+    "f_chief": ("chief", "staff"),
+    "f_segment": ("segment", "alley_segment"),
+}
+
+
+def _filters(filters: dict[str, Any], session=None) -> tuple[str, dict[str, Any]]:  # noqa: ANN001
+    """SQL condition of the shared incident filters; with a session, unknown ids are a 404.
+
+    An id that names nothing would otherwise just match no incident, and a chief opening a
+    mistyped link would see an empty map with no hint why: ``NotFound`` names the filter
+    and the id instead (as the list API names a malformed one with a 400).
+    """
+    from mapsvc.services.errors import NotFound, ValidationError
     from mapsvc.services.incidents import filter_sql
 
     try:
-        return filter_sql({k: v for k, v in filters.items() if k != "bbox"})
+        where, params = filter_sql({k: v for k, v in filters.items() if k != "bbox"})
     except ValidationError as exc:
-        raise BadRequest(exc.message) from None
+        raise BadRequest(exc.message, field=exc.details.get("field")) from None
+    if session is not None:
+        for key, (field, table) in ID_FILTERS.items():
+            ids = params.get(key)
+            if not ids:
+                continue
+            found = set(
+                session.scalars(
+                    sa.text(f"SELECT id FROM {table} WHERE id = ANY(:ids)"), {"ids": ids}
+                )
+            )
+            missing = [i for i in ids if i not in found]
+            if missing:
+                what = "staff" if table == "staff" else field
+                raise NotFound(
+                    f"{field}: {what} {', '.join(map(str, missing))} does not exist",
+                    field=field,
+                )
+    return where, params
+
+
+def filter_choices(session, day: dt.date | None = None) -> dict[str, list]:  # noqa: ANN001
+    """What the map pages' filter form offers: communities, grids by community, chiefs.
+
+    ``communities``: ``[(id, name)]``; ``grids``: ``[(community id, community name,
+    [(id, code, name)])]`` (one ``<optgroup>`` each); ``chiefs``: ``[(staff id, name)]`` of
+    the staff holding an alley-chief post on ``day`` (default today), from the assignments
+    service, so a chief finds himself in the list the day he takes the post.
+    """
+    from mapsvc.services.postman import chiefs
+
+    communities = [
+        (int(i), n or c)
+        for i, c, n in session.execute(
+            sa.text("SELECT id, code, name FROM community ORDER BY name, code")
+        )
+    ]
+    by_comm: dict[int | None, list[tuple[int, str, str]]] = {}
+    for gid, code, name, cid in session.execute(
+        sa.text("SELECT id, code, name, community_id FROM grid ORDER BY code, id")
+    ):
+        by_comm.setdefault(cid, []).append((int(gid), code or "", name or ""))
+    grids = [(cid, cname, by_comm[cid]) for cid, cname in communities if cid in by_comm]
+    if None in by_comm:
+        grids.append((None, "", by_comm[None]))
+    people = sorted(
+        ((int(sid), name or str(sid)) for sid, name, _n in chiefs(session, None, day)),
+        key=lambda c: (c[1], c[0]),
+    )
+    return {"communities": communities, "grids": grids, "chiefs": people}
+
+
+def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  # noqa: ANN001
+    """Leaflet bounds of the incidents matching ``filters`` (None when there are none).
+
+    A chief opening the map with his own filter should see his incidents, not the whole
+    district. The extent is taken from the indexed Web Mercator columns and grown to at
+    least :data:`MIN_FIT_PX` pixels at zoom :data:`MAX_FIT_ZOOM`, so one incident does
+    not zoom the map to the street level.
+    """
+    where, params = _filters(filters, session)
+    row = session.execute(
+        sa.text(f"SELECT min(x_m), min(y_m), max(x_m), max(y_m) FROM incident i WHERE {where}"),
+        params,
+    ).one()
+    if row[0] is None:
+        return None
+    x0, y0, x1, y1 = (float(v) for v in row)
+    least = MIN_FIT_PX * MERC_PX0 / 2.0**MAX_FIT_ZOOM
+    cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
+    hx, hy = max(x1 - x0, least) / 2, max(y1 - y0, least) / 2
+    (w, s), (e, n) = from_mercator(cx - hx, cy - hy), from_mercator(cx + hx, cy + hy)
+    return [[s, w], [n, e]]
 
 
 @register
@@ -148,7 +246,7 @@ class IncidentHeatmap(MapLayer):
         Without a bbox the whole district is binned.
         """
         zoom = parse_zoom(filters.pop("zoom", None))
-        where, params = _filters(filters)
+        where, params = _filters(filters, session)
         cell = cell_size(zoom)
         if bbox is not None:
             x0, y0 = to_mercator(bbox[0], bbox[1])
@@ -188,9 +286,7 @@ class IncidentHeatmap(MapLayer):
         points = []
         total = peak = 0
         for cx, cy, n in rows:
-            x, y = (cx + 0.5) * cell, (cy + 0.5) * cell
-            lon = math.degrees(x / R)
-            lat = math.degrees(2 * math.atan(math.exp(y / R)) - math.pi / 2)
+            lon, lat = from_mercator((cx + 0.5) * cell, (cy + 0.5) * cell)
             points.append([round(lon, 5), round(lat, 5), int(n)])  # 5 decimals: ~1 m
             total += n
             peak = max(peak, n)
@@ -238,7 +334,7 @@ class IncidentChoropleth(MapLayer):
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """GeoJSON of grids with count, population, per_1000 and a class (0..k-1)."""
-        where, params = _filters(filters)
+        where, params = _filters(filters, session)
         conds = ["TRUE"]
         if bbox is not None:
             conds.append("g.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)")
@@ -358,7 +454,7 @@ class OverdueIncidents(MapLayer):
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """Open incidents past due (most overdue first, at most :attr:`limit`), as GeoJSON."""
         filters = {k: v for k, v in filters.items() if k != "zoom"}
-        where, params = _filters({**filters, "overdue": True})
+        where, params = _filters({**filters, "overdue": True}, session)
         if bbox is not None:
             where += " AND i.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)"
             params.update(bx0=bbox[0], by0=bbox[1], bx1=bbox[2], by1=bbox[3])

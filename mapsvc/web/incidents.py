@@ -17,7 +17,7 @@ from flask_babel import gettext as _
 from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
 from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
-from layers.heatmap import code_label, labels, points_to_crs
+from layers.heatmap import code_label, filter_choices, fit_bounds, labels, points_to_crs
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
@@ -217,7 +217,11 @@ def _credits(basemap) -> str:  # noqa: ANN001
 
 
 def _filter_panel(view: str) -> str:
-    """A small filter form (category, class, state, dates) and the link to the other view."""
+    """The filter form (category, class, state, community, grid, chief, dates) and the link
+    to the other view. Grids are grouped by community (heatmap.js shows the chosen
+    community's group only); chiefs are the staff holding an alley-chief post today
+    (:func:`layers.heatmap.filter_choices`).
+    """
     import sqlalchemy as sa
 
     locale = current_locale()
@@ -243,6 +247,17 @@ def _filter_panel(view: str) -> str:
         [("open", _("Open"))] + [(s, code_label(s, t)) for s in svc.TRANSITIONS],
         f.get("state"),
     )
+    choices = filter_choices(get_session())
+    comm_opts = options([(str(i), n) for i, n in choices["communities"]], f.get("community"))
+    chief_opts = options([(str(i), n) for i, n in choices["chiefs"]], f.get("chief"))
+    grid_opts = [f'<option value="">{esc(_("All"))}</option>']
+    for cid, cname, grids in choices["grids"]:
+        grid_opts.append(f'<optgroup label="{esc(cname)}" data-community="{esc(cid or "")}">')
+        for gid, code, name in grids:
+            sel = " selected" if str(gid) == f.get("grid") else ""
+            label = f"{code} {name}" if name and name != code else code
+            grid_opts.append(f'<option value="{gid}"{sel}>{esc(label)}</option>')
+        grid_opts.append("</optgroup>")
     other = (
         ("incidents.choropleth_page", _("Per 1,000 residents by grid"))
         if view == "heatmap"
@@ -256,6 +271,10 @@ def _filter_panel(view: str) -> str:
         f'<label>{esc(_("Category"))} <select name="category">{cat_opts}</select></label>'
         f'<label>{esc(_("Class"))} <select name="severity">{sev_opts}</select></label>'
         f'<label>{esc(_("State"))} <select name="state">{state_opts}</select></label>'
+        f'<label>{esc(_("Community"))} <select name="community">{comm_opts}</select></label>'
+        f'<label>{esc(_("Grid"))} <select name="grid" style="max-width:16em">'
+        f"{''.join(grid_opts)}</select></label>"
+        f'<label>{esc(_("Chief"))} <select name="chief">{chief_opts}</select></label>'
         f'<label>{esc(_("From"))} <input type="date" name="date_from" '
         f'value="{esc(f.get("date_from", ""))}"></label>'
         f'<label>{esc(_("To"))} <input type="date" name="date_to" '
@@ -280,7 +299,9 @@ def heatmap_page():  # noqa: ANN201
     locale = current_locale()
     f = _filters()
     basemap = basemap_for(current_app.config)
-    bounds = _district_bounds(session)
+    # a chief's (grid's, community's) own map opens on his incidents, not the district
+    place = any(f.get(k) for k in ("chief", "grid", "community", "subdistrict"))
+    bounds = (place and fit_bounds(session, f)) or _district_bounds(session)
     m = base_map(bounds, basemap)
     heat_layer, overdue_layer = get_layer("heatmap"), get_layer("overdue_incidents")
     bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None

@@ -28,8 +28,35 @@
     };
   }
 
+  /* The filter form: the grid list shows the chosen community's grids only, and a grid
+   * of another community is unselected when the community changes (it would match
+   * nothing together with it). */
+  function wireFilterForm() {
+    var form = document.getElementById("incident-filters");
+    if (!form || !form.elements.community || !form.elements.grid) {
+      return;
+    }
+    var comm = form.elements.community;
+    var grid = form.elements.grid;
+    function limit() {
+      var chosen = comm.value;
+      Array.prototype.forEach.call(grid.querySelectorAll("optgroup"), function (g) {
+        var show = !chosen || g.getAttribute("data-community") === chosen;
+        g.hidden = !show;
+        g.disabled = !show;
+      });
+      var opt = grid.options[grid.selectedIndex];
+      if (opt && opt.parentNode.tagName === "OPTGROUP" && opt.parentNode.disabled) {
+        grid.value = "";
+      }
+    }
+    comm.addEventListener("change", limit);
+    limit();
+  }
+
   function init(map, heat, opts) {
     opts = opts || {};
+    wireFilterForm();
     if (opts.attribution && map.attributionControl) {
       var span = document.createElement("span");
       span.textContent = opts.attribution;
