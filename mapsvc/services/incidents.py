@@ -27,6 +27,7 @@ from mapsvc.models.core import SEVERITIES, SOURCES, STATES
 from mapsvc.models.incidents import IncidentEvent
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.errors import Conflict, NotFound, ValidationError
+from mapsvc.services.geocode import geocode, precision_of
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
 #: allowed transitions of the closed loop (state -> states it may go to)
@@ -132,6 +133,8 @@ def incident_dict(inc: Incident, session: Session | None = None) -> dict[str, An
         "grid_head_id": inc.grid_head_id,
         "segment_distance_m": inc.segment_distance_m,
         "location_to_confirm": inc.location_to_confirm,
+        # "coordinates", or the geocoder's precision class for an address-only intake
+        "located_by": precision_of(inc.source_crs) or "coordinates",
         # past due and still open, or closed after its due time
         "overdue": bool(
             inc.due_at is not None
@@ -142,6 +145,8 @@ def incident_dict(inc: Incident, session: Session | None = None) -> dict[str, An
         ),
         "allowed_transitions": list(TRANSITIONS.get(inc.state, ())),
     }
+    if getattr(inc, "geocoded", None) is not None:
+        out["geocoded"] = inc.geocoded.to_dict()
     return out
 
 
@@ -151,13 +156,23 @@ def create_incident(
     *,
     actor: str | None = None,
     config: dict | None = None,
+    address_field: str = "address",
 ) -> Incident:
     """Validate ``data``, store the incident, route it and record the intake event.
 
-    ``data`` keys: ``category`` (required), ``lon``/``lat`` (required), ``crs`` (EPSG code,
-    ``gcj02`` or ``bd09``; default WGS84), ``severity`` (default: the category's),
-    ``source``, ``description``, ``address``, ``reported_at`` (default now; not in the
-    future), ``external_id``. Raises :class:`ValidationError` naming the field.
+    ``data`` keys: ``category`` (required), ``lon``/``lat`` (required unless ``address``
+    is given), ``crs`` (EPSG code, ``gcj02`` or ``bd09``; default WGS84), ``severity``
+    (default: the category's), ``source``, ``description``, ``address``, ``reported_at``
+    (default now; not in the future), ``external_id``. Raises :class:`ValidationError`
+    naming the field.
+
+    With neither ``lon`` nor ``lat`` but an ``address`` (the hotline often has nothing
+    else), the point comes from the offline geocoder (:mod:`mapsvc.services.geocode`):
+    ``source_crs`` records ``address:<precision>``, routing flags the incident
+    ``location_to_confirm``, the intake event's note says what matched, and the result is
+    kept on the returned object as ``inc.geocoded`` for the caller's response. An address
+    that matches nothing raises a :class:`ValidationError` on ``address_field`` (the name
+    the caller's request used) before anything is stored.
     """
     config = config or DEFAULTS
     if not isinstance(data, dict):
@@ -179,16 +194,24 @@ def create_incident(
         raise ValidationError(
             f"source must be one of {', '.join(SOURCES)}; got {source!r}", field="source"
         )
-    lon, lat = _number(data, "lon"), _number(data, "lat")
-    if not (-180 <= lon <= 180):
-        raise ValidationError("lon must be between -180 and 180", field="lon")
-    if not (-90 <= lat <= 90):
-        raise ValidationError("lat must be between -90 and 90", field="lat")
-    crs = data.get("crs") or "EPSG:4326"
-    try:
-        x, y = points_to_wgs84([lon], [lat], crs)
-    except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
-        raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
+    geocoded = None
+    if (
+        all(data.get(k) in (None, "") for k in ("lon", "lat"))
+        and str(data.get("address") or "").strip()
+    ):
+        geocoded = geocode(session, str(data["address"]), field=address_field)
+        x, y, crs = [geocoded.lon], [geocoded.lat], geocoded.source_crs
+    else:
+        lon, lat = _number(data, "lon"), _number(data, "lat")
+        if not (-180 <= lon <= 180):
+            raise ValidationError("lon must be between -180 and 180", field="lon")
+        if not (-90 <= lat <= 90):
+            raise ValidationError("lat must be between -90 and 90", field="lat")
+        crs = data.get("crs") or "EPSG:4326"
+        try:
+            x, y = points_to_wgs84([lon], [lat], crs)
+        except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
+            raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
     reported = parse_time(data.get("reported_at"), "reported_at") or now()
     if reported > now() + dt.timedelta(minutes=5):
         raise ValidationError("reported_at is in the future", field="reported_at")
@@ -229,11 +252,21 @@ def create_incident(
             to_state="received",
             actor=actor or source,
             at=reported,
-            note=data.get("note"),
+            note="; ".join(
+                n
+                for n in (
+                    geocoded
+                    and f"located from the address ({geocoded.precision}: {geocoded.matched})",
+                    data.get("note"),
+                )
+                if n
+            )
+            or None,
         )
     )
     session.flush()
     session.refresh(inc)
+    inc.geocoded = geocoded  # not a column: how this request's address was located
     return inc
 
 

@@ -6,6 +6,12 @@ layer renders them as JSON or XML. Requests are created through
 :func:`mapsvc.services.incidents.create_incident`, so an Open311 request is validated,
 routed and recorded exactly like any other intake. Each created request also gets a token
 (stored as the incident's ``external_id``) for ``tokens/{token}``.
+
+A request may come with ``address_string`` and no ``lat``/``long`` (the spec allows
+either): the address is then located by the offline geocoder
+(:mod:`mapsvc.services.geocode`), the request is flagged ``location_to_confirm``, and both
+the POST answer's ``service_notice`` and ``GET requests`` say how it was located
+(``located_by`` is ``coordinates`` or the geocoder's precision class).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from mapsvc.models import Incident, IncidentCategory
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import NotFound, ServiceError, ValidationError
+from mapsvc.services.geocode import precision_of
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 #: at most this many requests in one GET requests answer (newest first)
@@ -33,6 +40,14 @@ CLASS_NAMES = {
     "grave": ("重大", "grave"),
 }
 TOKEN_PREFIX = "o311-"
+#: how a geocoder precision class reads in a notice (zh, en)
+PRECISION_NAMES = {
+    "intersection": ("交叉口", "intersection"),
+    "landmark": ("标志物", "landmark"),
+    "street": ("街巷", "street"),
+    "grid": ("网格", "grid"),
+    "community": ("社区", "community"),
+}
 
 
 class Forbidden(ServiceError):
@@ -146,13 +161,16 @@ def create_request(
         raise ValidationError("service_code is required", field="service_code")
     if session.get(IncidentCategory, str(code)) is None:
         raise NotFound(f"service_code {code!r} does not exist", field="service_code")
-    if form.get("lat") in (None, "") or form.get("long") in (None, ""):
-        raise ValidationError(
-            "lat and long are required (address_string alone is not geocoded)", field="lat"
-        )
+    no_point = form.get("lat") in (None, "") and form.get("long") in (None, "")
+    if no_point and not str(form.get("address_string") or "").strip():
+        raise ValidationError("lat and long, or address_string, are required", field="lat")
     severity = form.get("attribute[severity]") or None
     detail = form.get("attribute[address_detail]") or ""
     address = " ".join(p for p in (form.get("address_string") or "", detail) if p) or None
+    if address and len(address) > 300:
+        raise ValidationError(
+            "address_string is longer than 300 characters", field="address_string"
+        )
     token = TOKEN_PREFIX + uuid.uuid4().hex
     inc = svc.create_incident(
         session,
@@ -168,19 +186,40 @@ def create_request(
         },
         actor="open311",
         config=config,
+        address_field="address_string",
     )
     hours = svc.time_limits(config)[inc.severity]
+    notice = f"expected within {hours:g} hours"
+    if inc.geocoded is not None:
+        notice += (
+            f"; located from the address ({inc.geocoded.precision}: {inc.geocoded.matched}),"
+            " location to be confirmed"
+        )
     return [
         {
             "service_request_id": str(inc.id),
             "token": token,
-            "service_notice": f"expected within {hours:g} hours",
+            "service_notice": notice,
             "account_id": None,
+            "located_by": inc.geocoded.precision if inc.geocoded else "coordinates",
         }
     ]
 
 
-def _request_dict(inc: Incident, names: dict[str, str], agency: dict, updated: dict) -> dict:
+def _location_notice(inc: Incident, en: bool) -> str:
+    """Says that a request was located from its address (and by what), else empty."""
+    precision = precision_of(inc.source_crs)
+    if precision is None:
+        return ""
+    zh_name, en_name = PRECISION_NAMES.get(precision, (precision, precision))
+    if en:
+        return f"located from the address ({en_name}); location to be confirmed"
+    return f"位置由地址推定（{zh_name}），待核实"
+
+
+def _request_dict(
+    inc: Incident, names: dict[str, str], agency: dict, updated: dict, en: bool = False
+) -> dict:
     from geoalchemy2.shape import to_shape
 
     p = to_shape(inc.geom)
@@ -192,7 +231,7 @@ def _request_dict(inc: Incident, names: dict[str, str], agency: dict, updated: d
         "service_code": inc.category,
         "description": inc.description or "",
         "agency_responsible": agency.get(inc.id, ""),
-        "service_notice": "",
+        "service_notice": _location_notice(inc, en),
         "requested_datetime": _w3c(inc.reported_at),
         "updated_datetime": _w3c(updated.get(inc.id) or inc.reported_at),
         "expected_datetime": _w3c(inc.due_at),
@@ -202,6 +241,8 @@ def _request_dict(inc: Incident, names: dict[str, str], agency: dict, updated: d
         "lat": round(p.y, 7),
         "long": round(p.x, 7),
         "media_url": "",
+        "located_by": precision_of(inc.source_crs) or "coordinates",
+        "location_to_confirm": bool(inc.location_to_confirm),
     }
 
 
@@ -236,7 +277,7 @@ def _render(session: Session, rows: list[Incident], locale: str) -> list[dict[st
             {"ids": ids},
         ).all()
     )
-    return [_request_dict(i, names, agency, updated) for i in rows]
+    return [_request_dict(i, names, agency, updated, en) for i in rows]
 
 
 def _w3c_param(value: str | None, field: str) -> dt.datetime | None:

@@ -1,0 +1,400 @@
+"""Offline geocoder: a Chinese address -> a WGS84 point, from the service's own gazetteer.
+
+Hotline operators (12345) often have only an address ("鲤城区开元街道中山路123号",
+"新华北路与西街交叉口"). The service has no internet and must not call an online geocoder,
+but it already knows the district's street names (``alley_segment.name``), its service
+centres, grids, communities, subdistricts and district. This module matches the address
+text against those names and returns a point with a *precision class* that says how
+trustworthy it is:
+
+=============  ===========================================================================
+precision      point
+=============  ===========================================================================
+intersection   "A与B交叉口": the middle of the shortest line between street A's and street
+               B's segments (the crossing itself when they cross), computed in metres in the
+               streets' UTM zone; refused when the two streets are more than
+               :data:`MAX_INTERSECTION_GAP_M` apart (they do not meet: a wrong name)
+landmark       a service centre (党群服务中心) named in the address: its own point
+street         the longest street name in the address: the point of that street nearest to
+               its centre (so it lies on the street, not in a block beside a bend)
+grid           a grid name: the grid's point on surface
+community      a community name: the community's point on surface
+=============  ===========================================================================
+
+House numbers (号) are read and reported but do not move the point: the gazetteer has no
+numbering. Subdistrict and community names in the address narrow the search (a street
+name used in two subdistricts resolves inside the one named), but a subdistrict or district
+alone is too coarse to dispatch on and is refused.
+
+An incident located this way is stored with ``source_crs`` = ``address:<precision>`` (no
+coordinates were given, so the "source CRS" is the address) and is always flagged
+``location_to_confirm``: a planner checks the point. No Flask here.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+from sqlalchemy.orm import Session
+
+from mapsvc.services.errors import ValidationError
+
+#: precision classes, most precise first
+PRECISIONS = ("intersection", "landmark", "street", "grid", "community")
+#: ``incident.source_crs`` of incidents located from their address: prefix + precision
+ADDRESS_CRS_PREFIX = "address:"
+#: two named streets further apart than this (metres) do not form an intersection
+MAX_INTERSECTION_GAP_M = 30.0
+#: shortest gazetteer name matched (single characters would match almost anything)
+MIN_NAME_CHARS = 2
+
+_CONNECTORS = r"与|和|跟|同|及|、|/|&|×"
+_CROSSING_MARKERS = (
+    r"交叉路口|十字路口|丁字路口|交叉口|交汇处|交会处|交界处|交叉处|交汇口|路口|交口"
+)
+_CONNECTOR_RE = re.compile(_CONNECTORS)
+_MARKER_RE = re.compile(rf"(?:的)?(?:{_CROSSING_MARKERS})(?:附近|旁|处|东侧|西侧|南侧|北侧)?$")
+_HOUSE_RE = re.compile(r"(\d+(?:[-之]\d+)?)号")
+_PREFIX_RE = re.compile(
+    r"^(?:[\u4e00-\u9fff]{2,7}?(?:省|自治区|特别行政区))?(?:[\u4e00-\u9fff]{1,7}?(?:市|自治州|地区|盟))?$"
+)
+#: suffixes of formal community names that people leave out when they say the name
+_COMMITTEE_SUFFIX = "(居委会|村委会|居民委员会|村民委员会)$"
+
+
+@dataclass(frozen=True)
+class Geocoded:
+    """Where an address was located and how.
+
+    ``matched`` is the gazetteer text that decided the point ("新华北路与西街" for an
+    intersection); ``streets`` the street names used; ``gap_m`` (intersections) the
+    distance in metres between the two streets where they come closest (0 when they
+    cross); ``area`` the subdistrict/community named in the address, if any.
+    """
+
+    lon: float
+    lat: float
+    precision: str
+    matched: str
+    normalized: str
+    house_number: str | None = None
+    streets: tuple[str, ...] = ()
+    gap_m: float | None = None
+    area: str | None = None
+
+    @property
+    def source_crs(self) -> str:
+        """The value stored in ``incident.source_crs`` for an incident located here."""
+        return ADDRESS_CRS_PREFIX + self.precision
+
+    def to_dict(self) -> dict[str, Any]:
+        d = asdict(self)
+        d["streets"] = list(self.streets)
+        return d
+
+
+def precision_of(source_crs: str | None) -> str | None:
+    """The precision class of a stored incident located from its address, else None."""
+    if source_crs and source_crs.startswith(ADDRESS_CRS_PREFIX):
+        return source_crs[len(ADDRESS_CRS_PREFIX) :]
+    return None
+
+
+def _conn(db: Session | Connection) -> Connection:
+    return db.connection() if isinstance(db, Session) else db
+
+
+def normalize(text: str) -> str:
+    """Canonical form of an address for matching.
+
+    NFKC folds full-width digits, letters, spaces and punctuation ("１２３号" -> "123号");
+    every space is dropped (operators type "中山路 123 号"); dashes become "-". Street
+    suffixes (路/街/巷/弄) are kept: they are part of the names in the gazetteer.
+    """
+    t = unicodedata.normalize("NFKC", str(text))
+    t = re.sub(r"\s+", "", t)
+    t = re.sub(r"[‐‑‒–—―－~～]", "-", t)
+    return t.strip(",.;:，。；：")
+
+
+def _candidates(conn: Connection, text: str) -> list[dict[str, Any]]:
+    """Every gazetteer name contained in ``text``: kind, name, id (None for streets)."""
+    rows = conn.execute(
+        sa.text(
+            f"""
+            SELECT 'street' AS kind, name, NULL::int AS id, NULL::int AS parent
+              FROM (SELECT DISTINCT name FROM alley_segment WHERE name IS NOT NULL) s
+             WHERE length(name) >= :minc AND strpos(:t, name) > 0
+            UNION ALL
+            SELECT 'landmark', name, id, community_id FROM service_centre
+             WHERE length(name) >= :minc AND strpos(:t, name) > 0
+            UNION ALL
+            SELECT 'grid', name, id, community_id FROM grid
+             WHERE length(name) >= :minc AND strpos(:t, name) > 0
+            UNION ALL
+            SELECT 'community', k, id, subdistrict_id FROM (
+                SELECT id, subdistrict_id, regexp_replace(name, '{_COMMITTEE_SUFFIX}', '') AS k
+                  FROM community) c
+             WHERE length(k) >= :minc AND strpos(:t, k) > 0
+            UNION ALL
+            SELECT 'subdistrict', name, id, district_id FROM subdistrict
+             WHERE length(name) >= :minc AND strpos(:t, name) > 0
+            UNION ALL
+            SELECT 'district', name, id, NULL FROM district
+             WHERE length(name) >= :minc AND strpos(:t, name) > 0"""
+        ),
+        {"t": text, "minc": MIN_NAME_CHARS},
+    ).mappings()
+    out = []
+    for r in rows:
+        d = dict(r)
+        d["pos"] = text.find(d["name"])
+        out.append(d)
+    return out
+
+
+def _strip_admin_prefix(text: str, admin: list[dict[str, Any]]) -> str:
+    """Drop the leading province/city and our own district/subdistrict names.
+
+    A province or city part ("福建省泉州市") is dropped only when one of *our* district or
+    subdistrict names follows it, so a street that happens to contain 市 is never cut.
+    """
+    names = sorted({a["name"] for a in admin}, key=len, reverse=True)
+    if not names:
+        return text
+    first = min((text.find(n), n) for n in names)
+    if first[0] > 0 and _PREFIX_RE.match(text[: first[0]]):
+        text = text[first[0] :]
+    changed = True
+    while changed:
+        changed = False
+        for n in names:
+            if text.startswith(n) and len(text) > len(n):
+                text, changed = text[len(n) :], True
+    return text
+
+
+def _longest(cands: list[dict[str, Any]], kind: str, within: str | None = None) -> str | None:
+    """The longest name of ``kind`` (in ``within`` if given); ties: the later one."""
+    names = [c for c in cands if c["kind"] == kind and (within is None or c["name"] in within)]
+    if not names:
+        return None
+    best = max(names, key=lambda c: (len(c["name"]), (within or "").rfind(c["name"]), c["pos"]))
+    return best["name"]
+
+
+def _area_filter(hints: dict[str, list[int]]) -> tuple[str, dict[str, Any]]:
+    """SQL condition on ``geom`` limiting it to the named communities (else subdistricts)."""
+    if hints.get("community"):
+        return (
+            "ST_Intersects(geom, (SELECT ST_Union(geom) FROM community WHERE id = ANY(:h_ids)))",
+            {"h_ids": hints["community"]},
+        )
+    if hints.get("subdistrict"):
+        return (
+            "ST_Intersects(geom, (SELECT ST_Union(geom) FROM subdistrict WHERE id = ANY(:h_ids)))",
+            {"h_ids": hints["subdistrict"]},
+        )
+    return "", {}
+
+
+def _street_sql(
+    conn: Connection, names: list[str], hints: dict[str, list[int]]
+) -> tuple[str, dict[str, Any]]:
+    """``WHERE`` of the segments of ``names``, inside the hinted area when any lie there."""
+    cond, params = _area_filter(hints)
+    if cond:
+        # every named street must be present in the area for the narrowing to apply
+        per_name = conn.execute(
+            sa.text(
+                f"SELECT count(DISTINCT name) FROM alley_segment "
+                f"WHERE name = ANY(:names) AND {cond}"
+            ),
+            {"names": names, **params},
+        ).scalar_one()
+        if per_name == len(set(names)):
+            return cond, params
+    return "TRUE", {}
+
+
+def _srid(conn: Connection, names: list[str]) -> int:
+    from mapsvc.services.geo import utm_epsg
+
+    x, y = conn.execute(
+        sa.text(
+            "SELECT ST_X(c), ST_Y(c) FROM (SELECT ST_Centroid(ST_Extent(geom)::geometry) c "
+            "FROM alley_segment WHERE name = ANY(:names)) s"
+        ),
+        {"names": names},
+    ).one()
+    return utm_epsg(float(x), float(y))
+
+
+def _intersection(
+    conn: Connection, a: str, b: str, hints: dict[str, list[int]]
+) -> tuple[float, float, float]:
+    """(lon, lat, gap in metres): the middle of the shortest line between streets a and b."""
+    srid = _srid(conn, [a, b])
+    where, params = _street_sql(conn, [a, b], hints)
+    row = conn.execute(
+        sa.text(
+            f"""WITH s AS (
+                SELECT name, ST_Transform(ST_Collect(geom), {srid}) AS g FROM alley_segment
+                 WHERE name = ANY(:names) AND {where} GROUP BY name),
+            l AS (SELECT ST_ShortestLine(sa.g, sb.g) AS l
+                    FROM s sa, s sb WHERE sa.name = :a AND sb.name = :b)
+            SELECT ST_X(p), ST_Y(p), ST_Length(l) FROM l CROSS JOIN LATERAL (
+                SELECT ST_Transform(ST_SetSRID(ST_MakePoint(
+                    (ST_X(ST_StartPoint(l)) + ST_X(ST_EndPoint(l))) / 2,
+                    (ST_Y(ST_StartPoint(l)) + ST_Y(ST_EndPoint(l))) / 2), {srid}), 4326) AS p
+            ) m"""
+        ),
+        {"names": [a, b], "a": a, "b": b, **params},
+    ).one()
+    return float(row[0]), float(row[1]), float(row[2])
+
+
+def _street_point(conn: Connection, name: str, hints: dict[str, list[int]]) -> tuple[float, float]:
+    """The point of street ``name`` nearest to its centre (it lies on the street)."""
+    srid = _srid(conn, [name])
+    where, params = _street_sql(conn, [name], hints)
+    row = conn.execute(
+        sa.text(
+            f"""SELECT ST_X(p), ST_Y(p) FROM (
+                SELECT ST_Transform(ST_ClosestPoint(g, ST_Centroid(g)), 4326) AS p FROM (
+                    SELECT ST_Transform(ST_Collect(geom), {srid}) AS g FROM alley_segment
+                     WHERE name = :n AND {where}) s) q"""
+        ),
+        {"n": name, **params},
+    ).one()
+    return float(row[0]), float(row[1])
+
+
+def _unit_point(
+    conn: Connection,
+    kind: str,
+    cands: list[dict[str, Any]],
+    hints: dict[str, list[int]],
+    field: str,
+) -> tuple[float, float, str]:
+    """Point of the longest-named service centre / grid / community (one, or refused)."""
+    name = _longest(cands, kind)
+    rows = [c for c in cands if c["kind"] == kind and c["name"] == name]
+    # a name shared by units of different parents: keep those under the named area
+    parent_hint = hints.get("community" if kind in ("landmark", "grid") else "subdistrict")
+    if len(rows) > 1 and parent_hint:
+        rows = [r for r in rows if r["parent"] in parent_hint] or rows
+    if len(rows) > 1:
+        raise ValidationError(
+            f"{field}: {name!r} names {len(rows)} different {kind} places; "
+            "add the community or subdistrict to the address",
+            field=field,
+        )
+    table = {"landmark": "service_centre", "grid": "grid", "community": "community"}[kind]
+    point = "geom" if kind == "landmark" else "ST_PointOnSurface(geom)"
+    x, y = conn.execute(
+        sa.text(f"SELECT ST_X(p), ST_Y(p) FROM (SELECT {point} AS p FROM {table} WHERE id = :i) s"),
+        {"i": rows[0]["id"]},
+    ).one()
+    return float(x), float(y), name
+
+
+def geocode(db: Session | Connection, address: str, *, field: str = "address") -> Geocoded:
+    """Locate ``address`` with the service's own gazetteer; see the module docstring.
+
+    Parameters
+    ----------
+    db : Session or Connection
+        Read only; nothing is written.
+    address : str
+        The address as the caller gave it.
+    field : str
+        The request field the address came in (named in errors: ``address`` for the
+        incidents API, ``address_string`` for Open311).
+
+    Raises
+    ------
+    ValidationError
+        Empty address; nothing in it matches a street, service centre, grid or community
+        (the message says so and names the field); a subdistrict alone; two streets of an
+        intersection that do not meet; a grid/community name shared by several places.
+    """
+    conn = _conn(db)
+    if address is None or not str(address).strip():
+        raise ValidationError(f"{field} is empty: nothing to locate", field=field)
+    full = normalize(address)
+    cands = _candidates(conn, full)
+    admin = [c for c in cands if c["kind"] in ("district", "subdistrict")]
+    text = _strip_admin_prefix(full, admin)
+    if text != full:
+        cands = [c for c in cands if c["kind"] in ("district", "subdistrict") or c["name"] in text]
+    house = _HOUSE_RE.search(text)
+    house_number = house.group(1) if house else None
+    hints: dict[str, list[int]] = {}
+    for kind in ("subdistrict", "community"):
+        ids = [c["id"] for c in cands if c["kind"] == kind]
+        if ids:
+            hints[kind] = ids
+    # the most specific named area (for the report)
+    area_names = [c["name"] for c in cands if c["kind"] == "community"] or [
+        c["name"] for c in cands if c["kind"] == "subdistrict"
+    ]
+    area = max(area_names, key=len) if area_names else None
+
+    def result(lon: float, lat: float, precision: str, matched: str, **kw: Any) -> Geocoded:
+        return Geocoded(
+            lon=lon,
+            lat=lat,
+            precision=precision,
+            matched=matched,
+            normalized=full,
+            house_number=house_number,
+            area=area,
+            **kw,
+        )
+
+    # 1. an intersection: a street on each side of a connector (the first such split)
+    core = _MARKER_RE.sub("", text)
+    for m in _CONNECTOR_RE.finditer(core):
+        a = _longest(cands, "street", core[: m.start()])
+        b = _longest(cands, "street", core[m.end() :])
+        if a and b and a != b:
+            lon, lat, gap = _intersection(conn, a, b, hints)
+            if gap > MAX_INTERSECTION_GAP_M:
+                raise ValidationError(
+                    f"{field}: {a} and {b} do not meet (they come no closer than "
+                    f"{gap:.0f} m); check the street names",
+                    field=field,
+                )
+            return result(
+                lon, lat, "intersection", f"{a}与{b}", streets=(a, b), gap_m=round(gap, 2)
+            )
+    # 2. a service centre, 3. a street, 4. a grid, 5. a community
+    if any(c["kind"] == "landmark" for c in cands):
+        lon, lat, name = _unit_point(conn, "landmark", cands, hints, field)
+        return result(lon, lat, "landmark", name)
+    street = _longest(cands, "street")
+    if street:
+        lon, lat = _street_point(conn, street, hints)
+        return result(lon, lat, "street", street, streets=(street,))
+    for kind in ("grid", "community"):
+        if any(c["kind"] == kind for c in cands):
+            lon, lat, name = _unit_point(conn, kind, cands, hints, field)
+            return result(lon, lat, kind, name)
+    if admin:
+        names = "、".join(sorted({c["name"] for c in admin}))
+        raise ValidationError(
+            f"{field}: only {names} matched, too coarse to locate; "
+            "give a street, intersection, community or grid",
+            field=field,
+        )
+    raise ValidationError(
+        f"{field}: nothing in {str(address)[:80]!r} matched a known street, intersection, "
+        "service centre, grid or community",
+        field=field,
+    )
