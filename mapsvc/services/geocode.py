@@ -188,38 +188,33 @@ def _longest(cands: list[dict[str, Any]], kind: str, within: str | None = None) 
     return best["name"]
 
 
-def _area_filter(hints: dict[str, list[int]]) -> tuple[str, dict[str, Any]]:
-    """SQL condition on ``geom`` limiting it to the named communities (else subdistricts)."""
-    if hints.get("community"):
-        return (
-            "ST_Intersects(geom, (SELECT ST_Union(geom) FROM community WHERE id = ANY(:h_ids)))",
-            {"h_ids": hints["community"]},
-        )
-    if hints.get("subdistrict"):
-        return (
-            "ST_Intersects(geom, (SELECT ST_Union(geom) FROM subdistrict WHERE id = ANY(:h_ids)))",
-            {"h_ids": hints["subdistrict"]},
-        )
-    return "", {}
+def _area(hints: dict[str, list[int]]) -> tuple[str | None, dict[str, Any]]:
+    """SQL expression of the named communities' area (else the subdistricts'), or None."""
+    for kind in ("community", "subdistrict"):
+        if hints.get(kind):
+            return (
+                f"(SELECT ST_Union(geom) FROM {kind} WHERE id = ANY(:h_ids))",
+                {"h_ids": hints[kind]},
+            )
+    return None, {}
 
 
-def _street_sql(
+def _narrowing(
     conn: Connection, names: list[str], hints: dict[str, list[int]]
-) -> tuple[str, dict[str, Any]]:
-    """``WHERE`` of the segments of ``names``, inside the hinted area when any lie there."""
-    cond, params = _area_filter(hints)
-    if cond:
-        # every named street must be present in the area for the narrowing to apply
-        per_name = conn.execute(
-            sa.text(
-                f"SELECT count(DISTINCT name) FROM alley_segment "
-                f"WHERE name = ANY(:names) AND {cond}"
-            ),
-            {"names": names, **params},
-        ).scalar_one()
-        if per_name == len(set(names)):
-            return cond, params
-    return "TRUE", {}
+) -> tuple[str | None, dict[str, Any]]:
+    """The named area to search the streets ``names`` in, when every one of them runs
+    through it; else None (the address's area and street disagree: the street wins)."""
+    area, params = _area(hints)
+    if area is None:
+        return None, {}
+    present = conn.execute(
+        sa.text(
+            "SELECT count(DISTINCT name) FROM alley_segment "
+            f"WHERE name = ANY(:names) AND ST_Intersects(geom, {area})"
+        ),
+        {"names": names, **params},
+    ).scalar_one()
+    return (area, params) if present == len(set(names)) else (None, {})
 
 
 def _srid(conn: Connection, names: list[str]) -> int:
@@ -240,7 +235,8 @@ def _intersection(
 ) -> tuple[float, float, float]:
     """(lon, lat, gap in metres): the middle of the shortest line between streets a and b."""
     srid = _srid(conn, [a, b])
-    where, params = _street_sql(conn, [a, b], hints)
+    area, params = _narrowing(conn, [a, b], hints)
+    where = f"ST_Intersects(geom, {area})" if area else "TRUE"
     row = conn.execute(
         sa.text(
             f"""WITH s AS (
@@ -262,12 +258,15 @@ def _intersection(
 def _street_point(conn: Connection, name: str, hints: dict[str, list[int]]) -> tuple[float, float]:
     """The point of street ``name`` nearest to its centre (it lies on the street)."""
     srid = _srid(conn, [name])
-    where, params = _street_sql(conn, [name], hints)
+    area, params = _narrowing(conn, [name], hints)
+    # narrowed: only the stretch inside the named area
+    geom = f"ST_CollectionExtract(ST_Intersection(geom, {area}), 2)" if area else "geom"
+    where = f"ST_Intersects(geom, {area})" if area else "TRUE"
     row = conn.execute(
         sa.text(
             f"""SELECT ST_X(p), ST_Y(p) FROM (
                 SELECT ST_Transform(ST_ClosestPoint(g, ST_Centroid(g)), 4326) AS p FROM (
-                    SELECT ST_Transform(ST_Collect(geom), {srid}) AS g FROM alley_segment
+                    SELECT ST_Transform(ST_Collect({geom}), {srid}) AS g FROM alley_segment
                      WHERE name = :n AND {where}) s) q"""
         ),
         {"n": name, **params},
