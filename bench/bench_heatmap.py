@@ -173,12 +173,15 @@ def main() -> None:
     base_s, base_bytes = folium_baseline(engine)
 
     print(f"\n{rows:,} incidents; district view at zoom {zoom} ({VIEWPORT[0]}x{VIEWPORT[1]} px)")
-    print(f"{'':30}{'median ms':>10}{'p90 ms':>9}{'KB':>9}{'cells':>7}{'incidents':>11}")
+    print(
+        f"{'':30}{'median ms':>10}{'p90 ms':>9}{'KB':>9}{'cells':>7}{'incidents':>11}"
+        f"{'scale':>7}{'max':>7}"
+    )
     for name, (times, size, body) in results.items():
         p90 = sorted(times)[int(0.9 * (len(times) - 1))]
         print(
             f"{name:30}{statistics.median(times):>10.1f}{p90:>9.1f}{size / 1024:>9.1f}"
-            f"{len(body['points']):>7}{body['total']:>11,}"
+            f"{len(body['points']):>7}{body['total']:>11,}{body['scale_max']:>7}{body['max']:>7}"
         )
     times, size, _ = results["district, all incidents"]
     med = statistics.median(times)

@@ -9,8 +9,15 @@ Each incident's Web Mercator position is a stored, indexed column (migration 000
 district-wide view of a million incidents is binned from the index alone. The answer is
 compact (``[lon, lat, count]`` per non-empty cell), well under 200 KB for any view.
 
+The colour scale tops out at a high percentile of the non-empty cells' counts
+(:data:`SCALE_PERCENTILE`, answered as ``scale_max`` next to ``max``), not at the fullest
+cell: one station or market would otherwise leave the rest of a district view one pale
+colour. Fuller cells are clipped to the full colour. The legend's classes
+(:func:`scale_classes`) say in incidents per cell what each colour stands for.
+
 ``heatmap`` (draw half): folium's ``HeatMap`` (leaflet.heat, served locally) with the cell
-centres weighted by their counts; ``static/js/heatmap.js`` refetches on pan and zoom.
+centres weighted by ``count / scale_max`` (at most 1); ``static/js/heatmap.js`` refetches
+on pan and zoom and rewrites the legend's classes for the new view.
 
 ``incident_choropleth``: incidents per 1,000 residents by grid, classed with mapclassify
 (Fisher-Jenks natural breaks, or quantiles when few grids), drawn as a GeoJSON layer.
@@ -33,6 +40,8 @@ from layers.base import BadRequest, BBox, LegendItem, MapLayer, esc
 
 #: cell edge in screen pixels
 CELL_PX = 12
+#: leaflet.heat blob radius and blur in pixels (see IncidentHeatmap.draw)
+HEAT_RADIUS_PX, HEAT_BLUR_PX = 10, 10
 #: Web Mercator units per pixel at zoom 0 (256-pixel tiles)
 MERC_PX0 = 2 * math.pi * 6378137.0 / 256
 R = 6378137.0
@@ -46,8 +55,14 @@ CLASS_COLOURS = ("#ffffb2", "#fecc5c", "#fd8d3c", "#f03b20", "#bd0026")
 NO_DATA_COLOUR = "#d9d9d9"
 OVERDUE_COLOUR = "#3f007d"  # purple: apart from the heat colours
 
+#: the colour scale tops out at this percentile of the non-empty cells' counts: dividing
+#: by the single fullest cell left a district view one flat colour with a dot of red
+SCALE_PERCENTILE = 97
+
 MESSAGES = (
     "Incident heatmap",
+    "Incidents per cell",
+    "or more",
     "Incidents per 1,000 residents",
     "Overdue incidents",
     "incidents",
@@ -69,6 +84,68 @@ MESSAGES = (
     *("Minor Ordinary Major Grave Received Dispatched Verified Closed Returned Reopened").split(),
     "In hand",
 )
+
+
+def scale_top(counts: list[int], percentile: float = SCALE_PERCENTILE) -> int:
+    """The count that gets the full colour: ``percentile`` of ``counts`` (nearest rank).
+
+    Why a percentile: a few very full cells (a market, a station) would otherwise squeeze
+    every other cell into the palest colour. The top few percent of cells are clipped to
+    the full colour instead, and the rest spread over the scale. At least 1.
+    """
+    if not counts:
+        return 1
+    ordered = sorted(counts)
+    rank = max(1, math.ceil(percentile / 100.0 * len(ordered)))
+    return max(1, int(ordered[rank - 1]))
+
+
+def scale_classes(top: int) -> list[tuple[str, int, int | None]]:
+    """Colour classes of the scale ``(0, top]``: ``[(colour, lo, hi)]`` in incidents per cell.
+
+    Class ``k`` of :data:`CLASS_COLOURS` holds counts ``n`` with ``k/5 < n/top <= (k+1)/5``,
+    the same colours the heat gradient (:data:`GRADIENT`) has at those weights, so the
+    legend, the hexagons and the heat blobs agree; the last class is open (``hi`` None:
+    ``top`` or more, clipped). Classes with no whole count in them are left out.
+    """
+    k_n = len(CLASS_COLOURS)
+    out: list[tuple[str, int, int | None]] = []
+    lo = 1
+    for k, colour in enumerate(CLASS_COLOURS):
+        hi = math.floor(top * (k + 1) / k_n + 1e-9)
+        if k == k_n - 1:
+            out.append((colour, lo, None))
+        elif hi >= lo:
+            out.append((colour, lo, hi))
+            lo = hi + 1
+    return out
+
+
+def class_colour(n: int, top: int) -> str:
+    """Colour of a cell of ``n`` incidents on the scale topped at ``top`` (see above)."""
+    for colour, _lo, hi in scale_classes(top):
+        if hi is None or n <= hi:
+            return colour
+    return CLASS_COLOURS[-1]
+
+
+def scale_legend(top: int, locale: str = "zh_CN") -> list[LegendItem]:
+    """Legend rows: each colour with the incidents per cell it stands for."""
+    t = labels(locale)
+    items = []
+    for colour, lo, hi in scale_classes(top):
+        if hi is None:
+            text = f"{lo} {t['or more']}"
+        else:
+            text = str(lo) if lo == hi else f"{lo}–{hi}"
+        items.append(LegendItem(colour, text))
+    return items
+
+
+def scale_title(locale: str = "zh_CN") -> str:
+    """Legend title of the heat and hexagon scales: what a colour counts."""
+    t = labels(locale)
+    return f"{t['Incidents per cell']} ({CELL_PX}×{CELL_PX} {t['pixels']})"
 
 
 def code_label(code: str, t: dict[str, str]) -> str:
@@ -240,10 +317,14 @@ class IncidentHeatmap(MapLayer):
     title_en = "Incident heatmap"
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
-        """Counts per screen cell: ``{zoom, cell_px, total, max, points: [[lon, lat, n]]}``.
+        """Counts per screen cell: ``{zoom, cell_px, total, max, scale_max, classes,
+        points: [[lon, lat, n]]}``.
 
-        ``filters``: ``zoom`` plus those of :func:`mapsvc.services.incidents.filter_sql`.
-        Without a bbox the whole district is binned.
+        ``scale_max`` is the count drawn in full colour (:func:`scale_top`); ``classes``
+        the legend's ``[colour, lo, hi]`` (:func:`scale_classes`), so the page's script
+        only shows them. ``filters``: ``zoom`` plus those of
+        :func:`mapsvc.services.incidents.filter_sql`. Without a bbox the whole district is
+        binned.
         """
         zoom = parse_zoom(filters.pop("zoom", None))
         where, params = _filters(filters, session)
@@ -256,7 +337,7 @@ class IncidentHeatmap(MapLayer):
                 sa.text("SELECT min(x_m), max(x_m), min(y_m), max(y_m) FROM incident")
             ).one()
             if ext[0] is None:
-                return {"zoom": zoom, "cell_px": CELL_PX, "total": 0, "max": 0, "points": []}
+                return _binned(zoom, [], [])
             x0, x1, y0, y1 = ext
         # Two stripes split on a cell edge, each aggregated on its own: PostgreSQL runs them
         # in parallel (its estimate of the number of cells is far too high for it to
@@ -284,46 +365,46 @@ class IncidentHeatmap(MapLayer):
             params,
         ).all()
         points = []
-        total = peak = 0
         for cx, cy, n in rows:
             lon, lat = from_mercator((cx + 0.5) * cell, (cy + 0.5) * cell)
             points.append([round(lon, 5), round(lat, 5), int(n)])  # 5 decimals: ~1 m
-            total += n
-            peak = max(peak, n)
-        return {
-            "zoom": zoom,
-            "cell_px": CELL_PX,
-            "total": int(total),
-            "max": int(peak),
-            "points": points,
-        }
+        return _binned(zoom, points, [p[2] for p in points])
 
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
         from folium.plugins import HeatMap
 
-        peak = max(1, data.get("max") or 1)
+        top = max(1, data.get("scale_max") or 1)
         return HeatMap(
-            [[p[1], p[0], p[2] / peak] for p in data.get("points", [])],
+            # cells above the scale's top are clipped to the full colour
+            [[p[1], p[0], min(1.0, p[2] / top)] for p in data.get("points", [])],
             name=self.title(locale),
-            min_opacity=0.25,
+            min_opacity=0.15,
             max_zoom=1,  # cells are already per zoom: no extra fading when zoomed out
-            # about one cell: neighbouring cells blend without piling up into solid red
-            radius=options.get("radius", CELL_PX),
-            blur=options.get("blur", CELL_PX),
+            # a blob of about half a cell blurred over the next one: a cell's colour is its
+            # own count (as the legend says) with only the tails of its neighbours added;
+            # wider blobs pile the district's many small counts up into one flat orange
+            radius=options.get("radius", HEAT_RADIUS_PX),
+            blur=options.get("blur", HEAT_BLUR_PX),
             gradient=GRADIENT,
         )
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
-        t = labels(locale)
-        peak = data.get("max") or 0
-        return [
-            LegendItem(GRADIENT[0.2], f"{t['fewer']}"),
-            LegendItem(GRADIENT[0.6], f"≈ {peak // 2} {t['incidents']}"),
-            LegendItem(
-                GRADIENT[1.0],
-                f"{t['more']}: {peak} {t['incidents']} / {CELL_PX}×{CELL_PX} {t['pixels']}",
-            ),
-        ]
+        """Incidents per cell for each colour (title: :func:`scale_title`)."""
+        return scale_legend(max(1, data.get("scale_max") or 1), locale)
+
+
+def _binned(zoom: float, points: list, counts: list[int]) -> dict:
+    """The heatmap answer around ``points``: totals, the colour scale and its classes."""
+    top = scale_top(counts)
+    return {
+        "zoom": zoom,
+        "cell_px": CELL_PX,
+        "total": int(sum(counts)),
+        "max": int(max(counts, default=0)),
+        "scale_max": top,
+        "classes": [list(c) for c in scale_classes(top)],
+        "points": points,
+    }
 
 
 @register

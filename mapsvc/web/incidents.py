@@ -17,7 +17,14 @@ from flask_babel import gettext as _
 from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
 from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
-from layers.heatmap import code_label, filter_choices, fit_bounds, labels, points_to_crs
+from layers.heatmap import (
+    code_label,
+    filter_choices,
+    fit_bounds,
+    labels,
+    points_to_crs,
+    scale_title,
+)
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
@@ -311,6 +318,7 @@ def heatmap_page():  # noqa: ANN201
     heat_fl.add_to(m)
     overdue_layer.draw(overdue, locale).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
+    scale_rows = heat_layer.legend(heat, locale)
     HeatmapScript(
         heat_fl,
         {
@@ -318,13 +326,12 @@ def heatmap_page():  # noqa: ANN201
             "filters": {**f, "crs": basemap.crs},
             "attribution": _credits(basemap),
             "total_label": _("incidents in view"),
+            # heatmap.js rewrites these first legend rows after every refresh
+            "legend_rows": len(scale_rows),
+            "or_more": labels(locale)["or more"],
         },
     ).add_to(m)
-    add_legend(
-        m,
-        heat_layer.title(locale),
-        heat_layer.legend(heat, locale) + overdue_layer.legend(overdue, locale),
-    )
+    add_legend(m, scale_title(locale), scale_rows + overdue_layer.legend(overdue, locale))
     m.get_root().html.add_child(folium.Element(_filter_panel("heatmap")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incident heatmap"))
 

@@ -2,7 +2,8 @@
  *
  * The server (layers/heatmap.py) aggregates incidents into screen cells in PostGIS and
  * answers [lon, lat, count] triples; this script only turns them into leaflet.heat points
- * weighted by count / max, so the browser never holds raw incidents.
+ * weighted by count / scale_max (a high percentile of the cells, clipped at 1), so the
+ * browser never holds raw incidents, and rewrites the legend's colour classes.
  */
 (function () {
   "use strict";
@@ -68,6 +69,39 @@
     var seq = 0;
     var timer = null;
     var showTotal = totalControl(map, opts.total_label);
+    var legendRows = opts.legend_rows || 0;
+
+    /* Rewrite the legend's first rows (the colour scale) for the classes of this view:
+     * [colour, lo, hi] in incidents per cell, hi null for "lo or more". */
+    function showScale(classes) {
+      var legend = document.querySelector(".mapsvc-legend");
+      if (!legend || !classes) {
+        return;
+      }
+      var rows = legend.querySelectorAll(":scope > div");
+      var after = rows[legendRows] || null;
+      for (var i = 0; i < legendRows; i++) {
+        legend.removeChild(rows[i]);
+      }
+      classes.forEach(function (c) {
+        var row = document.createElement("div");
+        row.className = "mapsvc-scale-row";
+        var sw = document.createElement("span");
+        sw.style.cssText =
+          "display:inline-block;width:12px;height:12px;margin-right:6px;border:1px solid #555";
+        sw.style.background = c[0];
+        row.appendChild(sw);
+        var text =
+          c[2] === null || c[2] === undefined
+            ? c[1] + " " + (opts.or_more || "+")
+            : c[1] === c[2]
+            ? String(c[1])
+            : c[1] + "–" + c[2];
+        row.appendChild(document.createTextNode(text));
+        legend.insertBefore(row, after);
+      });
+      legendRows = classes.length;
+    }
     var container = map.getContainer();
 
     function refresh() {
@@ -100,12 +134,16 @@
           if (mine !== seq) {
             return; // a newer view was asked for meanwhile
           }
-          var peak = Math.max(1, d.max || 1);
+          // the scale tops out at a high percentile of the cells (scale_max): fuller
+          // cells are clipped to the full colour
+          var top = Math.max(1, d.scale_max || d.max || 1);
           heat.setLatLngs(
             d.points.map(function (p) {
-              return [p[1], p[0], p[2] / peak];
+              return [p[1], p[0], Math.min(1, p[2] / top)];
             })
           );
+          showScale(d.classes);
+          container.dataset.heatScaleMax = String(top);
           showTotal(d.total);
           container.dataset.heatTotal = String(d.total);
           container.dataset.heatCells = String(d.points.length);
