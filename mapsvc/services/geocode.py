@@ -59,7 +59,8 @@ _CROSSING_MARKERS = (
 )
 _CONNECTOR_RE = re.compile(_CONNECTORS)
 _MARKER_RE = re.compile(rf"(?:的)?(?:{_CROSSING_MARKERS})(?:附近|旁|处|东侧|西侧|南侧|北侧)?$")
-_HOUSE_RE = re.compile(r"(\d+(?:[-之]\d+)?)号")
+#: a door number: "123号", "12-3号", "45弄6号" (lane 45, door 6)
+_HOUSE_RE = re.compile(r"((?:\d+弄)?\d+(?:[-之]\d+)?)号")
 _PREFIX_RE = re.compile(
     r"^(?:[\u4e00-\u9fff]{2,7}?(?:省|自治区|特别行政区))?(?:[\u4e00-\u9fff]{1,7}?(?:市|自治州|地区|盟))?$"
 )

@@ -179,6 +179,15 @@ def api(streets, make_app):  # noqa: ANN001, ANN201
     return make_app(streets.engine).test_client()
 
 
+def test_house_numbers_are_read_but_do_not_move_the_point(streets) -> None:  # noqa: ANN001
+    with streets.engine.connect() as c:
+        plain = geocode(c, "新华北路")
+        for address, number in (("新华北路１２３号", "123"), ("新华北路45弄6号", "45弄6")):
+            g = geocode(c, address)
+            assert g.house_number == number and g.precision == "street"
+            assert (g.lon, g.lat) == (plain.lon, plain.lat)
+
+
 def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets) -> None:  # noqa: ANN001
     r = api.post(
         "/api/incidents",
