@@ -62,6 +62,9 @@ SCALE_PERCENTILE = 97
 MESSAGES = (
     "Incident heatmap",
     "Incidents per cell",
+    "Incidents per hexagon",
+    "same area as",
+    "Incident hexagons",
     "or more",
     "Incidents per 1,000 residents",
     "Overdue incidents",
@@ -142,9 +145,13 @@ def scale_legend(top: int, locale: str = "zh_CN") -> list[LegendItem]:
     return items
 
 
-def scale_title(locale: str = "zh_CN") -> str:
+def scale_title(locale: str = "zh_CN", bins: str = "square") -> str:
     """Legend title of the heat and hexagon scales: what a colour counts."""
     t = labels(locale)
+    if bins == "hex":
+        return (
+            f"{t['Incidents per hexagon']} ({t['same area as']} {CELL_PX}×{CELL_PX} {t['pixels']})"
+        )
     return f"{t['Incidents per cell']} ({CELL_PX}×{CELL_PX} {t['pixels']})"
 
 
@@ -310,6 +317,54 @@ def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  #
     return [[s, w], [n, e]]
 
 
+def _bin_rows(session, bbox: BBox | None, filters: dict, keys: str, nkeys: int) -> list:  # noqa: ANN001
+    """``(key..., count)`` of the filtered incidents in ``bbox``, grouped by ``keys``.
+
+    ``keys`` are SQL expressions of ``i.x_m`` / ``i.y_m`` (Web Mercator, indexed) named
+    ``cx``, ``cy``...; ``nkeys`` how many. Without a bbox the incidents' extent is used.
+    """
+    where, params = _filters(filters, session)
+    if bbox is not None:
+        x0, y0 = to_mercator(bbox[0], bbox[1])
+        x1, y1 = to_mercator(bbox[2], bbox[3])
+    else:
+        ext = session.execute(
+            sa.text("SELECT min(x_m), max(x_m), min(y_m), max(y_m) FROM incident")
+        ).one()
+        if ext[0] is None:
+            return []
+        x0, x1, y0, y1 = ext
+    # Two stripes, each aggregated on its own: PostgreSQL runs them in parallel (its
+    # estimate of the number of cells is far too high for it to parallelise one GROUP BY);
+    # the outer GROUP BY adds up a cell that straddles the split.
+    split = (x0 + x1) / 2
+    # (with filters, the planner's own choice - often another index - measured faster)
+    unfiltered = where == "TRUE"
+    stripes = [(x0, split), (split, x1)] if unfiltered and x0 < split < x1 else [(x0, x1)]
+    # The numbers are written into the SQL (floats we computed, never request text):
+    # with bind parameters psycopg prepares a statement run five times, and the generic
+    # plan PostgreSQL then picks for unknown bounds was measured 40 % slower.
+    parts = []
+    group = ", ".join(str(k + 1) for k in range(nkeys))
+    for k, (lo, hi) in enumerate(stripes):
+        upper = "<" if k < len(stripes) - 1 else "<="
+        parts.append(
+            f"""(SELECT {keys}, count(*) AS n
+                FROM incident i
+                WHERE i.x_m >= {float(lo)!r} AND i.x_m {upper} {float(hi)!r}
+                  AND i.y_m BETWEEN {float(y0)!r} AND {float(y1)!r} AND {where}
+                GROUP BY {group})"""
+        )
+    cols = ", ".join(f"k{k}" for k in range(nkeys))
+    return session.execute(
+        sa.text(
+            f"SELECT {cols}, sum(n) FROM ({' UNION ALL '.join(parts)}) "
+            f"s({cols}, n) GROUP BY {group}"
+        ),
+        params,
+    ).all()
+
+
 @register
 class IncidentHeatmap(MapLayer):
     name = "heatmap"
@@ -327,43 +382,12 @@ class IncidentHeatmap(MapLayer):
         binned.
         """
         zoom = parse_zoom(filters.pop("zoom", None))
-        where, params = _filters(filters, session)
+        filters.pop("bins", None)
         cell = cell_size(zoom)
-        if bbox is not None:
-            x0, y0 = to_mercator(bbox[0], bbox[1])
-            x1, y1 = to_mercator(bbox[2], bbox[3])
-        else:
-            ext = session.execute(
-                sa.text("SELECT min(x_m), max(x_m), min(y_m), max(y_m) FROM incident")
-            ).one()
-            if ext[0] is None:
-                return _binned(zoom, [], [])
-            x0, x1, y0, y1 = ext
-        # Two stripes split on a cell edge, each aggregated on its own: PostgreSQL runs them
-        # in parallel (its estimate of the number of cells is far too high for it to
-        # parallelise one GROUP BY), and no cell straddles the split.
-        split = math.floor((x0 + x1) / 2 / cell) * cell
-        # (with filters, the planner's own choice - often another index - measured faster)
-        unfiltered = where == "TRUE"
-        stripes = [(x0, split), (split, x1)] if unfiltered and x0 < split < x1 else [(x0, x1)]
-        # The numbers are written into the SQL (floats we computed, never request text):
-        # with bind parameters psycopg prepares a statement run five times, and the generic
-        # plan PostgreSQL then picks for unknown bounds was measured 40 % slower.
         c = repr(float(cell))
-        parts = []
-        for k, (lo, hi) in enumerate(stripes):
-            upper = "<" if k < len(stripes) - 1 else "<="
-            parts.append(
-                f"""(SELECT floor(i.x_m / {c}) AS cx, floor(i.y_m / {c}) AS cy, count(*) AS n
-                    FROM incident i
-                    WHERE i.x_m >= {float(lo)!r} AND i.x_m {upper} {float(hi)!r}
-                      AND i.y_m BETWEEN {float(y0)!r} AND {float(y1)!r} AND {where}
-                    GROUP BY 1, 2)"""
-            )
-        rows = session.execute(
-            sa.text(f"SELECT cx, cy, sum(n) FROM ({' UNION ALL '.join(parts)}) s GROUP BY 1, 2"),
-            params,
-        ).all()
+        rows = _bin_rows(
+            session, bbox, filters, f"floor(i.x_m / {c}) AS cx, floor(i.y_m / {c}) AS cy", 2
+        )
         points = []
         for cx, cy, n in rows:
             lon, lat = from_mercator((cx + 0.5) * cell, (cy + 0.5) * cell)
@@ -390,6 +414,155 @@ class IncidentHeatmap(MapLayer):
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
         """Incidents per cell for each colour (title: :func:`scale_title`)."""
+        return scale_legend(max(1, data.get("scale_max") or 1), locale)
+
+
+#: hexagon edge in screen pixels: the area of a :data:`CELL_PX` square, so counts per
+#: hexagon and per square cell read on the same scale
+HEX_EDGE_PX = CELL_PX * math.sqrt(2 / (3 * math.sqrt(3)))
+SQRT3 = math.sqrt(3)
+
+
+#: ``bins=`` of the heatmap API and page -> the layer that draws them
+BINS_LAYERS = {"square": "heatmap", "hex": "incident_hexbins"}
+
+
+def parse_bins(value: Any) -> str:
+    """``square`` (heat blobs over square cells, the default) or ``hex`` (hexagons)."""
+    if value in (None, ""):
+        return "square"
+    if value not in BINS_LAYERS:
+        raise BadRequest(
+            f"bins must be one of {', '.join(BINS_LAYERS)}; got {str(value)[:20]!r}",
+            field="bins",
+        )
+    return str(value)
+
+
+def hex_size(zoom: float) -> float:
+    """Edge (= circumradius) of a hexagon in Web Mercator units at ``zoom``."""
+    return MERC_PX0 / (2.0 ** float(zoom)) * HEX_EDGE_PX
+
+
+def hex_of_brick(cx: int, cy: int, left1: bool, left2: bool) -> tuple[int, int]:
+    """The ``ST_HexagonGrid`` cell ``(i, j)`` of a point, from its brick and side.
+
+    ``ST_HexagonGrid(size, ...)`` lays flat-topped hexagons out in columns ``i`` at
+    ``x = 1.5 size i`` and rows ``j`` at ``y = sqrt(3) size (j + i mod 2 / 2)`` (odd columns
+    half a row up). Cut the plane into bricks of ``1.5 size`` by ``sqrt(3) size / 2``:
+    brick ``(cx, cy)`` holds parts of two hexagons only, column ``cx``'s on the left and
+    column ``cx + 1``'s on the right, split by one slanted edge. With ``fx, fy`` the
+    point's place in its brick (0..1), that edge is ``3 fx + fy = 2`` when column ``cx``'s
+    centre line is the brick's bottom (``cx + cy`` even) and ``3 fx - fy = 1`` when it is
+    the top; ``left1`` and ``left2`` are the point's side of each (computed in SQL, so a
+    million points are grouped by four cheap keys, not by a nearest-centre search).
+    """
+    even = (cx + cy) % 2 == 0
+    if left1 if even else left2:
+        i = cx
+        j = (cy - cx % 2) // 2 if even else (cy + 1 - cx % 2) // 2
+    else:
+        i = cx + 1
+        j = (cy + 1 - i % 2) // 2 if even else (cy - i % 2) // 2
+    return i, j
+
+
+@register
+class IncidentHexbins(MapLayer):
+    """Incident counts in hexagons of a fixed size on screen, coloured on the heat scale.
+
+    The same filters, bbox and zoom as :class:`IncidentHeatmap`; the cells are the
+    hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857 (``ST_Hexagon`` draws them) with
+    the area of a square cell, and each is filled with the colour of its count
+    (:func:`class_colour`), so unlike heat blobs a colour reads exactly off the legend.
+    """
+
+    name = "incident_hexbins"
+    title_zh = "事件六边形分布"
+    title_en = "Incident hexagons"
+
+    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+        """GeoJSON hexagons with ``n`` (incidents) and the scale: ``{type, features, bins,
+        zoom, cell_px, hex_edge_px, total, max, scale_max, classes}``."""
+        zoom = parse_zoom(filters.pop("zoom", None))
+        filters.pop("bins", None)
+        size = hex_size(zoom)
+        k1, k2 = repr(1.0 / (1.5 * size)), repr(2.0 / (SQRT3 * size))
+        fx = f"(i.x_m * {k1} - floor(i.x_m * {k1}))"
+        fy = f"(i.y_m * {k2} - floor(i.y_m * {k2}))"
+        rows = _bin_rows(
+            session,
+            bbox,
+            filters,
+            f"floor(i.x_m * {k1}) AS cx, floor(i.y_m * {k2}) AS cy, "
+            f"3 * {fx} + {fy} < 2 AS left1, 3 * {fx} - {fy} < 1 AS left2",
+            4,
+        )
+        cells: dict[tuple[int, int], int] = {}
+        for cx, cy, left1, left2, n in rows:
+            key = hex_of_brick(int(cx), int(cy), left1, left2)
+            cells[key] = cells.get(key, 0) + int(n)
+        features = []
+        if cells:
+            keys = sorted(cells)
+            # 5 decimals (~1 m) is under a tenth of a pixel up to zoom 16 and shared
+            # vertices round alike, so neighbours meet without slivers
+            digits = 5 if zoom < 17 else 6
+            shapes = session.execute(
+                sa.text(
+                    "SELECT ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon(:size, i, j), 3857),"
+                    " 4326), :digits) FROM unnest(CAST(:is AS int[]), CAST(:js AS int[]))"
+                    " WITH ORDINALITY AS t(i, j, k) ORDER BY k"
+                ),
+                {
+                    "size": size,
+                    "is": [k[0] for k in keys],
+                    "js": [k[1] for k in keys],
+                    "digits": digits,
+                },
+            ).scalars()
+            import json
+
+            for key, gj in zip(keys, shapes, strict=True):
+                features.append(
+                    {
+                        "type": "Feature",
+                        "geometry": json.loads(gj),
+                        "properties": {"n": cells[key]},
+                    }
+                )
+        out = _binned(zoom, [], list(cells.values()))
+        out.pop("points")
+        return {
+            "type": "FeatureCollection",
+            "bins": "hex",
+            **out,
+            "hex_edge_px": round(HEX_EDGE_PX, 2),
+            "features": features,
+        }
+
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+        import folium
+
+        top = max(1, data.get("scale_max") or 1)
+        for f in data["features"]:
+            f["properties"]["fill"] = class_colour(f["properties"]["n"], top)
+        return folium.GeoJson(
+            data,
+            name=self.title(locale),
+            style_function=lambda f: {
+                "fillColor": f["properties"]["fill"],
+                "color": f["properties"]["fill"],
+                "weight": 0.5,
+                "fillOpacity": 0.75,
+            },
+            tooltip=folium.GeoJsonTooltip(
+                fields=["n"], aliases=[labels(locale)["incidents"]], localize=True
+            ),
+        )
+
+    def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
+        """Incidents per hexagon for each colour (the heat scale's classes)."""
         return scale_legend(max(1, data.get("scale_max") or 1), locale)
 
 

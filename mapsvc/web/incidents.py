@@ -18,10 +18,12 @@ from layers import get_layer
 from layers.base import add_legend, esc, parse_bbox
 from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.heatmap import (
+    BINS_LAYERS,
     code_label,
     filter_choices,
     fit_bounds,
     labels,
+    parse_bins,
     points_to_crs,
     scale_title,
 )
@@ -30,6 +32,7 @@ from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
+from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg
 from mapsvc.web.render import ATTRIBUTION, base_map
 
@@ -170,15 +173,22 @@ def overdue_api():  # noqa: ANN201
 def heatmap_api():  # noqa: ANN201
     """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters.
 
+    ``bins=hex``: hexagons instead (a GeoJSON FeatureCollection, ``n`` per hexagon, gzipped
+    when the client accepts it), with the same ``total``, ``max``, ``scale_max`` and
+    ``classes``.
+
     ``crs=gcj02|bd09`` (for base maps in those datums): bbox given and points answered in it.
     """
     crs = parse_crs(request.args.get("crs"))
-    data = get_layer("heatmap").query(
+    bins = parse_bins(request.args.get("bins"))
+    data = get_layer(BINS_LAYERS[bins]).query(
         get_session(),
         bbox_to_wgs84(parse_bbox(request.args.get("bbox")), crs),
         zoom=request.args.get("zoom"),
         **_filters(),
     )
+    if bins == "hex":  # GeoJSON hexagons: about ten to one gzipped
+        return geojson_response(collection_to_crs(data, crs))
     return current_app.response_class(
         json.dumps(points_to_crs(data, crs), separators=(",", ":")),
         mimetype="application/json",
@@ -254,6 +264,11 @@ def _filter_panel(view: str) -> str:
         [("open", _("Open"))] + [(s, code_label(s, t)) for s in svc.TRANSITIONS],
         f.get("state"),
     )
+    bins = parse_bins(request.args.get("bins"))
+    bins_opts = "".join(
+        f'<option value="{v}"{" selected" if v == bins else ""}>{esc(label)}</option>'
+        for v, label in (("square", _("Heat (square cells)")), ("hex", _("Hexagons")))
+    )
     choices = filter_choices(get_session())
     comm_opts = options([(str(i), n) for i, n in choices["communities"]], f.get("community"))
     chief_opts = options([(str(i), n) for i, n in choices["chiefs"]], f.get("chief"))
@@ -282,7 +297,12 @@ def _filter_panel(view: str) -> str:
         f'<label>{esc(_("Grid"))} <select name="grid" style="max-width:16em">'
         f"{''.join(grid_opts)}</select></label>"
         f'<label>{esc(_("Chief"))} <select name="chief">{chief_opts}</select></label>'
-        f'<label>{esc(_("From"))} <input type="date" name="date_from" '
+        + (
+            f'<label>{esc(_("Draw as"))} <select name="bins">{bins_opts}</select></label>'
+            if view == "heatmap"
+            else ""
+        )
+        + f'<label>{esc(_("From"))} <input type="date" name="date_from" '
         f'value="{esc(f.get("date_from", ""))}"></label>'
         f'<label>{esc(_("To"))} <input type="date" name="date_to" '
         f'value="{esc(f.get("date_to", ""))}"></label>'
@@ -310,9 +330,12 @@ def heatmap_page():  # noqa: ANN201
     place = any(f.get(k) for k in ("chief", "grid", "community", "subdistrict"))
     bounds = (place and fit_bounds(session, f)) or _district_bounds(session)
     m = base_map(bounds, basemap)
-    heat_layer, overdue_layer = get_layer("heatmap"), get_layer("overdue_incidents")
+    bins = parse_bins(request.args.get("bins"))
+    heat_layer = get_layer(BINS_LAYERS[bins])
+    overdue_layer = get_layer("overdue_incidents")
     bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None
-    heat = points_to_crs(heat_layer.query(session, bbox, zoom=13, **f), basemap.crs)
+    heat = heat_layer.query(session, bbox, zoom=13, **f)
+    heat = (collection_to_crs if bins == "hex" else points_to_crs)(heat, basemap.crs)
     overdue = collection_to_crs(overdue_layer.query(session, bbox, **f), basemap.crs)
     heat_fl = heat_layer.draw(heat, locale)
     heat_fl.add_to(m)
@@ -323,7 +346,8 @@ def heatmap_page():  # noqa: ANN201
         heat_fl,
         {
             "api": url_for("incidents.heatmap_api"),
-            "filters": {**f, "crs": basemap.crs},
+            "filters": {**f, "crs": basemap.crs, "bins": bins},
+            "bins": bins,
             "attribution": _credits(basemap),
             "total_label": _("incidents in view"),
             # heatmap.js rewrites these first legend rows after every refresh
@@ -331,7 +355,7 @@ def heatmap_page():  # noqa: ANN201
             "or_more": labels(locale)["or more"],
         },
     ).add_to(m)
-    add_legend(m, scale_title(locale), scale_rows + overdue_layer.legend(overdue, locale))
+    add_legend(m, scale_title(locale, bins), scale_rows + overdue_layer.legend(overdue, locale))
     m.get_root().html.add_child(folium.Element(_filter_panel("heatmap")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incident heatmap"))
 

@@ -3,7 +3,8 @@
  * The server (layers/heatmap.py) aggregates incidents into screen cells in PostGIS and
  * answers [lon, lat, count] triples; this script only turns them into leaflet.heat points
  * weighted by count / scale_max (a high percentile of the cells, clipped at 1), so the
- * browser never holds raw incidents, and rewrites the legend's colour classes.
+ * browser never holds raw incidents, and rewrites the legend's colour classes. With
+ * bins "hex" the layer is a GeoJSON layer of hexagons, refilled and coloured by class.
  */
 (function () {
   "use strict";
@@ -53,6 +54,23 @@
     }
     comm.addEventListener("change", limit);
     limit();
+  }
+
+  /* Leaflet style of a hexagon: the colour of the class its count falls in (the server's
+   * classes: [colour, lo, hi], hi null for the open top class). */
+  function hexStyle(classes) {
+    return function (feature) {
+      var n = feature.properties.n;
+      var colour = classes.length ? classes[classes.length - 1][0] : "#bd0026";
+      for (var i = 0; i < classes.length; i++) {
+        var hi = classes[i][2];
+        if (hi === null || hi === undefined || n <= hi) {
+          colour = classes[i][0];
+          break;
+        }
+      }
+      return { fillColor: colour, color: colour, weight: 0.5, fillOpacity: 0.75 };
+    };
   }
 
   function init(map, heat, opts) {
@@ -137,16 +155,26 @@
           // the scale tops out at a high percentile of the cells (scale_max): fuller
           // cells are clipped to the full colour
           var top = Math.max(1, d.scale_max || d.max || 1);
-          heat.setLatLngs(
-            d.points.map(function (p) {
-              return [p[1], p[0], Math.min(1, p[2] / top)];
-            })
-          );
+          var cells;
+          if (opts.bins === "hex") {
+            cells = d.features.length;
+            heat.options.style = hexStyle(d.classes);
+            heat.clearLayers();
+            heat.addData(d);
+            heat.bringToBack(); // overdue incidents stay on top of the hexagons
+          } else {
+            cells = d.points.length;
+            heat.setLatLngs(
+              d.points.map(function (p) {
+                return [p[1], p[0], Math.min(1, p[2] / top)];
+              })
+            );
+          }
           showScale(d.classes);
           container.dataset.heatScaleMax = String(top);
           showTotal(d.total);
           container.dataset.heatTotal = String(d.total);
-          container.dataset.heatCells = String(d.points.length);
+          container.dataset.heatCells = String(cells);
           container.dataset.heatZoom = String(d.zoom);
           container.dataset.heatLoading = "0";
         })
