@@ -50,6 +50,8 @@ PRECISIONS = ("intersection", "landmark", "street", "grid", "community")
 ADDRESS_CRS_PREFIX = "address:"
 #: two named streets further apart than this (metres) do not form an intersection
 MAX_INTERSECTION_GAP_M = 30.0
+#: segments of one name closer than this (metres) are one street; further, different ones
+SAME_STREET_GAP_M = 1000.0
 #: shortest gazetteer name matched (single characters would match almost anything)
 MIN_NAME_CHARS = 2
 
@@ -228,7 +230,8 @@ def _srid(conn: Connection, names: list[str]) -> int:
         ),
         {"names": names},
     ).one()
-    return utm_epsg(float(x), float(y))
+    # rounded as metric_epsg_for_data does, so the (slow) pyproj lookup is cached
+    return utm_epsg(round(float(x), 1), round(float(y), 1))
 
 
 def _intersection(
@@ -256,23 +259,47 @@ def _intersection(
     return float(row[0]), float(row[1]), float(row[2])
 
 
-def _street_point(conn: Connection, name: str, hints: dict[str, list[int]]) -> tuple[float, float]:
-    """The point of street ``name`` nearest to its centre (it lies on the street)."""
+def _street_point(
+    conn: Connection, name: str, hints: dict[str, list[int]], field: str
+) -> tuple[float, float]:
+    """The point of street ``name`` nearest to its centre (it lies on the street).
+
+    A name can be used by streets in separate places (OpenStreetMap has several 中山路 in
+    a city): its segments are grouped into places :data:`SAME_STREET_GAP_M` apart (in
+    metres), and a name that still means more than one place, after narrowing to the area
+    the address names, is refused rather than guessed, naming the communities it runs in.
+    """
     srid = _srid(conn, [name])
     area, params = _narrowing(conn, [name], hints)
-    # narrowed: only the stretch inside the named area
-    geom = f"ST_CollectionExtract(ST_Intersection(geom, {area}), 2)" if area else "geom"
-    where = f"ST_Intersects(geom, {area})" if area else "TRUE"
-    row = conn.execute(
+    # places are told apart on whole segments (clipping to the area would cut one street
+    # where it leaves and re-enters); narrowed, the places through the area are kept and
+    # only their stretch inside it is used
+    inside = f"ST_Intersects(c.geom, {area})" if area else "TRUE"
+    part = f"ST_CollectionExtract(ST_Intersection(c.geom, {area}), 2)" if area else "c.geom"
+    rows = conn.execute(
         sa.text(
-            f"""SELECT ST_X(p), ST_Y(p) FROM (
-                SELECT ST_Transform(ST_ClosestPoint(g, ST_Centroid(g)), 4326) AS p FROM (
-                    SELECT ST_Transform(ST_Collect({geom}), {srid}) AS g FROM alley_segment
-                     WHERE name = :n AND {where}) s) q"""
+            f"""WITH c AS (
+                SELECT geom, ST_ClusterDBSCAN(ST_Transform(geom, {srid}), eps := :gap,
+                       minpoints := 1) OVER () AS k
+                  FROM alley_segment WHERE name = :n),
+            parts AS (SELECT k, ST_Transform({part}, {srid}) AS g FROM c WHERE {inside}),
+            p AS (SELECT k, ST_Transform(ST_ClosestPoint(ST_Collect(g),
+                         ST_Centroid(ST_Collect(g))), 4326) AS p, sum(ST_Length(g)) AS len
+                    FROM parts WHERE NOT ST_IsEmpty(g) GROUP BY k)
+            SELECT ST_X(p.p), ST_Y(p.p), (SELECT string_agg(cm.name, '、' ORDER BY cm.name)
+                FROM community cm WHERE ST_Intersects(cm.geom, p.p)) AS where_
+            FROM p ORDER BY p.len DESC"""
         ),
-        {"n": name, **params},
-    ).one()
-    return float(row[0]), float(row[1])
+        {"n": name, "gap": SAME_STREET_GAP_M, **params},
+    ).all()
+    if len(rows) > 1:
+        places = "; ".join(r.where_ or "outside every community" for r in rows)
+        raise ValidationError(
+            f"{field}: {name} names {len(rows)} separate streets ({places}); "
+            "add the community or subdistrict to the address",
+            field=field,
+        )
+    return float(rows[0][0]), float(rows[0][1])
 
 
 def _unit_point(
@@ -380,7 +407,7 @@ def geocode(db: Session | Connection, address: str, *, field: str = "address") -
         return result(lon, lat, "landmark", name)
     street = _longest(cands, "street")
     if street:
-        lon, lat = _street_point(conn, street, hints)
+        lon, lat = _street_point(conn, street, hints, field)
         return result(lon, lat, "street", street, streets=(street,))
     for kind in ("grid", "community"):
         if any(c["kind"] == kind for c in cands):

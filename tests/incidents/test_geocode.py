@@ -229,6 +229,12 @@ def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets
 
 
 def test_api_street_named_area_narrows_a_shared_name(api, streets) -> None:  # noqa: ANN001
+    before = _count(streets.engine)
+    r = api.post("/api/incidents", json={"category": "litter", "address": "同名巷３号"})
+    assert r.status_code == 400 and r.get_json()["field"] == "address"
+    # longest first: the one in B is 300 m, the one in A 150 m
+    assert "2 separate streets (社区B; 社区A)" in r.get_json()["error"]
+    assert _count(streets.engine) == before
     for community, wanted in (("社区B", "B"), ("社区A", "A")):
         r = api.post(
             "/api/incidents", json={"category": "litter", "address": f"{community}同名巷３号"}
