@@ -2,7 +2,9 @@
 
 Target (issue 3): median response of ``/api/heatmap`` for a district-wide view at most
 300 ms and at most 200 KB, next to folium's ``HeatMap`` fed the raw points (its HTML size
-and build time: fetching the points, building the layer and rendering the page).
+and build time: fetching the points, building the layer and rendering the page). The same
+views are measured with hexagon bins (``bins=hex``: GeoJSON polygons, gzipped when the
+client accepts it; the JSON size and the size on the wire are both printed).
 
 Runs against its own database ``mapsvc_bench_heatmap`` on the embedded cluster: the demo
 district (``load_demo(engine, seed=20261124, incidents=0)``) plus generated incidents
@@ -117,19 +119,21 @@ def serve(engine: sa.Engine):  # noqa: ANN201
     return server, f"http://127.0.0.1:{server.server_port}"
 
 
-def time_requests(url: str, repeat: int) -> tuple[list[float], int, dict]:
+def time_requests(url: str, repeat: int) -> tuple[list[float], int, dict, int]:
+    """Times (ms), JSON size, the answer and the size on the wire (gzip where served)."""
     import requests
 
     s = requests.Session()
     s.get(url, timeout=60)  # warm-up: connection pool, plan cache, page cache
-    times, size, body = [], 0, {}
+    times, size, body, wire = [], 0, {}, 0
     for _ in range(repeat):
         t = time.perf_counter()
-        r = s.get(url, timeout=60)
+        r = s.get(url, timeout=60)  # requests asks for gzip, as browsers do
         times.append((time.perf_counter() - t) * 1000)
         r.raise_for_status()
         size, body = len(r.content), r.json()
-    return times, size, body
+        wire = int(r.headers.get("Content-Length") or size)
+    return times, size, body, wire
 
 
 def folium_baseline(engine: sa.Engine) -> tuple[float, int]:
@@ -167,6 +171,8 @@ def main() -> None:
             "&date_from=" + time.strftime("%Y-%m-%d", time.gmtime(time.time() - 90 * 86400)),
             "district, one zoom closer": f"{base}/api/heatmap?bbox={b}&zoom={zoom + 1}",
         }
+        # the same views in hexagons (GeoJSON polygons, gzipped on the wire)
+        views.update({f"{k} (hex)": f"{v}&bins=hex" for k, v in list(views.items())})
         results = {name: time_requests(url, args.repeat) for name, url in views.items()}
     finally:
         server.shutdown()
@@ -174,25 +180,36 @@ def main() -> None:
 
     print(f"\n{rows:,} incidents; district view at zoom {zoom} ({VIEWPORT[0]}x{VIEWPORT[1]} px)")
     print(
-        f"{'':30}{'median ms':>10}{'p90 ms':>9}{'KB':>9}{'cells':>7}{'incidents':>11}"
-        f"{'scale':>7}{'max':>7}"
+        f"{'':36}{'median ms':>10}{'p90 ms':>9}{'KB':>9}{'wire KB':>9}{'cells':>7}"
+        f"{'incidents':>11}{'scale':>7}{'max':>7}"
     )
-    for name, (times, size, body) in results.items():
+    for name, (times, size, body, wire) in results.items():
         p90 = sorted(times)[int(0.9 * (len(times) - 1))]
+        cells = len(body.get("points") or body.get("features") or [])
         print(
-            f"{name:30}{statistics.median(times):>10.1f}{p90:>9.1f}{size / 1024:>9.1f}"
-            f"{len(body['points']):>7}{body['total']:>11,}{body['scale_max']:>7}{body['max']:>7}"
+            f"{name:36}{statistics.median(times):>10.1f}{p90:>9.1f}{size / 1024:>9.1f}"
+            f"{wire / 1024:>9.1f}{cells:>7}{body['total']:>11,}{body['scale_max']:>7}"
+            f"{body['max']:>7}"
         )
-    times, size, _ = results["district, all incidents"]
+    times, size, _, _ = results["district, all incidents"]
     med = statistics.median(times)
+    htimes, hsize, _, hwire = results["district, all incidents (hex)"]
+    hmed = statistics.median(htimes)
     print(
-        f"{'folium HeatMap, raw points':30}{base_s * 1000:>10.1f}{'':>9}{base_bytes / 1024:>9.1f}"
-        f"{'':>7}{rows:>11,}   (build + render, once)"
+        f"{'folium HeatMap, raw points':36}{base_s * 1000:>10.1f}{'':>9}{base_bytes / 1024:>9.1f}"
+        f"{'':>9}{'':>7}{rows:>11,}   (build + render, once)"
     )
     print(
         f"\ntarget: median <= {TARGET_MS:.0f} ms -> {med:.1f} ms "
         f"({'MET' if med <= TARGET_MS else 'NOT MET'}); size <= {TARGET_KB:.0f} KB -> "
         f"{size / 1024:.1f} KB ({'MET' if size / 1024 <= TARGET_KB else 'NOT MET'})"
+    )
+    print(
+        f"hexagons, same targets: median {hmed:.1f} ms "
+        f"({'MET' if hmed <= TARGET_MS else 'NOT MET'}); {hsize / 1024:.1f} KB of GeoJSON, "
+        f"{hwire / 1024:.1f} KB on the wire "
+        f"({'MET' if hwire / 1024 <= TARGET_KB else 'NOT MET'} on the wire, "
+        f"{'MET' if hsize / 1024 <= TARGET_KB else 'NOT MET'} uncompressed)"
     )
     print(
         f"ratios vs folium HeatMap with raw points: time {base_s * 1000 / med:.0f}x faster, "

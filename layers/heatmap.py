@@ -30,6 +30,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import warnings
+from collections.abc import Callable
 from functools import lru_cache
 from typing import Any
 
@@ -317,11 +318,18 @@ def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  #
     return [[s, w], [n, e]]
 
 
-def _bin_rows(session, bbox: BBox | None, filters: dict, keys: str, nkeys: int) -> list:  # noqa: ANN001
+def _bin_rows(
+    session,  # noqa: ANN001
+    bbox: BBox | None,
+    filters: dict,
+    keys: str | Callable[[float, float, float, float], str],
+    nkeys: int,
+) -> list:
     """``(key..., count)`` of the filtered incidents in ``bbox``, grouped by ``keys``.
 
     ``keys`` are SQL expressions of ``i.x_m`` / ``i.y_m`` (Web Mercator, indexed) named
-    ``cx``, ``cy``...; ``nkeys`` how many. Without a bbox the incidents' extent is used.
+    ``cx``, ``cy``...; ``nkeys`` how many; or a function of the binned extent (Web Mercator
+    ``x0, y0, x1, y1``) that returns them. Without a bbox the incidents' extent is used.
     """
     where, params = _filters(filters, session)
     if bbox is not None:
@@ -334,6 +342,8 @@ def _bin_rows(session, bbox: BBox | None, filters: dict, keys: str, nkeys: int) 
         if ext[0] is None:
             return []
         x0, x1, y0, y1 = ext
+    if callable(keys):
+        keys = keys(x0, y0, x1, y1)
     # Two stripes, each aggregated on its own: PostgreSQL runs them in parallel (its
     # estimate of the number of cells is far too high for it to parallelise one GROUP BY);
     # the outer GROUP BY adds up a cell that straddles the split.
@@ -467,13 +477,47 @@ def hex_of_brick(cx: int, cy: int, left1: bool, left2: bool) -> tuple[int, int]:
     return i, j
 
 
+#: ST_Hexagon's vertices around its centre, in edge lengths (flat-topped, closed ring)
+HEX_RING = (
+    (-1.0, 0.0),
+    (-0.5, -SQRT3 / 2),
+    (0.5, -SQRT3 / 2),
+    (1.0, 0.0),
+    (0.5, SQRT3 / 2),
+    (-0.5, SQRT3 / 2),
+    (-1.0, 0.0),
+)
+
+
+def hexagon_rings(cells: list[tuple[int, int]], size: float, digits: int = 5) -> list:
+    """WGS84 rings ``[[lon, lat] * 7]`` of the ``ST_HexagonGrid`` cells ``(i, j)`` of ``size``.
+
+    The same polygons as PostGIS ``ST_Hexagon(size, i, j)`` in EPSG:3857, computed here
+    with numpy for a few thousand cells at once (the tests compare them with PostGIS's).
+    """
+    import numpy as np
+
+    if not cells:
+        return []
+    ij = np.asarray(cells, dtype=float)
+    cx = 1.5 * size * ij[:, 0]
+    cy = SQRT3 * size * (ij[:, 1] + 0.5 * np.mod(ij[:, 0], 2))
+    off = np.asarray(HEX_RING) * size
+    x = cx[:, None] + off[None, :, 0]
+    y = cy[:, None] + off[None, :, 1]
+    lon = np.degrees(x / R)
+    lat = np.degrees(2 * np.arctan(np.exp(y / R)) - math.pi / 2)
+    return np.round(np.stack([lon, lat], axis=-1), digits).tolist()
+
+
 @register
 class IncidentHexbins(MapLayer):
     """Incident counts in hexagons of a fixed size on screen, coloured on the heat scale.
 
     The same filters, bbox and zoom as :class:`IncidentHeatmap`; the cells are the
-    hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857 (``ST_Hexagon`` draws them) with
-    the area of a square cell, and each is filled with the colour of its count
+    hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857 (:func:`hex_of_brick` finds a
+    point's cell in SQL, :func:`hexagon_rings` draws the cells) with the area of a square
+    cell, and each is filled with the colour of its count
     (:func:`class_colour`), so unlike heat blobs a colour reads exactly off the legend.
     """
 
@@ -487,50 +531,51 @@ class IncidentHexbins(MapLayer):
         zoom = parse_zoom(filters.pop("zoom", None))
         filters.pop("bins", None)
         size = hex_size(zoom)
-        k1, k2 = repr(1.0 / (1.5 * size)), repr(2.0 / (SQRT3 * size))
-        fx = f"(i.x_m * {k1} - floor(i.x_m * {k1}))"
-        fy = f"(i.y_m * {k2} - floor(i.y_m * {k2}))"
-        rows = _bin_rows(
-            session,
-            bbox,
-            filters,
-            f"floor(i.x_m * {k1}) AS cx, floor(i.y_m * {k2}) AS cy, "
-            f"3 * {fx} + {fy} < 2 AS left1, 3 * {fx} - {fy} < 1 AS left2",
-            4,
-        )
-        cells: dict[tuple[int, int], int] = {}
-        for cx, cy, left1, left2, n in rows:
-            key = hex_of_brick(int(cx), int(cy), left1, left2)
-            cells[key] = cells.get(key, 0) + int(n)
-        features = []
-        if cells:
-            keys = sorted(cells)
-            # 5 decimals (~1 m) is under a tenth of a pixel up to zoom 16 and shared
-            # vertices round alike, so neighbours meet without slivers
-            digits = 5 if zoom < 17 else 6
-            shapes = session.execute(
-                sa.text(
-                    "SELECT ST_AsGeoJSON(ST_Transform(ST_SetSRID(ST_Hexagon(:size, i, j), 3857),"
-                    " 4326), :digits) FROM unnest(CAST(:is AS int[]), CAST(:js AS int[]))"
-                    " WITH ORDINALITY AS t(i, j, k) ORDER BY k"
-                ),
-                {
-                    "size": size,
-                    "is": [k[0] for k in keys],
-                    "js": [k[1] for k in keys],
-                    "digits": digits,
-                },
-            ).scalars()
-            import json
+        k1, k2 = 1.0 / (1.5 * size), 2.0 / (SQRT3 * size)
+        pack: dict[str, int] = {}
 
-            for key, gj in zip(keys, shapes, strict=True):
-                features.append(
-                    {
-                        "type": "Feature",
-                        "geometry": json.loads(gj),
-                        "properties": {"n": cells[key]},
-                    }
+        def brick_key(x0: float, y0: float, x1: float, y1: float) -> str:
+            # one integer key per brick and side: (cx - cx0) * 4 rows + (cy - cy0) * 4 +
+            # left1 + 2 left2. Grouping a million points by one number instead of four
+            # columns was measured 15-30 % faster.
+            pack["cx0"], pack["cy0"] = math.floor(x0 * k1), math.floor(y0 * k2)
+            pack["rows"] = math.floor(y1 * k2) - pack["cy0"] + 1
+            span = (math.floor(x1 * k1) - pack["cx0"] + 1) * pack["rows"] * 4
+            if span > 2**52:  # beyond exact integers in float8
+                raise BadRequest(
+                    f"the view is too large for hexagons at zoom {zoom:g}: zoom out or "
+                    "send a smaller bbox",
+                    field="bbox",
                 )
+            a, b = f"(i.x_m * {k1!r})", f"(i.y_m * {k2!r})"
+            fx, fy = f"({a} - floor({a}))", f"({b} - floor({b}))"
+            return (
+                f"(floor({a}) - {pack['cx0']}) * {4 * pack['rows']} "
+                f"+ (floor({b}) - {pack['cy0']}) * 4 "
+                f"+ (3 * {fx} + {fy} < 2)::int + 2 * (3 * {fx} - {fy} < 1)::int AS k"
+            )
+
+        rows = _bin_rows(session, bbox, filters, brick_key, 1)
+        cells: dict[tuple[int, int], int] = {}
+        for key, n in rows:
+            brick, side = divmod(int(key), 4)
+            col, row = divmod(brick, pack["rows"])
+            cell = hex_of_brick(
+                pack["cx0"] + col, pack["cy0"] + row, bool(side & 1), bool(side & 2)
+            )
+            cells[cell] = cells.get(cell, 0) + int(n)
+        keys = sorted(cells)
+        # 5 decimals (~1 m) is under a tenth of a pixel up to zoom 16; neighbours share
+        # vertices computed alike, so they meet without slivers
+        rings = hexagon_rings(keys, size, 5 if zoom < 17 else 6)
+        features = [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Polygon", "coordinates": [ring]},
+                "properties": {"n": cells[key]},
+            }
+            for key, ring in zip(keys, rings, strict=True)
+        ]
         out = _binned(zoom, [], list(cells.values()))
         out.pop("points")
         return {

@@ -167,3 +167,27 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN00
         assert page.errors == []
     finally:
         server.stop()
+
+
+def test_hexagon_rings_are_postgis_hexagons(fresh_engine) -> None:  # noqa: ANN001
+    from layers.heatmap import hexagon_rings
+
+    with fresh_engine.connect() as c:
+        for zoom in (11, 16, 19):
+            size = hex_size(zoom)
+            # around the origin, and in Quanzhou (odd and even columns)
+            i0, j0 = int(13.2e6 / (1.5 * size)), int(2.86e6 / (3**0.5 * size))
+            cells = [(0, 0), (1, 0), (-1, 0), (-3, -7), (i0, j0), (i0 + 1, j0), (i0, j0 + 1)]
+            mine = hexagon_rings(cells, size, 7)
+            for (i, j), ring in zip(cells, mine, strict=True):
+                gj = c.scalar(
+                    sa.text(
+                        "SELECT ST_AsGeoJSON(ST_Transform(ST_SetSRID("
+                        "ST_Hexagon(:s, :i, :j), 3857), 4326), 9)"
+                    ),
+                    {"s": size, "i": i, "j": j},
+                )
+                theirs = json.loads(gj)["coordinates"][0]
+                assert len(ring) == len(theirs) == 7
+                for p, q in zip(ring, theirs, strict=True):
+                    assert p == pytest.approx(q, abs=2e-7), (zoom, i, j)
