@@ -6,7 +6,8 @@ with a few streets of our own laid out in metres:
 
     新华北路: x=300, y=20..280 (crosses 西街 at (300, 100), inside grid A1)
     西街:     y=100, x=100..480
-    同名巷:   one in community A (A2, y=450, x=50..200), one in community B (B1, y=150)
+    同名巷:   one in community A (y=595, x=0..60), one in community B (y=5, x=940..1000):
+              1,059 m apart, more than geocode.SAME_STREET_GAP_M, so two streets
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from shapely.geometry import LineString
 
 from mapsvc.db import session_scope
 from mapsvc.services.errors import ValidationError
-from mapsvc.services.geocode import geocode, normalize
+from mapsvc.services.geocode import SAME_STREET_GAP_M, geocode, normalize
 from mapsvc.services.routing import reroute_open
 from tests.conftest import LiveServer
 from tests.incidents.conftest import ll, wgs
@@ -159,8 +160,8 @@ def streets(district):  # noqa: ANN001, ANN201
     lines = {
         "xh": ("新华北路", LineString([(300, 20), (300, 280)])),
         "xj": ("西街", LineString([(100, 100), (480, 100)])),
-        "tmA": ("同名巷", LineString([(50, 450), (200, 450)])),
-        "tmB": ("同名巷", LineString([(600, 150), (900, 150)])),
+        "tmA": ("同名巷", LineString([(0, 595), (60, 595)])),
+        "tmB": ("同名巷", LineString([(940, 5), (1000, 5)])),
     }
     with session_scope(district.engine) as s:
         for code, (name, line) in lines.items():
@@ -229,11 +230,19 @@ def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets
 
 
 def test_api_street_named_area_narrows_a_shared_name(api, streets) -> None:  # noqa: ANN001
+    with streets.engine.connect() as c:
+        apart = c.scalar(
+            sa.text(
+                "SELECT ST_Distance(geography(a.geom), geography(b.geom)) "
+                "FROM alley_segment a, alley_segment b WHERE a.code = 'tmA' AND b.code = 'tmB'"
+            )
+        )
+    assert apart > SAME_STREET_GAP_M
     before = _count(streets.engine)
     r = api.post("/api/incidents", json={"category": "litter", "address": "同名巷３号"})
     assert r.status_code == 400 and r.get_json()["field"] == "address"
-    # longest first: the one in B is 300 m, the one in A 150 m
-    assert "2 separate streets (社区B; 社区A)" in r.get_json()["error"]
+    error = r.get_json()["error"]
+    assert "2 separate streets" in error and "社区A" in error and "社区B" in error
     assert _count(streets.engine) == before
     for community, wanted in (("社区B", "B"), ("社区A", "A")):
         r = api.post(
