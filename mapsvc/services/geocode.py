@@ -21,10 +21,17 @@ grid           a grid name: the grid's point on surface
 community      a community name: the community's point on surface
 =============  ===========================================================================
 
-House numbers (号) are read and reported but do not move the point: the gazetteer has no
-numbering. Subdistrict and community names in the address narrow the search (a street
-name used in two subdistricts resolves inside the one named), but a subdistrict or district
-alone is too coarse to dispatch on and is refused.
+The classes are tried in that order (a service centre named in full is a more exact
+place than the street it stands on; a street is a more exact place than a grid or a
+community, whose names often come first in an address as context). Within a class the
+longest name wins ("新华北路" over "华北路").
+
+House numbers (号, 弄) are read and reported but do not move the point: the gazetteer has
+no numbering (on the demo, street-level points lie a median 190 m from where the
+incidents really are). Subdistrict and community names in the address narrow the search:
+a street name used in places more than :data:`SAME_STREET_GAP_M` apart resolves inside the
+one named, and without such a name it is refused, naming the communities, rather than
+guessed. A subdistrict or district alone is too coarse to dispatch on and is refused too.
 
 An incident located this way is stored with ``source_crs`` = ``address:<precision>`` (no
 coordinates were given, so the "source CRS" is the address) and is always flagged
@@ -349,7 +356,8 @@ def geocode(db: Session | Connection, address: str, *, field: str = "address") -
     ValidationError
         Empty address; nothing in it matches a street, service centre, grid or community
         (the message says so and names the field); a subdistrict alone; two streets of an
-        intersection that do not meet; a grid/community name shared by several places.
+        intersection that do not meet; a street, grid or community name shared by several
+        places that the address does not tell apart.
     """
     conn = _conn(db)
     if address is None or not str(address).strip():
