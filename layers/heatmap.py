@@ -602,7 +602,7 @@ class IncidentHexbins(MapLayer):
                 "fillOpacity": 0.75,
             },
             tooltip=folium.GeoJsonTooltip(
-                fields=["n"], aliases=[labels(locale)["incidents"]], localize=True
+                fields=["n"], aliases=[labels(locale)["Incidents per hexagon"]], localize=True
             ),
         )
 

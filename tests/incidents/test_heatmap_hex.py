@@ -97,6 +97,8 @@ def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
     assert hexes["classes"][-1][2] is None
     for ft in hexes["features"]:
         assert ft["geometry"]["type"] == "Polygon" and ft["properties"]["n"] >= 1
+    none = client.get("/api/heatmap?zoom=14&bins=hex&category=no_such").get_json()
+    assert none["total"] == 0 and none["features"] == [] and none["scale_max"] == 1
     r = client.get("/api/heatmap?zoom=14&bins=tri")
     assert r.status_code == 400
     assert r.get_json()["field"] == "bins" and "hex" in r.get_json()["error"]
