@@ -464,8 +464,12 @@ def hex_of_brick(cx: int, cy: int, left1: bool, left2: bool) -> tuple[int, int]:
     column ``cx + 1``'s on the right, split by one slanted edge. With ``fx, fy`` the
     point's place in its brick (0..1), that edge is ``3 fx + fy = 2`` when column ``cx``'s
     centre line is the brick's bottom (``cx + cy`` even) and ``3 fx - fy = 1`` when it is
-    the top; ``left1`` and ``left2`` are the point's side of each (computed in SQL, so a
-    million points are grouped by four cheap keys, not by a nearest-centre search).
+    the top; ``left1`` and ``left2`` are the point's side of each. SQL computes the brick
+    and both sides per point (a few multiplications and floors, packed into one grouping
+    key), and this maps the few thousand groups to cells: a million points are never
+    joined to hexagon polygons. (Joining ``ST_HexagonGrid`` to the points with
+    ``ST_Contains`` is exact too, and is what the tests compare with, but with no spatial
+    index in EPSG:3857 it took 10.8 s for the demo's 6,000 incidents.)
     """
     even = (cx + cy) % 2 == 0
     if left1 if even else left2:
@@ -515,10 +519,10 @@ class IncidentHexbins(MapLayer):
     """Incident counts in hexagons of a fixed size on screen, coloured on the heat scale.
 
     The same filters, bbox and zoom as :class:`IncidentHeatmap`; the cells are the
-    hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857 (:func:`hex_of_brick` finds a
-    point's cell in SQL, :func:`hexagon_rings` draws the cells) with the area of a square
-    cell, and each is filled with the colour of its count
-    (:func:`class_colour`), so unlike heat blobs a colour reads exactly off the legend.
+    hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857 (:func:`hex_of_brick` says how
+    points are counted into them, :func:`hexagon_rings` draws them) with the area of a
+    square cell, and each is filled with the colour of its count (:func:`class_colour`),
+    so unlike heat blobs a colour reads exactly off the legend.
     """
 
     name = "incident_hexbins"
