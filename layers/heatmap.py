@@ -19,6 +19,11 @@ colour. Fuller cells are clipped to the full colour. The legend's classes
 centres weighted by ``count / scale_max`` (at most 1); ``static/js/heatmap.js`` refetches
 on pan and zoom and rewrites the legend's classes for the new view.
 
+``incident_hexbins`` (``/api/heatmap?bins=hex``, the page's "Draw as" toggle): the same
+counts in the hexagons of PostGIS ``ST_HexagonGrid`` in EPSG:3857, of the square cell's
+area on screen, answered as GeoJSON polygons and drawn filled in the colour of their
+class on the same percentile scale.
+
 ``incident_choropleth``: incidents per 1,000 residents by grid, classed with mapclassify
 (Fisher-Jenks natural breaks, or quantiles when few grids), drawn as a GeoJSON layer.
 
