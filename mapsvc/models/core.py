@@ -208,6 +208,8 @@ class Incident(Base):
     address: Mapped[str | None] = mapped_column(String(300))
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
     source_crs: Mapped[str | None] = mapped_column(String(40))
+    #: "coordinates", or the geocoder's precision class for a point found from the address
+    located_by: Mapped[str] = mapped_column(String(16), server_default="coordinates")
     reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
     due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
     closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))

@@ -33,9 +33,9 @@ a street name used in places more than :data:`SAME_STREET_GAP_M` apart resolves 
 one named, and without such a name it is refused, naming the communities, rather than
 guessed. A subdistrict or district alone is too coarse to dispatch on and is refused too.
 
-An incident located this way is stored with ``source_crs`` = ``address:<precision>`` (no
-coordinates were given, so the "source CRS" is the address) and is always flagged
-``location_to_confirm``: a planner checks the point. No Flask here.
+An incident located this way is stored with ``located_by`` = its precision class (instead
+of ``coordinates``) and is always flagged ``location_to_confirm``: a planner checks the
+point. No Flask here.
 """
 
 from __future__ import annotations
@@ -53,8 +53,6 @@ from mapsvc.services.errors import ValidationError
 
 #: precision classes, most precise first
 PRECISIONS = ("intersection", "landmark", "street", "grid", "community")
-#: ``incident.source_crs`` of incidents located from their address: prefix + precision
-ADDRESS_CRS_PREFIX = "address:"
 #: two named streets further apart than this (metres) do not form an intersection
 MAX_INTERSECTION_GAP_M = 30.0
 #: segments of one name closer than this (metres) are one street; further, different ones
@@ -97,22 +95,10 @@ class Geocoded:
     gap_m: float | None = None
     area: str | None = None
 
-    @property
-    def source_crs(self) -> str:
-        """The value stored in ``incident.source_crs`` for an incident located here."""
-        return ADDRESS_CRS_PREFIX + self.precision
-
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)
         d["streets"] = list(self.streets)
         return d
-
-
-def precision_of(source_crs: str | None) -> str | None:
-    """The precision class of a stored incident located from its address, else None."""
-    if source_crs and source_crs.startswith(ADDRESS_CRS_PREFIX):
-        return source_crs[len(ADDRESS_CRS_PREFIX) :]
-    return None
 
 
 def _conn(db: Session | Connection) -> Connection:

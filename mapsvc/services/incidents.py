@@ -27,7 +27,7 @@ from mapsvc.models.core import SEVERITIES, SOURCES, STATES
 from mapsvc.models.incidents import IncidentEvent
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.errors import Conflict, NotFound, ValidationError
-from mapsvc.services.geocode import geocode, precision_of
+from mapsvc.services.geocode import geocode
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
 #: allowed transitions of the closed loop (state -> states it may go to)
@@ -134,7 +134,7 @@ def incident_dict(inc: Incident, session: Session | None = None) -> dict[str, An
         "segment_distance_m": inc.segment_distance_m,
         "location_to_confirm": inc.location_to_confirm,
         # "coordinates", or the geocoder's precision class for an address-only intake
-        "located_by": precision_of(inc.source_crs) or "coordinates",
+        "located_by": inc.located_by,
         # past due and still open, or closed after its due time
         "overdue": bool(
             inc.due_at is not None
@@ -168,7 +168,7 @@ def create_incident(
 
     With neither ``lon`` nor ``lat`` but an ``address`` (the hotline often has nothing
     else), the point comes from the offline geocoder (:mod:`mapsvc.services.geocode`):
-    ``source_crs`` records ``address:<precision>``, routing flags the incident
+    ``located_by`` records the precision class, routing flags the incident
     ``location_to_confirm``, the intake event's note says what matched, and the result is
     kept on the returned object as ``inc.geocoded`` for the caller's response. An address
     that matches nothing raises a :class:`ValidationError` on ``address_field`` (the name
@@ -200,7 +200,7 @@ def create_incident(
         and str(data.get("address") or "").strip()
     ):
         geocoded = geocode(session, str(data["address"]), field=address_field)
-        x, y, crs = [geocoded.lon], [geocoded.lat], geocoded.source_crs
+        x, y, crs = [geocoded.lon], [geocoded.lat], "EPSG:4326"  # the gazetteer's CRS
     else:
         lon, lat = _number(data, "lon"), _number(data, "lat")
         if not (-180 <= lon <= 180):
@@ -233,6 +233,7 @@ def create_incident(
         address=data.get("address"),
         geom=f"SRID=4326;POINT({float(x[0])!r} {float(y[0])!r})",
         source_crs=str(crs),
+        located_by=geocoded.precision if geocoded else "coordinates",
         reported_at=reported,
         due_at=due,
     )

@@ -27,7 +27,6 @@ from mapsvc.models import Incident, IncidentCategory
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import NotFound, ServiceError, ValidationError
-from mapsvc.services.geocode import precision_of
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 #: at most this many requests in one GET requests answer (newest first)
@@ -208,8 +207,8 @@ def create_request(
 
 def _location_notice(inc: Incident, en: bool) -> str:
     """Says that a request was located from its address (and by what), else empty."""
-    precision = precision_of(inc.source_crs)
-    if precision is None:
+    precision = inc.located_by
+    if precision == "coordinates":
         return ""
     zh_name, en_name = PRECISION_NAMES.get(precision, (precision, precision))
     if en:
@@ -241,7 +240,7 @@ def _request_dict(
         "lat": round(p.y, 7),
         "long": round(p.x, 7),
         "media_url": "",
-        "located_by": precision_of(inc.source_crs) or "coordinates",
+        "located_by": inc.located_by,
         "location_to_confirm": bool(inc.location_to_confirm),
     }
 

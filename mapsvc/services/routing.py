@@ -6,8 +6,8 @@ district's UTM zone (chosen by pyproj), never in degrees.
 
 An incident is flagged ``location_to_confirm`` when it lies outside every grid or within
 ``boundary_confirm_m`` of its grid's boundary: there the responsible grid is uncertain and
-a planner must confirm it. One located from an address alone (``source_crs`` starting
-``address:``, see :mod:`mapsvc.services.geocode`) is always flagged.
+a planner must confirm it. One located from an address alone (``located_by`` other than
+``coordinates``, see :mod:`mapsvc.services.geocode`) is always flagged.
 
 How it stays fast (measured with ``bench/bench_incident_import.py``; 100,000 points on the
 demo district's 396 grids and 3,009 segments)
@@ -35,7 +35,6 @@ from sqlalchemy.orm import Session
 
 from mapsvc.services.assignments import holders
 from mapsvc.services.geo import metric_epsg_for_data
-from mapsvc.services.geocode import ADDRESS_CRS_PREFIX
 
 OPEN_STATES = ("received", "dispatched", "in_hand", "verified", "returned", "reopened")
 #: columns :func:`routed_sql` returns besides ``id``
@@ -217,8 +216,7 @@ def route_incidents(
     # a point located from an address alone stays to be confirmed whatever grid it is in
     sets = sets.replace(
         "location_to_confirm = r.location_to_confirm",
-        "location_to_confirm = r.location_to_confirm "
-        f"OR coalesce(u.source_crs LIKE '{ADDRESS_CRS_PREFIX}%', false)",
+        "location_to_confirm = r.location_to_confirm OR u.located_by <> 'coordinates'",
     )
     result = conn.execute(
         sa.text(f"UPDATE incident u SET {sets} FROM ({routed_sql()}) r WHERE u.id = r.id"),
