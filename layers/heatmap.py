@@ -224,49 +224,15 @@ def parse_zoom(value: Any) -> float:
     return z
 
 
-#: id filters of :func:`mapsvc.services.incidents.filter_sql` (its parameter names) and the
-#: table whose ids they name
-ID_FILTERS = {
-    "f_grid": ("grid", "grid"),
-    "f_community": ("community", "community"),
-    "f_sub": ("subdistrict", "subdistrict"),
-    "f_chief": ("chief", "staff"),
-    "f_segment": ("segment", "alley_segment"),
-}
-
-
 def _filters(filters: dict[str, Any], session=None) -> tuple[str, dict[str, Any]]:  # noqa: ANN001
-    """SQL condition of the shared incident filters; with a session, unknown ids are a 404.
-
-    An id that names nothing would otherwise just match no incident, and a chief opening a
-    mistyped link would see an empty map with no hint why: ``NotFound`` names the filter
-    and the id instead (as the list API names a malformed one with a 400).
-    """
-    from mapsvc.services.errors import NotFound, ValidationError
+    """SQL condition of the shared incident filters; with a session, unknown ids are a 404."""
+    from mapsvc.services.errors import ValidationError
     from mapsvc.services.incidents import filter_sql
 
     try:
-        where, params = filter_sql({k: v for k, v in filters.items() if k != "bbox"})
+        return filter_sql({k: v for k, v in filters.items() if k != "bbox"}, session=session)
     except ValidationError as exc:
         raise BadRequest(exc.message, field=exc.details.get("field")) from None
-    if session is not None:
-        for key, (field, table) in ID_FILTERS.items():
-            ids = params.get(key)
-            if not ids:
-                continue
-            found = set(
-                session.scalars(
-                    sa.text(f"SELECT id FROM {table} WHERE id = ANY(:ids)"), {"ids": ids}
-                )
-            )
-            missing = [i for i in ids if i not in found]
-            if missing:
-                what = "staff" if table == "staff" else field
-                raise NotFound(
-                    f"{field}: {what} {', '.join(map(str, missing))} does not exist",
-                    field=field,
-                )
-    return where, params
 
 
 def filter_choices(session, day: dt.date | None = None) -> dict[str, list]:  # noqa: ANN001

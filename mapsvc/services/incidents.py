@@ -403,13 +403,47 @@ def _str_list(value: Any, field: str, allowed: tuple[str, ...] | None = None) ->
     return items
 
 
-def filter_sql(filters: dict[str, Any], alias: str = "i") -> tuple[str, dict[str, Any]]:
+#: id filters of :func:`filter_sql` (its parameter names): (filter name, table, noun)
+ID_FILTERS = {
+    "f_grid": ("grid", "grid", "grid"),
+    "f_community": ("community", "community", "community"),
+    "f_sub": ("subdistrict", "subdistrict", "subdistrict"),
+    "f_chief": ("chief", "staff", "staff"),
+    "f_segment": ("segment", "alley_segment", "segment"),
+}
+
+
+def filter_sql(
+    filters: dict[str, Any], alias: str = "i", session: Session | None = None
+) -> tuple[str, dict[str, Any]]:
     """SQL condition over ``incident {alias}`` for the list/heatmap filters, with params.
 
     Shared by the list API, the heatmap layer and the figures, so a filter means the same
     everywhere. Keys: category, severity (``class`` is an alias), state, date_from, date_to,
     grid, community, subdistrict, chief (ids), bbox (tuple), overdue, to_confirm (bools).
+
+    With a ``session``, an id that names nothing is a :class:`NotFound` naming the filter
+    and the id: otherwise it would just match no incident, and a chief opening a mistyped
+    link would see an empty map or list with no hint why.
     """
+    where, params = _filter_sql(filters, alias)
+    if session is not None:
+        for key, (field, table, noun) in ID_FILTERS.items():
+            if ids := params.get(key):
+                found = set(
+                    session.scalars(
+                        sa.text(f"SELECT id FROM {table} WHERE id = ANY(:ids)"), {"ids": ids}
+                    )
+                )
+                if missing := [i for i in ids if i not in found]:
+                    raise NotFound(
+                        f"{field}: {noun} {', '.join(map(str, missing))} does not exist",
+                        field=field,
+                    )
+    return where, params
+
+
+def _filter_sql(filters: dict[str, Any], alias: str) -> tuple[str, dict[str, Any]]:
     a = alias
     conds: list[str] = []
     params: dict[str, Any] = {}
@@ -478,7 +512,7 @@ def list_incidents(
     f = dict(filters or {})
     if bbox is not None:
         f["bbox"] = bbox
-    where, params = filter_sql(f)
+    where, params = filter_sql(f, session=session)
     limit = max(1, min(int(limit), 1000))
     total = session.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params)
     ids = session.scalars(

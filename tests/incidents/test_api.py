@@ -102,3 +102,11 @@ def test_lists_filters_and_stats(client, district) -> None:  # noqa: ANN001
     assert s["district"]["total"] == 3 and s["district"]["open"] == 3
     assert {u["code"]: u["count"] for u in s["units"]} == {"350502001001": 1, "350502001002": 1}
     assert client.get("/api/incidents/stats?by=street").status_code == 400
+    # an id that names nothing is a 404 naming the filter, not an empty list
+    gone = max(district.grid.values()) + 1000
+    r = client.get(f"/api/incidents?grid={district.grid['A1']},{gone}")
+    assert r.status_code == 404
+    assert r.get_json()["error"] == f"grid: grid {gone} does not exist"
+    assert client.get("/api/incidents?chief=987654").get_json()["error"] == (
+        "chief: staff 987654 does not exist"
+    )
