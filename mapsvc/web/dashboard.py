@@ -4,6 +4,9 @@ Pages: ``/dashboard`` (endpoint ``dashboard_page``), ``/coverage``, ``/density``
 JSON: ``/api/dashboard[/district|/subdistricts|/communities|/charts|/patrol]``, ``/api/coverage``
 (+ ``/grids``, ``/segments`` GeoJSON), ``/api/density``, ``/api/quota`` (+ ``.csv``,
 ``.xlsx``). Every view takes ``?date=YYYY-MM-DD`` (default today).
+
+Views only gather data and render: the dashboard is ``templates/dashboard.html``, the map
+pages' side panels are ``templates/staffing/{coverage,density,quota}.html``.
 """
 
 from __future__ import annotations
@@ -11,11 +14,11 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request, url_for
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import add_legend, collection_bounds, esc, parse_bbox
+from layers.base import add_legend, collection_bounds, parse_bbox
 from layers.offline import vendor_url
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
@@ -24,7 +27,14 @@ from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
 from mapsvc.services.errors import ValidationError
 from mapsvc.web.args import date_arg, int_arg
-from mapsvc.web.render import ATTRIBUTION, add_attribution, base_map, folium_page, nav_html
+from mapsvc.web.render import (
+    ATTRIBUTION,
+    add_attribution,
+    add_html,
+    base_map,
+    folium_page,
+    nav_html,
+)
 
 bp = Blueprint("dashboard", __name__)
 
@@ -170,35 +180,25 @@ def _map(*collections: dict):  # noqa: ANN202 - folium.Map
     return base_map(collection_bounds(*collections), zoom_start=14)
 
 
-def _panel(html: str) -> str:
-    return (
-        '<div class="staffing-panel" style="position:absolute;top:44px;right:10px;z-index:1000;'
-        "width:300px;max-height:calc(100% - 90px);overflow:auto;background:rgba(255,255,255,.95);"
-        "padding:10px 12px;border-radius:6px;font:13px/1.5 'Noto Sans CJK SC','Microsoft YaHei',"
-        f'sans-serif;box-shadow:0 1px 6px rgba(0,0,0,.3)">{html}</div>'
-    )
+def _finish(
+    m,  # noqa: ANN001 - folium.Map
+    layer_name: str,
+    data: dict,
+    legend_title: str,
+    title: str,
+    panel: str,
+    **context: Any,  # noqa: ANN401
+) -> str:
+    """Draw the layer, its legend and the side panel (template ``panel``) and render the page.
 
-
-def _date_form(endpoint: str, day: dt.date, hidden: dict[str, str] | None = None) -> str:
-    fields = "".join(
-        f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in (hidden or {}).items()
-    )
-    return (
-        f'<form method="get" action="{esc(url_for(endpoint))}" style="margin:0 0 8px">'
-        f"{fields}<label>{esc(_('Date'))} "
-        f'<input type="date" name="date" value="{day.isoformat()}"></label> '
-        f'<button type="submit">{esc(_("Show"))}</button></form>'
-    )
-
-
-def _finish(m, layer_name: str, data: dict, legend_title: str, panel: str, title: str) -> str:  # noqa: ANN001
+    The panel is a Jinja template so data text is escaped by autoescape, and it is added as
+    rendered HTML (:func:`mapsvc.web.render.add_html`), never compiled as a template again.
+    """
     layer = get_layer(layer_name)
     loc = current_locale()
     layer.draw(data, loc).add_to(m)
     add_legend(m, legend_title, layer.legend(data, loc))
-    import branca.element
-
-    m.get_root().html.add_child(branca.element.Element(_panel(panel)))
+    add_html(m, render_template(panel, **context))
     add_attribution(m, f"{_('Data')}: {ATTRIBUTION}")
     return folium_page(m, active="dashboard.dashboard_page", title=title)
 
@@ -215,64 +215,25 @@ def coverage_page():  # noqa: ANN201
         simplify_m=PAGE_SIMPLIFY_M,
     )
     rep = coverage_svc.coverage_report(session, day, members_required=_members_required())
-    s, un = rep["summary"], rep["uncovered"]
-    status = {
-        "no_head": _("No grid head"),
-        "understaffed": _("Head, too few members"),
-    }
-    grid_items = "".join(
-        f"<li>{esc(g['code'])} {esc(g['community_name'])}: {esc(status[g['status']])}"
-        f" ({esc(_('members'))} {g['members']})</li>"
-        for g in un["grids"]
+    return _finish(
+        _map(data["grids"], data["segments"]),
+        "coverage",
+        data,
+        _("Staffing coverage"),
+        f"{_('Staffing coverage')} · {day.isoformat()}",
+        "staffing/coverage.html",
+        day=day,
+        s=rep["summary"],
+        un=rep["uncovered"],
+        subdistricts=rep["subdistricts"],
     )
-    seg_items = "".join(
-        f"<li>{esc(x['name'] or x['code'])} · {esc(x['community_name'] or '')}</li>"
-        for x in un["segments"]
-    )
-    panel = (
-        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staffing coverage'))}</h3>"
-        + _date_form("dashboard.coverage_page", day)
-        + f"<div>{esc(_('Grids with a head'))}: <b>{s['grids_headed_pct'] or 0}%</b> · "
-        f"{esc(_('fully staffed'))}: <b>{s['grids_staffed_pct'] or 0}%</b></div>"
-        f"<div>{esc(_('Alley segments with a chief'))}: <b>{s['segments_chief_pct'] or 0}%</b>"
-        "</div>"
-        f"<h4 style='margin:8px 0 2px'>{esc(_('Uncovered grids'))}: "
-        f"<span class='count-grids'>{un['grids_count']}</span></h4>"
-        f"<ul style='margin:0;padding-left:18px'>{grid_items}</ul>"
-        f"<h4 style='margin:8px 0 2px'>{esc(_('Alley segments without a chief'))}: "
-        f"<span class='count-segments'>{un['segments_count']}</span></h4>"
-        f"<ul style='margin:0;padding-left:18px'>{seg_items}</ul>"
-    )
-    rollup = "".join(
-        f"<tr><td>{esc(r['name'])}</td><td>{r['grids']}</td><td>{r['grids_no_head']}</td>"
-        f"<td>{r['grids_understaffed']}</td><td>{r['segments_no_chief']}</td></tr>"
-        for r in rep["subdistricts"]
-    )
-    panel += (
-        f"<h4 style='margin:8px 0 2px'>{esc(_('By subdistrict'))}</h4>"
-        "<table class='rollup' style='width:100%;border-collapse:collapse;font-size:12px'>"
-        f"<tr><th align=left>{esc(_('Subdistrict'))}</th><th>{esc(_('Grids'))}</th>"
-        f"<th>{esc(_('No grid head'))}</th><th>{esc(_('Head, too few members'))}</th>"
-        f"<th>{esc(_('No chief assigned'))}</th></tr>{rollup}</table>"
-    )
-    if un["multiple_heads_count"]:
-        panel += (
-            f"<h4 style='margin:8px 0 2px;color:#d7301f'>{esc(_('Grids with several heads'))}: "
-            f"{un['multiple_heads_count']}</h4><ul style='margin:0;padding-left:18px'>"
-            + "".join(f"<li>{esc(g['code'])}</li>" for g in un["multiple_heads"])
-            + "</ul>"
-        )
-    m = _map(data["grids"], data["segments"])
-    title = f"{_('Staffing coverage')} · {day.isoformat()}"
-    return _finish(m, "coverage", data, _("Staffing coverage"), panel, title)
 
 
-def _select(name: str, options: list[tuple[str, str]], current: str) -> str:
-    opts = "".join(
-        f'<option value="{esc(v)}"{" selected" if v == current else ""}>{esc(label)}</option>'
-        for v, label in options
-    )
-    return f'<select name="{esc(name)}">{opts}</select>'
+def _options(labels: dict[str, Any], loc: str, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
+    """(key, label in ``loc``) of the density layer's bilingual labels, for selects."""
+    from layers.density import t
+
+    return [(k, t(v, loc)) for k, v in labels.items() if k not in skip]
 
 
 @bp.get("/density")
@@ -282,52 +243,38 @@ def density_page():  # noqa: ANN201
 
     args = _density_args()
     loc = current_locale()
-    notice = ""
-    if args["level"] == "grid" and args["group"] in COMMUNITY_ONLY_GROUPS:
+    shown_by_community = args["level"] == "grid" and args["group"] in COMMUNITY_ONLY_GROUPS
+    if shown_by_community:
         # picked in the form: show the nearest meaningful map rather than an error page
         args["level"] = "community"
-        notice = (
-            f"<p class='notice' style='color:#b35806;margin:6px 0 0'>"
-            f"{esc(_('These staff are posted to communities, not grids: shown by community.'))}"
-            "</p>"
-        )
     layer = get_layer("density")
     data = layer.query(get_session(), precision=PAGE_PRECISION, simplify_m=PAGE_SIMPLIFY_M, **args)
-    form = (
-        f'<form method="get" action="{esc(url_for("dashboard.density_page"))}" '
-        'style="display:grid;grid-template-columns:auto 1fr;gap:4px 8px;align-items:center">'
-        f"<label>{esc(_('Level'))}</label>"
-        + _select("level", [(k, t(v, loc)) for k, v in LEVEL_LABELS.items()], args["level"])
-        + f"<label>{esc(_('Staff'))}</label>"
-        + _select("group", [(k, t(v, loc)) for k, v in GROUP_LABELS.items()], args["group"])
-        + f"<label>{esc(_('Classes'))}</label>"
-        + _select("scheme", [(k, t(v, loc)) for k, v in SCHEME_LABELS.items()], args["scheme"])
-        + f"<label>{esc(_('Number of classes'))}</label>"
-        + f'<input type="number" name="k" min="2" max="9" value="{args["k"]}">'
-        + f"<label>{esc(_('Date'))}</label>"
-        + f'<input type="date" name="date" value="{args["day"].isoformat()}">'
-        + f'<span></span><button type="submit">{esc(_("Show"))}</button></form>'
-        + notice
-    )
     values = [f["properties"]["value"] for f in data["features"] if f["properties"]["value"]]
     top = sorted(data["features"], key=lambda f: f["properties"]["value"] or 0, reverse=True)[:5]
-    top_html = "".join(
-        f"<li>{esc(f['properties']['name'])}: {f['properties']['value']:.1f}</li>" for f in top
+    return _finish(
+        _map(data),
+        "density",
+        data,
+        layer.legend_title(data, loc),
+        f"{_('Staff density')} · {t(LEVEL_LABELS[args['level']], loc)}",
+        "staffing/density.html",
+        args=args,
+        options={
+            "level": _options(LEVEL_LABELS, loc),
+            "group": _options(GROUP_LABELS, loc),
+            "scheme": _options(SCHEME_LABELS, loc),
+        },
+        shown_by_community=shown_by_community,
+        areas=len(data["features"]),
+        max_value=max(values) if values else None,
+        top=[(f["properties"]["name"], f["properties"]["value"]) for f in top],
     )
-    panel = (
-        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staff density'))}</h3>"
-        + form
-        + f"<div style='margin-top:8px'>{esc(_('Areas'))}: {len(data['features'])}"
-        + (f" · {esc(_('max'))} {max(values):.1f}" if values else "")
-        + f"</div><ol style='margin:4px 0 0;padding-left:20px'>{top_html}</ol>"
-    )
-    m = _map(data)
-    title = f"{_('Staff density')} · {t(LEVEL_LABELS[args['level']], loc)}"
-    return _finish(m, "density", data, layer.legend_title(data, loc), panel, title)
 
 
 @bp.get("/quota")
 def quota_page():  # noqa: ANN201
+    from layers.density import GROUP_LABELS
+
     day = _day()
     coef = _coef()
     group = _quota_group()
@@ -339,49 +286,23 @@ def quota_page():  # noqa: ANN201
         precision=PAGE_PRECISION,
         simplify_m=PAGE_SIMPLIFY_M,
     )
-    tot = data["totals"]
-    keep = {**{k: str(v) for k, v in coef.items()}, "group": group}
-    q = {**keep, "date": day.isoformat(), "lang": current_locale()}
-    rows = sorted(data["features"], key=lambda f: f["properties"]["gap"])
-    table = "".join(
-        f"<tr><td>{esc(f['properties']['name'])}</td><td>{f['properties']['required']}</td>"
-        f"<td>{f['properties']['actual']}</td><td>{f['properties']['gap']:+d}</td></tr>"
-        for f in rows
-    )
-    from layers.density import GROUP_LABELS, t
-
     loc = current_locale()
-    groups = [(k, t(v, loc)) for k, v in GROUP_LABELS.items() if k != "centres"]
-    form = (
-        f'<form method="get" action="{esc(url_for("dashboard.quota_page"))}" '
-        'style="display:grid;grid-template-columns:auto 1fr;gap:4px 8px;align-items:center;'
-        'margin-bottom:8px">'
-        f"<label>{esc(_('Staff'))}</label>"
-        + _select("group", groups, group)
-        + "".join(
-            f'<label>{k}</label><input type="number" step="0.1" min="0" name="{k}" '
-            f'value="{coef[k]:g}">'
-            for k in quota_svc.COEFFICIENT_NAMES
-        )
-        + f"<label>{esc(_('Date'))}</label>"
-        + f'<input type="date" name="date" value="{day.isoformat()}">'
-        + f'<span></span><button type="submit">{esc(_("Show"))}</button></form>'
+    keep = {**{k: str(v) for k, v in coef.items()}, "group": group}
+    return _finish(
+        _map(data),
+        "quota",
+        data,
+        _("Staffing quota"),
+        _("Staffing quota"),
+        "staffing/quota.html",
+        day=day,
+        group=group,
+        groups=_options(GROUP_LABELS, loc, skip=("centres",)),
+        coef={k: coef[k] for k in quota_svc.COEFFICIENT_NAMES},
+        totals=data["totals"],
+        query={**keep, "date": day.isoformat(), "lang": loc},
+        rows=sorted((f["properties"] for f in data["features"]), key=lambda p: p["gap"]),
     )
-    panel = (
-        f"<h3 style='margin:0 0 6px;font-size:16px'>{esc(_('Staffing quota'))}</h3>"
-        + form
-        + f"<div>{esc(_('Formula'))}: a × {esc(_('population'))}/10000 + "
-        f"b × km² + c × {esc(_('enterprises'))}/100</div>"
-        f"<div>{esc(_('Required'))}: <b>{tot['required']}</b> · {esc(_('Actual'))}: "
-        f"<b>{tot['actual']}</b> · {esc(_('Shortfall'))}: <b>{tot['shortfall']}</b></div>"
-        f'<div><a href="{esc(url_for("dashboard.api_quota_csv", **q))}">CSV</a> · '
-        f'<a href="{esc(url_for("dashboard.api_quota_xlsx", **q))}">Excel</a></div>'
-        f"<table style='width:100%;border-collapse:collapse;margin-top:6px'><tr>"
-        f"<th align=left>{esc(_('Community'))}</th><th>{esc(_('Required'))}</th>"
-        f"<th>{esc(_('Actual'))}</th><th>±</th></tr>{table}</table>"
-    )
-    m = _map(data)
-    return _finish(m, "quota", data, _("Staffing quota"), panel, _("Staffing quota"))
 
 
 # --------------------------------------------------------------------------- dashboard
@@ -393,13 +314,13 @@ def dashboard_page():  # noqa: ANN201
     data = _overview(include_patrol=False)
     loc = current_locale()
 
-    from layers.density import GROUP_LABELS, t
+    from layers.density import GROUP_LABELS
 
     labels = {
         "staff_per_km2": _("Staff per km²"),
         "district_value": _("District average"),
         "incidents": _("Incidents"),
-        "groups": {k: t(v, loc) for k, v in GROUP_LABELS.items()},
+        "groups": dict(_options(GROUP_LABELS, loc)),
     }
     return render_template(
         "dashboard.html",
@@ -409,5 +330,4 @@ def dashboard_page():  # noqa: ANN201
         locale=loc,
         nav=nav_html("dashboard.dashboard_page"),
         chartjs=vendor_url("chartjs"),
-        lang_args={"lang": loc},
     )

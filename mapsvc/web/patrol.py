@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import datetime as dt
 
-from flask import Blueprint, Response, current_app, jsonify, request
+from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import LegendItem, add_legend, esc, parse_date
+from layers.base import LegendItem, add_legend, parse_date
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.services import patrol, postman, streets
@@ -219,7 +219,7 @@ def patrol_page():  # noqa: ANN201
     """Map of a chief's route (``?chief=``) or a grid's chiefs (``?grid=``) and patrol state."""
     import folium
 
-    from mapsvc.web.render import add_attribution, base_map, folium_page
+    from mapsvc.web.render import add_attribution, add_html, base_map, folium_page
 
     session = get_session()
     locale = current_locale()
@@ -253,9 +253,19 @@ def patrol_page():  # noqa: ANN201
         routes_layer.legend(routes, locale) + state_layer.legend(state, locale)
         or [LegendItem("#999", _("No data"))],
     )
-    chiefs = postman.chiefs(session, None, day)
-    m.get_root().html.add_child(
-        folium.Element(_form_html(chiefs, chief, grid, day) + _table_html(routes, state))
+    add_html(
+        m,
+        render_template(
+            "patrol/panel.html",
+            chiefs=postman.chiefs(session, None, day),
+            chief=chief,
+            grid=grid,
+            day=day,
+            lang=request.args.get("lang"),
+            routes=routes,
+            state=state,
+            week_by_chief={c["staff_id"]: c for c in state["chiefs_week"]},
+        ),
     )
     return folium_page(m, active="patrol.patrol_page", title=_("Patrol"))
 
@@ -275,93 +285,3 @@ def _bounds(routes: dict, state: dict) -> list | None:
     if not xs:
         return None
     return [[min(ys), min(xs)], [max(ys), max(xs)]]
-
-
-def _form_html(chiefs: list, chief: int | None, grid: str | None, day: dt.date) -> str:
-    """Pick a chief, a grid or a day (a plain GET form: works without any script)."""
-    opts = [f'<option value="">{esc(_("Chief"))}…</option>']
-    for staff_id, name, n in chiefs[:2000]:
-        sel = " selected" if staff_id == chief else ""
-        opts.append(f'<option value="{int(staff_id)}"{sel}>{esc(name)} ({int(n)})</option>')
-    lang = request.args.get("lang")
-    hidden = f'<input type="hidden" name="lang" value="{esc(lang)}">' if lang else ""
-    return (
-        '<form class="mapsvc-patrol-form" method="get" style="position:absolute;top:44px;'
-        "left:54px;z-index:1000;background:rgba(255,255,255,.95);padding:4px 6px;"
-        'border-radius:4px;font:12px sans-serif;box-shadow:0 1px 4px #0005">'
-        f'<select name="chief">{"".join(opts)}</select> '
-        f'<input name="grid" size="16" placeholder="{esc(_("Grid code"))}" '
-        f'value="{esc(grid or "")}"> '
-        f'<input type="date" name="day" value="{day.isoformat()}"> {hidden}'
-        f'<button type="submit">{esc(_("Show"))}</button></form>'
-    )
-
-
-def _pct(v: float | None) -> str:
-    return "–" if v is None else f"{100 * v:.0f}%"
-
-
-def _table_html(routes: dict, state: dict) -> str:
-    """A compact panel: route figures and per-chief patrol shares today and this week."""
-    rows = []
-    notes = [
-        f"<div style='color:#b00'>{esc(e['chief'])}: {esc(e['error'])}</div>"
-        for e in routes.get("errors", [])
-    ]
-    for r in routes["routes"]:
-        p = r["properties"]
-        if p.get("unreachable_segments"):
-            notes.append(
-                f"<div style='color:#b00'>{esc(p.get('chief'))}: "
-                f"{len(p['unreachable_segments'])} {esc(_('segments cannot be reached'))}</div>"
-            )
-        rows.append(
-            f"<tr><td>{esc(p.get('chief'))}</td><td>{p['total_m']:.0f}</td>"
-            f"<td>{p['required_m']:.0f}</td><td>{p['connector_m']:.0f}</td>"
-            f"<td>{p['ratio']:.3f}</td><td>{p['walking_minutes']:.0f}</td>"
-            f'<td><a href="/api/patrol/route.gpx?chief={int(p["staff_id"])}">GPX</a></td></tr>'
-        )
-    route_tbl = ""
-    if rows:
-        route_tbl = (
-            f"<b>{esc(_('Patrol route'))}</b><table class='mapsvc-tbl'><tr>"
-            f"<th>{esc(_('Chief'))}</th><th>{esc(_('Total (m)'))}</th>"
-            f"<th>{esc(_('Required (m)'))}</th><th>{esc(_('Connector (m)'))}</th>"
-            f"<th>{esc(_('Ratio to lower bound'))}</th><th>{esc(_('Walking (min)'))}</th>"
-            f"<th></th></tr>{''.join(rows)}</table>"
-        )
-    route_tbl += "".join(notes)
-    week = {c["staff_id"]: c for c in state["chiefs_week"]}
-    crow = []
-    for c in state["chiefs_today"][:200]:
-        w = week.get(c["staff_id"], {})
-        crow.append(
-            f"<tr><td><a href='?chief={int(c['staff_id'])}'>{esc(c['name'])}</a></td>"
-            f"<td>{c['patrolled']}/{c['segments']} ({_pct(c['share'])})</td>"
-            f"<td>{w.get('patrolled', 0)}/{w.get('segments', 0)} ({_pct(w.get('share'))})</td>"
-            f"<td>{w.get('visits', 0)}</td></tr>"
-        )
-    grows = "".join(
-        f"<tr><td><a href='?grid={esc(g['code'])}'>{esc(g['code'])}</a></td>"
-        f"<td>{g['today']}/{g['segments']} ({_pct(g['today_share'])})</td>"
-        f"<td>{g['week']}/{g['segments']} ({_pct(g['week_share'])})</td></tr>"
-        for g in state.get("grids", [])[:500]
-    )
-    today, wk = state["today"], state["week"]
-    return (
-        '<div class="mapsvc-patrol-panel" style="position:absolute;top:120px;right:10px;'
-        "z-index:1000;max-height:55%;max-width:55%;overflow:auto;background:rgba(255,255,255,.95);"
-        'padding:6px 8px;border-radius:4px;font:12px sans-serif;box-shadow:0 1px 4px #0005">'
-        f"<details open><summary>{esc(_('Patrol'))}</summary>"
-        f"{route_tbl}<b>{esc(_('Patrolled'))}</b> {esc(today['day'])}: "
-        f"{today['segments_patrolled']}/{today['segments_assigned']} ({_pct(today['share'])}); "
-        f"{esc(_('this week'))}: {wk['segments_patrolled']}/{wk['segments_assigned']} "
-        f"({_pct(wk['share'])}), {esc(_('visits'))}: {wk['visits']}"
-        f"<table class='mapsvc-tbl'><tr><th>{esc(_('Chief'))}</th><th>{esc(_('Today'))}</th>"
-        f"<th>{esc(_('This week'))}</th><th>{esc(_('Visits'))}</th></tr>{''.join(crow)}</table>"
-        f"<details><summary>{esc(_('Grids'))}</summary><table class='mapsvc-tbl'><tr>"
-        f"<th>{esc(_('Grid code'))}</th><th>{esc(_('Today'))}</th>"
-        f"<th>{esc(_('This week'))}</th></tr>{grows}</table></details>"
-        "</details></div><style>.mapsvc-tbl{border-collapse:collapse}.mapsvc-tbl td,.mapsvc-tbl th"
-        "{border:1px solid #ccc;padding:1px 4px;text-align:right}</style>"
-    )

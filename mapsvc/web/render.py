@@ -70,6 +70,20 @@ def add_attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
     m.add_child(el)
 
 
+def add_html(m, html: str) -> None:  # noqa: ANN001 - folium.Map
+    """Add rendered HTML (a panel from a Jinja template) to the page body, verbatim.
+
+    ``branca.element.Element(text)`` compiles ``text`` as a Jinja template, so data text such
+    as a name containing ``{{ ... }}`` would be evaluated on the server; here the HTML is a
+    value of a fixed template, never a template itself.
+    """
+    from branca.element import Element
+
+    el = Element("{{ this.body }}")
+    el.body = html
+    m.get_root().html.add_child(el)
+
+
 def nav_html(active: str) -> str:
     """The top bar: page links (those whose endpoint exists) and a 中文/English switch."""
     from flask import current_app

@@ -164,3 +164,25 @@ def test_page_reports_a_chief_without_a_route(patrol_app, page):
     finally:
         server.stop()
     assert app.test_client().get("/patrol?chief=987654").status_code == 404
+
+
+def test_patrol_panel_shows_a_template_like_name_as_text(fresh_engine, make_app, page):
+    """A chief's name with markup and a Jinja expression reaches the form and panel as text."""
+    name = '{{ 7*7 }}<img src=x onerror="window.__pwned=1">'
+    with Session(bind=fresh_engine) as s:
+        ids = add_segments(s, RECT)
+        chief = add_chief(s, name, list(ids.values()))
+        s.commit()
+    server = LiveServer(make_app(fresh_engine))
+    try:
+        page.goto(f"{server.url}/patrol?chief={chief}&day={DAY}&lang=en")
+        page.wait_for_selector(".mapsvc-patrol-panel", timeout=15000)
+        option = page.locator(".mapsvc-patrol-form select[name=chief] option:checked")
+        assert option.inner_text() == f"{name} ({len(ids)})"
+        panel = page.locator(".mapsvc-patrol-panel")
+        assert panel.locator("td", has_text=name).count() == 2  # route row and chief row
+        assert panel.locator("img").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        assert page.errors == []
+    finally:
+        server.stop()

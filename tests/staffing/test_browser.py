@@ -112,3 +112,43 @@ def test_density_map_of_service_centres(staffing_live, page) -> None:  # noqa: A
     assert page.locator(".leaflet-overlay-pane path").count() == len(COMMUNITIES) + len(CENTRES)
     assert "党群服务中心" in page.inner_text(".mapsvc-legend")
     assert page.errors == []
+
+
+#: a name that is markup and a Jinja expression: it must reach the page as text, unevaluated
+HOSTILE = '<img src=x onerror="window.__pwned=1">{{ 7*7 }}社区'
+
+
+def test_map_panels_show_hostile_names_as_text(staffing_db, make_app, page) -> None:  # noqa: ANN001
+    import sqlalchemy as sa
+
+    from tests.conftest import LiveServer
+
+    with staffing_db.engine.begin() as con:
+        con.execute(
+            sa.text("UPDATE community SET name = :n WHERE code = '350502001002'"), {"n": HOSTILE}
+        )
+        con.execute(
+            sa.text("UPDATE subdistrict SET name = :n WHERE code = '350502001'"), {"n": HOSTILE}
+        )
+        con.execute(sa.text("UPDATE alley_segment SET name = :n WHERE code = 'S2'"), {"n": HOSTILE})
+    server = LiveServer(make_app(staffing_db.engine))
+    try:
+        # coverage: uncovered grids and segments (community, segment names), subdistrict rollup
+        page.goto(f"{server.url}/coverage?lang=zh_CN")
+        page.wait_for_selector(".leaflet-overlay-pane path")
+        panel = page.inner_text(".staffing-panel")
+        assert f"{HOSTILE} · {HOSTILE}" in panel  # the segment without a chief, in its community
+        assert f"350502001002-02 {HOSTILE}: " in panel
+        assert page.locator(".staffing-panel table.rollup td", has_text=HOSTILE).count() == 1
+        # density: the five densest areas by name; quota: one row per community
+        page.goto(f"{server.url}/density?level=community&group=all&lang=zh_CN")
+        page.wait_for_selector(".leaflet-overlay-pane path")
+        assert page.locator(".staffing-panel ol li", has_text=HOSTILE).count() == 1
+        page.goto(f"{server.url}/quota?lang=zh_CN")
+        page.wait_for_selector(".leaflet-overlay-pane path")
+        assert page.locator(".staffing-panel td", has_text=HOSTILE).count() == 1
+        assert page.locator(".staffing-panel img").count() == 0
+        assert page.evaluate("window.__pwned") is None
+        assert page.errors == []
+    finally:
+        server.stop()
