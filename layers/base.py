@@ -89,6 +89,42 @@ def esc(value: Any) -> str:
     return html.escape("" if value is None else str(value), quote=True)
 
 
+def _keep_rendered_text_literal() -> None:
+    """Stop branca from compiling rendered text as a Jinja template a second time.
+
+    branca (under folium) adds every macro's rendered output to the page as
+    ``Element(text)``, and ``Element.__init__`` compiles ``text`` as a template that is
+    rendered again with the page, unsandboxed. Data inside that text (a community or chief
+    named ``{{ 7*7 }}``, a GeoJSON property ``{{ cycler.__init__.__globals__.os... }}``)
+    was therefore evaluated on the server: wrong text at best, code execution at worst.
+    Every ``Element(str)`` in folium and branca passes text that is already rendered, so
+    here such an element keeps its string as a value. Kept as a template: branca's own
+    ``Div`` body, the one ``Element(str)`` that is a real template.
+    """
+    from branca.element import Element
+    from jinja2 import Template
+
+    if getattr(Element, "_mapsvc_literal", False):
+        return
+    real_templates = {
+        "{% for name, element in this._children.items() %}{{element.render(**kwargs)}}{% endfor %}"
+    }
+    literal = Template("{{ this._template_str }}")  # autoescape off: the text as it is
+    original_init = Element.__init__
+
+    def __init__(self, template: str | None = None, template_name: str | None = None) -> None:  # noqa: ANN001
+        original_init(self, None, template_name)
+        if template is not None:
+            self._template_str = template
+            self._template = Template(template) if template in real_templates else literal
+
+    Element.__init__ = __init__
+    Element._mapsvc_literal = True
+
+
+_keep_rendered_text_literal()
+
+
 @dataclass
 class LegendItem:
     colour: str

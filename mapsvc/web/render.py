@@ -73,15 +73,12 @@ def add_attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
 def add_html(m, html: str) -> None:  # noqa: ANN001 - folium.Map
     """Add rendered HTML (a panel from a Jinja template) to the page body, verbatim.
 
-    ``branca.element.Element(text)`` compiles ``text`` as a Jinja template, so data text such
-    as a name containing ``{{ ... }}`` would be evaluated on the server; here the HTML is a
-    value of a fixed template, never a template itself.
+    Verbatim because ``layers.base`` makes branca keep ``Element(text)`` as text: data in
+    it (a name containing ``{{ ... }}``) is never evaluated as a template.
     """
     from branca.element import Element
 
-    el = Element("{{ this.body }}")
-    el.body = html
-    m.get_root().html.add_child(el)
+    m.get_root().html.add_child(Element(html))
 
 
 def nav_html(active: str) -> str:
