@@ -376,7 +376,8 @@ class StreetGraph:
                 raise ValidationError(
                     "some junctions to pair cannot reach each other on the streets"
                 ) from exc
-            edges.extend(self.best_edge(int(a), int(b)) for a, b in pairs)
+            best = self._best
+            edges.extend(best[(a, b) if a < b else (b, a)] for a, b in pairs.tolist())
         return edges, float(self.length[edges].sum()) if edges else 0.0
 
 
@@ -722,10 +723,12 @@ def solve(
     """
     t0 = time.perf_counter()
     edge_of = graph.edge_of
-    missing = [s for s in required_segment_ids if s not in edge_of]
-    if missing:
+    req_a = np.unique(
+        np.fromiter((edge_of.get(s, -1) for s in required_segment_ids), dtype=np.int64)
+    )
+    if len(req_a) and req_a[0] < 0:
+        missing = [s for s in required_segment_ids if s not in edge_of]
         raise NotFound(f"segments not in the street network: {missing[:10]}", field="segments")
-    req_a = np.unique(np.fromiter((edge_of[s] for s in required_segment_ids), dtype=np.int64))
     if not len(req_a):
         raise ValidationError("no segments to patrol: the chief has no assigned segments")
     labels = graph.component_labels()

@@ -315,3 +315,15 @@ def test_t_join_on_separate_parts_is_refused():
     with pytest.raises(ValidationError, match="cannot reach each other"):
         graph.t_join([int(graph.u[0]), int(graph.u[1])])
     assert graph.t_join([int(graph.u[2]), int(graph.u[3])]) == ([2], 100.0)
+
+
+def test_unknown_segment_ids_are_named():
+    import shapely
+
+    from mapsvc.services.errors import NotFound
+
+    line = shapely.LineString([(118.58, 24.90), (118.581, 24.90)])
+    graph = postman.StreetGraph.from_segments([7], [line], [100.0])
+    with pytest.raises(NotFound, match=r"not in the street network: \[8, 9\]"):
+        postman.solve(graph, [7, 8, 9])
+    assert postman.solve(graph, [7]).total_m == pytest.approx(200.0)
