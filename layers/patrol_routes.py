@@ -89,6 +89,35 @@ def _segments_fc(session, ids: list[int], extra: dict[int, dict] | None = None) 
     return {"type": "FeatureCollection", "features": feats}
 
 
+def routes_to_crs(data: dict, crs: str) -> dict:
+    """The routes layer's data with every coordinate in ``crs`` (in place).
+
+    For base map tiles in another datum: on Amap's GCJ-02 tiles WGS84 lines sit 300-500 m
+    off their streets, so the route, its steps, its start point and the assigned segments
+    move with the tiles.
+    """
+    if crs == "wgs84":
+        return data
+    import numpy as np
+    import shapely
+
+    from layers.basemap import collection_to_crs
+    from mapsvc.services.chinacrs import geometry_from_wgs84
+
+    def moved(coords: list) -> list:
+        pts = geometry_from_wgs84(shapely.points(np.asarray(coords, dtype=float)), crs)
+        return np.round(shapely.get_coordinates(pts), 6).tolist()
+
+    for r in data["routes"]:
+        collection_to_crs(r, crs)
+        if r.get("coordinates"):
+            r["coordinates"] = moved(r["coordinates"])
+        if r.get("start"):
+            r["start"]["coordinates"] = moved([r["start"]["coordinates"]])[0]
+    collection_to_crs(data["assigned"], crs)
+    return data
+
+
 @register
 class PatrolRoutesLayer(MapLayer):
     name = "patrol_routes"

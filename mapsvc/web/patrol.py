@@ -13,6 +13,8 @@ from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import LegendItem, add_legend, parse_date
+from layers.basemap import basemap_for, collection_to_crs
+from layers.patrol_routes import routes_to_crs
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.services import patrol, postman, streets
@@ -237,8 +239,11 @@ def patrol_page():  # noqa: ANN201
         speed_kmh=_speed(),
     )
     state = state_layer.query(session, day=day)
+    basemap = basemap_for(current_app.config)
+    routes_to_crs(routes, basemap.crs)
+    collection_to_crs(state["segments"], basemap.crs)
     bounds = _bounds(routes, state)
-    m = base_map(None)
+    m = base_map(None, basemap)
     attribution = " | ".join(a for a in {routes.get("attribution"), state.get("attribution")} if a)
     if attribution:
         add_attribution(m, attribution)

@@ -186,3 +186,40 @@ def test_patrol_panel_shows_a_template_like_name_as_text(fresh_engine, make_app,
         assert page.errors == []
     finally:
         server.stop()
+
+
+def test_patrol_page_on_gcj02_tiles_moves_the_route_with_them(patrol_app, make_app, fresh_engine):
+    """With Amap tiles (GCJ-02) the route, its start and the segments are shifted alike."""
+    import re
+
+    from mapsvc.services.chinacrs import wgs84_to_gcj02
+
+    _app, _ids, chief, _other = patrol_app
+    plain_app = make_app(fresh_engine)
+    route = plain_app.test_client().get(f"/api/patrol/route?chief={chief}").get_json()
+    lon, lat = route["start"]["coordinates"]
+    amap = make_app(fresh_engine, BASEMAP="amap").test_client()
+    html = amap.get(f"/patrol?chief={chief}&lang=en").get_data(as_text=True)
+    assert "autonavi.com" in html
+    plain = plain_app.test_client().get(f"/patrol?chief={chief}&lang=en").get_data(as_text=True)
+
+    def points(page: str) -> list[tuple[float, float]]:
+        pairs = re.findall(r"\[(2\d\.\d+), (11\d\.\d+)\]", page)  # Leaflet [lat, lon]
+        return [(float(b), float(a)) for a, b in pairs]
+
+    def drawn(page: str, x: float, y: float) -> bool:  # within ~0.2 m
+        return any(abs(a - x) < 2e-6 and abs(b - y) < 2e-6 for a, b in points(page))
+
+    glon, glat = wgs84_to_gcj02(lon, lat)
+    assert drawn(html, float(glon), float(glat)) and not drawn(html, lon, lat)
+    assert drawn(plain, lon, lat) and not drawn(plain, float(glon), float(glat))
+    # the GeoJSON of the steps and segments ([lon, lat]) moved too
+    x, y = route["features"][-1]["geometry"]["coordinates"][1]
+    gx, gy = (float(v) for v in wgs84_to_gcj02(x, y))
+
+    def in_geojson(page: str, x: float, y: float) -> bool:
+        pairs = re.findall(r"\[(11\d\.\d+), (2\d\.\d+)\]", page)
+        return any(abs(float(a) - x) < 2e-6 and abs(float(b) - y) < 2e-6 for a, b in pairs)
+
+    assert in_geojson(html, gx, gy) and not in_geojson(html, x, y)
+    assert in_geojson(plain, x, y)
