@@ -1,4 +1,4 @@
-"""``mapsvc incidents import|reroute|overdue|to-confirm``."""
+"""``mapsvc incidents import|reroute|overdue|to-confirm`` and ``mapsvc geocode``."""
 
 from __future__ import annotations
 
@@ -118,6 +118,16 @@ def import_cmd(
         f"on an alley segment: {result.routed_to_segment}; "
         f"location to confirm: {result.to_confirm}"
     )
+    if result.located_by:
+        from mapsvc.services.geocode import PRECISIONS
+
+        classes = ", ".join(
+            f"{p} {result.located_by[p]}" for p in PRECISIONS if p in result.located_by
+        )
+        click.echo(
+            f"located by address: {sum(result.located_by.values())} ({classes}); "
+            "each is flagged location to confirm"
+        )
 
 
 @incidents_group.command("reroute")
@@ -176,4 +186,47 @@ def to_confirm_cmd(as_json: bool, limit: int) -> None:
         _print_list(to_confirm(s, limit), as_json)
 
 
-COMMANDS: list = [incidents_group]
+@click.command("geocode")
+@click.argument("addresses", nargs=-1, required=True)
+@click.option("--json", "as_json", is_flag=True, help="Print a JSON list, one object per address.")
+def geocode_cmd(addresses: tuple[str, ...], as_json: bool) -> None:
+    """Locate ADDRESS... with the offline geocoder, as the import and the API would.
+
+    Prints the WGS84 point, the precision class (intersection, landmark, street, grid,
+    community) and what matched, or why the address is refused. Exit code 1 when any
+    address is refused, so scripts can check a hotline address before importing it.
+    """
+    from mapsvc.commands import open_engine
+    from mapsvc.services.geocode import geocode_many
+
+    engine = open_engine()
+    with engine.connect() as conn:
+        found = geocode_many(conn, addresses)
+    refused = 0
+    items = []
+    for a in addresses:
+        g = found[a]
+        if isinstance(g, str):
+            refused += 1
+            items.append({"address": a, "error": g})
+        else:
+            items.append({"address": a, **g.to_dict()})
+    if as_json:
+        click.echo(json.dumps(items, ensure_ascii=False, indent=1))
+    else:
+        for i in items:
+            if "error" in i:
+                click.echo(f"{i['address']}\trefused: {i['error']}")
+                continue
+            extra = f"; house number {i['house_number']}" if i["house_number"] else ""
+            if i["gap_m"]:
+                extra += f"; streets {i['gap_m']} m apart"
+            click.echo(
+                f"{i['address']}\t{i['lon']:.7f},{i['lat']:.7f}\t{i['precision']}\t"
+                f"matched {i['matched']}{extra}"
+            )
+    if refused:
+        raise SystemExit(1)
+
+
+COMMANDS: list = [incidents_group, geocode_cmd]

@@ -11,6 +11,12 @@ good rows go to a temporary staging table with one ``COPY``, and routing plus th
 into ``incident`` are set-based statements (:func:`mapsvc.services.routing.routed_sql`), so
 each incident row is written once, already routed.
 
+Rows with an address and no coordinates (hotline exports have many) are located with the
+offline geocoder (:mod:`mapsvc.services.geocode`), each distinct address once; they are
+stored with ``located_by`` = the precision class and flagged ``location_to_confirm``. An
+address that matches nothing or is ambiguous makes its row bad (column: the address
+column, reason: the geocoder's). Rows with coordinates keep them, address or not.
+
 Bad input (rule of the house): every problem is reported per row with the row number (the
 file's line number, header = line 1), the column and the reason. By default a file with bad
 rows imports nothing; with ``skip_bad`` the good rows are imported and the bad ones are
@@ -36,6 +42,7 @@ from mapsvc.config import DEFAULTS
 from mapsvc.models.core import SEVERITIES, STATES
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.errors import ValidationError
+from mapsvc.services.geocode import Geocoded, geocode_many
 from mapsvc.services.routing import (
     ROUTED_COLUMNS,
     drop_routing,
@@ -151,6 +158,8 @@ class ImportResult:
     bad_rows: int = 0
     to_confirm: int = 0
     routed_to_segment: int = 0
+    #: imported rows located from their address, per precision class (see geocode)
+    located_by: dict[str, int] = field(default_factory=dict)
     seconds: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, Any]:
@@ -199,7 +208,12 @@ def read_and_check(
 
     The DataFrame has columns row, external_id, category, severity, state, lon, lat (WGS84)
     and reported/closed/due as Unix seconds. Checks that need the database (outside the
-    district, ids already imported) happen later in :func:`import_csv`.
+    district, ids already imported, addresses) happen later in :func:`import_csv`.
+
+    A row with both coordinate cells empty and an address is not bad: it is to be located
+    by address. Its lon/lat are NaN and ``attrs["by_address"]`` lists (row numbers,
+    addresses) of all such rows (None when there are none), so a file of coordinates only
+    costs nothing more.
     """
     import numpy as np
     import pandas as pd
@@ -244,8 +258,14 @@ def read_and_check(
     lon_s, lat_s = col(mapping.lon).str.strip(), col(mapping.lat).str.strip()
     lon = pd.to_numeric(lon_s, errors="coerce").to_numpy(dtype=float)
     lat = pd.to_numeric(lat_s, errors="coerce").to_numpy(dtype=float)
-    flag(lon_s == "", mapping.lon, "missing coordinate")
-    flag(lat_s == "", mapping.lat, "missing coordinate")
+    # rows with an address and no coordinate at all are located by the geocoder later
+    # (import_csv); a row with coordinates keeps them, even when it also has an address
+    by_address = np.zeros(n, dtype=bool)
+    if mapping.address and mapping.address in df.columns:
+        address = df[mapping.address].str.strip()
+        by_address = ((lon_s == "") & (lat_s == "") & (address != "")).to_numpy()
+    flag((lon_s == "") & ~by_address, mapping.lon, "missing coordinate")
+    flag((lat_s == "") & ~by_address, mapping.lat, "missing coordinate")
     flag((lon_s != "") & ~np.isfinite(lon), mapping.lon, "unparsable coordinate")
     flag((lat_s != "") & ~np.isfinite(lat), mapping.lat, "unparsable coordinate")
     flag(np.isfinite(lon) & ((lon < -180) | (lon > 180)), mapping.lon, "longitude out of range")
@@ -314,7 +334,15 @@ def read_and_check(
             for i in idx
         )
     good = ~bad_mask
-    x, y = points_to_wgs84(lon[good], lat[good], crs_name)
+    if by_address.any():
+        # only the rows with coordinates are converted; the geocoded ones are WGS84 already
+        x, y = np.full(int(good.sum()), np.nan), np.full(int(good.sum()), np.nan)
+        has_xy = ~by_address[good]
+        x[has_xy], y[has_xy] = points_to_wgs84(
+            lon[good & ~by_address], lat[good & ~by_address], crs_name
+        )
+    else:
+        x, y = points_to_wgs84(lon[good], lat[good], crs_name)
     limits = {k: float(v) * 3600 for k, v in dict(config["INCIDENT_TIME_LIMIT_HOURS"]).items()}
     out = pd.DataFrame(
         {
@@ -331,6 +359,10 @@ def read_and_check(
         }
     )
     out.attrs["limits"] = limits
+    # every row to locate by address (bad ones too, so their address problems are reported)
+    out.attrs["by_address"] = (
+        (row_no[by_address], address[by_address].to_numpy()) if by_address.any() else None
+    )
     out.attrs["source_crs"] = "EPSG:4326" if crs_name is None else str(crs_name)
     return out, bad, n
 
@@ -441,6 +473,73 @@ def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
     conn.execute(sa.text("ANALYZE _import_raw"))
 
 
+def _locate_by_address(
+    conn: Connection, df: Any, column: str, bad: list[dict[str, Any]], bar: Any
+) -> tuple[Any, dict[int, tuple[Geocoded, str]]]:
+    """Geocode the rows :func:`read_and_check` listed in ``df.attrs["by_address"]``.
+
+    Each distinct address is looked up once (:func:`geocode_many`). A located row that
+    passed the other checks gets the point in ``df``; one whose address matches nothing
+    or is ambiguous is appended to ``bad`` (row, ``column``, the geocoder's reason) and
+    dropped from ``df``. Returns ``df`` and {row number: (Geocoded, address as written)}
+    of the rows kept.
+    """
+    import numpy as np
+
+    rows, addresses = df.attrs["by_address"]
+    bar.set_description("geocode")
+    found = geocode_many(conn, addresses, field=column, bar=bar)
+    ids = df["id"].to_numpy()  # file row numbers, ascending
+    pos = np.minimum(np.searchsorted(ids, rows), max(len(ids) - 1, 0))
+    present = (pos < len(ids)) & (ids[pos] == rows) if len(ids) else np.zeros(len(rows), bool)
+    lon, lat = df["lon"].to_numpy(copy=True), df["lat"].to_numpy(copy=True)
+    keep = np.ones(len(df), dtype=bool)
+    located: dict[int, tuple[Geocoded, str]] = {}
+    for row, address, p, here in zip(
+        rows.tolist(), addresses.tolist(), pos.tolist(), present.tolist(), strict=True
+    ):
+        g = found[address]
+        if isinstance(g, str):
+            bad.append({"row": int(row), "column": column, "reason": g, "value": address})
+            if here:
+                keep[p] = False
+        elif here:
+            lon[p], lat[p] = g.lon, g.lat
+            located[int(row)] = (g, str(address))
+    attrs = dict(df.attrs)
+    df = df.assign(lon=lon, lat=lat)
+    if not keep.all():
+        df = df[keep].reset_index(drop=True)
+    df.attrs.update(attrs)
+    return df, located
+
+
+def _copy_located(conn: Connection, df: Any, located: dict[int, tuple[Geocoded, str]]) -> None:
+    """``_import_geo``: per row located by address, how (precision), the address as
+    written and the note of its intake event (what matched)."""
+    conn.execute(
+        sa.text(
+            """CREATE TEMP TABLE _import_geo (
+                id bigint PRIMARY KEY, external_id text, located_by text, address text,
+                note text) ON COMMIT DROP"""
+        )
+    )
+    ext = dict(zip(df["id"].tolist(), df["external_id"].tolist(), strict=True))
+    raw = conn.connection.dbapi_connection
+    with raw.cursor() as cur, cur.copy("COPY _import_geo FROM STDIN") as cp:
+        for row, (g, address) in located.items():
+            cp.write_row(
+                (
+                    row,
+                    ext[row],
+                    g.precision,
+                    address,
+                    f"imported; located from the address ({g.precision}: {g.matched})",
+                )
+            )
+    conn.execute(sa.text("ANALYZE _import_geo"))
+
+
 def _sql_str(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
@@ -519,10 +618,17 @@ def import_csv(
     df, bad, n = read_and_check(path, mapping, crs, categories, encoding=encoding, config=config)
     result.rows, result.bad = n, bad
     result.seconds["read_check"] = time.perf_counter() - t0
+    located: dict[int, tuple[Geocoded, str]] = {}
+    if df.attrs.get("by_address") is not None:
+        t = time.perf_counter()
+        df, located = _locate_by_address(conn, df, str(mapping.address), result.bad, bar)
+        result.seconds["geocode"] = time.perf_counter() - t
     bar.reset(total=len(df))
     bar.set_description("copy")
     t = time.perf_counter()
     _copy_staging(conn, df, bar)
+    if located:
+        _copy_located(conn, df, located)
     result.seconds["copy"] = time.perf_counter() - t
 
     # database checks: ids already imported, positions outside the district
@@ -540,6 +646,13 @@ def import_csv(
         {"segmax": segmax},
     )
     drop_routing(conn)
+    if located:  # a point found from an address is always confirmed by a planner
+        conn.execute(
+            sa.text(
+                "UPDATE _import_routed r SET location_to_confirm = TRUE "
+                "FROM _import_geo g WHERE g.id = r.id"
+            )
+        )
     result.seconds["route"] = time.perf_counter() - t
     t = time.perf_counter()
     db_bad = conn.execute(
@@ -582,28 +695,43 @@ def import_csv(
     )
     if len(df) >= max(BULK_ROWS, existing or 0):
         bulk = _bulk_insert_mode(conn, ("incident", "incident_event"), rebuild_indexes=True)
+    # rows located by address: their address, located_by and WGS84 (the gazetteer's CRS)
+    # come from _import_geo; a file of coordinates only keeps the plain statement
+    geo_cols, geo_vals, geo_join, geo_ret, geo_note = "", ":crs", "", "", "'imported'"
+    if located:
+        geo_cols = ", located_by, address"
+        geo_vals = (
+            "CASE WHEN g.id IS NULL THEN :crs ELSE 'EPSG:4326' END, "
+            "COALESCE(g.located_by, 'coordinates'), g.address"
+        )
+        geo_join = "LEFT JOIN _import_geo g ON g.id = s.id"
+        geo_ret = ", external_id"
+        geo_note = (
+            "COALESCE((SELECT g.note FROM _import_geo g "
+            "WHERE g.external_id = ins.external_id), 'imported')"
+        )
     with bulk:
         res = conn.execute(
             sa.text(
                 f"""WITH ins AS (
               INSERT INTO incident (external_id, source, category, severity, state, geom,
-                  source_crs, reported_at, closed_at, due_at, {routed_cols})
+                  source_crs{geo_cols}, reported_at, closed_at, due_at, {routed_cols})
               SELECT s.external_id, :source, s.category,
                      COALESCE(s.severity, c.default_severity, 'ordinary'), s.state,
-                     ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), :crs,
+                     ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), {geo_vals},
                      to_timestamp(s.reported), to_timestamp(s.closed),
                      COALESCE(to_timestamp(s.due), to_timestamp(s.reported) + make_interval(
                         secs => (CAST(:limits AS jsonb) ->>
                                  COALESCE(s.severity, c.default_severity, 'ordinary'))::float8)),
                      {r_cols}
               FROM _import_stage s JOIN _import_routed r ON r.id = s.id
-              JOIN incident_category c ON c.code = s.category
+              JOIN incident_category c ON c.code = s.category {geo_join}
               WHERE s.id <> ALL(:bad)
               ORDER BY s.id
-              RETURNING id, state, reported_at
+              RETURNING id, state, reported_at{geo_ret}
             )
             INSERT INTO incident_event (incident_id, from_state, to_state, actor, at, note)
-            SELECT id, NULL, state, :actor, reported_at, 'imported' FROM ins"""
+            SELECT id, NULL, state, :actor, reported_at, {geo_note} FROM ins"""
             ),
             {
                 "source": source,
@@ -624,8 +752,12 @@ def import_csv(
         {"bad": bad_rows},
     ).one()
     result.to_confirm, result.routed_to_segment = int(counts[0]), int(counts[1])
+    skipped = set(bad_rows)
+    for row, (g, _) in located.items():
+        if row not in skipped:
+            result.located_by[g.precision] = result.located_by.get(g.precision, 0) + 1
     conn.execute(sa.text("DROP VIEW IF EXISTS _import_stage"))
-    conn.execute(sa.text("DROP TABLE IF EXISTS _import_raw, _import_routed"))
+    conn.execute(sa.text("DROP TABLE IF EXISTS _import_raw, _import_routed, _import_geo"))
     result.seconds["insert"] = time.perf_counter() - t
     result.seconds["total"] = time.perf_counter() - t0
     return result
