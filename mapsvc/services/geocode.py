@@ -42,7 +42,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any
 
 import sqlalchemy as sa
@@ -421,6 +421,24 @@ def geocode(db: Session | Connection, address: str, *, field: str = "address") -
     )
 
 
+def _house_numbers_are_context(conn: Connection) -> bool:
+    """True when removing a door number from an address cannot change what it matches.
+
+    That holds unless some gazetteer name could overlap a door number's text: a name
+    with 号 or 弄 in it ("3号路"), or one that starts or ends with a digit (then "网格10"
+    + "12号" reads as door number 1012). Grid names such as "上村社区第10网格" are fine.
+    """
+    return not conn.scalar(
+        sa.text(
+            """SELECT EXISTS (SELECT 1 FROM (
+                SELECT name FROM alley_segment UNION ALL SELECT name FROM service_centre
+                UNION ALL SELECT name FROM grid UNION ALL SELECT name FROM community
+                UNION ALL SELECT name FROM subdistrict UNION ALL SELECT name FROM district
+            ) n WHERE name ~ '[号弄]' OR name ~ '[0-9０-９]$' OR name ~ '^[0-9０-９之-]')"""
+        )
+    )
+
+
 def geocode_many(
     db: Session | Connection,
     addresses: Any,
@@ -428,11 +446,16 @@ def geocode_many(
     field: str = "address",
     bar: Any = None,
 ) -> dict[str, Geocoded | str]:
-    """Locate many addresses at once, each distinct one only once; see :func:`geocode`.
+    """Locate many addresses at once, each distinct place only once; see :func:`geocode`.
 
     Hotline exports repeat the same addresses (a market, a lane that floods), and each
-    lookup costs a few queries (about 2 ms on the demo district), so addresses are looked
-    up once per *normalized* form ("中山路 12 号" and "中山路１２号" are one lookup).
+    lookup costs three queries (2.2 ms per address on the demo district), so addresses
+    are looked up once per *normalized* form ("中山路 12 号" and "中山路１２号" are one
+    lookup). Door numbers do not move the point (module docstring), so addresses that
+    differ only in them ("康福路12号", "康福路14号") share one lookup too, each keeping its
+    own ``house_number`` and ``normalized``; that is skipped when a gazetteer name could
+    overlap a door number (:func:`_house_numbers_are_context`). A refusal shared that way
+    is looked up again per address, so its message quotes the address itself.
 
     Parameters
     ----------
@@ -443,7 +466,7 @@ def geocode_many(
     field : str
         The column the addresses came from; refusals name it as :func:`geocode` does.
     bar : tqdm-like, optional
-        Progress bar: reset to the number of distinct normalized addresses, advanced by
+        Progress bar: reset to the number of lookups, described as "geocode", advanced by
         one per lookup.
 
     Returns
@@ -453,20 +476,40 @@ def geocode_many(
         that matches nothing or is ambiguous: the :class:`ValidationError` message without
         its leading ``"<field>: "`` (a bad-row report names the column already).
     """
+    conn = _conn(db)
+    by_number = _house_numbers_are_context(conn)
     by_key: dict[str, list[str]] = {}
     for a in dict.fromkeys(str(a) for a in addresses):
-        by_key.setdefault(normalize(a), []).append(a)
+        key = normalize(a)
+        if by_number:
+            key = _HOUSE_RE.sub("#", key)  # a placeholder keeps the text's structure
+        by_key.setdefault(key, []).append(a)
     if bar is not None:
         bar.reset(total=len(by_key))
-    out: dict[str, Geocoded | str] = {}
+        bar.set_description("geocode")
     prefix = f"{field}: "
-    for originals in by_key.values():
+
+    def one(address: str) -> Geocoded | str:
         try:
-            found: Geocoded | str = geocode(db, originals[0], field=field)
+            return geocode(conn, address, field=field)
         except ValidationError as exc:
-            found = exc.message[len(prefix) :] if exc.message.startswith(prefix) else exc.message
-        for a in originals:
-            out[a] = found
+            m = exc.message
+            return m[len(prefix) :] if m.startswith(prefix) else m
+
+    out: dict[str, Geocoded | str] = {}
+    for originals in by_key.values():
+        first = one(originals[0])
+        out[originals[0]] = first
+        for a in originals[1:]:
+            if isinstance(first, str):
+                out[a] = first if normalize(a) == normalize(originals[0]) else one(a)
+            else:
+                house = _HOUSE_RE.search(normalize(a))
+                out[a] = replace(
+                    first,
+                    normalized=normalize(a),
+                    house_number=house.group(1) if house else None,
+                )
         if bar is not None:
             bar.update(1)
     return out

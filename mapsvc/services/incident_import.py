@@ -487,7 +487,6 @@ def _locate_by_address(
     import numpy as np
 
     rows, addresses = df.attrs["by_address"]
-    bar.set_description("geocode")
     found = geocode_many(conn, addresses, field=column, bar=bar)
     ids = df["id"].to_numpy()  # file row numbers, ascending
     pos = np.minimum(np.searchsorted(ids, rows), max(len(ids) - 1, 0))
