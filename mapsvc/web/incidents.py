@@ -22,6 +22,7 @@ from layers.heatmap import (
     code_label,
     filter_choices,
     fit_bounds,
+    hexbins_to_crs,
     labels,
     parse_bins,
     points_to_crs,
@@ -173,9 +174,9 @@ def overdue_api():  # noqa: ANN201
 def heatmap_api():  # noqa: ANN201
     """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters.
 
-    ``bins=hex``: hexagons instead (a GeoJSON FeatureCollection, ``n`` per hexagon, gzipped
-    when the client accepts it), with the same ``total``, ``max``, ``scale_max`` and
-    ``classes``.
+    ``bins=hex``: hexagons instead (``cells``: ``[i, j, n]`` of the ``ST_HexagonGrid`` cells
+    from ``origin``, with ``hex_size``; the page builds the outlines), with the same
+    ``total``, ``max``, ``scale_max`` and ``classes``; gzipped when the client accepts it.
 
     ``crs=gcj02|bd09`` (for base maps in those datums): bbox given and points answered in it.
     """
@@ -187,8 +188,10 @@ def heatmap_api():  # noqa: ANN201
         zoom=request.args.get("zoom"),
         **_filters(),
     )
-    if bins == "hex":  # GeoJSON hexagons: about ten to one gzipped
-        return geojson_response(collection_to_crs(data, crs))
+    if bins == "hex":  # gzip: about four to one on cell indices
+        resp = geojson_response(hexbins_to_crs(data, crs))
+        resp.mimetype = "application/json"  # not GeoJSON: cell indices and counts
+        return resp
     return current_app.response_class(
         json.dumps(points_to_crs(data, crs), separators=(",", ":")),
         mimetype="application/json",
@@ -335,7 +338,7 @@ def heatmap_page():  # noqa: ANN201
     overdue_layer = get_layer("overdue_incidents")
     bbox = (bounds[0][1], bounds[0][0], bounds[1][1], bounds[1][0]) if bounds else None
     heat = heat_layer.query(session, bbox, zoom=13, **f)
-    heat = (collection_to_crs if bins == "hex" else points_to_crs)(heat, basemap.crs)
+    heat = (hexbins_to_crs if bins == "hex" else points_to_crs)(heat, basemap.crs)
     overdue = collection_to_crs(overdue_layer.query(session, bbox, **f), basemap.crs)
     heat_fl = heat_layer.draw(heat, locale)
     heat_fl.add_to(m)

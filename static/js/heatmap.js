@@ -4,7 +4,10 @@
  * answers [lon, lat, count] triples; this script only turns them into leaflet.heat points
  * weighted by count / scale_max (a high percentile of the cells, clipped at 1), so the
  * browser never holds raw incidents, and rewrites the legend's colour classes. With
- * bins "hex" the layer is a GeoJSON layer of hexagons, refilled and coloured by class.
+ * bins "hex" the server answers ST_HexagonGrid cell indices and counts (no polygons: ten
+ * times smaller); hexFeatures builds each hexagon's outline in EPSG:3857 exactly as
+ * PostGIS ST_Hexagon (and layers/heatmap.py hexagon_outlines for the first paint) does,
+ * and the GeoJSON layer of hexagons is refilled and coloured by class.
  */
 (function () {
   "use strict";
@@ -70,6 +73,52 @@
         }
       }
       return { fillColor: colour, color: colour, weight: 0.5, fillOpacity: 0.75 };
+    };
+  }
+
+  var SQRT3 = Math.sqrt(3);
+  /* ST_Hexagon's vertices around its centre, in edge lengths (flat-topped, closed ring) */
+  var HEX_RING = [
+    [-1, 0],
+    [-0.5, -SQRT3 / 2],
+    [0.5, -SQRT3 / 2],
+    [1, 0],
+    [0.5, SQRT3 / 2],
+    [-0.5, SQRT3 / 2],
+    [-1, 0],
+  ];
+
+  /* GeoJSON hexagons of a bins=hex answer: cell (i, j) = origin + [di, dj] of
+   * ST_HexagonGrid(hex_size) in EPSG:3857, centred at x = 1.5 s i,
+   * y = sqrt(3) s (j + (i mod 2) / 2); with "centres" (answers moved to GCJ-02 / BD-09)
+   * the hexagon is drawn around the moved centre. crs: the map's (EPSG:3857). */
+  function hexFeatures(d, crs) {
+    var s = d.hex_size;
+    var o = d.origin || [0, 0];
+    return {
+      type: "FeatureCollection",
+      features: (d.cells || []).map(function (c, k) {
+        var i = o[0] + c[0];
+        var j = o[1] + c[1];
+        var x, y;
+        if (d.centres) {
+          var p = crs.project(L.latLng(d.centres[k][1], d.centres[k][0]));
+          x = p.x;
+          y = p.y;
+        } else {
+          x = 1.5 * s * i;
+          y = SQRT3 * s * (j + 0.5 * (((i % 2) + 2) % 2));
+        }
+        var ring = HEX_RING.map(function (v) {
+          var ll = crs.unproject(L.point(x + v[0] * s, y + v[1] * s));
+          return [ll.lng, ll.lat];
+        });
+        return {
+          type: "Feature",
+          geometry: { type: "Polygon", coordinates: [ring] },
+          properties: { n: c[2], i: i, j: j },
+        };
+      }),
     };
   }
 
@@ -157,10 +206,10 @@
           var top = Math.max(1, d.scale_max || d.max || 1);
           var cells;
           if (opts.bins === "hex") {
-            cells = d.features.length;
+            cells = d.cells.length;
             heat.options.style = hexStyle(d.classes);
             heat.clearLayers();
-            heat.addData(d);
+            heat.addData(hexFeatures(d, map.options.crs || L.CRS.EPSG3857));
             heat.bringToBack(); // overdue incidents stay on top of the hexagons
           } else {
             cells = d.points.length;
@@ -191,5 +240,5 @@
     refresh();
   }
 
-  window.MapsvcHeatmap = { init: init };
+  window.MapsvcHeatmap = { init: init, hexFeatures: hexFeatures };
 })();

@@ -9,8 +9,18 @@ import pytest
 import sqlalchemy as sa
 
 from layers import get_layer
-from layers.heatmap import OVERDUE_COLOUR, class_colour, hex_size, scale_top, to_mercator
+from layers.heatmap import (
+    OVERDUE_COLOUR,
+    class_colour,
+    hex_cells,
+    hex_size,
+    hexagon_outlines,
+    hexagon_rings,
+    scale_top,
+    to_mercator,
+)
 from mapsvc.db import session_scope
+from mapsvc.services.chinacrs import wgs84_to_gcj02
 from tests.conftest import LiveServer
 from tests.incidents.conftest import ll
 
@@ -18,7 +28,7 @@ WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'
 
 
 def _reference(s, zoom: float, where: str, params: dict, bbox=None) -> list:  # noqa: ANN001
-    """``[(centre lon, centre lat, n)]`` per hexagon straight from ST_HexagonGrid:
+    """``[(centre lon, centre lat, n, i, j)]`` per hexagon straight from ST_HexagonGrid:
     point-in-hexagon in SQL."""
     if bbox is not None:
         (x0, y0), (x1, y1) = to_mercator(*bbox[:2]), to_mercator(*bbox[2:])
@@ -28,31 +38,35 @@ def _reference(s, zoom: float, where: str, params: dict, bbox=None) -> list:  # 
             f"""WITH ext AS (
                   SELECT ST_SetSRID(ST_Extent(ST_MakePoint(x_m, y_m)), 3857) AS b FROM incident
                 )
-                SELECT ST_X(c), ST_Y(c), n FROM (
-                  SELECT ST_Transform(ST_Centroid(h.geom), 4326) AS c, count(*) AS n
+                SELECT ST_X(c), ST_Y(c), n, i, j FROM (
+                  SELECT ST_Transform(ST_Centroid(h.geom), 4326) AS c, count(*) AS n,
+                         h.i, h.j
                   FROM ext, ST_HexagonGrid(:size, ST_Expand(ext.b, :size)) h
                   JOIN incident i
                     ON i.x_m BETWEEN ST_XMin(h.geom) AND ST_XMax(h.geom)
                    AND i.y_m BETWEEN ST_YMin(h.geom) AND ST_YMax(h.geom)
                    AND ST_Contains(h.geom, ST_SetSRID(ST_MakePoint(i.x_m, i.y_m), 3857))
                   WHERE {where}
-                  GROUP BY h.geom) s"""
+                  GROUP BY h.geom, h.i, h.j) s"""
         ),
         {"size": hex_size(zoom), **params},
     ).all()
 
 
-def _same_hexagons(features: list[dict], reference: list) -> None:
-    """Each reference hexagon's centre lies in exactly one answered hexagon, of its count."""
+def _same_hexagons(data: dict, reference: list) -> None:
+    """The answered cells are ST_HexagonGrid's (i, j) with its counts, and each reference
+    hexagon's centre lies in exactly one outline drawn from the answer, of its count."""
     import shapely
 
-    polys = [shapely.geometry.shape(f["geometry"]) for f in features]
+    cells = hex_cells(data)
+    assert sorted(cells) == sorted((int(i), int(j), int(n)) for _x, _y, n, i, j in reference)
+    polys = [shapely.Polygon(ring) for ring in hexagon_outlines(data)]
     tree = shapely.STRtree(polys)
-    assert len(features) == len(reference)
-    for lon, lat, n in reference:
+    assert len(polys) == len(reference)
+    for lon, lat, n, _i, _j in reference:
         hits = tree.query(shapely.Point(lon, lat), predicate="within")
         assert len(hits) == 1, (lon, lat)
-        assert features[int(hits[0])]["properties"]["n"] == n, (lon, lat)
+        assert cells[int(hits[0])][2] == n, (lon, lat)
 
 
 @pytest.mark.parametrize("zoom", [13, 15, 17])
@@ -69,8 +83,8 @@ def test_hex_counts_equal_sql(populated, zoom: int) -> None:  # noqa: ANN001
         for f, where, params in cases:
             for bbox in (None, (bx0, by0, bx1, by1)):
                 data = layer.query(s, bbox, zoom=zoom, **f)
-                _same_hexagons(data["features"], _reference(s, zoom, where, params, bbox))
-                counts = [ft["properties"]["n"] for ft in data["features"]]
+                _same_hexagons(data, _reference(s, zoom, where, params, bbox))
+                counts = [n for _i, _j, n in hex_cells(data)]
                 expected = s.scalar(
                     sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params
                 )
@@ -80,8 +94,14 @@ def test_hex_counts_equal_sql(populated, zoom: int) -> None:  # noqa: ANN001
                 assert data["max"] == max(counts, default=0)
                 assert data["scale_max"] == scale_top(counts)
     # hexagons are regular, of the square cell's area on screen
-    ring = data["features"][0]["geometry"]["coordinates"][0]
+    ring = hexagon_outlines(data)[0]
     assert len(ring) == 7 and ring[0] == ring[-1]
+    # the first paint draws those outlines, with each cell's count
+    fc = layer.features(data)
+    assert [f["geometry"]["coordinates"][0] for f in fc["features"]] == hexagon_outlines(data)
+    assert [(p["i"], p["j"], p["n"]) for p in (f["properties"] for f in fc["features"])] == (
+        hex_cells(data)
+    )
 
 
 def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
@@ -92,13 +112,17 @@ def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
     r = client.get(base + "&bins=hex", headers={"Accept-Encoding": "gzip"})
     assert r.status_code == 200 and r.headers["Content-Encoding"] == "gzip"
     hexes = json.loads(gzip.decompress(r.data))
-    assert hexes["type"] == "FeatureCollection" and hexes["bins"] == "hex"
+    assert hexes["bins"] == "hex" and "features" not in hexes
     assert hexes["total"] == square["total"] > 0
+    assert hexes["total"] == sum(n for _i, _j, n in hexes["cells"])
     assert hexes["classes"][-1][2] is None
-    for ft in hexes["features"]:
-        assert ft["geometry"]["type"] == "Polygon" and ft["properties"]["n"] >= 1
+    assert hexes["hex_size"] == hex_size(16)
+    for di, dj, n in hexes["cells"]:
+        assert di >= 0 and dj >= 0 and n >= 1
+    # about 10 bytes a hexagon instead of a 250-byte GeoJSON polygon
+    assert len(gzip.decompress(r.data)) < 40 * len(hexes["cells"]) + 1000
     none = client.get("/api/heatmap?zoom=14&bins=hex&category=no_such").get_json()
-    assert none["total"] == 0 and none["features"] == [] and none["scale_max"] == 1
+    assert none["total"] == 0 and none["cells"] == [] and none["scale_max"] == 1
     r = client.get("/api/heatmap?zoom=14&bins=tri")
     assert r.status_code == 400
     assert r.get_json()["field"] == "bins" and "hex" in r.get_json()["error"]
@@ -106,14 +130,29 @@ def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
     # GCJ-02 base maps: the same hexagons, moved
     gcj = client.get("/api/heatmap?zoom=16&bins=hex&crs=gcj02").get_json()
     wgs = client.get("/api/heatmap?zoom=16&bins=hex").get_json()
-    assert [f["properties"]["n"] for f in gcj["features"]] == [
-        f["properties"]["n"] for f in wgs["features"]
-    ]
-    a, b = (
-        gcj["features"][0]["geometry"]["coordinates"][0][0],
-        wgs["features"][0]["geometry"]["coordinates"][0][0],
-    )
-    assert 0.001 < abs(a[0] - b[0]) < 0.01  # GCJ-02 shifts a few hundred metres
+    assert gcj["cells"] == wgs["cells"] and gcj["origin"] == wgs["origin"]
+    assert "centres" not in wgs and len(gcj["centres"]) == len(gcj["cells"])
+
+    for ring_g, ring_w in zip(hexagon_outlines(gcj), hexagon_outlines(wgs), strict=True):
+        a, b = ring_g[0], ring_w[0]
+        assert 0.001 < abs(a[0] - b[0]) < 0.01  # GCJ-02 shifts a few hundred metres
+        # the moved outline is the WGS84 outline moved, to well under a metre (1e-5 deg)
+        moved = wgs84_to_gcj02([p[0] for p in ring_w], [p[1] for p in ring_w])
+        for p, qx, qy in zip(ring_g, *moved, strict=True):
+            assert p == pytest.approx((qx, qy), abs=1e-5)
+    # and the centre each outline is drawn around is the cell's centre in PostGIS, moved
+    with populated.engine.connect() as c:
+        for (i, j, _n), (lon, lat) in zip(hex_cells(gcj), gcj["centres"], strict=True):
+            x, y = c.execute(
+                sa.text(
+                    "SELECT ST_X(p), ST_Y(p) FROM ST_Transform(ST_Centroid(ST_SetSRID("
+                    "ST_Hexagon(:s, :i, :j), 3857)), 4326) p"
+                ),
+                {"s": gcj["hex_size"], "i": i, "j": j},
+            ).one()
+            assert (lon, lat) == pytest.approx(
+                tuple(float(v) for v in wgs84_to_gcj02(x, y)), abs=1e-6
+            )
 
 
 def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
@@ -141,6 +180,7 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN00
         )
         assert len(fills) == int(ds["heatCells"]) > 10
         assert all(colour == class_colour(n, top) for n, colour in fills)
+        zoom = int(ds["heatZoom"])
         assert page.inner_text(".mapsvc-legend").startswith("Incidents per hexagon")
         # zoom in: refetched, smaller hexagons, more of them over fewer incidents
         cells = int(ds["heatCells"])
@@ -160,6 +200,34 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN00
         )
         assert n_paths == int(zoomed["heatCells"])
         assert int(zoomed["heatCells"]) != cells
+        # the refetched hexagons (built in the browser from cell indices) are ST_Hexagon's:
+        # the outlines layers/heatmap.py draws, which the test below compares with PostGIS
+        drawn = page.evaluate(
+            """() => { const m = Object.values(window).find(v => v instanceof L.Map);
+            const out = []; m.eachLayer(l => { if (l.feature && l.feature.properties &&
+              l.feature.properties.n !== undefined) out.push([l.feature.properties.i,
+              l.feature.properties.j, l.getLatLngs()[0].map(p => [p.lng, p.lat])]); });
+            return out; }"""
+        )
+        size = hex_size(zoom + 1)
+        assert len(drawn) == n_paths
+        for i, j, latlngs in drawn:
+            ring = hexagon_rings([(i, j)], size, 12)[0]
+            assert len(latlngs) == 6  # Leaflet drops the closing vertex
+            for p, q in zip(latlngs, ring[:6], strict=True):
+                assert p == pytest.approx(q, abs=1e-9), (i, j)
+        # GCJ-02 answers: the browser draws each hexagon around its moved centre, as the
+        # first paint does
+        answer, rings = page.evaluate(
+            """async () => { const d = await (await fetch(
+              '/api/heatmap?zoom=16&bins=hex&crs=gcj02')).json();
+            return [d, MapsvcHeatmap.hexFeatures(d, L.CRS.EPSG3857).features.map(
+              f => f.geometry.coordinates[0])]; }"""
+        )
+        assert len(answer["centres"]) == len(rings) > 10
+        for ring, mine in zip(rings, hexagon_outlines(answer, 12), strict=True):
+            for p, q in zip(ring, mine, strict=True):
+                assert p == pytest.approx(q, abs=1e-9)
         # overdue incidents (purple circles) stay drawn above the refilled hexagons
         assert page.locator(".leaflet-interactive").count() > n_paths
         last = page.eval_on_selector(
