@@ -3,8 +3,9 @@
 Target (issue 3): median response of ``/api/heatmap`` for a district-wide view at most
 300 ms and at most 200 KB, next to folium's ``HeatMap`` fed the raw points (its HTML size
 and build time: fetching the points, building the layer and rendering the page). The same
-views are measured with hexagon bins (``bins=hex``: GeoJSON polygons, gzipped when the
-client accepts it; the JSON size and the size on the wire are both printed).
+views are measured with hexagon bins (``bins=hex``: ST_HexagonGrid cell indices and
+counts, the page builds the outlines; gzipped when the client accepts it; the JSON size
+and the size on the wire are both printed).
 
 Runs against its own database ``mapsvc_bench_heatmap`` on the embedded cluster: the demo
 district (``load_demo(engine, seed=20261124, incidents=0)``) plus generated incidents
@@ -12,6 +13,10 @@ imported through the real bulk import. The server is the real app on a local HTT
 
     .venv/bin/python bench/bench_heatmap.py              # 1,000,000 incidents
     .venv/bin/python bench/bench_heatmap.py --quick      # 100,000 incidents
+
+``--quick`` replaces the database's incidents with 100,000 (and a later full run imports a
+million again, which takes minutes): to time a database that already holds a million,
+run without it.
 """
 
 from __future__ import annotations
@@ -171,7 +176,7 @@ def main() -> None:
             "&date_from=" + time.strftime("%Y-%m-%d", time.gmtime(time.time() - 90 * 86400)),
             "district, one zoom closer": f"{base}/api/heatmap?bbox={b}&zoom={zoom + 1}",
         }
-        # the same views in hexagons (GeoJSON polygons, gzipped on the wire)
+        # the same views in hexagons (cell indices and counts, gzipped on the wire)
         views.update({f"{k} (hex)": f"{v}&bins=hex" for k, v in list(views.items())})
         results = {name: time_requests(url, args.repeat) for name, url in views.items()}
     finally:
@@ -185,7 +190,7 @@ def main() -> None:
     )
     for name, (times, size, body, wire) in results.items():
         p90 = sorted(times)[int(0.9 * (len(times) - 1))]
-        cells = len(body.get("points") or body.get("features") or [])
+        cells = len(body.get("points") or body.get("cells") or [])
         print(
             f"{name:36}{statistics.median(times):>10.1f}{p90:>9.1f}{size / 1024:>9.1f}"
             f"{wire / 1024:>9.1f}{cells:>7}{body['total']:>11,}{body['scale_max']:>7}"
@@ -206,7 +211,7 @@ def main() -> None:
     )
     print(
         f"hexagons, same targets: median {hmed:.1f} ms "
-        f"({'MET' if hmed <= TARGET_MS else 'NOT MET'}); {hsize / 1024:.1f} KB of GeoJSON, "
+        f"({'MET' if hmed <= TARGET_MS else 'NOT MET'}); {hsize / 1024:.1f} KB of JSON, "
         f"{hwire / 1024:.1f} KB on the wire "
         f"({'MET' if hwire / 1024 <= TARGET_KB else 'NOT MET'} on the wire, "
         f"{'MET' if hsize / 1024 <= TARGET_KB else 'NOT MET'} uncompressed)"

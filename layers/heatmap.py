@@ -617,7 +617,8 @@ class IncidentHexbins(MapLayer):
         out = {"bins": "hex", "hex_edge_px": round(HEX_EDGE_PX, 2), "hex_size": size}
         if not rows:
             return {**out, **_binned(zoom, [], []), "origin": [0, 0], "cells": []}
-        kn = np.asarray(rows, dtype=np.int64)
+        # plain tuples: numpy probing SQLAlchemy rows for array attributes took 0.4 s
+        kn = np.array([(int(k), int(n)) for k, n in rows], dtype=np.int64)
         brick, left = np.divmod(kn[:, 0], 2)
         col, row = np.divmod(brick, pack["rows"])
         i, j = hex_of_brick(col + pack["cx0"], row + pack["cy0"], left)
