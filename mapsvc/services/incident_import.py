@@ -262,8 +262,10 @@ def read_and_check(
     # (import_csv); a row with coordinates keeps them, even when it also has an address
     by_address = np.zeros(n, dtype=bool)
     if mapping.address and mapping.address in df.columns:
-        address = df[mapping.address].str.strip()
-        by_address = ((lon_s == "") & (lat_s == "") & (address != "")).to_numpy()
+        no_xy = np.flatnonzero(((lon_s == "") & (lat_s == "")).to_numpy())
+        if len(no_xy):  # only those rows' addresses are looked at (cheap for coordinates)
+            address = df[mapping.address].iloc[no_xy].str.strip()
+            by_address[no_xy[(address != "").to_numpy()]] = True
     flag((lon_s == "") & ~by_address, mapping.lon, "missing coordinate")
     flag((lat_s == "") & ~by_address, mapping.lat, "missing coordinate")
     flag((lon_s != "") & ~np.isfinite(lon), mapping.lon, "unparsable coordinate")
@@ -361,7 +363,9 @@ def read_and_check(
     out.attrs["limits"] = limits
     # every row to locate by address (bad ones too, so their address problems are reported)
     out.attrs["by_address"] = (
-        (row_no[by_address], address[by_address].to_numpy()) if by_address.any() else None
+        (row_no[by_address], df[mapping.address][by_address].str.strip().to_numpy())
+        if by_address.any()
+        else None
     )
     out.attrs["source_crs"] = "EPSG:4326" if crs_name is None else str(crs_name)
     return out, bad, n

@@ -258,7 +258,8 @@ def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_pat
                 continue
             assert r.location_to_confirm is True, r
             assert r.source_crs == "EPSG:4326"  # the gazetteer's, not the file's GCJ-02
-            assert r.address and r.address.strip() in {x[5].strip() for x in rows}
+            # the address as written, stored trimmed
+            assert r.address in {x[5].strip() for x in rows} and r.address == r.address.strip()
             if what.startswith("street"):
                 assert r.located_by == "street"
                 d = _metres(
