@@ -16,10 +16,77 @@ from __future__ import annotations
 import datetime as dt
 import html
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from babel.support import NullTranslations
 
 BBox = tuple[float, float, float, float]
+
+#: the language of a layer when none is asked for (Chinese first, like the pages)
+DEFAULT_LOCALE = "zh_CN"
+
+
+# --------------------------------------------------------------------------- translation
+
+
+def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention babel's extractor knows
+    """Mark ``msgid`` for translation where it is defined; translate it where it is shown.
+
+    Labels kept in module-level tables (legend keys, select options, layer titles) are
+    defined before any locale is known. ``N_`` returns the English id unchanged and only
+    makes the string visible to ``pybabel extract`` (and to the catalogue test), so every
+    id a layer shows is found in one pass over the code.
+    """
+    return msgid
+
+
+def _catalogue_locale(locale: str | None) -> str:
+    """The catalogue a layer locale reads: English for ``en*``, else Chinese (default).
+
+    Layers are called with whatever the caller has: ``zh_CN``, ``zh``, Flask-Babel's
+    ``zh_Hans_CN``, ``en``, ``en_US``. The service speaks two languages, so anything not
+    English is the default Chinese, as on the pages.
+    """
+    return "en" if (locale or "").lower().startswith("en") else DEFAULT_LOCALE
+
+
+@lru_cache(maxsize=4)
+def _load_catalogue(locale: str) -> NullTranslations:
+    from babel import Locale
+    from babel.support import Translations
+
+    from mapsvc.i18n import TRANSLATIONS, compile_catalogues
+
+    compile_catalogues()
+    # the same lookup Flask-Babel makes: the Locale object's name (zh_CN -> zh_Hans_CN)
+    return Translations.load(str(TRANSLATIONS), [Locale.parse(locale)])
+
+
+def catalogue(locale: str | None = DEFAULT_LOCALE) -> NullTranslations:
+    """The project's compiled message catalogue for ``locale``, read through Babel.
+
+    Why not Flask-Babel: layers run without a Flask app or request (tests, the CLI, the
+    benchmarks call them with a ``locale`` argument), yet must say the same as the pages.
+    This reads the very catalogues Flask-Babel serves (``mapsvc/translations``, compiled
+    from ``.po`` when stale) under the name Flask-Babel looks them up, so a page and its
+    layers never disagree. Cached: one load per language and process. Use
+    ``catalogue(locale).pgettext(context, msgid)`` where one English id needs two Chinese
+    texts.
+    """
+    return _load_catalogue(_catalogue_locale(locale))
+
+
+def translator(locale: str | None = DEFAULT_LOCALE) -> Callable[[str], str]:
+    """``gettext`` of the project's catalogue for ``locale``: ``_ = translator(locale)``.
+
+    The one way a layer translates: message ids are English, the Chinese texts live in
+    ``mapsvc/translations/zh_Hans_CN/LC_MESSAGES/messages.po`` (see :func:`catalogue`).
+    """
+    return catalogue(locale).gettext
 
 
 class BadRequest(ValueError):
@@ -157,12 +224,13 @@ class MapLayer(ABC):
 
     #: registry key and URL slug
     name: str = ""
-    #: titles shown in the layer control (Chinese first)
-    title_zh: str = ""
-    title_en: str = ""
+    #: title shown in the layer control and legends: an English message id (``N_``)
+    title_msgid: str = ""
 
-    def title(self, locale: str = "zh_CN") -> str:
-        return self.title_en if locale.startswith("en") else self.title_zh
+    def title(self, locale: str = DEFAULT_LOCALE) -> str:
+        """The layer's title in ``locale``, from the project's catalogue."""
+        # gettext("") would answer the catalogue's header
+        return translator(locale)(self.title_msgid) if self.title_msgid else ""
 
     @abstractmethod
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001

@@ -18,7 +18,7 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from layers.base import BadRequest, BBox
+from layers.base import DEFAULT_LOCALE, BadRequest, BBox, translator
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +44,7 @@ class Basemap:
     #: datum the overlays must be drawn in so that they sit on the tiles
     crs: str = "wgs84"
     tiles: list[TileSpec] = field(default_factory=list)
-    #: credit line parts (Chinese first; shown in Leaflet's attribution control)
+    #: credit line parts (in the page's language; shown in Leaflet's attribution control)
     attribution: list[str] = field(default_factory=list)
 
 
@@ -55,12 +55,15 @@ TIANDITU = (
 )
 
 
-def basemap_for(config: Mapping[str, object]) -> Basemap:
+def basemap_for(config: Mapping[str, object], locale: str = DEFAULT_LOCALE) -> Basemap:
     """The base map configured in ``config`` (``BASEMAP``, ``TIANDITU_KEY``).
 
     An unknown name or Tianditu without a key falls back to ``none`` with a warning in
-    the log, because a map page must still open when the tile setting is wrong.
+    the log, because a map page must still open when the tile setting is wrong. Tile
+    names (in the layer control) and the datum note are in ``locale``; the providers'
+    credits stay as the providers write them.
     """
+    _ = translator(locale)
     choice = str(config.get("BASEMAP") or "none").lower()
     if choice == "osm":
         return Basemap(
@@ -84,8 +87,12 @@ def basemap_for(config: Mapping[str, object]) -> Basemap:
         return Basemap(
             "tianditu",
             tiles=[
-                TileSpec(TIANDITU % ("vec", "vec", key), "天地图", credit, "01234567", max_zoom=18),
-                TileSpec(TIANDITU % ("cva", "cva", key), "天地图注记", "", "01234567", True, 18),
+                TileSpec(
+                    TIANDITU % ("vec", "vec", key), _("Tianditu"), credit, "01234567", max_zoom=18
+                ),
+                TileSpec(
+                    TIANDITU % ("cva", "cva", key), _("Tianditu labels"), "", "01234567", True, 18
+                ),
             ],
             attribution=[credit],
         )
@@ -97,13 +104,16 @@ def basemap_for(config: Mapping[str, object]) -> Basemap:
                 TileSpec(
                     "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
                     "&style=8&x={x}&y={y}&z={z}",
-                    "高德地图",
+                    _("Amap"),
                     "© 高德 AutoNavi",
                     subdomains="1234",
                     max_zoom=18,
                 )
             ],
-            attribution=["© 高德 AutoNavi", "叠加数据已由 WGS84 转为 GCJ-02 以对齐底图"],
+            attribution=[
+                "© 高德 AutoNavi",
+                _("Overlays converted from WGS84 to GCJ-02 to match the base map"),
+            ],
         )
     if choice != "none":
         log.warning("unknown BASEMAP %r (none|osm|tianditu|amap); showing no base map", choice)

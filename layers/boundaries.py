@@ -23,14 +23,13 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from functools import lru_cache
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from layers import register
-from layers.base import BadRequest, BBox, LegendItem, MapLayer, esc
+from layers.base import N_, BadRequest, BBox, LegendItem, MapLayer, esc, translator
 
 #: qualitative fill colours for grids (ColorBrewer Set3 without its red, which means
 #: "no chief" on this map)
@@ -69,38 +68,38 @@ PANES = {
 }
 #: message ids (English; translated through the project's catalogues)
 MESSAGES = (
-    "District",
-    "Communities",
-    "Community",
-    "Subdistrict",
-    "Grids",
-    "Grid",
-    "Alley segments",
-    "Alley segment",
-    "Code",
-    "Chief",
-    "Deputy chief",
-    "Grid head",
-    "No chief assigned",
-    "No grid head",
-    "Area (km²)",
-    "Length (m)",
-    "Population",
-    "Households",
-    "Enterprises",
-    "Number of grids",
-    "District boundary",
-    "Community boundary",
-    "Grids (coloured by community)",
-    "Alley segment with a chief",
-    "Coverage map",
-    "Loading map data…",
-    "Could not load map data",
-    "Zoom in to see alley segments",
-    "{n} communities",
-    "{n} grids",
-    "{n} alley segments",
-    "{n} segments without a chief",
+    N_("District"),
+    N_("Communities"),
+    N_("Community"),
+    N_("Subdistrict"),
+    N_("Grids"),
+    N_("Grid"),
+    N_("Alley segments"),
+    N_("Alley segment"),
+    N_("Code"),
+    N_("Chief"),
+    N_("Deputy chief"),
+    N_("Grid head"),
+    N_("No chief assigned"),
+    N_("No grid head"),
+    N_("Area (km²)"),
+    N_("Length (m)"),
+    N_("Population"),
+    N_("Households"),
+    N_("Enterprises"),
+    N_("Number of grids"),
+    N_("District boundary"),
+    N_("Community boundary"),
+    N_("Grids (coloured by community)"),
+    N_("Alley segment with a chief"),
+    N_("Coverage map"),
+    N_("Loading map data…"),
+    N_("Could not load map data"),
+    N_("Zoom in to see alley segments"),
+    N_("{n} communities"),
+    N_("{n} grids"),
+    N_("{n} alley segments"),
+    N_("{n} segments without a chief"),
 )
 #: below this zoom the page does not fetch alley segments (they would be a few pixels long)
 SEGMENT_MIN_ZOOM = 12
@@ -109,25 +108,13 @@ SEGMENT_MIN_ZOOM = 12
 # --------------------------------------------------------------------------- translation
 
 
-@lru_cache(maxsize=8)
-def _catalogue(locale: str):  # noqa: ANN202 - babel Translations
-    from babel.support import Translations
-
-    from mapsvc.i18n import TRANSLATIONS, compile_catalogues
-
-    compile_catalogues()
-    return Translations.load(str(TRANSLATIONS), [locale])
-
-
 def labels(locale: str = "zh_CN") -> dict[str, str]:
-    """The layer's UI strings in ``locale``, from the project's message catalogues.
+    """The layer's UI strings in ``locale`` (message id -> text), for Python and ``map.js``.
 
-    Layers run without a Flask request (tests, scripts, the naive benchmark page), so they
-    read the catalogues through Babel directly rather than through Flask-Babel.
+    Read through :func:`layers.base.translator`, the catalogues the pages use.
     """
-    loc = "en" if locale.startswith("en") else "zh_CN"
-    cat = _catalogue(loc)
-    return {m: cat.gettext(m) for m in MESSAGES}
+    _ = translator(locale)
+    return {m: _(m) for m in MESSAGES}
 
 
 # --------------------------------------------------------------------------- query helpers
@@ -302,7 +289,7 @@ class _Boundary(MapLayer):
         hover = STYLES.get(f"{self.style_key}_hover")
         return folium.GeoJson(
             {"type": "FeatureCollection", "features": features},
-            name=options.get("name") or lab[self.title_msgid],
+            name=options.get("name") or self.title(locale),
             show=options.get("show", True),
             style_function=lambda f: f["properties"]["style"],
             highlight_function=(lambda f: hover) if hover else None,
@@ -315,8 +302,6 @@ class _Boundary(MapLayer):
             **kwargs,
         )
 
-    title_msgid = ""
-
 
 # --------------------------------------------------------------------------- layers
 
@@ -326,9 +311,7 @@ class DistrictLayer(_Boundary):
     """The district outline(s), with geodesic area."""
 
     name = "district"
-    title_zh = "区界"
-    title_en = "District"
-    title_msgid = "District"
+    title_msgid = N_("District")
     style_key = "district"
 
     def query(
@@ -353,9 +336,7 @@ class CommunitiesLayer(_Boundary):
     """Community polygons with population, households, grid count and a label point."""
 
     name = "communities"
-    title_zh = "社区"
-    title_en = "Communities"
-    title_msgid = "Communities"
+    title_msgid = N_("Communities")
     style_key = "community"
 
     def query(
@@ -417,9 +398,7 @@ class GridsLayer(_Boundary):
     """Basic grids with community, households, population, area and the grid head."""
 
     name = "grids"
-    title_zh = "网格"
-    title_en = "Grids"
-    title_msgid = "Grids"
+    title_msgid = N_("Grids")
     style_key = "grid"
 
     def query(
@@ -493,9 +472,7 @@ class SegmentsLayer(_Boundary):
     """Alley segments with length and the chief and deputy in post on ``day``."""
 
     name = "segments"
-    title_zh = "街巷段"
-    title_en = "Alley segments"
-    title_msgid = "Alley segments"
+    title_msgid = N_("Alley segments")
     style_key = "segment"
 
     def query(

@@ -13,55 +13,39 @@ from collections.abc import Callable
 from typing import Any
 
 from layers import register
-from layers.base import BBox, LegendItem, MapLayer, esc
+from layers.base import N_, BBox, LegendItem, MapLayer, esc, translator
 
 GRID_COLOURS = {"no_head": "#d7301f", "understaffed": "#fdae61", "staffed": "#1a9850"}
 SEGMENT_COLOURS = {"chief": "#2166ac", "no_chief": "#c51b7d"}
 
+#: message ids (English) of the layer's labels, by the key the drawing code uses; the
+#: status keys are also the legend entries
 LABELS = {
-    "zh": {
-        "no_head": "无网格长",
-        "understaffed": "网格员不足",
-        "staffed": "配齐",
-        "chief": "已设街巷长",
-        "no_chief": "未设街巷长",
-        "grid": "网格",
-        "community": "社区",
-        "head": "网格长",
-        "members": "网格员",
-        "required": "应配",
-        "two_heads": "同时有多名网格长",
-        "segment": "街巷段",
-        "chief_label": "街巷长",
-        "deputy": "副街巷长",
-        "length": "长度（米）",
-        "legend": "人员覆盖",
-        "none": "无",
-    },
-    "en": {
-        "no_head": "No grid head",
-        "understaffed": "Head, too few members",
-        "staffed": "Fully staffed",
-        "chief": "Chief assigned",
-        "no_chief": "No chief",
-        "grid": "Grid",
-        "community": "Community",
-        "head": "Grid head",
-        "members": "Grid members",
-        "required": "required",
-        "two_heads": "several grid heads at once",
-        "segment": "Alley segment",
-        "chief_label": "Chief",
-        "deputy": "Deputy",
-        "length": "Length (m)",
-        "legend": "Staffing coverage",
-        "none": "none",
-    },
+    "no_head": N_("No grid head"),
+    "understaffed": N_("Head, too few members"),
+    "staffed": N_("Fully staffed"),
+    "chief": N_("Chief assigned"),
+    "no_chief": N_("No chief"),
+    "grid": N_("Grid"),
+    "community": N_("Community"),
+    "head": N_("Grid head"),
+    "members": N_("Grid members"),
+    "required": N_("required"),
+    "two_heads": N_("several grid heads at once"),
+    "segment": N_("Alley segment"),
+    "chief_label": N_("Chief"),
+    "deputy": N_("Deputy"),
+    "length": N_("Length (m)"),
+    "none": N_("none"),
+    # between the names of a grid's members
+    "separator": N_(", "),
 }
 
 
 def labels(locale: str) -> dict[str, str]:
-    return LABELS["en" if locale.startswith("en") else "zh"]
+    """The layer's labels in ``locale`` by key, from the project's catalogues."""
+    _ = translator(locale)
+    return {k: _(msgid) for k, msgid in LABELS.items()}
 
 
 def feature_collection(rows: list[dict], keep: tuple[str, ...]) -> dict:
@@ -136,8 +120,7 @@ SEGMENT_KEYS = (
 @register
 class CoverageLayer(MapLayer):
     name = "coverage"
-    title_zh = "人员覆盖"
-    title_en = "Staffing coverage"
+    title_msgid = N_("Staffing coverage")
 
     def query(
         self,
@@ -180,7 +163,7 @@ class CoverageLayer(MapLayer):
             f"{int(p['members_required'])}",
         ]
         if p["member_names"]:
-            lines.append(esc("、".join(p["member_names"])))
+            lines.append(esc(lab["separator"].join(p["member_names"])))
         if p["multiple_heads"]:
             lines.append(f'<span style="color:#d7301f">⚠ {lab["two_heads"]}</span>')
         lines.append(f"<i>{esc(lab[p['status']])}</i>")

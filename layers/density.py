@@ -14,7 +14,7 @@ import json
 from typing import Any
 
 from layers import register
-from layers.base import BBox, LegendItem, MapLayer, esc
+from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
 from layers.coverage import slim
 
 #: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
@@ -31,41 +31,40 @@ PALETTE = [
 ]
 NO_DATA = "#cccccc"
 
+#: message ids (English) of the staff groups, levels and classification schemes, by the
+#: key the query and the page forms use; translate them with :func:`t`
 GROUP_LABELS = {
-    "all": ("全部人员", "All staff"),
-    "community_workers": ("社区工作者", "Community workers"),
-    "grid_staff": ("网格长和网格员", "Grid heads and members"),
-    "alley_chiefs": ("街巷长", "Alley chiefs"),
-    "dispatched": ("下沉人员", "Dispatched professionals"),
-    "centres": ("党群服务中心", "Service centres"),
+    "all": N_("All staff"),
+    "community_workers": N_("Community workers"),
+    "grid_staff": N_("Grid heads and members"),
+    "alley_chiefs": N_("Alley chiefs"),
+    "dispatched": N_("Dispatched professionals"),
+    "centres": N_("Service centres"),
 }
 LEVEL_LABELS = {
-    "grid": ("网格", "Grid"),
-    "community": ("社区", "Community"),
-    "subdistrict": ("街道", "Subdistrict"),
-    "district": ("区", "District"),
+    "grid": N_("Grid"),
+    "community": N_("Community"),
+    "subdistrict": N_("Subdistrict"),
+    "district": N_("District"),
 }
 SCHEME_LABELS = {
-    "natural_breaks": ("自然断点", "Natural breaks"),
-    "quantiles": ("分位数", "Quantiles"),
-    "equal_interval": ("等间距", "Equal interval"),
-}
-TIP = {
-    "area": ("面积（平方公里）", "Area (km²)"),
-    "population": ("人口", "Population"),
-    "staff": ("人员", "Staff"),
-    "per_km2": ("每平方公里", "per km²"),
-    "per_10k": ("每万人", "per 10,000 residents"),
-    "centres": ("服务中心", "Service centres"),
-    "in": ("所属", "In"),
-    "unit": ("人/平方公里", "per km²"),
-    "centre_unit": ("个/平方公里", "per km²"),
+    "natural_breaks": N_("Natural breaks"),
+    "quantiles": N_("Quantiles"),
+    "equal_interval": N_("Equal interval"),
 }
 
 
-def t(pair: tuple[str, str], locale: str) -> str:
-    """Pick the Chinese or English text of a (zh, en) pair."""
-    return pair[1] if locale.startswith("en") else pair[0]
+def t(msgid: str, locale: str) -> str:
+    """``msgid`` (a value of the label tables above) in ``locale``, from the catalogues."""
+    return translator(locale)(msgid)
+
+
+def unit(group: str, locale: str) -> str:
+    """Unit of a density value: staff or service centres per km² (two words in Chinese)."""
+    cat = catalogue(locale)
+    if group == "centres":
+        return cat.pgettext("service centres", "per km²")
+    return cat.pgettext("staff", "per km²")
 
 
 def palette(k: int) -> list[str]:
@@ -82,8 +81,7 @@ def _fmt(v: float | None, nd: int = 1) -> str:
 @register
 class DensityLayer(MapLayer):
     name = "density"
-    title_zh = "人员密度"
-    title_en = "Staff density"
+    title_msgid = N_("Staff density")
 
     def query(
         self,
@@ -154,30 +152,28 @@ class DensityLayer(MapLayer):
         }
 
     def tip(self, p: dict, data: dict, locale: str) -> str:
+        _ = translator(locale)
         group = data["group"]
-        unit = t(TIP["centre_unit"] if group == "centres" else TIP["unit"], locale)
         lines = [f"<b>{esc(p['name'])}</b> ({esc(p['code'])})"]
         if p.get("parent_name"):
-            lines.append(f"{t(TIP['in'], locale)}: {esc(p['parent_name'])}")
+            lines.append(f"{esc(_('In'))}: {esc(p['parent_name'])}")
         lines.append(
-            f"<b>{esc(t(GROUP_LABELS[group], locale))}: {_fmt(p['value'])} {esc(unit)}</b>"
+            f"<b>{esc(_(GROUP_LABELS[group]))}: {_fmt(p['value'])} {esc(unit(group, locale))}</b>"
         )
         lines.append(
-            f"{t(TIP['staff'], locale)}: {int(p['staff'])} · "
-            f"{t(TIP['area'], locale)}: {_fmt(p['area_km2'], 3)}"
+            f"{esc(_('Staff'))}: {int(p['staff'])} · "
+            f"{esc(_('Area (km²)'))}: {_fmt(p['area_km2'], 3)}"
         )
         for g in ("community_workers", "grid_staff", "alley_chiefs", "dispatched"):
             if data["level"] == "grid" and g in ("community_workers", "dispatched"):
                 continue
-            lines.append(f"{esc(t(GROUP_LABELS[g], locale))}: {int(p[g])}")
+            lines.append(f"{esc(_(GROUP_LABELS[g]))}: {int(p[g])}")
         lines.append(
-            f"{t(TIP['population'], locale)}: {int(p['population']):,} · "
-            f"{t(TIP['per_10k'], locale)}: {_fmt(p['staff_per_10k'])}"
+            f"{esc(_('Population'))}: {int(p['population']):,} · "
+            f"{esc(_('per 10,000 residents'))}: {_fmt(p['staff_per_10k'])}"
         )
-        lines.append(
-            f"{t(TIP['centres'], locale)}: {int(p['centres'])} "
-            f"({_fmt(p['centres_per_km2'], 2)} / km²)"
-        )
+        centres = catalogue(locale).pgettext("count", "Service centres")
+        lines.append(f"{esc(centres)}: {int(p['centres'])} ({_fmt(p['centres_per_km2'], 2)} / km²)")
         return "<br>".join(lines)
 
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
@@ -227,9 +223,8 @@ class DensityLayer(MapLayer):
 
     def legend_title(self, data: dict, locale: str) -> str:
         group = data["group"]
-        unit = t(TIP["centre_unit"] if group == "centres" else TIP["unit"], locale)
         return (
-            f"{t(GROUP_LABELS[group], locale)} ({unit}) · "
+            f"{t(GROUP_LABELS[group], locale)} ({unit(group, locale)}) · "
             f"{t(SCHEME_LABELS[data['classification']['scheme']], locale)}"
         )
 
@@ -242,11 +237,11 @@ QUOTA_COLOURS = {
     "surplus_big": "#2166ac",
 }
 QUOTA_LABELS = {
-    "shortfall_big": ("缺编 ≥ 5 人", "Shortfall ≥ 5"),
-    "shortfall": ("缺编 1–4 人", "Shortfall 1–4"),
-    "balanced": ("持平", "Balanced"),
-    "surplus": ("超编 1–4 人", "Surplus 1–4"),
-    "surplus_big": ("超编 ≥ 5 人", "Surplus ≥ 5"),
+    "shortfall_big": N_("Shortfall ≥ 5"),
+    "shortfall": N_("Shortfall 1–4"),
+    "balanced": N_("Balanced"),
+    "surplus": N_("Surplus 1–4"),
+    "surplus_big": N_("Surplus ≥ 5"),
 }
 
 
@@ -264,8 +259,7 @@ def quota_band(gap: int) -> str:
 @register
 class QuotaLayer(MapLayer):
     name = "quota"
-    title_zh = "员额缺编/超编"
-    title_en = "Staffing quota gap"
+    title_msgid = N_("Staffing quota gap")
 
     def query(
         self,
@@ -309,16 +303,19 @@ class QuotaLayer(MapLayer):
         }
 
     def tip(self, p: dict, locale: str) -> str:
-        en = locale.startswith("en")
+        _ = translator(locale)
+        # the table's headings elsewhere say 实有 and 企业数; the tooltip's longer forms
+        # keep their own Chinese through a context
+        pgettext = catalogue(locale).pgettext
         return "<br>".join(
             [
                 f"<b>{esc(p['name'])}</b> ({esc(p['code'])})",
-                f"{'Required' if en else '核定员额'}: {p['required']} ({p['required_exact']:.2f})",
-                f"{'Actual' if en else '实有人员'}: {p['actual']}",
-                f"<b>{esc(t(QUOTA_LABELS[p['band']], locale))}: {p['gap']:+d}</b>",
-                f"{'Population' if en else '人口'}: {p['population']:,} · "
-                f"{'Enterprises' if en else '企业'}: {p['enterprises']} · "
-                f"{'Area' if en else '面积'}: {p['area_km2']:.3f} km²",
+                f"{esc(_('Required'))}: {p['required']} ({p['required_exact']:.2f})",
+                f"{esc(pgettext('quota tooltip', 'Actual'))}: {p['actual']}",
+                f"<b>{esc(_(QUOTA_LABELS[p['band']]))}: {p['gap']:+d}</b>",
+                f"{esc(_('Population'))}: {p['population']:,} · "
+                f"{esc(pgettext('quota tooltip', 'Enterprises'))}: {p['enterprises']} · "
+                f"{esc(_('Area'))}: {p['area_km2']:.3f} km²",
             ]
         )
 

@@ -43,7 +43,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from layers import register
-from layers.base import BadRequest, BBox, LegendItem, MapLayer, esc
+from layers.base import N_, BadRequest, BBox, LegendItem, MapLayer, esc, translator
 
 #: cell edge in screen pixels
 CELL_PX = 12
@@ -66,33 +66,44 @@ OVERDUE_COLOUR = "#3f007d"  # purple: apart from the heat colours
 #: by the single fullest cell left a district view one flat colour with a dot of red
 SCALE_PERCENTILE = 97
 
+#: message ids of the heatmap layers' labels (English; translated through the catalogues)
 MESSAGES = (
-    "Incident heatmap",
-    "Incidents per cell",
-    "Incidents per hexagon",
-    "same area as",
-    "Incident hexagons",
-    "or more",
-    "Incidents per 1,000 residents",
-    "Overdue incidents",
-    "incidents",
-    "Grid",
-    "Population",
-    "per 1,000 residents",
-    "No residents",
-    "Category",
-    "Class",
-    "State",
-    "Reported",
-    "Due",
-    "overdue by",
-    "hours",
-    "fewer",
-    "more",
-    "cells of",
-    "pixels",
-    *("Minor Ordinary Major Grave Received Dispatched Verified Closed Returned Reopened").split(),
-    "In hand",
+    N_("Incident heatmap"),
+    N_("Incidents per cell"),
+    N_("Incidents per hexagon"),
+    N_("same area as"),
+    N_("Incident hexagons"),
+    N_("or more"),
+    N_("Incidents per 1,000 residents"),
+    N_("Overdue incidents"),
+    N_("incidents"),
+    N_("Grid"),
+    N_("Population"),
+    N_("per 1,000 residents"),
+    N_("No residents"),
+    N_("Category"),
+    N_("Class"),
+    N_("State"),
+    N_("Reported"),
+    N_("Due"),
+    N_("overdue by"),
+    N_("hours"),
+    N_("fewer"),
+    N_("more"),
+    N_("cells of"),
+    N_("pixels"),
+    # class and state codes, as :func:`code_label` spells them
+    N_("Minor"),
+    N_("Ordinary"),
+    N_("Major"),
+    N_("Grave"),
+    N_("Received"),
+    N_("Dispatched"),
+    N_("In hand"),
+    N_("Verified"),
+    N_("Closed"),
+    N_("Returned"),
+    N_("Reopened"),
 )
 
 
@@ -170,11 +181,12 @@ def code_label(code: str, t: dict[str, str]) -> str:
 
 @lru_cache(maxsize=4)
 def labels(locale: str = "zh_CN") -> dict[str, str]:
-    """The layers' UI strings in ``locale`` from the project's catalogues (no request needed)."""
-    from layers.boundaries import _catalogue
+    """The layers' UI strings in ``locale`` (message id -> text), no request needed.
 
-    cat = _catalogue("en" if locale.startswith("en") else "zh_CN")
-    return {m: cat.gettext(m) for m in MESSAGES}
+    Read through :func:`layers.base.translator`, the catalogues the pages use.
+    """
+    _ = translator(locale)
+    return {m: _(m) for m in MESSAGES}
 
 
 def cell_size(zoom: float) -> float:
@@ -350,8 +362,7 @@ def _bin_rows(
 @register
 class IncidentHeatmap(MapLayer):
     name = "heatmap"
-    title_zh = "事件热力图"
-    title_en = "Incident heatmap"
+    title_msgid = N_("Incident heatmap")
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """Counts per screen cell: ``{zoom, cell_px, total, max, scale_max, classes,
@@ -566,8 +577,7 @@ class IncidentHexbins(MapLayer):
     """
 
     name = "incident_hexbins"
-    title_zh = "事件六边形分布"
-    title_en = "Incident hexagons"
+    title_msgid = N_("Incident hexagons")
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """Counts per hexagon and the scale: ``{bins, zoom, cell_px, hex_edge_px, hex_size,
@@ -690,8 +700,7 @@ def _binned(zoom: float, points: list, counts: list[int]) -> dict:
 @register
 class IncidentChoropleth(MapLayer):
     name = "incident_choropleth"
-    title_zh = "每千人事件数"
-    title_en = "Incidents per 1,000 residents"
+    title_msgid = N_("Incidents per 1,000 residents")
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """GeoJSON of grids with count, population, per_1000 and a class (0..k-1)."""
@@ -808,8 +817,7 @@ def _class_of(value: float, bins: list[float]) -> int:
 @register
 class OverdueIncidents(MapLayer):
     name = "overdue_incidents"
-    title_zh = "超期事件"
-    title_en = "Overdue incidents"
+    title_msgid = N_("Overdue incidents")
     limit = 3000
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001

@@ -17,7 +17,7 @@ from typing import Any
 import sqlalchemy as sa
 
 from layers import register
-from layers.base import BBox, LegendItem, MapLayer, esc
+from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
 
 #: route colours kept apart from the patrolled-state colours (green / yellow / red)
 ROUTE_COLOURS = ["#2b5cd6", "#8e44ad", "#00838f", "#c51b8a", "#5d4037", "#3949ab", "#636363"]
@@ -26,46 +26,37 @@ OSM_CREDIT = "© OpenStreetMap contributors"
 #: at most this many order numbers per route (long routes get every n-th step labelled)
 MAX_LABELS = 60
 
+#: message ids (English) of the layers' labels, by the key the drawing code uses
 T = {
-    "zh_CN": {
-        "routes": "巡查路线",
-        "assigned": "分配路段",
-        "route": "巡查路线（箭头为方向）",
-        "start": "起点",
-        "chief": "街巷长",
-        "total": "总长（米）",
-        "minutes": "步行（分钟）",
-        "step": "顺序",
-        "segment": "路段",
-        "patrolled": "巡查情况",
-        "today": "今日已巡查",
-        "week": "本周已巡查",
-        "none": "本周未巡查",
-        "kind_required": "必经",
-        "kind_connector": "连接",
-    },
-    "en": {
-        "routes": "Patrol routes",
-        "assigned": "Assigned segments",
-        "route": "Patrol route (arrows show direction)",
-        "start": "Start",
-        "chief": "Chief",
-        "total": "Total (m)",
-        "minutes": "Walking (min)",
-        "step": "Step",
-        "segment": "Segment",
-        "patrolled": "Patrolled",
-        "today": "Patrolled today",
-        "week": "Patrolled this week",
-        "none": "Not patrolled this week",
-        "kind_required": "required",
-        "kind_connector": "connector",
-    },
+    "routes": N_("Patrol routes"),
+    "assigned": N_("Assigned segments"),
+    "route": N_("Patrol route (arrows show direction)"),
+    "start": N_("Start"),
+    "chief": N_("Chief"),
+    "total": N_("Total (m)"),
+    "minutes": N_("Walking (min)"),
+    "step": N_("Step"),
+    "segment": N_("Segment"),
+    "patrolled": N_("Patrol status"),
+    "today": N_("Patrolled today"),
+    "week": N_("Patrolled this week"),
+    "none": N_("Not patrolled this week"),
 }
 
 
 def _t(locale: str) -> dict[str, str]:
-    return T["en"] if locale.startswith("en") else T["zh_CN"]
+    """The labels of :data:`T` in ``locale``, and the kinds of route step.
+
+    A step's kind (required / connector) has its own Chinese (必经 / 连接) apart from the
+    other uses of "required", hence the context.
+    """
+    _ = translator(locale)
+    pgettext = catalogue(locale).pgettext
+    return {
+        **{k: _(msgid) for k, msgid in T.items()},
+        "kind_required": pgettext("route step", "required"),
+        "kind_connector": pgettext("route step", "connector"),
+    }
 
 
 def _segments_fc(session, ids: list[int], extra: dict[int, dict] | None = None) -> dict:  # noqa: ANN001
@@ -121,8 +112,7 @@ def routes_to_crs(data: dict, crs: str) -> dict:
 @register
 class PatrolRoutesLayer(MapLayer):
     name = "patrol_routes"
-    title_zh = "巡查路线"
-    title_en = "Patrol routes"
+    title_msgid = T["routes"]
 
     def query(
         self,
@@ -182,7 +172,7 @@ class PatrolRoutesLayer(MapLayer):
         from folium.plugins import PolyLineTextPath
 
         t = _t(locale)
-        fg = folium.FeatureGroup(name=t["routes"], show=True)
+        fg = folium.FeatureGroup(name=self.title(locale), show=True)
         feats = []
         for f in data["assigned"]["features"]:
             p = f["properties"]
@@ -274,8 +264,7 @@ class PatrolRoutesLayer(MapLayer):
 @register
 class PatrolledLayer(MapLayer):
     name = "patrolled"
-    title_zh = "巡查情况"
-    title_en = "Patrolled"
+    title_msgid = T["patrolled"]
 
     COLOURS = {"today": "#1a9850", "week": "#fee08b", "none": "#d73027"}
 
@@ -344,7 +333,7 @@ class PatrolledLayer(MapLayer):
             }
             for f in data["segments"]["features"]
         ]
-        fg = folium.FeatureGroup(name=t["patrolled"], show=True)
+        fg = folium.FeatureGroup(name=self.title(locale), show=True)
         if feats:
             folium.GeoJson(
                 {"type": "FeatureCollection", "features": feats},

@@ -3,6 +3,12 @@
 Message ids are English; the zh_CN catalogue is the default locale. Catalogues are compiled
 from ``.po`` on start-up when the ``.mo`` is missing or older, so a fresh clone needs no
 extra build step. ``?lang=en`` (remembered in a cookie) or Accept-Language switches.
+
+Each catalogue folder under ``translations/`` is named as Babel names the locale, because
+that name is what gettext looks for: Babel (>= 2.12, which Flask-Babel 4 requires) parses
+``zh_CN`` as ``zh_Hans_CN``, so the Chinese catalogue lives in ``zh_Hans_CN/``. The
+setting and the ``?lang=`` values stay ``zh_CN``; Flask-Babel and the layers
+(:func:`layers.base.catalogue`) both turn them into a Babel ``Locale`` before the lookup.
 """
 
 from __future__ import annotations
@@ -15,29 +21,21 @@ TRANSLATIONS = Path(__file__).resolve().parent / "translations"
 
 
 def compile_catalogues() -> None:
-    from babel import Locale
+    """Compile every ``translations/*/LC_MESSAGES/messages.po`` whose ``.mo`` is stale.
+
+    The ``.mo`` files are generated (git-ignored), written next to their ``.po``.
+    """
     from babel.messages.mofile import write_mo
     from babel.messages.pofile import read_po
 
     for po in TRANSLATIONS.glob("*/LC_MESSAGES/messages.po"):
         mo = po.with_suffix(".mo")
-        # babel >= 2.12 parses zh_CN as zh_Hans_CN and Flask-Babel looks the catalogue up
-        # under that name, so the compiled catalogue is written there too (generated, *.mo
-        # is git-ignored)
-        alias = TRANSLATIONS / str(Locale.parse(po.parent.parent.name)) / "LC_MESSAGES"
-        targets = [
-            p
-            for p in dict.fromkeys([mo, alias / "messages.mo"])
-            if not p.exists() or p.stat().st_mtime < po.stat().st_mtime
-        ]
-        if not targets:
+        if mo.exists() and mo.stat().st_mtime >= po.stat().st_mtime:
             continue
         with po.open("rb") as fh:
             catalog = read_po(fh)
-        for target in targets:
-            target.parent.mkdir(parents=True, exist_ok=True)
-            with target.open("wb") as fh:
-                write_mo(fh, catalog)
+        with mo.open("wb") as fh:
+            write_mo(fh, catalog)
 
 
 def select_locale() -> str:

@@ -328,7 +328,7 @@ def heatmap_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
-    basemap = basemap_for(current_app.config)
+    basemap = basemap_for(current_app.config, locale)
     # a chief's (grid's, community's) own map opens on his incidents, not the district
     place = any(f.get(k) for k in ("chief", "grid", "community", "subdistrict"))
     bounds = (place and fit_bounds(session, f)) or _district_bounds(session)
@@ -374,7 +374,7 @@ def choropleth_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
-    basemap = basemap_for(current_app.config)
+    basemap = basemap_for(current_app.config, locale)
     m = base_map(_district_bounds(session), basemap)
     layer = get_layer("incident_choropleth")
     data = collection_to_crs(layer.query(session, None, **f), basemap.crs)

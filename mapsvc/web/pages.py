@@ -49,7 +49,7 @@ def index() -> str:
 
     locale = current_locale()
     session = get_session()
-    basemap = basemap_for(current_app.config)
+    basemap = basemap_for(current_app.config, locale)
     district_layer, communities_layer = get_layer("district"), get_layer("communities")
     district = collection_to_crs(district_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)
     communities = collection_to_crs(communities_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)

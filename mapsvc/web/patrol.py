@@ -239,7 +239,7 @@ def patrol_page():  # noqa: ANN201
         speed_kmh=_speed(),
     )
     state = state_layer.query(session, day=day)
-    basemap = basemap_for(current_app.config)
+    basemap = basemap_for(current_app.config, locale)
     routes_to_crs(routes, basemap.crs)
     collection_to_crs(state["segments"], basemap.crs)
     bounds = _bounds(routes, state)

@@ -91,8 +91,11 @@ def nav_html(active: str) -> str:
             continue
         style = "font-weight:bold;text-decoration:underline" if endpoint == active else ""
         links.append(f'<a href="{esc(url_for(endpoint))}" style="{style}">{esc(_(label))}</a>')
+    from babel import Locale
+
     other = "en" if not current_locale().startswith("en") else "zh_CN"
-    label = "English" if other == "en" else "中文"
+    # the other language's own name (English / 中文), from Babel's CLDR data
+    label = Locale.parse(other).language_name
     args = {**request.args.to_dict(), "lang": other}
     switch = f'<a href="{esc(url_for(request.endpoint, **(request.view_args or {}), **args))}">{label}</a>'
     return (
