@@ -152,28 +152,36 @@ class DensityLayer(MapLayer):
         }
 
     def tip(self, p: dict, data: dict, locale: str) -> str:
+        # labels are looked up outside the f-strings, where the message extractor sees them
         _ = translator(locale)
+        label = {
+            "in": _("In"),
+            "staff": _("Staff"),
+            "area": _("Area (km²)"),
+            "population": _("Population"),
+            "per_10k": _("per 10,000 residents"),
+            "centres": catalogue(locale).pgettext("count", "Service centres"),
+        }
+        lab = {k: esc(v) for k, v in label.items()}
         group = data["group"]
         lines = [f"<b>{esc(p['name'])}</b> ({esc(p['code'])})"]
         if p.get("parent_name"):
-            lines.append(f"{esc(_('In'))}: {esc(p['parent_name'])}")
+            lines.append(f"{lab['in']}: {esc(p['parent_name'])}")
         lines.append(
             f"<b>{esc(_(GROUP_LABELS[group]))}: {_fmt(p['value'])} {esc(unit(group, locale))}</b>"
         )
-        lines.append(
-            f"{esc(_('Staff'))}: {int(p['staff'])} · "
-            f"{esc(_('Area (km²)'))}: {_fmt(p['area_km2'], 3)}"
-        )
+        lines.append(f"{lab['staff']}: {int(p['staff'])} · {lab['area']}: {_fmt(p['area_km2'], 3)}")
         for g in ("community_workers", "grid_staff", "alley_chiefs", "dispatched"):
             if data["level"] == "grid" and g in ("community_workers", "dispatched"):
                 continue
             lines.append(f"{esc(_(GROUP_LABELS[g]))}: {int(p[g])}")
         lines.append(
-            f"{esc(_('Population'))}: {int(p['population']):,} · "
-            f"{esc(_('per 10,000 residents'))}: {_fmt(p['staff_per_10k'])}"
+            f"{lab['population']}: {int(p['population']):,} · "
+            f"{lab['per_10k']}: {_fmt(p['staff_per_10k'])}"
         )
-        centres = catalogue(locale).pgettext("count", "Service centres")
-        lines.append(f"{esc(centres)}: {int(p['centres'])} ({_fmt(p['centres_per_km2'], 2)} / km²)")
+        lines.append(
+            f"{lab['centres']}: {int(p['centres'])} ({_fmt(p['centres_per_km2'], 2)} / km²)"
+        )
         return "<br>".join(lines)
 
     def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
@@ -303,19 +311,28 @@ class QuotaLayer(MapLayer):
         }
 
     def tip(self, p: dict, locale: str) -> str:
+        # labels are looked up outside the f-strings, where the message extractor sees them;
+        # the quota table's headings use shorter Chinese for Actual and Enterprises, the
+        # tooltip keeps its longer forms through a context
         _ = translator(locale)
-        # the table's headings elsewhere say 实有 and 企业数; the tooltip's longer forms
-        # keep their own Chinese through a context
         pgettext = catalogue(locale).pgettext
+        label = {
+            "required": _("Required"),
+            "actual": pgettext("quota tooltip", "Actual"),
+            "population": _("Population"),
+            "enterprises": pgettext("quota tooltip", "Enterprises"),
+            "area": _("Area"),
+        }
+        lab = {k: esc(v) for k, v in label.items()}
         return "<br>".join(
             [
                 f"<b>{esc(p['name'])}</b> ({esc(p['code'])})",
-                f"{esc(_('Required'))}: {p['required']} ({p['required_exact']:.2f})",
-                f"{esc(pgettext('quota tooltip', 'Actual'))}: {p['actual']}",
+                f"{lab['required']}: {p['required']} ({p['required_exact']:.2f})",
+                f"{lab['actual']}: {p['actual']}",
                 f"<b>{esc(_(QUOTA_LABELS[p['band']]))}: {p['gap']:+d}</b>",
-                f"{esc(_('Population'))}: {p['population']:,} · "
-                f"{esc(pgettext('quota tooltip', 'Enterprises'))}: {p['enterprises']} · "
-                f"{esc(_('Area'))}: {p['area_km2']:.3f} km²",
+                f"{lab['population']}: {p['population']:,} · "
+                f"{lab['enterprises']}: {p['enterprises']} · "
+                f"{lab['area']}: {p['area_km2']:.3f} km²",
             ]
         )
 

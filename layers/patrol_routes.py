@@ -47,8 +47,8 @@ T = {
 def _t(locale: str) -> dict[str, str]:
     """The labels of :data:`T` in ``locale``, and the kinds of route step.
 
-    A step's kind (required / connector) has its own Chinese (必经 / 连接) apart from the
-    other uses of "required", hence the context.
+    A step's kind (required / connector) has its own Chinese, apart from the other uses
+    of "required" (staff required in a grid), hence the context.
     """
     _ = translator(locale)
     pgettext = catalogue(locale).pgettext
