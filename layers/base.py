@@ -85,6 +85,9 @@ def translator(locale: str | None = DEFAULT_LOCALE) -> Callable[[str], str]:
 
     The one way a layer translates: message ids are English, the Chinese texts live in
     ``mapsvc/translations/zh_Hans_CN/LC_MESSAGES/messages.po`` (see :func:`catalogue`).
+    Ids are written as literals in ``_("...")``, ``N_("...")`` or ``pgettext("ctx", "...")``
+    calls outside f-strings, where ``pybabel extract`` (default keywords) and
+    ``tests/layers/test_i18n.py`` find them.
     """
     return catalogue(locale).gettext
 

@@ -38,16 +38,34 @@ def compile_catalogues() -> None:
             write_mo(fh, catalog)
 
 
+def supported_language(asked: str | None, langs: list[str]) -> str | None:
+    """The configured language that ``asked`` names, or None.
+
+    Exactly (``zh_CN``, ``en``, any case, ``-`` or ``_``) or by its language subtag, so
+    ``zh``, ``zh-CN`` and Babel's own spelling ``zh_Hans_CN`` (what :func:`current_locale`
+    answers, and what the pages put into their export links) all mean ``zh_CN``.
+    """
+    if not asked:
+        return None
+    asked = asked.replace("-", "_").lower()
+    for lang in langs:
+        if lang.lower() == asked:
+            return lang
+    for lang in langs:
+        if lang.split("_")[0].lower() == asked.split("_")[0]:
+            return lang
+    return None
+
+
 def select_locale() -> str:
     from flask import current_app
 
     langs = current_app.config["LANGUAGES"]
-    asked = request.args.get("lang") or request.cookies.get("lang")
+    asked = supported_language(request.args.get("lang"), langs) or supported_language(
+        request.cookies.get("lang"), langs
+    )
     if asked:
-        asked = asked.replace("-", "_")
-        for lang in langs:
-            if lang.lower() == asked.lower() or lang.split("_")[0] == asked.lower():
-                return lang
+        return asked
     return request.accept_languages.best_match(langs) or current_app.config["BABEL_DEFAULT_LOCALE"]
 
 
@@ -68,6 +86,6 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _remember_lang(resp):  # noqa: ANN001, ANN202
         lang = request.args.get("lang")
-        if lang and lang.replace("-", "_") in [*app.config["LANGUAGES"], "zh", "en"]:
+        if supported_language(lang, app.config["LANGUAGES"]):
             resp.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax")
         return resp
