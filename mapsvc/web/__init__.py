@@ -7,6 +7,7 @@ from werkzeug.exceptions import HTTPException
 
 from layers.base import BadRequest
 from mapsvc.services.errors import ServiceError
+from mapsvc.web.args import reject_nul
 
 
 def _wants_json() -> bool:
@@ -20,6 +21,7 @@ def init_app(app: Flask) -> None:
 
     for module in (pages, api, health, incidents, open311, patrol, dashboard):
         app.register_blueprint(module.bp)
+    app.before_request(reject_nul)
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError):  # noqa: ANN202

@@ -57,6 +57,40 @@ def test_malformed_json_is_400_naming_the_field(client) -> None:  # noqa: ANN001
     assert r.status_code == 400 and r.get_json()["field"] == "severity"
 
 
+def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> None:  # noqa: ANN001
+    """PostgreSQL text cannot hold NUL and bigint stops at 2**63-1: both are named 400s."""
+    import sqlalchemy as sa
+
+    def count() -> int:
+        with district.engine.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM incident")).scalar_one()
+
+    before = count()
+    r = client.get("/api/incidents?category=ro%00ad")
+    assert r.status_code == 400 and r.get_json()["field"] == "category"
+    assert "NUL" in r.get_json()["error"]
+    r = client.get("/api/grids?community=%00x")
+    assert r.status_code == 400 and r.get_json()["field"] == "community"
+    lon, lat = ll(200, 170)
+    body = {"category": "road", "lon": lon, "lat": lat, "actor": "热线"}
+    r = client.post("/api/incidents", json={**body, "description": "坑\x00洞"})
+    assert r.status_code == 400 and r.get_json()["field"] == "description"
+    r = client.post("/api/incidents", json={**body, "photos": ["a", "b\x00"]})
+    assert r.status_code == 400 and r.get_json()["field"] == "photos[1]"
+    r = client.post(
+        "/open311/v2/requests.json",
+        data={"service_code": "road", "lat": lat, "long": lon, "description": "x\x00"},
+    )
+    assert r.status_code == 400 and "description" in r.get_data(as_text=True)
+    assert client.get("/api/incidents/1%002").status_code == 400
+    assert count() == before  # nothing stored
+    r = client.get("/api/incidents?offset=99999999999999999999")
+    assert r.status_code == 400 and r.get_json()["field"] == "offset"
+    assert "out of range" in r.get_json()["error"]
+    r = client.get(f"/api/incidents?offset={2**63 - 1}")  # the largest bigint is fine
+    assert r.status_code == 200 and r.get_json()["items"] == []
+
+
 def test_loop_over_http_with_409_listing_allowed(client) -> None:  # noqa: ANN001
     inc = _create(client)
     url = f"/api/incidents/{inc['id']}/transitions"
