@@ -27,6 +27,7 @@ from mapsvc.models.core import SEVERITIES, SOURCES, STATES
 from mapsvc.models.incidents import IncidentEvent
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.errors import Conflict, NotFound, ValidationError
+from mapsvc.services.fields import number, text
 from mapsvc.services.geocode import geocode
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
@@ -88,19 +89,6 @@ def parse_time(value: Any, field: str) -> dt.datetime | None:
                 field=field,
             ) from None
     return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
-
-
-def _number(data: dict, field: str) -> float:
-    value = data.get(field)
-    if value is None or value == "":
-        raise ValidationError(f"{field} is required", field=field)
-    try:
-        f = float(value)
-    except (TypeError, ValueError):
-        raise ValidationError(f"{field} must be a number; got {value!r}", field=field) from None
-    if f != f or f in (float("inf"), float("-inf")):
-        raise ValidationError(f"{field} must be a finite number", field=field)
-    return f
 
 
 # --------------------------------------------------------------------------- intake
@@ -194,15 +182,13 @@ def create_incident(
         raise ValidationError(
             f"source must be one of {', '.join(SOURCES)}; got {source!r}", field="source"
         )
+    address = text(data.get("address"), address_field, Incident.address)
     geocoded = None
-    if (
-        all(data.get(k) in (None, "") for k in ("lon", "lat"))
-        and str(data.get("address") or "").strip()
-    ):
-        geocoded = geocode(session, str(data["address"]), field=address_field)
+    if all(data.get(k) in (None, "") for k in ("lon", "lat")) and address:
+        geocoded = geocode(session, address, field=address_field)
         x, y, crs = [geocoded.lon], [geocoded.lat], "EPSG:4326"  # the gazetteer's CRS
     else:
-        lon, lat = _number(data, "lon"), _number(data, "lat")
+        lon, lat = number(data.get("lon"), "lon"), number(data.get("lat"), "lat")
         if not (-180 <= lon <= 180):
             raise ValidationError("lon must be between -180 and 180", field="lon")
         if not (-90 <= lat <= 90):
@@ -218,19 +204,22 @@ def create_incident(
     due = parse_time(data.get("due_at"), "due_at") or reported + dt.timedelta(
         hours=time_limits(config)[severity]
     )
-    ext = data.get("external_id")
+    ext = text(data.get("external_id"), "external_id", Incident.external_id)
+    description = text(data.get("description"), "description", Incident.description)
+    actor = text(actor, "actor", IncidentEvent.actor)
+    note = text(data.get("note"), "note", IncidentEvent.note)
     if ext is not None and session.scalar(
-        sa.select(Incident.id).where(Incident.external_id == str(ext))
+        sa.select(Incident.id).where(Incident.external_id == ext)
     ):
         raise Conflict(f"external_id {ext!r} already exists", field="external_id")
     inc = Incident(
-        external_id=None if ext is None else str(ext),
+        external_id=ext,
         source=source,
         category=cat.code,
         severity=severity,
         state="received",
-        description=data.get("description"),
-        address=data.get("address"),
+        description=description,
+        address=address,
         geom=f"SRID=4326;POINT({float(x[0])!r} {float(y[0])!r})",
         source_crs=str(crs),
         located_by=geocoded.precision if geocoded else "coordinates",
@@ -258,7 +247,7 @@ def create_incident(
                 for n in (
                     geocoded
                     and f"located from the address ({geocoded.precision}: {geocoded.matched})",
-                    data.get("note"),
+                    note,
                 )
                 if n
             )
@@ -317,8 +306,8 @@ def transition(
 
     Raises :class:`Conflict` (409) listing the allowed transitions otherwise.
     """
-    if not actor or not str(actor).strip():
-        raise ValidationError("actor is required", field="actor")
+    actor = text(actor, "actor", IncidentEvent.actor, required=True)
+    note = text(note, "note", IncidentEvent.note)
     if to_state not in STATES:
         raise ValidationError(
             f"state must be one of {', '.join(STATES)}; got {to_state!r}", field="state"
@@ -337,7 +326,7 @@ def transition(
             incident_id=inc.id,
             from_state=inc.state,
             to_state=to_state,
-            actor=str(actor)[:100],
+            actor=actor,
             at=at,
             note=note,
         )

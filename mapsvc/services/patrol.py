@@ -31,6 +31,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import DEFAULTS, from_environment
 from mapsvc.services.errors import NotFound, ValidationError
+from mapsvc.services.fields import text
 
 LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 #: a track where more than this share of points is noise is refused as a whole
@@ -62,7 +63,10 @@ def _to_unix(value: Any, where: str) -> float:
         return value.timestamp()
     if isinstance(value, (int, float)) and not isinstance(value, bool):
         v = float(value)
-        return v / 1000.0 if v > 1e11 else v  # milliseconds from phone apps
+        v = v / 1000.0 if v > 1e11 else v  # milliseconds from phone apps
+        if not 0 <= v < 253402300800:  # 1970 .. 9999-12-31: what a date-time can hold
+            raise ValidationError(f"{where} has a timestamp out of range: {value!r}", field="time")
+        return v
     try:
         parsed = dt.datetime.fromisoformat(str(value).replace("Z", "+00:00"))
     except ValueError:
@@ -110,7 +114,7 @@ def parse_json(data: Any) -> tuple[list[tuple[float, float, float]], str | None]
         data = {"points": data}
     if not isinstance(data, dict):
         raise ValidationError("track JSON must be an object or a list of points", field="file")
-    crs = data.get("crs") if isinstance(data.get("crs"), str) else None
+    crs = text(data.get("crs"), "crs")
     pts: list[tuple[float, float, float]] = []
     if data.get("type") in ("Feature", "LineString"):
         geom = data.get("geometry", data) if data.get("type") == "Feature" else data
@@ -126,7 +130,7 @@ def parse_json(data: Any) -> tuple[list[tuple[float, float, float]], str | None]
             pts.append((_num(c[0], where), _num(c[1], where), _to_unix(t, where)))
         return pts, crs
     raw = data.get("points")
-    if raw is None:
+    if not isinstance(raw, list):
         raise ValidationError("track JSON needs a 'points' list", field="points")
     for i, p in enumerate(raw):
         where = f"point {i + 1}"
@@ -637,6 +641,8 @@ def log_visit(
     from mapsvc.models.streets import PatrolVisit
     from mapsvc.services.chinacrs import points_to_wgs84
 
+    place = text(place, "place", PatrolVisit.place)
+    note = text(note, "note", PatrolVisit.note)
     if session.get(Staff, staff_id) is None:
         raise NotFound(f"staff {staff_id} does not exist", field="staff")
     if segment_id is None and grid_id is None and not place:

@@ -246,20 +246,25 @@ def segment_grids(session: Session, segment_ids: list[int] | None = None) -> dic
     return out
 
 
-def _find_segment(session: Session, ref: str) -> int | None:
+def _find_by_code_or_id(session: Session, table: str, ref: str) -> int | None:
+    """Id of the ``table`` row whose code is ``ref``, else whose id is ``ref`` (digits).
+
+    Ids are tried only for up to 18 digits: a longer number cannot be a bigint id, and
+    ``int()`` of thousands of digits is refused by Python itself.
+    """
     ref = ref.strip()
-    sid = session.scalar(sa.text("SELECT id FROM alley_segment WHERE code = :c"), {"c": ref})
-    if sid is None and ref.isdigit():
-        sid = session.scalar(sa.text("SELECT id FROM alley_segment WHERE id = :i"), {"i": int(ref)})
-    return sid
+    rid = session.scalar(sa.text(f"SELECT id FROM {table} WHERE code = :c"), {"c": ref})
+    if rid is None and ref.isascii() and ref.isdigit() and len(ref) <= 18:
+        rid = session.scalar(sa.text(f"SELECT id FROM {table} WHERE id = :i"), {"i": int(ref)})
+    return rid
+
+
+def _find_segment(session: Session, ref: str) -> int | None:
+    return _find_by_code_or_id(session, "alley_segment", ref)
 
 
 def _find_staff(session: Session, ref: str) -> int | None:
-    ref = ref.strip()
-    sid = session.scalar(sa.text("SELECT id FROM staff WHERE code = :c"), {"c": ref})
-    if sid is None and ref.isdigit():
-        sid = session.scalar(sa.text("SELECT id FROM staff WHERE id = :i"), {"i": int(ref)})
-    return sid
+    return _find_by_code_or_id(session, "staff", ref)
 
 
 def assign_segment(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 from flask import request
@@ -42,6 +43,25 @@ def date_arg(name: str = "date") -> dt.date:
     """A ``YYYY-MM-DD`` query (or form) parameter; today when absent."""
     raw = request.args.get(name) or (request.form.get(name) if request.form else None)
     return parse_date(raw, name, dt.date.today())
+
+
+def json_object() -> dict[str, Any]:
+    """The request's JSON object (or its form fields), or a 400 saying what is wrong.
+
+    Every view that takes a body reads it here, so an array, a number or broken JSON gets
+    the same named 400 everywhere instead of failing on the first ``body.get``.
+    """
+    if not request.data and not request.form:
+        raise ValidationError("the request body must be a JSON object", field="body")
+    if request.form and not request.is_json:
+        return request.form.to_dict()
+    try:
+        data = json.loads(request.get_data(as_text=True))
+    except ValueError as exc:
+        raise ValidationError(f"malformed JSON: {exc}", field="body") from None
+    if not isinstance(data, dict):
+        raise ValidationError("the request body must be a JSON object", field="body")
+    return data
 
 
 def _nul_field(value: Any, where: str) -> str | None:

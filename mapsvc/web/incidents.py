@@ -34,28 +34,13 @@ from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import ValidationError
 from mapsvc.web.api import geojson_response
-from mapsvc.web.args import int_arg
+from mapsvc.web.args import int_arg, json_object
 from mapsvc.web.render import ATTRIBUTION, base_map
 
 bp = Blueprint("incidents", __name__)
 
 #: query parameters that are incident filters (``class`` is an alias of ``severity``)
 FILTER_PARAMS = (*svc.FILTER_KEYS, "class")
-
-
-def _json_body() -> dict[str, Any]:
-    """The request's JSON object, or a 400 that says what is wrong with it."""
-    if not request.data and not request.form:
-        raise ValidationError("the request body must be a JSON object", field="body")
-    if request.form and not request.is_json:
-        return request.form.to_dict()
-    try:
-        data = json.loads(request.get_data(as_text=True))
-    except ValueError as exc:
-        raise ValidationError(f"malformed JSON: {exc}", field="body") from None
-    if not isinstance(data, dict):
-        raise ValidationError("the request body must be a JSON object", field="body")
-    return data
 
 
 def _filters() -> dict[str, Any]:
@@ -75,7 +60,7 @@ def _config() -> dict[str, Any]:
 def create_api():  # noqa: ANN201
     """Create an incident (routed on arrival); 201 with the stored incident."""
     session = get_session()
-    data = _json_body()
+    data = json_object()
     inc = svc.create_incident(session, data, actor=data.get("actor"), config=_config())
     out = svc.incident_dict(inc)
     session.commit()
@@ -106,7 +91,7 @@ def get_api(incident_id: str):  # noqa: ANN201
 
 def _transition(incident_id: str):  # noqa: ANN202
     session = get_session()
-    data = _json_body()
+    data = json_object()
     state = data.get("state") or data.get("to")
     if not state:
         raise ValidationError("state is required", field="state")
@@ -134,7 +119,7 @@ def patch_api(incident_id: str):  # noqa: ANN201
 def rating_api(incident_id: str):  # noqa: ANN201
     """Satisfaction rating 1-5 of a closed incident."""
     session = get_session()
-    data = _json_body()
+    data = json_object()
     if "rating" not in data:
         raise ValidationError("rating is required", field="rating")
     inc = svc.rate(session, incident_id, data["rating"])

@@ -19,7 +19,8 @@ from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.services import patrol, postman, streets
 from mapsvc.services.errors import ValidationError
-from mapsvc.web.args import date_arg, int_arg
+from mapsvc.services.fields import number, text
+from mapsvc.web.args import date_arg, int_arg, json_object
 
 bp = Blueprint("patrol", __name__)
 
@@ -122,7 +123,7 @@ def upload_track_api():  # noqa: ANN201
     else:
         payload = request.get_data()
         staff = int_arg("staff", required=True)
-    crs = request.values.get("crs") or (payload.get("crs") if isinstance(payload, dict) else None)
+    crs = request.values.get("crs")  # else the document's own (patrol.parse_json)
     day = parse_date(request.values.get("day"), "day")
     report = patrol.upload_track(session, staff, payload, fmt=fmt, crs=crs, day=day)
     session.commit()
@@ -155,14 +156,12 @@ def grids_api():  # noqa: ANN201
 
 @bp.post("/api/patrol/visits")
 def visit_api():  # noqa: ANN201
-    body = request.get_json(silent=True) or request.form.to_dict()
-    if not isinstance(body, dict):
-        raise ValidationError("a visit is a JSON object", field="body")
+    body = json_object()
     session = get_session()
     day = parse_date(body.get("day"), "day", dt.date.today())
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
-        lonlat = (float(body["lon"]), float(body["lat"]))
+        lonlat = (number(body["lon"], "lon"), number(body["lat"], "lat"))
     out = patrol.log_visit(
         session,
         int_arg("staff", required=True, value=body.get("staff")),
@@ -172,7 +171,7 @@ def visit_api():  # noqa: ANN201
         place=body.get("place"),
         note=body.get("note"),
         lonlat=lonlat,
-        crs=body.get("crs"),
+        crs=text(body.get("crs"), "crs"),
     )
     session.commit()
     return jsonify(out), 201
@@ -183,7 +182,7 @@ def visit_api():  # noqa: ANN201
 
 @bp.route("/api/segments/<int:segment_id>/chief", methods=["PUT", "POST"])
 def segment_chief_api(segment_id: int):  # noqa: ANN201
-    body = request.get_json(silent=True) or request.form.to_dict()
+    body = json_object()
     if "staff" not in body:
         raise ValidationError("field staff is required", field="staff")
     day = parse_date(body.get("valid_from"), "valid_from")

@@ -91,6 +91,38 @@ def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> N
     assert r.status_code == 200 and r.get_json()["items"] == []
 
 
+def test_text_fields_are_checked_for_type_and_column_length(client, district) -> None:  # noqa: ANN001
+    """Found by fuzzing: an object as description or a 101-character actor was a 500."""
+    import sqlalchemy as sa
+
+    def count() -> int:
+        with district.engine.connect() as c:
+            return c.execute(sa.text("SELECT count(*) FROM incident_event")).scalar_one()
+
+    before = count()
+    lon, lat = ll(200, 170)
+    body = {"category": "road", "lon": lon, "lat": lat, "actor": "热线"}
+    for key, value, words in (
+        ("description", {"a": 1}, "must be text"),
+        ("actor", "张" * 101, "101 characters, at most 100"),
+        ("address", "路" * 301, "at most 300"),
+        ("external_id", [1], "must be text"),
+        ("note", ["x"], "must be text"),
+        ("lat", True, "must be a number"),
+    ):
+        r = client.post("/api/incidents", json={**body, key: value})
+        assert r.status_code == 400 and r.get_json()["field"] == key, (key, r.get_json())
+        assert words in r.get_json()["error"]
+    inc = _create(client, external_id=12345)  # a number is fine as an id, stored as text
+    assert inc["external_id"] == "12345"
+    url = f"/api/incidents/{inc['id']}/transitions"
+    r = client.post(url, json={"state": "dispatched", "actor": "a", "note": {"x": 1}})
+    assert r.status_code == 400 and r.get_json()["field"] == "note"
+    r = client.post(url, json={"state": "dispatched", "actor": "a" * 101})
+    assert r.status_code == 400 and r.get_json()["field"] == "actor"
+    assert count() == before + 1  # only the good incident's intake event
+
+
 def test_loop_over_http_with_409_listing_allowed(client) -> None:  # noqa: ANN001
     inc = _create(client)
     url = f"/api/incidents/{inc['id']}/transitions"

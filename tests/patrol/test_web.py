@@ -105,6 +105,46 @@ def test_assign_upload_and_compliance(patrol_app):
     assert c.post("/api/patrol/visits", json={"staff": chief, "day": "x"}).status_code == 400
 
 
+def test_wrong_types_and_sizes_are_named_400s_and_store_nothing(patrol_app, fresh_engine):
+    """Found by fuzzing: each of these was a 500 (TypeError, overflow or a PostgreSQL error)."""
+    import sqlalchemy as sa
+
+    app, ids, chief, _other = patrol_app
+    c = app.test_client()
+
+    def counts() -> tuple[int, int, int]:
+        with fresh_engine.connect() as conn:
+            return tuple(
+                conn.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar_one()
+                for t in ("patrol_track", "patrol_visit", "assignment")
+            )
+
+    before = counts()
+    pts = walk([(0, 2), (100, 2)])
+
+    def field(r) -> str:  # noqa: ANN001
+        assert r.status_code == 400, r.get_data(as_text=True)
+        return r.get_json()["field"]
+
+    assert field(c.post("/api/patrol/tracks", json={"staff": chief, "points": 5})) == "points"
+    assert field(c.post("/api/patrol/tracks", json={"staff": chief, "points": pts, "crs": 5})) == (
+        "crs"
+    )
+    far = [list(p) for p in pts]
+    far[1][2] = 10**30
+    r = c.post("/api/patrol/tracks", json={"staff": chief, "points": far})
+    assert field(r) == "time" and "point 2" in r.get_json()["error"]
+    visit = {"staff": chief, "day": DAY.isoformat(), "segment_id": ids["AB"]}
+    r = c.post("/api/patrol/visits", json={**visit, "place": "院" * 201})
+    assert field(r) == "place" and "201" in r.get_json()["error"]
+    assert field(c.post("/api/patrol/visits", json={**visit, "note": {"a": 1}})) == "note"
+    assert field(c.post("/api/patrol/visits", json={**visit, "lon": "east", "lat": 24.9})) == "lon"
+    assert field(c.put(f"/api/segments/{ids['AB']}/chief", json=1)) == "body"
+    r = c.put(f"/api/segments/{ids['AB']}/chief", json={"staff": "9" * 5000})
+    assert r.status_code == 404 and r.get_json()["field"] == "staff"
+    assert counts() == before
+
+
 def test_patrol_page_in_chromium(patrol_app, page):
     app, _ids, chief, _other = patrol_app
     server = LiveServer(app)
