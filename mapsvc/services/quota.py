@@ -24,30 +24,32 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from layers.base import N_, translator
 from mapsvc.services.density import GROUPS, density
 from mapsvc.services.errors import ValidationError
 
 COEFFICIENT_NAMES = ("a", "b", "c")
 DEFAULT_GROUP = "community_workers"
 
-#: export columns: (key, English header, Chinese header)
-COLUMNS: list[tuple[str, str, str]] = [
-    ("code", "Community code", "社区代码"),
-    ("name", "Community", "社区"),
-    ("subdistrict_name", "Subdistrict", "街道"),
-    ("population", "Population", "人口"),
-    ("area_km2", "Area (km²)", "面积（平方公里）"),
-    ("enterprises", "Enterprises", "企业数"),
-    ("required_exact", "Required (formula)", "核定员额（公式值）"),
-    ("required", "Required staff", "核定员额"),
-    ("actual", "Actual staff", "实有人员"),
-    ("gap", "Surplus (+) / shortfall (−)", "超编（+）/ 缺编（−）"),
-    ("status", "Status", "状态"),
+#: export columns: (key, English header); the Chinese headers are in the message catalogue
+COLUMNS: list[tuple[str, str]] = [
+    ("code", N_("Community code")),
+    ("name", N_("Community")),
+    ("subdistrict_name", N_("Subdistrict")),
+    ("population", N_("Population")),
+    ("area_km2", N_("Area (km²)")),
+    ("enterprises", N_("Enterprises")),
+    ("required_exact", N_("Required (formula)")),
+    ("required", N_("Required staff")),
+    ("actual", N_("Actual staff")),
+    ("gap", N_("Surplus (+) / shortfall (−)")),
+    ("status", N_("Status")),
 ]
+#: the status column's words (English ids as written in an English export)
 STATUS_LABELS = {
-    "shortfall": ("shortfall", "缺编"),
-    "surplus": ("surplus", "超编"),
-    "balanced": ("balanced", "持平"),
+    "shortfall": N_("shortfall"),
+    "surplus": N_("surplus"),
+    "balanced": N_("balanced"),
 }
 
 
@@ -153,19 +155,13 @@ def quota_table(
 
 
 def _headers(locale: str) -> list[str]:
-    zh = not locale.startswith("en")
-    return [zh_h if zh else en_h for _, en_h, zh_h in COLUMNS]
+    _ = translator(locale)
+    return [_(header) for _key, header in COLUMNS]
 
 
 def _cells(row: dict[str, Any], locale: str) -> list[Any]:
-    zh = not locale.startswith("en")
-    out = []
-    for key, _, _ in COLUMNS:
-        v = row[key]
-        if key == "status":
-            v = STATUS_LABELS[v][1 if zh else 0]
-        out.append(v)
-    return out
+    _ = translator(locale)
+    return [_(STATUS_LABELS[row[key]]) if key == "status" else row[key] for key, _h in COLUMNS]
 
 
 def to_csv(table: dict[str, Any], locale: str = "zh_CN") -> str:
@@ -184,11 +180,12 @@ def to_xlsx(table: dict[str, Any], locale: str = "zh_CN") -> bytes:
     from openpyxl.styles import Font, PatternFill
     from openpyxl.utils import get_column_letter
 
-    zh = not locale.startswith("en")
+    _ = translator(locale)
+    headers = _headers(locale)
     wb = Workbook()
     ws = wb.active
-    ws.title = "员额" if zh else "Quota"
-    ws.append(_headers(locale))
+    ws.title = _("Quota")
+    ws.append(headers)
     for cell in ws[1]:
         cell.font = Font(bold=True, color="FFFFFF")
         cell.fill = PatternFill("solid", fgColor="1F3A5F")
@@ -200,7 +197,7 @@ def to_xlsx(table: dict[str, Any], locale: str = "zh_CN") -> bytes:
     t = table["totals"]
     ws.append(
         [
-            "合计" if zh else "Total",
+            _("Total"),
             *[None] * 6,
             t["required"],
             t["actual"],
@@ -214,14 +211,13 @@ def to_xlsx(table: dict[str, Any], locale: str = "zh_CN") -> bytes:
     ws.append([])
     ws.append(
         [
-            ("公式" if zh else "Formula")
-            + f": {c['a']} × population / 10000 + {c['b']} × area_km2 + "
+            _("Formula") + f": {c['a']} × population / 10000 + {c['b']} × area_km2 + "
             f"{c['c']} × enterprises / 100 ({table['date']})"
         ]
     )
     ws.freeze_panes = "A2"
-    for i, (_, en_h, zh_h) in enumerate(COLUMNS, start=1):
-        ws.column_dimensions[get_column_letter(i)].width = max(10, len(zh_h if zh else en_h) + 4)
+    for i, header in enumerate(headers, start=1):
+        ws.column_dimensions[get_column_letter(i)].width = max(10, len(header) + 4)
     buf = io.BytesIO()
     wb.save(buf)
     return buf.getvalue()

@@ -30,7 +30,10 @@ from layers import get_layer
 from layers.base import catalogue, legend_html, translator
 from mapsvc.i18n import TRANSLATIONS
 
-LAYERS_DIR = Path(__file__).resolve().parents[2] / "layers"
+ROOT = Path(__file__).resolve().parents[2]
+LAYERS_DIR = ROOT / "layers"
+#: where text is shown without Flask: the layers, and services that write files (quota export)
+MESSAGE_DIRS = (LAYERS_DIR, ROOT / "mapsvc" / "services")
 #: the gettext keywords the layers use (layers.base: translator, N_, catalogue().pgettext)
 KEYWORDS = {"_": None, "N_": None, "pgettext": ((1, "c"), 2)}
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -40,19 +43,21 @@ LATIN = re.compile(r"[A-Za-z]")
 def _layer_messages() -> set[tuple[str | None, str]]:
     """(context, message id) of every literal the layers pass to a gettext keyword."""
     found = set()
-    for _file, _line, msgid, _comments, context in extract_from_dir(
-        str(LAYERS_DIR), method_map=[("**.py", "python")], keywords=KEYWORDS
-    ):
-        assert isinstance(msgid, str) and msgid, f"{_file}:{_line}: not a plain message id"
-        found.add((context, msgid))
+    for folder in MESSAGE_DIRS:
+        for _file, _line, msgid, _comments, context in extract_from_dir(
+            str(folder), method_map=[("**.py", "python")], keywords=KEYWORDS
+        ):
+            assert isinstance(msgid, str) and msgid, f"{_file}:{_line}: not a plain message id"
+            found.add((context, msgid))
     return found
 
 
 def _files_with_messages() -> set[str]:
     return {
         f
+        for folder in MESSAGE_DIRS
         for f, *_rest in extract_from_dir(
-            str(LAYERS_DIR), method_map=[("**.py", "python")], keywords=KEYWORDS
+            str(folder), method_map=[("**.py", "python")], keywords=KEYWORDS
         )
     }
 
@@ -77,7 +82,7 @@ def test_every_layer_message_has_a_chinese_translation() -> None:
     messages = _layer_messages()
     # the extractor sees every module that shows text (a broken keyword would find none)
     shown = {"basemap.py", "boundaries.py", "coverage.py", "density.py", "heatmap.py"}
-    assert shown | {"patrol_routes.py"} <= _files_with_messages()
+    assert shown | {"patrol_routes.py", "quota.py"} <= _files_with_messages()
     with (TRANSLATIONS / "zh_Hans_CN/LC_MESSAGES/messages.po").open("rb") as fh:
         po = read_po(fh)
     zh, en = catalogue("zh_CN"), catalogue("en")
