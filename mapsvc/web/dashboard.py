@@ -230,7 +230,7 @@ def coverage_page():  # noqa: ANN201
 
 
 def _options(labels: dict[str, Any], loc: str, skip: tuple[str, ...] = ()) -> list[tuple[str, str]]:
-    """(key, label in ``loc``) of the density layer's bilingual labels, for selects."""
+    """(key, label in ``loc``) of one of the density layer's label tables, for selects."""
     from layers.density import t
 
     return [(k, t(v, loc)) for k, v in labels.items() if k not in skip]
