@@ -17,11 +17,17 @@ INT_MIN, INT_MAX = -(2**63), 2**63 - 1
 
 
 def int_arg(
-    name: str, default: int | None = None, *, required: bool = False, value: object = None
+    name: str,
+    default: int | None = None,
+    *,
+    required: bool = False,
+    value: object = None,
+    min_value: int = INT_MIN,
 ) -> int | None:
     """An integer from ``value`` (a JSON/form field) or the query string.
 
-    Missing: ``default``, or a 400 naming the parameter when ``required``.
+    Missing: ``default``, or a 400 naming the parameter when ``required``. Below
+    ``min_value`` (a negative ``limit`` or ``offset``) is a 400 too.
     """
     raw = value if value is not None else request.args.get(name)
     if raw is None or raw == "":
@@ -36,6 +42,8 @@ def int_arg(
         ) from None
     if not INT_MIN <= n <= INT_MAX:
         raise ValidationError(f"{name} is out of range; got {str(raw)[:40]!r}", field=name)
+    if n < min_value:
+        raise ValidationError(f"{name} must be at least {min_value}; got {n}", field=name)
     return n
 
 

@@ -76,8 +76,8 @@ def list_api():  # noqa: ANN201
             get_session(),
             _filters(),
             bbox=parse_bbox(request.args.get("bbox")),
-            limit=int_arg("limit", 100),
-            offset=int_arg("offset", 0),
+            limit=int_arg("limit", 100, min_value=1),
+            offset=int_arg("offset", 0, min_value=0),
         )
     )
 
@@ -145,13 +145,13 @@ def stats_api():  # noqa: ANN201
 
 @bp.get("/api/incidents/to-confirm")
 def to_confirm_api():  # noqa: ANN201
-    items = svc.to_confirm(get_session(), int_arg("limit", 1000))
+    items = svc.to_confirm(get_session(), int_arg("limit", 1000, min_value=1))
     return jsonify({"total": len(items), "items": items})
 
 
 @bp.get("/api/incidents/overdue")
 def overdue_api():  # noqa: ANN201
-    items = svc.overdue(get_session(), int_arg("limit", 1000))
+    items = svc.overdue(get_session(), int_arg("limit", 1000, min_value=1))
     return jsonify({"total": len(items), "items": items})
 
 

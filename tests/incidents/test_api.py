@@ -87,6 +87,10 @@ def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> N
     r = client.get("/api/incidents?offset=99999999999999999999")
     assert r.status_code == 400 and r.get_json()["field"] == "offset"
     assert "out of range" in r.get_json()["error"]
+    for path in ("/api/incidents/to-confirm", "/api/incidents/overdue", "/api/incidents"):
+        r = client.get(f"{path}?limit=-1")  # PostgreSQL refuses a negative LIMIT
+        assert r.status_code == 400 and r.get_json()["field"] == "limit", path
+    assert client.get("/api/incidents?offset=-5").get_json()["field"] == "offset"
     r = client.get(f"/api/incidents?offset={2**63 - 1}")  # the largest bigint is fine
     assert r.status_code == 200 and r.get_json()["items"] == []
 
