@@ -39,7 +39,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mapsvc.config import DEFAULTS
-from mapsvc.models.core import SEVERITIES, STATES
+from mapsvc.models.core import SEVERITIES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.errors import ValidationError
 from mapsvc.services.geocode import Geocoded, geocode_many
@@ -82,6 +82,9 @@ SEVERITY_WORDS: dict[str, str] = {
 }
 ACCEPTED_CRS = ("EPSG:4326", "EPSG:4490", "gcj02", "bd09")
 COPY_CHUNK = 100_000
+#: widths of the text columns a row is checked against (from the model: one definition)
+EXTERNAL_ID_MAX = Incident.external_id.type.length
+ADDRESS_MAX = Incident.address.type.length
 #: from this many rows on (and at least the rows already stored), foreign keys are checked
 #: once after the insert and indexes rebuilt, rather than per row
 BULK_ROWS = 50_000
@@ -325,6 +328,21 @@ def read_and_check(
         flag((sev_raw != "") & sev.isna(), mapping.severity, "unknown class")
     else:
         sev = pd.Series([None] * n, dtype=object)
+    # free text kept with the incident (hotline exports carry the caller's words); PostgreSQL
+    # text cannot hold NUL, and the column widths come from the model
+    flag(
+        ext.str.len() > EXTERNAL_ID_MAX, mapping.id, f"id longer than {EXTERNAL_ID_MAX} characters"
+    )
+    texts: dict[str, Any] = {}
+    for key, limit in (("description", None), ("address", ADDRESS_MAX)):
+        name = getattr(mapping, key)
+        if not name or name not in df.columns:
+            continue
+        flag(df[name].str.contains("\x00", regex=False), name, "contains a NUL character")
+        if limit is not None:
+            flag(df[name].str.len() > limit, name, f"longer than {limit} characters")
+        texts[key] = df[name].str.strip()
+    flag(ext.str.contains("\x00", regex=False), mapping.id, "contains a NUL character")
 
     bad_mask = np.zeros(n, dtype=bool)
     bad: list[dict[str, Any]] = []
@@ -358,6 +376,11 @@ def read_and_check(
             "reported": opened[good],
             "closed": closed[good],
             "due": due[good],
+            # "" -> None (NULL); absent columns stay NULL
+            **{
+                key: _none_if_empty(texts[key][good]) if key in texts else None
+                for key in ("description", "address")
+            },
         }
     )
     out.attrs["limits"] = limits
@@ -372,7 +395,8 @@ def read_and_check(
 
 
 #: fixed-width part of a staging row in PostgreSQL's binary COPY format (big-endian):
-#: field count, then (length, value) per field; the external id follows as text
+#: field count, then (length, value) per field; the external id, description and address
+#: follow as text
 _ROW = [
     ("nfields", ">i2"),
     *[
@@ -399,15 +423,15 @@ def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
 
     Text-formatting a million rows (``DataFrame.to_csv``) took 6-9 s; this takes well
     under one. Category, class and state travel as small integer codes (index + 1 into
-    ``codes``; 0 is NULL), times as float seconds (NaN is NULL), and the external id as the
-    only variable-length field, appended per row.
+    ``codes``; 0 is NULL), times as float seconds (NaN is NULL), and the external id,
+    description and address as the variable-length tail of each row.
     """
     import numpy as np
 
     n = len(df)
     dtype = np.dtype(_ROW)
     arr = np.zeros(n, dtype=dtype)
-    arr["nfields"] = 10
+    arr["nfields"] = 12
     for name, _typ in _ROW[1:]:
         if name.endswith("_len"):
             arr[name] = np.dtype(dict(_ROW)[name[:-4]]).itemsize
@@ -419,15 +443,39 @@ def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
         arr[col] = [lookup.get(v, 0) for v in df[col].to_numpy()]
     fixed = arr.tobytes()
     width = dtype.itemsize
-    ext = [str(e).encode() for e in df["external_id"].to_numpy()]
+    # variable part of each row: external id, description, address as (length, UTF-8), or
+    # length -1 for NULL; a file without text columns adds the same two NULLs to each row
+    null = b"\xff\xff\xff\xff"
+    var = [_text_field(str(e)) for e in df["external_id"].to_numpy()]
+    for col in ("description", "address"):
+        values = df[col].to_numpy()
+        if df[col].notna().any():
+            var = [
+                v + (_text_field(t) if isinstance(t, str) else null)
+                for v, t in zip(var, values, strict=True)
+            ]
+        else:
+            var = [v + null for v in var]
     chunks: list[bytes] = []
     for start in range(0, n, COPY_CHUNK):
         parts = []
         for i in range(start, min(n, start + COPY_CHUNK)):
             parts.append(fixed[i * width : (i + 1) * width])
-            parts.append(len(ext[i]).to_bytes(4, "big") + ext[i])
+            parts.append(var[i])
         chunks.append(b"".join(parts))
     return chunks
+
+
+def _none_if_empty(s: Any) -> Any:
+    """Object array of a string Series with "" as None (NULL in the database)."""
+    out = s.to_numpy(dtype=object)
+    out[out == ""] = None
+    return out
+
+
+def _text_field(value: str) -> bytes:
+    b = value.encode()
+    return len(b).to_bytes(4, "big") + b
 
 
 def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
@@ -445,7 +493,8 @@ def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
         sa.text(
             """CREATE TEMP TABLE _import_raw (
                 id bigint, lon float8, lat float8, reported float8, closed float8,
-                due float8, category int2, severity int2, state int2, external_id text
+                due float8, category int2, severity int2, state int2, external_id text,
+                description text, address text
             ) ON COMMIT DROP"""
         )
     )
@@ -459,7 +508,7 @@ def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
                    ({lit["severity"]})[NULLIF(severity, 0)] AS severity,
                    ({lit["state"]})[NULLIF(state, 0)] AS state, lon, lat,
                    NULLIF(reported, 'NaN') AS reported, NULLIF(closed, 'NaN') AS closed,
-                   NULLIF(due, 'NaN') AS due
+                   NULLIF(due, 'NaN') AS due, description, address
             FROM _import_raw"""
         )
     )
@@ -700,12 +749,12 @@ def import_csv(
         bulk = _bulk_insert_mode(conn, ("incident", "incident_event"), rebuild_indexes=True)
     # rows located by address: their address, located_by and WGS84 (the gazetteer's CRS)
     # come from _import_geo; a file of coordinates only keeps the plain statement
-    geo_cols, geo_vals, geo_join, geo_ret, geo_note = "", ":crs", "", "", "'imported'"
+    geo_cols, geo_vals, geo_join, geo_ret, geo_note = "", ":crs, s.address", "", "", "'imported'"
     if located:
-        geo_cols = ", located_by, address"
+        geo_cols = ", located_by"
         geo_vals = (
             "CASE WHEN g.id IS NULL THEN :crs ELSE 'EPSG:4326' END, "
-            "COALESCE(g.located_by, 'coordinates'), g.address"
+            "COALESCE(g.address, s.address), COALESCE(g.located_by, 'coordinates')"
         )
         geo_join = "LEFT JOIN _import_geo g ON g.id = s.id"
         geo_ret = ", external_id"
@@ -718,10 +767,11 @@ def import_csv(
             sa.text(
                 f"""WITH ins AS (
               INSERT INTO incident (external_id, source, category, severity, state, geom,
-                  source_crs{geo_cols}, reported_at, closed_at, due_at, {routed_cols})
+                  source_crs, address{geo_cols}, description, reported_at, closed_at, due_at,
+                  {routed_cols})
               SELECT s.external_id, :source, s.category,
                      COALESCE(s.severity, c.default_severity, 'ordinary'), s.state,
-                     ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), {geo_vals},
+                     ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), {geo_vals}, s.description,
                      to_timestamp(s.reported), to_timestamp(s.closed),
                      COALESCE(to_timestamp(s.due), to_timestamp(s.reported) + make_interval(
                         secs => (CAST(:limits AS jsonb) ->>

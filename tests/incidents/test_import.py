@@ -191,3 +191,40 @@ def test_missing_columns_are_named(district, tmp_path) -> None:  # noqa: ANN001
     assert "missing columns lat (column 'lat')" in res.output
     res = _run(district.engine, "incidents", "import", str(f), "--crs", "EPSG:3857")
     assert res.exit_code == 1 and "--crs must be one of" in res.output
+
+
+def test_description_and_address_are_kept_and_checked(district, tmp_path) -> None:  # noqa: ANN001
+    """A hotline export's own words travel with the incident; text PostgreSQL cannot store
+    (NUL, longer than the column) is a bad row, not a failed import."""
+    rows = [r + ["门口堆放纸箱", "测试路12号"] for r in _good_rows()[:2]]
+    rows.append(_good_rows()[2] + ["", ""])  # empty text is NULL
+    nul = _good_rows()[3] + ["坑\x00洞", ""]
+    nul[0] = "N1"
+    long_address = _good_rows()[4] + ["", "路" * 301]
+    long_address[0] = "N2"
+    long_id = _good_rows()[0] + ["", ""]
+    long_id[0] = "X" * 65
+    f = tmp_path / "texts.csv"
+    with f.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow([*HEADER, "问题描述", "地址"])
+        w.writerows([*rows, nul, long_address, long_id])
+    m = _mapping(tmp_path)
+    m.write_text(m.read_text(encoding="utf-8") + "description=问题描述\naddress=地址\n", "utf-8")
+    args = ["incidents", "import", str(f), "--crs", "gcj02", "--mapping", str(m)]
+    res = _run(district.engine, *args)
+    assert res.exit_code == 1 and _count(district.engine) == 0
+    assert "row 5: 问题描述: contains a NUL character" in res.output, res.output
+    assert "row 6: 地址: longer than 300 characters" in res.output
+    assert "row 7: 工单号: id longer than 64 characters" in res.output
+    res = _run(district.engine, *args, "--skip-bad", str(tmp_path / "bad.csv"))
+    assert res.exit_code == 0, res.output
+    with district.engine.connect() as c:
+        stored = c.execute(
+            sa.text("SELECT external_id, description, address FROM incident ORDER BY external_id")
+        ).all()
+    assert [tuple(r) for r in stored] == [
+        ("H0", "门口堆放纸箱", "测试路12号"),
+        ("H1", "门口堆放纸箱", "测试路12号"),
+        ("H2", None, None),
+    ]
