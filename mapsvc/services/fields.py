@@ -63,3 +63,19 @@ def number(value: Any, field: str) -> float:
     if not math.isfinite(f):
         raise ValidationError(f"{field} must be a finite number", field=field)
     return f
+
+
+#: the ids a database row can have (PostgreSQL bigint)
+ID_MAX = 2**63 - 1
+
+
+def record_id(value: Any) -> int | None:
+    """``value`` as a row id, or None when it cannot be one (not an integer, or beyond
+    bigint): callers answer "does not exist" for it instead of sending it to a query."""
+    if isinstance(value, bool):
+        return None
+    try:
+        n = int(value)
+    except (TypeError, ValueError, OverflowError):
+        return None
+    return n if -ID_MAX - 1 <= n <= ID_MAX else None

@@ -27,7 +27,7 @@ from mapsvc.models.core import SEVERITIES, SOURCES, STATES
 from mapsvc.models.incidents import IncidentEvent
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.errors import Conflict, NotFound, ValidationError
-from mapsvc.services.fields import number, text
+from mapsvc.services.fields import number, record_id, text
 from mapsvc.services.geocode import geocode
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
@@ -262,10 +262,9 @@ def create_incident(
 
 def get_incident(session: Session, incident_id: Any) -> Incident:
     """The incident or :class:`NotFound` (also for ids that are not integers)."""
-    try:
-        iid = int(incident_id)
-    except (TypeError, ValueError):
-        raise NotFound(f"incident {incident_id!r} does not exist") from None
+    iid = record_id(incident_id)
+    if iid is None:
+        raise NotFound(f"incident {str(incident_id)[:40]!r} does not exist")
     inc = session.get(Incident, iid)
     if inc is None:
         raise NotFound(f"incident {iid} does not exist")

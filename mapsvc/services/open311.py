@@ -27,6 +27,7 @@ from mapsvc.models import Incident, IncidentCategory
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incidents as svc
 from mapsvc.services.errors import NotFound, ServiceError, ValidationError
+from mapsvc.services.fields import record_id
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"
 #: at most this many requests in one GET requests answer (newest first)
@@ -290,12 +291,11 @@ def list_requests(
     q = sa.select(Incident)
     ids = params.get("service_request_id")
     if ids:
-        try:
-            wanted = [int(v) for v in str(ids).split(",") if v.strip()]
-        except ValueError:
+        wanted = [record_id(v) for v in str(ids).split(",") if v.strip()]
+        if None in wanted:
             raise ValidationError(
                 "service_request_id must be ids separated by commas", field="service_request_id"
-            ) from None
+            )
         q = q.where(Incident.id.in_(wanted))
     else:
         if params.get("service_code"):

@@ -35,6 +35,8 @@ def test_create_read_and_route(client, district) -> None:  # noqa: ANN001
 def test_unknown_ids_are_404(client) -> None:  # noqa: ANN001
     assert client.get("/api/incidents/999999").status_code == 404
     assert client.get("/api/incidents/abc").status_code == 404
+    # beyond bigint: still "does not exist", not a database error
+    assert client.get("/api/incidents/99999999999999999999").status_code == 404
     r = client.post("/api/incidents/999999/transitions", json={"state": "dispatched", "actor": "a"})
     assert r.status_code == 404
     assert client.post("/api/incidents/424242/rating", json={"rating": 3}).status_code == 404

@@ -116,6 +116,13 @@ def test_tokens_discovery_and_errors(server) -> None:  # noqa: ANN001
     assert x.status_code == 404 and "<errors><error><code>404</code>" in x.text
     assert requests.get(f"{server.url}/open311/v2/services/ufo.json", timeout=10).status_code == 404
     assert requests.get(f"{server.url}/open311/v2/tokens/nope.json", timeout=10).status_code == 404
+    huge = "99999999999999999999"  # beyond bigint: an unknown or malformed id, not a 500
+    x = requests.get(f"{server.url}/open311/v2/requests/{huge}.json", timeout=10)
+    assert x.status_code == 404
+    r = requests.get(
+        f"{server.url}/open311/v2/requests.json?service_request_id=1,{huge}", timeout=10
+    )
+    assert r.status_code == 400 and "service_request_id" in r.json()[0]["description"]
     r = requests.get(f"{server.url}/open311/v2/requests.json?status=lost", timeout=10)
     assert r.status_code == 400 and r.json()[0]["code"] == 400
     listed = requests.get(f"{server.url}/open311/v2/requests.json", timeout=10).json()
