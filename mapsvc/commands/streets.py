@@ -63,7 +63,7 @@ def assign_command(file: str) -> None:
     engine = open_engine()
     try:
         with session_scope(engine) as session:
-            out = streets.assign_csv(session, Path(file).read_text(encoding="utf-8-sig"))
+            out = streets.assign_csv(session, Path(file).read_bytes())
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"assigned {out['assigned']} segments")

@@ -298,7 +298,7 @@ def assign_segment(
     }
 
 
-def assign_csv(session: Session, text: str) -> dict[str, Any]:
+def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
     """Assign segments from CSV text with columns ``segment,staff[,role][,valid_from]``.
 
     ``segment`` is a segment code (``osm:123:0``) or id; ``staff`` a staff code or id;
@@ -306,6 +306,16 @@ def assign_csv(session: Session, text: str) -> dict[str, Any]:
     Every row is checked first; any problem raises one ValidationError listing each bad row
     and field, and nothing is assigned (the caller's transaction is rolled back).
     """
+    if isinstance(text, bytes):
+        try:
+            text = text.decode("utf-8-sig")
+        except UnicodeDecodeError as exc:
+            raise ValidationError(
+                f"the CSV is not UTF-8 text (byte {exc.start} cannot be read)", field="file"
+            ) from None
+    if "\x00" in text:  # PostgreSQL text cannot hold it: name the line, do not fail in a query
+        line = text.count("\n", 0, text.index("\x00")) + 1
+        raise ValidationError(f"line {line} of the CSV contains a NUL character", field="file")
     reader = csv.DictReader(io.StringIO(text.lstrip("\ufeff")))
     fields = [f.strip().lower() for f in (reader.fieldnames or [])]
     if "segment" not in fields or "staff" not in fields:

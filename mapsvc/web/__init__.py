@@ -36,6 +36,10 @@ def init_app(app: Flask) -> None:
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # noqa: ANN202
+        if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH"):
+            # werkzeug's text names no size: say the limit, so the user can split the file
+            limit_mb = app.config["MAX_CONTENT_LENGTH"] / 1024 / 1024
+            exc.description = f"the upload is larger than the limit of {limit_mb:g} MB"
         if _wants_json():
             return jsonify({"error": exc.description, "status": exc.code}), exc.code
         return exc

@@ -203,7 +203,7 @@ def segment_grids_api(segment_id: int):  # noqa: ANN201
 @bp.post("/api/segments/assign")
 def segments_assign_csv():  # noqa: ANN201
     if "file" in request.files:
-        text = request.files["file"].read().decode("utf-8-sig")
+        text: str | bytes = request.files["file"].read()
     else:
         text = request.get_data(as_text=True)
     session = get_session()

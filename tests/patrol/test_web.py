@@ -142,6 +142,22 @@ def test_wrong_types_and_sizes_are_named_400s_and_store_nothing(patrol_app, fres
     assert field(c.put(f"/api/segments/{ids['AB']}/chief", json=1)) == "body"
     r = c.put(f"/api/segments/{ids['AB']}/chief", json={"staff": "9" * 5000})
     assert r.status_code == 404 and r.get_json()["field"] == "staff"
+
+    # the assignment CSV: not UTF-8, a NUL character, and an upload over the size limit
+    def upload(data: bytes):  # noqa: ANN202
+        return c.post(
+            "/api/segments/assign",
+            data={"file": (io.BytesIO(data), "chiefs.csv")},
+            content_type="multipart/form-data",
+        )
+
+    r = upload(b"segment,staff\n\xff\xfe\x00\x81,1\n")
+    assert field(r) == "file" and "not UTF-8" in r.get_json()["error"]
+    r = upload(f"segment,staff\n{ids['AB']},{chief}\nx\x00,1\n".encode())
+    assert field(r) == "file" and "line 3" in r.get_json()["error"]
+    app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
+    r = upload(b"segment,staff\n" + b"1,1\n" * 700_000)
+    assert r.status_code == 413 and "limit of 2 MB" in r.get_json()["error"]
     assert counts() == before
 
 
