@@ -11,7 +11,16 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from flask import Blueprint, current_app, jsonify, request, url_for
+from flask import (
+    Blueprint,
+    Response,
+    current_app,
+    jsonify,
+    render_template,
+    request,
+    stream_with_context,
+    url_for,
+)
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -31,11 +40,12 @@ from layers.heatmap import (
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
+from mapsvc.services import incident_list
 from mapsvc.services import incidents as svc
-from mapsvc.services.errors import ValidationError
+from mapsvc.services.errors import ServiceError, ValidationError
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
-from mapsvc.web.render import ATTRIBUTION, base_map
+from mapsvc.web.render import ATTRIBUTION, base_map, nav_html
 
 bp = Blueprint("incidents", __name__)
 
@@ -222,9 +232,10 @@ def _credits(basemap) -> str:  # noqa: ANN001
 
 
 def _filter_panel(view: str) -> str:
-    """The filter form (category, class, state, community, grid, chief, dates) and the link
-    to the other view. Grids are grouped by community (heatmap.js shows the chosen
-    community's group only); chiefs are the staff holding an alley-chief post today
+    """The filter form (category, class, state, community, grid, chief, dates; on the list
+    page also "overdue only" and "location to confirm only") and the link to the other
+    view (the list links to the heatmap). Grids are grouped by community (heatmap.js
+    shows the chosen community's group only); chiefs are the staff holding an alley-chief post today
     (:func:`layers.heatmap.filter_choices`).
     """
     import sqlalchemy as sa
@@ -274,10 +285,31 @@ def _filter_panel(view: str) -> str:
         else ("incidents.heatmap_page", _("Incident heatmap"))
     )
     lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
-    return (
-        '<form id="incident-filters" method="get" style="position:absolute;top:44px;left:56px;'
+    # the list page lays the form out with its stylesheet; the maps float it over the map
+    style = (
+        'class="incident-filters"'
+        if view == "list"
+        else 'style="position:absolute;top:44px;left:56px;'
         "z-index:1000;background:rgba(255,255,255,.95);padding:8px;border-radius:4px;"
-        'font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);display:grid;gap:4px">'
+        'font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);display:grid;gap:4px"'
+    )
+    checks = (
+        "".join(
+            f'<label><input type="checkbox" name="{k}" value="1"'
+            f"{' checked' if svc._truthy(f.get(k)) else ''}> {esc(label)}</label>"
+            for k, label in (
+                ("overdue", _("Overdue only")),
+                ("to_confirm", _("Location to confirm only")),
+            )
+        )
+        if view == "list"
+        else ""
+    )
+    hidden = dict(lang)
+    if view == "list" and request.args.get("limit"):
+        hidden["limit"] = request.args["limit"]  # the page size survives a new filter
+    return (
+        f'<form id="incident-filters" method="get" {style}>'
         f'<label>{esc(_("Category"))} <select name="category">{cat_opts}</select></label>'
         f'<label>{esc(_("Class"))} <select name="severity">{sev_opts}</select></label>'
         f'<label>{esc(_("State"))} <select name="state">{state_opts}</select></label>'
@@ -294,8 +326,9 @@ def _filter_panel(view: str) -> str:
         f'value="{esc(f.get("date_from", ""))}"></label>'
         f'<label>{esc(_("To"))} <input type="date" name="date_to" '
         f'value="{esc(f.get("date_to", ""))}"></label>'
+        + checks
         + "".join(
-            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in lang.items()
+            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in hidden.items()
         )
         + f'<button type="submit">{esc(_("Apply"))}</button>'
         f'<a href="{esc(url_for(other[0], **f, **lang))}">{esc(other[1])}</a></form>'
@@ -372,3 +405,60 @@ def choropleth_page():  # noqa: ANN201
     add_legend(m, layer.title(locale), layer.legend(data, locale))
     m.get_root().html.add_child(folium.Element(_filter_panel("choropleth")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incidents per 1,000 residents"))
+
+
+# --------------------------------------------------------------------------- the list
+
+
+def _list_args() -> tuple[dict[str, Any], int, int]:
+    return (
+        _filters(),
+        int_arg("limit", incident_list.PAGE_SIZE, min_value=1),
+        int_arg("offset", 0, min_value=0),
+    )
+
+
+@bp.get("/incidents/list")
+def list_page():  # noqa: ANN201
+    """Incidents as a table to work through (filters as the map's, in the query string).
+
+    Rows come from :func:`mapsvc.services.incident_list.page`; ``static/js/incidents_list.js``
+    moves an incident along the closed loop through ``POST /api/incidents/<id>/transitions``
+    and updates its row. A bad filter (an unknown chief id in a bookmark) is shown on the
+    page, with the API's status (404 / 400), next to the form to fix it.
+    """
+    locale = current_locale()
+    error, status, data = None, 200, None
+    try:
+        f, limit, offset = _list_args()
+        data = incident_list.page(get_session(), f, limit=limit, offset=offset, locale=locale)
+    except ServiceError as exc:
+        error, status = exc.message, exc.status
+    args = {k: v for k, v in request.args.items() if k != "offset" and v != ""}
+    t = labels(locale)
+    return (
+        render_template(
+            "incidents/list.html",
+            data=data,
+            error=error,
+            args=args,
+            locale=locale,
+            filters=_filter_panel("list"),
+            nav=nav_html("incidents.list_page"),
+            states={s: code_label(s, t) for s in svc.TRANSITIONS},
+        ),
+        status,
+    )
+
+
+@bp.get("/incidents/list.csv")
+def list_csv():  # noqa: ANN201
+    """Every incident matching the list's filters as CSV (UTF-8 with BOM), streamed."""
+    f, _limit, _offset = _list_args()
+    lines = incident_list.csv_lines(get_session(), f, current_locale())
+    stamp = svc.now().astimezone(incident_list.LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    return Response(
+        stream_with_context(lines),
+        mimetype="text/csv",
+        headers={"Content-Disposition": f'attachment; filename="incidents-{stamp}.csv"'},
+    )

@@ -13,6 +13,7 @@ from mapsvc.i18n import current_locale
 NAV = [
     ("pages.index", "Map"),
     ("incidents.heatmap_page", "Incidents"),
+    ("incidents.list_page", "Incident list"),
     ("patrol.patrol_page", "Patrol"),
     ("dashboard.dashboard_page", "Dashboard"),
 ]

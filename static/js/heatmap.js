@@ -240,5 +240,5 @@
     refresh();
   }
 
-  window.MapsvcHeatmap = { init: init, hexFeatures: hexFeatures };
+  window.MapsvcHeatmap = { init: init, hexFeatures: hexFeatures, wireFilterForm: wireFilterForm };
 })();
