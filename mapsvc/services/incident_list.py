@@ -188,7 +188,7 @@ def page(
         "limit": limit,
         "offset": offset,
         "first": offset + 1 if items else 0,
-        "last": offset + len(items),
+        "last": offset + len(items) if items else 0,
         "items": items,
         "prev_offset": max(0, offset - limit) if offset > 0 else None,
         "next_offset": offset + limit if offset + limit < total else None,
