@@ -391,10 +391,19 @@ def test_browser_shows_the_apis_refusal(listed, server, page) -> None:  # noqa: 
     assert row.locator("[data-moves] button").evaluate_all("bs => bs.map(b => b.dataset.to)") == [
         "dispatched"
     ]
-    # the browser itself logs the 409 response; nothing else went wrong
+    # a 400 too: a name longer than the event's column (set past the input's maxlength)
+    page.evaluate("document.getElementById('actor').value = 'x'.repeat(101)")
+    row.locator('button[data-to="dispatched"]').click()
+    msg.locator("text=too long").wait_for()
+    assert msg.inner_text() == "未变更： actor is too long: 101 characters, at most 100"
+    assert _state(d, "b") == "returned"
+    assert row.locator('button[data-to="dispatched"]').is_enabled()  # free to try again
+    # the browser itself logs each refused response; nothing else went wrong
     assert page.errors == [
         "console error: Failed to load resource: the server responded with a status of 409 "
-        "(CONFLICT)"
+        "(CONFLICT)",
+        "console error: Failed to load resource: the server responded with a status of 400 "
+        "(BAD REQUEST)",
     ]
 
 
