@@ -14,6 +14,7 @@ from typing import Any
 
 from layers import register
 from layers.base import N_, BBox, LegendItem, MapLayer, esc, translator
+from mapsvc.config import local_today
 
 GRID_COLOURS = {"no_head": "#d7301f", "understaffed": "#fdae61", "staffed": "#1a9850"}
 SEGMENT_COLOURS = {"chief": "#2166ac", "no_chief": "#c51b7d"}
@@ -136,7 +137,7 @@ class CoverageLayer(MapLayer):
         """Grids and segments (GeoJSON) with their staffing status on ``day``."""
         from mapsvc.services.coverage import grid_status, segment_status
 
-        day = day or dt.date.today()
+        day = day or local_today()
         grids = grid_status(
             session,
             day,

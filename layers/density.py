@@ -16,6 +16,7 @@ from typing import Any
 from layers import register
 from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
 from layers.coverage import slim
+from mapsvc.config import local_today
 
 #: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
 PALETTE = [
@@ -101,7 +102,7 @@ class DensityLayer(MapLayer):
         from mapsvc.services.density import check_level_group, classify, density, value_key
 
         check_level_group(level, group)
-        day = day or dt.date.today()
+        day = day or local_today()
         rows = density(
             session,
             level,

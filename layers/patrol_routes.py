@@ -18,6 +18,7 @@ import sqlalchemy as sa
 
 from layers import register
 from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
+from mapsvc.config import local_today
 
 #: route colours kept apart from the patrolled-state colours (green / yellow / red)
 ROUTE_COLOURS = ["#2b5cd6", "#8e44ad", "#00838f", "#c51b8a", "#5d4037", "#3949ab", "#636363"]
@@ -278,7 +279,7 @@ class PatrolledLayer(MapLayer):
         """Assigned segments with their state: patrolled on ``day``, earlier that week, or not."""
         from mapsvc.services import patrol
 
-        day = day or dt.date.today()
+        day = day or local_today()
         today = patrol.district_compliance(session, day)
         week = patrol.week_summary(session, day)
         done_today = {s for c in today["chiefs"] for s in c["patrolled_ids"]}

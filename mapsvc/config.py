@@ -7,9 +7,11 @@ selects an external PostgreSQL server instead of the embedded cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
@@ -24,6 +26,9 @@ DEFAULTS: dict[str, object] = {
     "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
     "BABEL_DEFAULT_LOCALE": "zh_CN",
     "LANGUAGES": ["zh_CN", "en"],
+    # The district's clock: what "today" is, where a day starts, and how times written
+    # without an offset (API, imports, date filters) are read
+    "TIMEZONE": "Asia/Shanghai",
     # Base map: none | osm | tianditu | amap (amap tiles are GCJ-02; see layers.basemap)
     "BASEMAP": "none",
     "TIANDITU_KEY": "",
@@ -65,3 +70,15 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, object]
     if env.get("DATABASE_URL"):
         config["DATABASE_URL"] = env["DATABASE_URL"]
     return config
+
+
+#: the district's time zone (``MAPSVC_TIMEZONE``, default Asia/Shanghai). Day boundaries
+#: follow it everywhere (today's compliance, dashboard dates, date filters), whatever zone
+#: the server's own clock is set to (CI machines and containers often run in UTC, where
+#: 00:00-08:00 Beijing time is still "yesterday").
+LOCAL_TZ = ZoneInfo(str(from_environment()["TIMEZONE"]))
+
+
+def local_today() -> dt.date:
+    """Today's date in the district (:data:`LOCAL_TZ`), not on the server's clock."""
+    return dt.datetime.now(LOCAL_TZ).date()

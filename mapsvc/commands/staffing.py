@@ -14,14 +14,14 @@ import click
 from sqlalchemy.orm import Session
 
 from mapsvc.commands import open_engine
-from mapsvc.config import from_environment
+from mapsvc.config import from_environment, local_today
 
 
 def _day(value: str | None) -> dt.date:
     from layers.base import BadRequest, parse_date
 
     try:
-        return parse_date(value, "--date", dt.date.today())
+        return parse_date(value, "--date", local_today())
     except BadRequest as exc:
         raise click.BadParameter(str(exc), param_hint="--date") from None
 

@@ -9,7 +9,7 @@ from pathlib import Path
 import click
 
 from mapsvc.commands import open_engine, progress
-from mapsvc.config import from_environment
+from mapsvc.config import from_environment, local_today
 from mapsvc.db import session_scope
 from mapsvc.services.errors import ServiceError
 
@@ -221,7 +221,7 @@ def compliance_command(day: str | None, week: bool) -> None:
     """Share of assigned segments patrolled, per chief and district-wide."""
     from mapsvc.services import patrol
 
-    d = dt.date.fromisoformat(day) if day else dt.date.today()
+    d = dt.date.fromisoformat(day) if day else local_today()
     engine = open_engine()
     with session_scope(engine) as session:
         r = patrol.week_summary(session, d) if week else patrol.district_compliance(session, d)

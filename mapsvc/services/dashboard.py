@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from mapsvc.config import LOCAL_TZ, local_today
 from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import density as density_svc
 from mapsvc.services import incidents as incidents_svc
@@ -78,9 +79,9 @@ def incidents_as_of(day: dt.date) -> dt.datetime | None:
     """The moment incident figures are replayed at for ``day``: None (now) for today or
     later, else the end of that day in local time, so a past dashboard shows the loop as
     it stood that evening rather than today's states."""
-    if day >= dt.date.today():  # the same "today" as the pages' default date
+    if day >= local_today():  # the same "today" as the pages' default date
         return None
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), patrol_svc.LOCAL_TZ)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), LOCAL_TZ)
 
 
 def overview(
@@ -104,7 +105,7 @@ def overview(
         incident and patrol figures). With ``include_patrol=False`` the patrol figures are
         None and ``patrol_deferred`` is True: the page fetches :func:`patrol_figures`.
     """
-    day = day or dt.date.today()
+    day = day or local_today()
     cov = coverage_svc.coverage_report(session, day, members_required=members_required)
     dens = {
         lvl: density_svc.density(session, lvl, day)

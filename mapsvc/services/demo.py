@@ -33,7 +33,6 @@ import math
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import shapely
@@ -43,7 +42,7 @@ from shapely.geometry import LineString, MultiPoint, MultiPolygon, Point, Polygo
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from mapsvc.config import PROJECT_ROOT, from_environment
+from mapsvc.config import LOCAL_TZ, PROJECT_ROOT, from_environment
 from mapsvc.services.categories import DEFAULT_CATEGORIES, ensure_categories
 from mapsvc.services.chinacrs import geometry_to_wgs84, points_to_wgs84
 
@@ -54,7 +53,6 @@ FENCE_GEOJSON = DATA_DIR / f"{DISTRICT_CODE[:6]}-fence.geojson"
 SOURCE_CRS = "gcj02"
 GENERATED_CRS = "EPSG:4326"
 ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 
 #: Vonng/adcode CSV columns (the files have no header row)
 ADCODE_COLUMNS = (

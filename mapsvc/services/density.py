@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from layers.base import BBox
+from mapsvc.config import local_today
 from mapsvc.models import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.services.assignments import TARGET_ROLES, holders
 from mapsvc.services.coverage import bbox_filter, geojson_expr, segment_places
@@ -109,7 +110,7 @@ def density(
     text) when asked.
     """
     check_level_group(level)
-    day = day or dt.date.today()
+    day = day or local_today()
     posts = posts_on(day)
     if level == "grid":
         key, table = posts.c.grid_id, Grid

@@ -11,7 +11,7 @@ and the heatmap always mean the same incidents; ids that name nothing are its
 :class:`~mapsvc.services.errors.NotFound`. A page is one query (the incident joined to
 its category, grid and chief) plus one count, both on the indexed ``incident`` columns.
 
-Times are shown in the district's local time (:data:`mapsvc.services.patrol.LOCAL_TZ`):
+Times are shown in the district's local time (:data:`mapsvc.config.LOCAL_TZ`):
 that is the clock the hotline and the chiefs read.
 
 No Flask here: the caller passes the locale.
@@ -30,9 +30,9 @@ from sqlalchemy.orm import Session
 
 from layers.base import N_, translator
 from layers.heatmap import code_label, labels
+from mapsvc.config import LOCAL_TZ
 from mapsvc.models.core import SEVERITIES, STATES
 from mapsvc.services.incidents import TRANSITIONS, filter_sql
-from mapsvc.services.patrol import LOCAL_TZ
 
 #: rows per page when the request names no ``limit``
 PAGE_SIZE = 50

@@ -21,7 +21,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from layers.base import BBox
-from mapsvc.config import DEFAULTS
+from mapsvc.config import DEFAULTS, LOCAL_TZ
 from mapsvc.models import Incident, IncidentCategory
 from mapsvc.models.core import SEVERITIES, SOURCES, STATES
 from mapsvc.models.incidents import IncidentEvent
@@ -75,7 +75,12 @@ def now() -> dt.datetime:
 
 
 def parse_time(value: Any, field: str) -> dt.datetime | None:
-    """ISO 8601 date or date-time -> aware datetime (naive values are taken as UTC)."""
+    """ISO 8601 date or date-time -> aware datetime.
+
+    Values without an offset are the district's local time (:data:`mapsvc.config.LOCAL_TZ`),
+    as people write them and as ``mapsvc incidents import`` reads them: a date filter
+    ``2026-11-01`` starts at midnight in Beijing, not eight hours later at UTC midnight.
+    """
     if value in (None, ""):
         return None
     if isinstance(value, dt.datetime):
@@ -88,7 +93,7 @@ def parse_time(value: Any, field: str) -> dt.datetime | None:
                 f"{field} must be an ISO 8601 date or date-time; got {str(value)[:40]!r}",
                 field=field,
             ) from None
-    return t if t.tzinfo else t.replace(tzinfo=dt.UTC)
+    return t if t.tzinfo else t.replace(tzinfo=LOCAL_TZ)
 
 
 # --------------------------------------------------------------------------- intake

@@ -23,17 +23,15 @@ import datetime as dt
 import json
 import math
 from typing import Any
-from zoneinfo import ZoneInfo
 
 import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.config import DEFAULTS, from_environment
+from mapsvc.config import DEFAULTS, LOCAL_TZ, from_environment
 from mapsvc.services.errors import NotFound, ValidationError
 from mapsvc.services.fields import text
 
-LOCAL_TZ = ZoneInfo("Asia/Shanghai")
 #: a track where more than this share of points is noise is refused as a whole
 MAX_NOISE_SHARE = 0.5
 

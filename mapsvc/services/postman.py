@@ -45,6 +45,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mapsvc.config import LOCAL_TZ, local_today
 from mapsvc.services.errors import NotFound, ValidationError
 
 #: endpoints closer than this (metres) are the same junction
@@ -544,7 +545,7 @@ class PostmanResult:
             gpx.copyright_license = "https://opendatacommons.org/licenses/odbl/1-0/"
             gpx.description += f". Streets {credit}, ODbL"
         coords = self.coordinates()
-        t0 = start_time or dt.datetime.combine(dt.date.today(), dt.time(8, 0), dt.UTC)
+        t0 = start_time or dt.datetime.combine(local_today(), dt.time(8, 0), LOCAL_TZ)
         geod = Geod(ellps="WGS84")
         trk = gpxpy.gpx.GPXTrack(name=name)
         seg = gpxpy.gpx.GPXTrackSegment()

@@ -25,6 +25,7 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from layers.base import N_, translator
+from mapsvc.config import local_today
 from mapsvc.services.density import GROUPS, density
 from mapsvc.services.errors import ValidationError
 
@@ -109,7 +110,7 @@ def quota_table(
             f"group must be one of {', '.join(GROUPS)}; got {group!r}", field="group"
         )
     coef = coef or coefficients(None)
-    day = day or dt.date.today()
+    day = day or local_today()
     actual = {r["id"]: r for r in density(session, "community", day)}
     enterprises = dict(session.query(Community.id, Community.enterprises).all())
     key = "staff" if group == "all" else group

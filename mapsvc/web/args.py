@@ -9,6 +9,7 @@ from typing import Any
 from flask import request
 
 from layers.base import parse_date
+from mapsvc.config import local_today
 from mapsvc.services.errors import ValidationError
 
 #: integers the database can hold (PostgreSQL bigint): larger ones are a 400 here, not an
@@ -50,7 +51,7 @@ def int_arg(
 def date_arg(name: str = "date") -> dt.date:
     """A ``YYYY-MM-DD`` query (or form) parameter; today when absent."""
     raw = request.args.get(name) or (request.form.get(name) if request.form else None)
-    return parse_date(raw, name, dt.date.today())
+    return parse_date(raw, name, local_today())
 
 
 def json_object() -> dict[str, Any]:

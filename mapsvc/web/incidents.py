@@ -37,6 +37,7 @@ from layers.heatmap import (
     points_to_crs,
     scale_title,
 )
+from mapsvc.config import LOCAL_TZ
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
@@ -456,7 +457,7 @@ def list_csv():  # noqa: ANN201
     """Every incident matching the list's filters as CSV (UTF-8 with BOM), streamed."""
     f, _limit, _offset = _list_args()
     lines = incident_list.csv_lines(get_session(), f, current_locale())
-    stamp = svc.now().astimezone(incident_list.LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    stamp = svc.now().astimezone(LOCAL_TZ).strftime("%Y%m%d-%H%M")
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",

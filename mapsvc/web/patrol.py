@@ -6,8 +6,6 @@ Thin adapters: parse the request, call :mod:`mapsvc.services.postman`,
 
 from __future__ import annotations
 
-import datetime as dt
-
 from flask import Blueprint, Response, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 
@@ -15,6 +13,7 @@ from layers import get_layer
 from layers.base import LegendItem, add_legend, parse_date
 from layers.basemap import basemap_for, collection_to_crs
 from layers.patrol_routes import routes_to_crs
+from mapsvc.config import local_today
 from mapsvc.db import get_session
 from mapsvc.i18n import current_locale
 from mapsvc.services import patrol, postman, streets
@@ -158,7 +157,7 @@ def grids_api():  # noqa: ANN201
 def visit_api():  # noqa: ANN201
     body = json_object()
     session = get_session()
-    day = parse_date(body.get("day"), "day", dt.date.today())
+    day = parse_date(body.get("day"), "day", local_today())
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
         lonlat = (number(body["lon"], "lon"), number(body["lat"], "lat"))

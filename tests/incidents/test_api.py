@@ -182,3 +182,20 @@ def test_lists_filters_and_stats(client, district) -> None:  # noqa: ANN001
     assert client.get("/api/incidents?chief=987654").get_json()["error"] == (
         "chief: staff 987654 does not exist"
     )
+
+
+def test_dates_without_offset_are_beijing_time(client) -> None:  # noqa: ANN001
+    """A date filter is a day in the district: 07:00 on 1 March in Beijing is 23:00 UTC on
+    28 February, and belongs to 1 March; a time written without an offset is local too."""
+    early = _create(client, reported_at="2026-03-01T07:00:00+08:00")
+    late = _create(client, reported_at="2026-02-28T23:30:00")  # no offset: Beijing time
+    assert late["reported_at"] == "2026-02-28T15:30:00+00:00"
+
+    def ids(query: str) -> set[int]:
+        r = client.get(f"/api/incidents?{query}")
+        assert r.status_code == 200, r.get_json()
+        return {i["id"] for i in r.get_json()["items"]}
+
+    assert ids("date_from=2026-03-01&date_to=2026-03-01") == {early["id"]}
+    assert ids("date_from=2026-02-28&date_to=2026-02-28") == {late["id"]}
+    assert ids("date_to=2026-02-28") == {late["id"]}
