@@ -294,7 +294,39 @@ def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  #
     ).one()
     if row[0] is None:
         return None
-    x0, y0, x1, y1 = (float(v) for v in row)
+    return _grown_bounds(*(float(v) for v in row))
+
+
+def incident_focus(session, incident_id: int) -> dict[str, Any] | None:  # noqa: ANN001
+    """One incident to centre the map on: ``{id, lon, lat, category, state, bounds}``.
+
+    The incident list's "show on the map" opens the heatmap on that incident with its
+    streets around it (the same minimum extent as :func:`fit_bounds`), the other incidents
+    still drawn for context. None when there is no such incident.
+    """
+    row = session.execute(
+        sa.text(
+            "SELECT id, x_m, y_m, ST_X(geom), ST_Y(geom), category, state "
+            "FROM incident WHERE id = :id"
+        ),
+        {"id": incident_id},
+    ).one_or_none()
+    if row is None:
+        return None
+    x, y = float(row[1]), float(row[2])
+    return {
+        "id": int(row[0]),
+        "lon": float(row[3]),
+        "lat": float(row[4]),
+        "category": row[5],
+        "state": row[6],
+        "bounds": _grown_bounds(x, y, x, y),
+    }
+
+
+def _grown_bounds(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
+    """Leaflet bounds of a Web Mercator extent grown to :data:`MIN_FIT_PX` pixels at zoom
+    :data:`MAX_FIT_ZOOM`."""
     least = MIN_FIT_PX * MERC_PX0 / 2.0**MAX_FIT_ZOOM
     cx, cy = (x0 + x1) / 2, (y0 + y1) / 2
     hx, hy = max(x1 - x0, least) / 2, max(y1 - y0, least) / 2

@@ -32,6 +32,7 @@ from layers.heatmap import (
     filter_choices,
     fit_bounds,
     hexbins_to_crs,
+    incident_focus,
     labels,
     parse_bins,
     points_to_crs,
@@ -43,7 +44,8 @@ from mapsvc.i18n import current_locale
 from mapsvc.models.core import SEVERITIES
 from mapsvc.services import incident_list
 from mapsvc.services import incidents as svc
-from mapsvc.services.errors import ServiceError, ValidationError
+from mapsvc.services.categories import category_names
+from mapsvc.services.errors import NotFound, ServiceError, ValidationError
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
 from mapsvc.web.render import ATTRIBUTION, base_map, nav_html
@@ -350,7 +352,16 @@ def heatmap_page():  # noqa: ANN201
     basemap = basemap_for(current_app.config, locale)
     # a chief's (grid's, community's) own map opens on his incidents, not the district
     place = any(f.get(k) for k in ("chief", "grid", "community", "subdistrict"))
-    bounds = (place and fit_bounds(session, f)) or _district_bounds(session)
+    # ?incident=ID (the list's "show on the map") opens on that incident, marked
+    focus_id = int_arg("incident", min_value=1)
+    focus = incident_focus(session, focus_id) if focus_id is not None else None
+    if focus_id is not None and focus is None:
+        raise NotFound(f"incident {focus_id} does not exist", field="incident")
+    bounds = (
+        (focus and focus["bounds"])
+        or (place and fit_bounds(session, f))
+        or _district_bounds(session)
+    )
     m = base_map(bounds, basemap)
     bins = parse_bins(request.args.get("bins"))
     heat_layer = get_layer(BINS_LAYERS[bins])
@@ -362,6 +373,8 @@ def heatmap_page():  # noqa: ANN201
     heat_fl = heat_layer.draw(heat, locale)
     heat_fl.add_to(m)
     overdue_layer.draw(overdue, locale).add_to(m)
+    if focus:
+        _focus_marker(focus, basemap.crs, locale).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     scale_rows = heat_layer.legend(heat, locale)
     HeatmapScript(
@@ -380,6 +393,34 @@ def heatmap_page():  # noqa: ANN201
     add_legend(m, scale_title(locale, bins), scale_rows + overdue_layer.legend(overdue, locale))
     m.get_root().html.add_child(folium.Element(_filter_panel("heatmap")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incident heatmap"))
+
+
+def _focus_marker(focus: dict[str, Any], crs: str, locale: str):  # noqa: ANN202
+    """A ring around the incident the map was opened on, with its id, category and state."""
+    import folium
+
+    point = {
+        "type": "FeatureCollection",
+        "features": [
+            {
+                "type": "Feature",
+                "geometry": {"type": "Point", "coordinates": [focus["lon"], focus["lat"]]},
+                "properties": {},
+            }
+        ],
+    }
+    lon, lat = collection_to_crs(point, crs)["features"][0]["geometry"]["coordinates"]
+    zh, en = category_names(get_session()).get(focus["category"], (None, None))
+    category = (en if locale.startswith("en") else zh) or focus["category"]
+    text = f"#{focus['id']} · {category} · {code_label(focus['state'], labels(locale))}"
+    return folium.CircleMarker(
+        [lat, lon],
+        radius=14,
+        color="#1f3a5f",
+        weight=3,
+        fill=False,
+        tooltip=folium.Tooltip(esc(text), permanent=True),
+    )
 
 
 @bp.get("/incidents/choropleth")

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
+import math
 import re
 
 import pytest
@@ -277,8 +278,24 @@ def test_page_and_csv_over_http(listed, make_app) -> None:  # noqa: ANN001
     assert "第 4–4 条，共 4 条" in html2
     # the hostile description is escaped by the template, never markup
     assert HOSTILE not in html and "&lt;img src=x onerror=" in html
-    # each row links to the incident (the map page has no centre parameter)
-    assert f'href="/api/incidents/{d.ids["a"]}"' in html
+    # each row links to the map opened on that incident, in the page's language
+    link = f'href="/incidents/map?incident={d.ids["a"]}&amp;lang=zh_CN"'
+    assert link in html
+    shown = client.get(f"/incidents/map?incident={d.ids['a']}&lang=zh_CN")
+    assert shown.status_code == 200
+    text = shown.get_data(as_text=True)
+    assert f"#{d.ids['a']} · " in text  # the ring's label: id, category, state
+    fitted = re.search(
+        r"fitBounds\(\s*\[\[([-\d.]+), ([-\d.]+)\], \[([-\d.]+), ([-\d.]+)\]\]", text
+    )
+    s, w, n, e = (float(v) for v in fitted.groups())
+    with d.engine.connect() as c:
+        lon, lat = c.execute(
+            sa.text("SELECT ST_X(geom), ST_Y(geom) FROM incident WHERE id = :i"), {"i": d.ids["a"]}
+        ).one()
+    assert s < lat < n and w < lon < e  # centred on it, at street level (< 1 km across)
+    assert (e - w) * 111_320 * math.cos(math.radians(lat)) < 1000
+    assert client.get("/incidents/map?incident=987654").status_code == 404
     # the nav has the list, next to the incident map
     nav = client.get("/incidents/map?lang=zh_CN").get_data(as_text=True)
     assert nav.index('href="/incidents/map"') < nav.index('href="/incidents/list"')
