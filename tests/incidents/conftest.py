@@ -210,3 +210,22 @@ def add_random_incidents(d: District, n: int, seed: int = 7) -> None:
 def populated(district) -> District:  # noqa: ANN001
     add_random_incidents(district, 600)
     return district
+
+
+def zoom_and_wait(page, zoom_by: int) -> int:  # noqa: ANN001
+    """Zoom the page's map by ``zoom_by`` and wait until the heatmap drawn is the answer
+    for the new zoom (not merely "not loading": under load the refetch may not have
+    started yet). Returns the new zoom."""
+    target = page.evaluate(
+        # the target is computed first: during the zoom animation getZoom() is still the old one
+        "z => { const m = Object.values(window).find(v => v instanceof L.Map);"
+        " const t = Math.min(m.getMaxZoom(), Math.max(m.getMinZoom(), m.getZoom() + z));"
+        " m.setZoom(t); return t; }",
+        zoom_by,
+    )
+    page.wait_for_function(
+        "z => { const d = document.querySelector('.folium-map').dataset;"
+        " return d.heatLoading === '0' && Number(d.heatZoom) === z; }",
+        arg=target,
+    )
+    return target

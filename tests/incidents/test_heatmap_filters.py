@@ -12,6 +12,7 @@ from mapsvc.config import local_today
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import end_assignment
 from tests.conftest import LiveServer
+from tests.incidents.conftest import zoom_and_wait
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -144,12 +145,7 @@ def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:  # noq
         assert _shown_total(page) == his
         assert int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal")) == his
         # the filter stays on every refresh: zoom out, still only his incidents
-        page.evaluate(
-            "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
-            " m.setZoom(m.getZoom() - 2); }"
-        )
-        page.wait_for_timeout(400)
-        page.wait_for_function(WAIT_LOADED)
+        zoom_and_wait(page, -2)
         assert _shown_total(page) == his
         assert page.eval_on_selector("select[name=chief]", "e => e.value") == str(d.staff["chief1"])
         assert page.errors == []

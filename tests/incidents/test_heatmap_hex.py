@@ -22,7 +22,7 @@ from layers.heatmap import (
 from mapsvc.db import session_scope
 from mapsvc.services.chinacrs import wgs84_to_gcj02
 from tests.conftest import LiveServer
-from tests.incidents.conftest import ll
+from tests.incidents.conftest import ll, zoom_and_wait
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -184,12 +184,7 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN00
         assert page.inner_text(".mapsvc-legend").startswith("Incidents per hexagon")
         # zoom in: refetched, smaller hexagons, more of them over fewer incidents
         cells = int(ds["heatCells"])
-        page.evaluate(
-            "() => { const m = Object.values(window).find(v => v instanceof L.Map);"
-            " m.setZoom(m.getZoom() + 1); }"
-        )
-        page.wait_for_timeout(400)
-        page.wait_for_function(WAIT_LOADED)
+        zoom_and_wait(page, 1)
         zoomed = page.eval_on_selector(".folium-map", "e => ({...e.dataset})")
         assert int(zoomed["heatZoom"]) == int(ds["heatZoom"]) + 1
         assert int(zoomed["heatTotal"]) <= 600

@@ -17,6 +17,7 @@ from layers.heatmap import (
 )
 from mapsvc.db import session_scope
 from tests.conftest import LiveServer
+from tests.incidents.conftest import zoom_and_wait
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -96,13 +97,7 @@ def test_page_legend_follows_the_view(populated, make_app, page) -> None:  # noq
         assert legend.startswith("Incidents per cell (12×12 pixels)")
         for zoom_by in (0, 2):
             if zoom_by:
-                page.evaluate(
-                    "z => { const m = Object.values(window).find(v => v instanceof L.Map);"
-                    " m.setZoom(m.getZoom() + z); }",
-                    zoom_by,
-                )
-                page.wait_for_timeout(400)
-                page.wait_for_function(WAIT_LOADED)
+                zoom_and_wait(page, zoom_by)
             view = page.evaluate(
                 """() => { const m = Object.values(window).find(v => v instanceof L.Map);
                 const b = m.getBounds();
