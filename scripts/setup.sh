@@ -47,3 +47,7 @@ if [ ! -f "$vstamp" ] || [ package-lock.json -nt "$vstamp" ] || [ static/vendor.
   .venv/bin/python scripts/vendor.py
   touch "$vstamp"
 fi
+
+# message catalogues (.po -> .mo) compiled here, where the tree is writable; the app only
+# recompiles a catalogue that is missing or older than its .po
+.venv/bin/python -c "from mapsvc.i18n import compile_catalogues; compile_catalogues()"
