@@ -65,8 +65,8 @@ def number(value: Any, field: str) -> float:
     return f
 
 
-#: the ids a database row can have (PostgreSQL bigint)
-ID_MAX = 2**63 - 1
+#: the integers the database can hold (PostgreSQL bigint), ids included
+BIGINT_MIN, BIGINT_MAX = -(2**63), 2**63 - 1
 
 
 def record_id(value: Any) -> int | None:
@@ -78,4 +78,4 @@ def record_id(value: Any) -> int | None:
         n = int(value)
     except (TypeError, ValueError, OverflowError):
         return None
-    return n if -ID_MAX - 1 <= n <= ID_MAX else None
+    return n if BIGINT_MIN <= n <= BIGINT_MAX else None

@@ -11,10 +11,7 @@ from flask import request
 from layers.base import parse_date
 from mapsvc.config import local_today
 from mapsvc.services.errors import ValidationError
-
-#: integers the database can hold (PostgreSQL bigint): larger ones are a 400 here, not an
-#: overflow inside a query
-INT_MIN, INT_MAX = -(2**63), 2**63 - 1
+from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN
 
 
 def int_arg(
@@ -23,7 +20,7 @@ def int_arg(
     *,
     required: bool = False,
     value: object = None,
-    min_value: int = INT_MIN,
+    min_value: int = BIGINT_MIN,
 ) -> int | None:
     """An integer from ``value`` (a JSON/form field) or the query string.
 
@@ -41,7 +38,7 @@ def int_arg(
         raise ValidationError(
             f"{name} must be an integer; got {str(raw)[:40]!r}", field=name
         ) from None
-    if not INT_MIN <= n <= INT_MAX:
+    if not BIGINT_MIN <= n <= BIGINT_MAX:  # a 400 here, not an overflow inside a query
         raise ValidationError(f"{name} is out of range; got {str(raw)[:40]!r}", field=name)
     if n < min_value:
         raise ValidationError(f"{name} must be at least {min_value}; got {n}", field=name)
