@@ -261,14 +261,26 @@ def read_and_check(
     lon_s, lat_s = col(mapping.lon).str.strip(), col(mapping.lat).str.strip()
     lon = pd.to_numeric(lon_s, errors="coerce").to_numpy(dtype=float)
     lat = pd.to_numeric(lat_s, errors="coerce").to_numpy(dtype=float)
+    # free text kept with the incident (hotline exports carry the caller's words); PostgreSQL
+    # text cannot hold NUL, and the column widths come from the model
+    flag(
+        ext.str.len() > EXTERNAL_ID_MAX, mapping.id, f"id longer than {EXTERNAL_ID_MAX} characters"
+    )
+    flag(ext.str.contains("\x00", regex=False), mapping.id, "contains a NUL character")
+    texts: dict[str, Any] = {}
+    for key, limit in (("description", None), ("address", ADDRESS_MAX)):
+        name = getattr(mapping, key)
+        if not name or name not in df.columns:
+            continue
+        texts[key] = df[name].str.strip()
+        flag(texts[key].str.contains("\x00", regex=False), name, "contains a NUL character")
+        if limit is not None:
+            flag(texts[key].str.len() > limit, name, f"longer than {limit} characters")
     # rows with an address and no coordinate at all are located by the geocoder later
     # (import_csv); a row with coordinates keeps them, even when it also has an address
     by_address = np.zeros(n, dtype=bool)
-    if mapping.address and mapping.address in df.columns:
-        no_xy = np.flatnonzero(((lon_s == "") & (lat_s == "")).to_numpy())
-        if len(no_xy):  # only those rows' addresses are looked at (cheap for coordinates)
-            address = df[mapping.address].iloc[no_xy].str.strip()
-            by_address[no_xy[(address != "").to_numpy()]] = True
+    if "address" in texts:
+        by_address = ((lon_s == "") & (lat_s == "") & (texts["address"] != "")).to_numpy()
     flag((lon_s == "") & ~by_address, mapping.lon, "missing coordinate")
     flag((lat_s == "") & ~by_address, mapping.lat, "missing coordinate")
     flag((lon_s != "") & ~np.isfinite(lon), mapping.lon, "unparsable coordinate")
@@ -328,21 +340,6 @@ def read_and_check(
         flag((sev_raw != "") & sev.isna(), mapping.severity, "unknown class")
     else:
         sev = pd.Series([None] * n, dtype=object)
-    # free text kept with the incident (hotline exports carry the caller's words); PostgreSQL
-    # text cannot hold NUL, and the column widths come from the model
-    flag(
-        ext.str.len() > EXTERNAL_ID_MAX, mapping.id, f"id longer than {EXTERNAL_ID_MAX} characters"
-    )
-    texts: dict[str, Any] = {}
-    for key, limit in (("description", None), ("address", ADDRESS_MAX)):
-        name = getattr(mapping, key)
-        if not name or name not in df.columns:
-            continue
-        flag(df[name].str.contains("\x00", regex=False), name, "contains a NUL character")
-        if limit is not None:
-            flag(df[name].str.len() > limit, name, f"longer than {limit} characters")
-        texts[key] = df[name].str.strip()
-    flag(ext.str.contains("\x00", regex=False), mapping.id, "contains a NUL character")
 
     bad_mask = np.zeros(n, dtype=bool)
     bad: list[dict[str, Any]] = []
@@ -386,9 +383,7 @@ def read_and_check(
     out.attrs["limits"] = limits
     # every row to locate by address (bad ones too, so their address problems are reported)
     out.attrs["by_address"] = (
-        (row_no[by_address], df[mapping.address][by_address].str.strip().to_numpy())
-        if by_address.any()
-        else None
+        (row_no[by_address], texts["address"][by_address].to_numpy()) if by_address.any() else None
     )
     out.attrs["source_crs"] = "EPSG:4326" if crs_name is None else str(crs_name)
     return out, bad, n
