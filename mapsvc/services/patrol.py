@@ -108,6 +108,8 @@ def parse_json(data: Any) -> tuple[list[tuple[float, float, float]], str | None]
             data = json.loads(data)
         except ValueError as exc:
             raise ValidationError(f"not valid JSON: {exc}", field="file") from None
+        except RecursionError:
+            raise ValidationError("not valid JSON: nested too deeply", field="file") from None
     if isinstance(data, list):
         data = {"points": data}
     if not isinstance(data, dict):

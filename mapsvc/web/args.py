@@ -91,7 +91,8 @@ def _nul_field(value: Any, where: str) -> str | None:
 
 
 def reject_nul() -> None:
-    """``before_request``: a NUL character in a parameter or JSON field is a 400.
+    """``before_request``: a NUL character in a parameter or JSON field is a 400, and so
+    is a JSON body nested too deeply to parse.
 
     Why in one place: PostgreSQL text cannot hold NUL, so such a value reaching any query
     failed there as a 500; the check names the parameter instead. Uploaded files are not
@@ -107,7 +108,13 @@ def reject_nul() -> None:
                     f"parameter {key!r} contains a NUL character", field=key.replace("\x00", "")
                 )
     if request.is_json:
-        data = request.get_json(silent=True)
-        field = _nul_field(data, "")
+        try:
+            data = request.get_json(silent=True)
+        except RecursionError:  # json.loads gives up on deep nesting with this, not ValueError
+            raise ValidationError("the JSON body is nested too deeply", field="body") from None
+        try:
+            field = _nul_field(data, "")
+        except RecursionError:
+            raise ValidationError("the JSON body is nested too deeply", field="body") from None
         if field is not None:
             raise ValidationError(f"field {field} contains a NUL character", field=field)

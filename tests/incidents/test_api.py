@@ -85,6 +85,9 @@ def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> N
     )
     assert r.status_code == 400 and "description" in r.get_data(as_text=True)
     assert client.get("/api/incidents/1%002").status_code == 400
+    deep = "[" * 100_000 + "]" * 100_000  # json.loads raises RecursionError, not ValueError
+    r = client.post("/api/incidents", data=deep, content_type="application/json")
+    assert r.status_code == 400 and "nested too deeply" in r.get_json()["error"]
     assert count() == before  # nothing stored
     r = client.get("/api/incidents?offset=99999999999999999999")
     assert r.status_code == 400 and r.get_json()["field"] == "offset"

@@ -155,6 +155,13 @@ def test_wrong_types_and_sizes_are_named_400s_and_store_nothing(patrol_app, fres
     assert field(r) == "file" and "not UTF-8" in r.get_json()["error"]
     r = upload(f"segment,staff\n{ids['AB']},{chief}\nx\x00,1\n".encode())
     assert field(r) == "file" and "line 3" in r.get_json()["error"]
+    deep = io.BytesIO(b"[" * 100_000 + b"]" * 100_000)
+    r = c.post(
+        "/api/patrol/tracks",
+        data={"staff": str(chief), "file": (deep, "walk.json")},
+        content_type="multipart/form-data",
+    )
+    assert field(r) == "file" and "nested too deeply" in r.get_json()["error"]
     app.config["MAX_CONTENT_LENGTH"] = 2 * 1024 * 1024
     r = upload(b"segment,staff\n" + b"1,1\n" * 700_000)
     assert r.status_code == 413 and "limit of 2 MB" in r.get_json()["error"]
