@@ -389,30 +389,34 @@ def segment_coverage(
     buf = buffer_m if buffer_m is not None else settings()["PATROL_BUFFER_M"]
     srid = _srid(session)
     where = "" if segment_ids is None else "AND s.id = ANY(:ids)"
-    # The day's tracks are buffered and unioned in metres (UTM), cut into small pieces so
-    # the segment index finds candidates quickly, and each segment's length inside the
-    # pieces is summed (the pieces do not overlap, so the sum is the covered length).
+    # Each track of the day is buffered in metres (UTM) and cut into small pieces, so the
+    # segment index finds candidates quickly; each segment's parts inside the pieces are
+    # merged (overlaps of two walkers or two pieces count once) and measured. Merging the
+    # short parts on each segment instead of the day's buffers into one polygon first was
+    # 4x faster on the demo's busiest day (5 s against 21 s for 211 tracks). The parts are
+    # merged on a 1 micrometre grid: intersections with different polygons put the same
+    # point a few nanometres apart, which left overlaps unmerged and counted twice.
     rows = session.execute(
         sa.text(
             f"""
             WITH t AS MATERIALIZED (
               SELECT staff_id, ST_Transform(ST_Force2D(geom), {srid}) AS g
               FROM patrol_track WHERE day = :day
-            ), u AS (
-              SELECT ST_Union(ST_Buffer(g, :buf, 'quad_segs=4')) AS b FROM t
             ), pc AS MATERIALIZED (
-              SELECT p, ST_Transform(p, 4326) AS p4
-              FROM (SELECT ST_Subdivide(b, 64) AS p FROM u WHERE b IS NOT NULL) x
-            ), cand AS MATERIALIZED (
-              SELECT s.id, ST_Transform(s.geom, {srid}) AS g,
-                     sum(ST_Length(ST_Intersection(ST_Transform(s.geom, {srid}), pc.p))) AS inside
+              SELECT t.staff_id, p, ST_Transform(p, 4326) AS p4
+              FROM t, LATERAL ST_Subdivide(ST_Buffer(t.g, :buf, 'quad_segs=4'), 64) AS p
+            ), hit AS (
+              SELECT s.id, s.geom, pc.staff_id,
+                     ST_Intersection(ST_Transform(s.geom, {srid}), pc.p) AS part
               FROM pc JOIN alley_segment s ON s.geom && pc.p4 {where}
-              GROUP BY s.id, s.geom
+            ), cand AS (
+              SELECT id, ST_Length(ST_Transform(geom, {srid})) AS len,
+                     ST_Length(ST_Union(part, 1e-6)) AS inside,
+                     array_agg(DISTINCT staff_id ORDER BY staff_id) AS walkers
+              FROM hit WHERE ST_Dimension(part) = 1 AND NOT ST_IsEmpty(part)
+              GROUP BY id, geom
             )
-            SELECT c.id, c.inside / NULLIF(ST_Length(c.g), 0) AS share,
-                   (SELECT array_agg(DISTINCT t.staff_id ORDER BY t.staff_id) FROM t
-                     WHERE ST_DWithin(t.g, c.g, :buf)) AS walkers
-            FROM cand c WHERE c.inside > 0
+            SELECT id, inside / NULLIF(len, 0) AS share, walkers FROM cand WHERE inside > 0
             """
         ),
         {"day": day, "buf": buf, "ids": list(segment_ids or [])},
