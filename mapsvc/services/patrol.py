@@ -22,6 +22,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
+import threading
 from typing import Any
 
 import numpy as np
@@ -376,6 +377,12 @@ def _srid(session: Session) -> int:
     return metric_epsg_for_data(session.connection(), "alley_segment")
 
 
+#: coverage results kept per process (see segment_coverage): a few weeks of days
+COVERAGE_CACHE_DAYS = 64
+_COVERAGE: dict[tuple, dict[int, dict[str, Any]]] = {}
+_COVERAGE_LOCK = threading.Lock()
+
+
 def segment_coverage(
     session: Session,
     day: dt.date,
@@ -387,6 +394,26 @@ def segment_coverage(
     Only segments near some track appear; others have share 0.
     """
     buf = buffer_m if buffer_m is not None else settings()["PATROL_BUFFER_M"]
+    # A day's coverage only changes when its tracks or the streets do; the week's figures
+    # ask for every past day of the week on each page, so results are kept per process
+    # under a fingerprint of both (checked on every call, so never stale).
+    fingerprint = session.execute(
+        sa.text(
+            "SELECT (SELECT md5(coalesce(string_agg(id || ':' || md5(ST_AsBinary(geom)), ',' "
+            "        ORDER BY id), '')) FROM patrol_track WHERE day = :day), "
+            "       (SELECT count(*) || ':' || coalesce(sum(length_m), 0) FROM alley_segment)"
+        ),
+        {"day": day},
+    ).one()
+    key = (
+        session.get_bind().url.render_as_string(hide_password=False),
+        day,
+        float(buf),
+        None if segment_ids is None else tuple(sorted(segment_ids)),
+        tuple(fingerprint),
+    )
+    if key in _COVERAGE:
+        return {k: dict(v) for k, v in _COVERAGE[key].items()}
     srid = _srid(session)
     where = "" if segment_ids is None else "AND s.id = ANY(:ids)"
     # Each track of the day is buffered in metres (UTM) and cut into small pieces, so the
@@ -421,9 +448,14 @@ def segment_coverage(
         ),
         {"day": day, "buf": buf, "ids": list(segment_ids or [])},
     ).all()
-    return {
+    out = {
         r[0]: {"share": min(1.0, float(r[1] or 0.0)), "walked_by": list(r[2] or [])} for r in rows
     }
+    with _COVERAGE_LOCK:  # the web server answers in threads
+        if len(_COVERAGE) >= COVERAGE_CACHE_DAYS:
+            _COVERAGE.pop(next(iter(_COVERAGE)))  # the oldest entry
+        _COVERAGE[key] = out
+    return {k: dict(v) for k, v in out.items()}
 
 
 def patrolled_segments(

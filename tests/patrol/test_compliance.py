@@ -205,3 +205,21 @@ def test_week_summary_counts_days_and_visits(session, street):
     assert next(c for c in day1["chiefs"] if c["staff_id"] == chief)["patrolled"] == 1
     # the next week starts empty
     assert patrol.week_summary(session, DAY + dt.timedelta(days=7))["segments_patrolled"] == 0
+
+
+def test_coverage_is_kept_until_the_days_tracks_change(session, street):
+    """A day's coverage is reused across calls, and recomputed when its tracks change."""
+    ids, chief, _other = street
+    patrol.upload_track(session, chief, {"points": walk([(0, 5), (100, 5)])})
+    first = patrol.segment_coverage(session, DAY)
+    kept = len(patrol._COVERAGE)
+    again = patrol.segment_coverage(session, DAY)
+    assert again == first and len(patrol._COVERAGE) == kept  # answered from what was kept
+    again[ids["A"]]["share"] = 0.0  # a caller's changes do not leak into what is kept
+    assert patrol.segment_coverage(session, DAY)[ids["A"]]["share"] == pytest.approx(1.0)
+    # the track is moved 40 m away (same id, same count): the fingerprint sees the geometry
+    session.execute(
+        sa.text("UPDATE patrol_track SET geom = ST_Translate(geom, 0, 0.0004) WHERE day = :d"),
+        {"d": DAY},
+    )
+    assert ids["A"] not in patrol.segment_coverage(session, DAY)
