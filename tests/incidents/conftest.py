@@ -229,3 +229,24 @@ def zoom_and_wait(page, zoom_by: int) -> int:  # noqa: ANN001
         arg=target,
     )
     return target
+
+
+def run_cli(engine, *args: str):  # noqa: ANN001, ANN201 - click Result
+    """Run ``mapsvc ARGS...`` in-process against ``engine``'s database (DATABASE_URL)."""
+    from click.testing import CliRunner
+
+    from mapsvc.cli import main
+
+    url = engine.url.render_as_string(hide_password=False)
+    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
+
+
+def write_csv(path, header: list[str], rows: list[list[str]]):  # noqa: ANN001, ANN201 - Path
+    """Write ``rows`` under ``header`` as UTF-8 with a BOM (as hotline exports come); return path."""
+    import csv
+
+    with path.open("w", encoding="utf-8-sig", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        w.writerows(rows)
+    return path

@@ -6,18 +6,11 @@ import datetime as dt
 import json
 
 import sqlalchemy as sa
-from click.testing import CliRunner
 from shapely.geometry import MultiPolygon, box
 
-from mapsvc.cli import main
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
-from tests.incidents.conftest import ll, wgs
-
-
-def _run(engine, *args: str):  # noqa: ANN001, ANN202
-    url = engine.url.render_as_string(hide_password=False)
-    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
+from tests.incidents.conftest import ll, run_cli, wgs
 
 
 def test_reroute_overdue_and_to_confirm_commands(district) -> None:  # noqa: ANN001
@@ -37,10 +30,10 @@ def test_reroute_overdue_and_to_confirm_commands(district) -> None:  # noqa: ANN
                     },
                 ).id
             )
-    res = _run(district.engine, "incidents", "overdue", "--json")
+    res = run_cli(district.engine, "incidents", "overdue", "--json")
     assert res.exit_code == 0, res.output
     assert [i["id"] for i in json.loads(res.output)] == [ids[0]]
-    res = _run(district.engine, "incidents", "to-confirm", "--json")
+    res = run_cli(district.engine, "incidents", "to-confirm", "--json")
     assert sorted(i["id"] for i in json.loads(res.output)) == sorted(ids[1:])
     # the planner moves the A1/A2 boundary to y=200: the first incident changes grid, the
     # second is no longer near a boundary
@@ -50,7 +43,7 @@ def test_reroute_overdue_and_to_confirm_commands(district) -> None:  # noqa: ANN
                 sa.text("UPDATE grid SET geom = ST_GeomFromText(:g, 4326) WHERE id = :id"),
                 {"g": MultiPolygon([wgs(box(0, y0, 500, y1))]).wkt, "id": district.grid[name]},
             )
-    res = _run(district.engine, "incidents", "reroute")
+    res = run_cli(district.engine, "incidents", "reroute")
     assert res.exit_code == 0 and "re-routed 3 open incidents" in res.output
     with session_scope(district.engine) as s:
         first, second = (svc.get_incident(s, i) for i in ids[:2])
@@ -58,5 +51,5 @@ def test_reroute_overdue_and_to_confirm_commands(district) -> None:  # noqa: ANN
             first.grid_id == district.grid["A2"] and first.grid_head_id == district.staff["headA2"]
         )
         assert second.grid_id == district.grid["A2"] and second.location_to_confirm is False
-    res = _run(district.engine, "incidents", "to-confirm")
+    res = run_cli(district.engine, "incidents", "to-confirm")
     assert res.exit_code == 0 and res.output.strip().endswith("1 incidents")

@@ -8,11 +8,9 @@ import datetime as dt
 from pathlib import Path
 
 import sqlalchemy as sa
-from click.testing import CliRunner
 
-from mapsvc.cli import main
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from tests.incidents.conftest import ll
+from tests.incidents.conftest import ll, run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "办结时间", "状态", "等级"]
 FMT = "%Y/%m/%d %H:%M"
@@ -49,14 +47,6 @@ def _bad_rows() -> list[tuple[list[str], str, str]]:
     ]
 
 
-def _write(path: Path, rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        w.writerows(rows)
-    return path
-
-
 def _mapping(tmp_path: Path) -> Path:
     m = tmp_path / "map.txt"
     m.write_text(
@@ -67,19 +57,14 @@ def _mapping(tmp_path: Path) -> Path:
     return m
 
 
-def _run(engine, *args: str):  # noqa: ANN001, ANN202
-    url = engine.url.render_as_string(hide_password=False)
-    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
-
-
 def _count(engine) -> int:  # noqa: ANN001
     with engine.connect() as c:
         return c.scalar(sa.text("SELECT count(*) FROM incident"))
 
 
 def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> None:  # noqa: ANN001
-    f = _write(tmp_path / "export.csv", _good_rows())
-    res = _run(
+    f = write_csv(tmp_path / "export.csv", HEADER, _good_rows())
+    res = run_cli(
         district.engine,
         "incidents",
         "import",
@@ -120,7 +105,7 @@ def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> N
     assert rows["H1"].due_at - rows["H1"].reported_at == dt.timedelta(hours=72)
     assert rows["H0"].severity == "ordinary"
     # importing the same file again: every id is already there -> nothing imported
-    res = _run(
+    res = run_cli(
         district.engine,
         "incidents",
         "import",
@@ -136,8 +121,8 @@ def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> N
 
 def test_bad_rows_import_nothing_by_default(district, tmp_path) -> None:  # noqa: ANN001
     bad = _bad_rows()
-    f = _write(tmp_path / "mixed.csv", _good_rows() + [r for r, _, _ in bad])
-    res = _run(
+    f = write_csv(tmp_path / "mixed.csv", HEADER, _good_rows() + [r for r, _, _ in bad])
+    res = run_cli(
         district.engine,
         "incidents",
         "import",
@@ -156,12 +141,13 @@ def test_bad_rows_import_nothing_by_default(district, tmp_path) -> None:  # noqa
 
 def test_skip_bad_imports_good_rows_and_writes_the_bad(district, tmp_path) -> None:  # noqa: ANN001
     bad = _bad_rows()
-    f = _write(
+    f = write_csv(
         tmp_path / "mixed.csv",
+        HEADER,
         [r for r, _, _ in bad[:3]] + _good_rows() + [r for r, _, _ in bad[3:]],
     )
     out = tmp_path / "bad.csv"
-    res = _run(
+    res = run_cli(
         district.engine,
         "incidents",
         "import",
@@ -185,11 +171,11 @@ def test_skip_bad_imports_good_rows_and_writes_the_bad(district, tmp_path) -> No
 
 
 def test_missing_columns_are_named(district, tmp_path) -> None:  # noqa: ANN001
-    f = _write(tmp_path / "export.csv", _good_rows())
-    res = _run(district.engine, "incidents", "import", str(f), "--map", "id=工单号")
+    f = write_csv(tmp_path / "export.csv", HEADER, _good_rows())
+    res = run_cli(district.engine, "incidents", "import", str(f), "--map", "id=工单号")
     assert res.exit_code == 1
     assert "missing columns lat (column 'lat')" in res.output
-    res = _run(district.engine, "incidents", "import", str(f), "--crs", "EPSG:3857")
+    res = run_cli(district.engine, "incidents", "import", str(f), "--crs", "EPSG:3857")
     assert res.exit_code == 1 and "--crs must be one of" in res.output
 
 
@@ -212,12 +198,12 @@ def test_description_and_address_are_kept_and_checked(district, tmp_path) -> Non
     m = _mapping(tmp_path)
     m.write_text(m.read_text(encoding="utf-8") + "description=问题描述\naddress=地址\n", "utf-8")
     args = ["incidents", "import", str(f), "--crs", "gcj02", "--mapping", str(m)]
-    res = _run(district.engine, *args)
+    res = run_cli(district.engine, *args)
     assert res.exit_code == 1 and _count(district.engine) == 0
     assert "row 5: 问题描述: contains a NUL character" in res.output, res.output
     assert "row 6: 地址: longer than 300 characters" in res.output
     assert "row 7: 工单号: id longer than 64 characters" in res.output
-    res = _run(district.engine, *args, "--skip-bad", str(tmp_path / "bad.csv"))
+    res = run_cli(district.engine, *args, "--skip-bad", str(tmp_path / "bad.csv"))
     assert res.exit_code == 0, res.output
     with district.engine.connect() as c:
         stored = c.execute(

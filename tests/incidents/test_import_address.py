@@ -12,19 +12,17 @@ from __future__ import annotations
 
 import csv
 import json
-from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
-from click.testing import CliRunner
 
-from mapsvc.cli import main
 from mapsvc.db import make_engine
 from mapsvc.services.chinacrs import wgs84_to_gcj02
 from mapsvc.services.errors import ValidationError
 from mapsvc.services.geo import metric_epsg_for_data
 from mapsvc.services.geocode import geocode, geocode_many
 from mapsvc.services.incident_import import ColumnMapping, ImportRejected, import_csv
+from tests.incidents.conftest import run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "地址"]
 MAP = "id=工单号,lat=纬度,lon=经度,category=类别,opened=受理时间,address=地址"
@@ -150,19 +148,6 @@ def _rows(p: dict, prefix: str) -> tuple[list[list[str]], dict[str, str]]:
     return rows, kind
 
 
-def _write(path: Path, rows: list[list[str]]) -> Path:
-    with path.open("w", encoding="utf-8-sig", newline="") as fh:
-        w = csv.writer(fh)
-        w.writerow(HEADER)
-        w.writerows(rows)
-    return path
-
-
-def _run(engine, *args: str):  # noqa: ANN001, ANN202
-    url = engine.url.render_as_string(hide_password=False)
-    return CliRunner().invoke(main, list(args), env={"DATABASE_URL": url}, catch_exceptions=False)
-
-
 def _counts(engine) -> tuple[int, int]:  # noqa: ANN001
     with engine.connect() as c:
         return (
@@ -187,9 +172,9 @@ def _metres(conn, lon: float, lat: float, sql: str, **params) -> float:  # noqa:
 
 def test_bad_addresses_reject_the_whole_file(demo_db, places, tmp_path) -> None:  # noqa: ANN001
     rows, kind = _rows(places, "R")
-    f = _write(tmp_path / "hotline.csv", rows)
+    f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     before = _counts(demo_db)
-    res = _run(demo_db, "incidents", "import", str(f), "--crs", "gcj02", "--map", MAP)
+    res = run_cli(demo_db, "incidents", "import", str(f), "--crs", "gcj02", "--map", MAP)
     assert res.exit_code == 1
     n = len(rows)
     assert f"2 of {n} rows are bad; nothing was imported" in res.output
@@ -206,10 +191,10 @@ def test_bad_addresses_reject_the_whole_file(demo_db, places, tmp_path) -> None:
 
 def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_path) -> None:  # noqa: ANN001
     rows, kind = _rows(places, "S")
-    f = _write(tmp_path / "hotline.csv", rows)
+    f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     out = tmp_path / "bad.csv"
     before = _counts(demo_db)
-    res = _run(
+    res = run_cli(
         demo_db,
         "incidents",
         "import",
@@ -325,7 +310,7 @@ def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_pat
         )
     assert to_confirm == 41
     # the planner's to-confirm list shows them
-    res = _run(demo_db, "incidents", "to-confirm", "--json", "--limit", "5000")
+    res = run_cli(demo_db, "incidents", "to-confirm", "--json", "--limit", "5000")
     listed = {i["external_id"] for i in json.loads(res.output)}
     assert {r.external_id for r in stored if r.located_by != "coordinates"} <= listed
 
@@ -349,7 +334,7 @@ class _RecordingBar:
 
 def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> None:  # noqa: ANN001
     rows, _ = _rows(places, "C")
-    f = _write(tmp_path / "hotline.csv", rows)
+    f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     bar = _RecordingBar()
     before = _counts(demo_db)
     with demo_db.connect() as conn:
@@ -376,7 +361,7 @@ def test_coordinate_file_does_no_geocoding(demo_db, places, tmp_path) -> None:  
     # an address column, but every row has coordinates: no geocoding step at all
     rows, kind = _rows(places, "K")
     keep = [r for r in rows if kind[r[0]].startswith("coordinates")]
-    f = _write(tmp_path / "coords.csv", keep)
+    f = write_csv(tmp_path / "coords.csv", HEADER, keep)
     bar = _RecordingBar()
     with demo_db.connect() as conn, conn.begin() as tx:
         result = import_csv(conn, f, crs="gcj02", mapping=ColumnMapping.from_options(MAP), bar=bar)
@@ -394,7 +379,7 @@ def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, t
         ["H2", glat, glon, "road_damage", OPENED, ""],
         ["H3", "", "", "road_damage", OPENED, ""],
     ]
-    f = _write(tmp_path / "half.csv", rows)
+    f = write_csv(tmp_path / "half.csv", HEADER, rows)
     before = _counts(demo_db)
     with demo_db.connect() as conn, conn.begin():
         with pytest.raises(ImportRejected) as e:
@@ -414,7 +399,7 @@ def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, t
 def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None:  # noqa: ANN001
     p = _places(demo_engine)
     a, b, cx, cy = p["crossing"]
-    res = _run(demo_engine, "geocode", f"{p['street']}12号", f"{a}和{b}路口")
+    res = run_cli(demo_engine, "geocode", f"{p['street']}12号", f"{a}和{b}路口")
     assert res.exit_code == 0, res.output
     lines = res.output.strip().splitlines()
     assert len(lines) == 2
@@ -427,7 +412,7 @@ def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None: 
         assert d < 0.5
     assert lines[1].split("\t")[2] == "intersection" and f"matched {a}与{b}" in lines[1]
 
-    res = _run(demo_engine, "geocode", "--json", f"{a}与{b}交叉口")
+    res = run_cli(demo_engine, "geocode", "--json", f"{a}与{b}交叉口")
     assert res.exit_code == 0, res.output
     (item,) = json.loads(res.output)
     assert item["precision"] == "intersection" and item["streets"] == [a, b]
@@ -445,10 +430,10 @@ def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None: 
 
 def test_geocode_command_refuses_with_reason_and_exit_1(demo_engine) -> None:  # noqa: ANN001
     p = _places(demo_engine)
-    res = _run(demo_engine, "geocode", NONSENSE)
+    res = run_cli(demo_engine, "geocode", NONSENSE)
     assert res.exit_code == 1
     assert f"{NONSENSE}\trefused: nothing in '{NONSENSE}' matched a known street" in res.output
-    res = _run(demo_engine, "geocode", "--json", f"{p['ambiguous']}3号", f"{p['street']}1号")
+    res = run_cli(demo_engine, "geocode", "--json", f"{p['ambiguous']}3号", f"{p['street']}1号")
     assert res.exit_code == 1  # one of them refused
     refused, ok = json.loads(res.output)
     assert "2 separate streets" in refused["error"] and "lon" not in refused
