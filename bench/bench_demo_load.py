@@ -1,6 +1,6 @@
 """Benchmark: ``load_demo`` with 100,000 incidents, and COPY against ORM inserts.
 
-Target (issue 2, demo brief): the whole demo with 100,000 incidents loads in well under a
+Target: the whole demo with 100,000 incidents loads in well under a
 minute (we aim at 30 s). The baseline is the obvious way to write the incidents: SQLAlchemy
 ``session.execute(insert(Incident), rows)`` (executemany with insertmanyvalues), timed on
 the very same rows as the demo's COPY, in the same database.

@@ -1,6 +1,6 @@
 """Benchmark: district-wide incident heatmap over 1,000,000 incidents.
 
-Target (issue 3): median response of ``/api/heatmap`` for a district-wide view at most
+Target: median response of ``/api/heatmap`` for a district-wide view at most
 300 ms and at most 200 KB, next to folium's ``HeatMap`` fed the raw points (its HTML size
 and build time: fetching the points, building the layer and rendering the page). The same
 views are measured with hexagon bins (``bins=hex``: ST_HexagonGrid cell indices and

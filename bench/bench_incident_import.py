@@ -1,6 +1,6 @@
 """Benchmark: bulk import of generated incidents, routing included, vs a geopandas baseline.
 
-Target (issue 3): at least 20,000 rows/s end to end for 1,000,000 incidents, routing to
+Target: at least 20,000 rows/s end to end for 1,000,000 incidents, routing to
 grid, community, nearest alley segment (within 30 m), chief and grid head included.
 
 Baseline on the same file: ``pandas.read_csv`` + ``geopandas.sjoin`` (points within grids)

@@ -1,6 +1,6 @@
 """Benchmark: weight and time to draw of the coverage map ``/`` vs a page embedding everything.
 
-Target (issue 2): with the full demo loaded (seed 20261124, 100,000 incidents), the page
+Target: with the full demo loaded (seed 20261124, 100,000 incidents), the page
 weighs under 2 MB in total (HTML + assets + the API JSON it fetches) and draws its grids in
 under 2 s in headless Chromium (navigation start -> grids on screen).
 

@@ -21,7 +21,7 @@ For every chief the script prints, side by side:
   in both directions; printed as it is; connected beats only, as it cannot connect pieces);
 * networkx ``eulerize`` (ignores lengths) on the chief's segments (connected beats only).
 
-Targets (issue 4): equal to the optimum on every connected case; on the others, on average
+Targets: equal to the optimum on every connected case; on the others, on average
 within 5% of the lower bound; faster than pgr_chinesePostman on the cases both solve.
 
     .venv/bin/python bench/bench_postman.py            # all three networks (~2-4 min)
@@ -102,7 +102,7 @@ def make_chiefs(engine: sa.Engine, quick: bool, whole: bool) -> list[tuple[str, 
 
     from mapsvc.models import Staff
     from mapsvc.services.assignments import assign
-    from mapsvc.services.postman import StreetGraph
+    from mapsvc.services.patrol_routes import StreetGraph
 
     with session_scope(engine) as s:
         g = StreetGraph.load(s)
@@ -139,7 +139,7 @@ def optimum_connected(graph, req_edges: list[int]) -> float:  # noqa: ANN001
     Computed by ``postman.reference_t_join_cost`` (all-pairs Dijkstra + rustworkx blossom),
     which shares no code with the solver's sparse-blossom T-join.
     """
-    from mapsvc.services.postman import reference_t_join_cost
+    from mapsvc.services.patrol_routes import reference_t_join_cost
 
     deg: dict[int, int] = {}
     for e in req_edges:
@@ -210,7 +210,7 @@ def nx_eulerize(graph, req_edges: list[int]) -> tuple[float, float]:  # noqa: AN
 def run_network(
     name: str, engine: sa.Engine, with_pgr: bool, extra: list[tuple[str, list[int]]] = ()
 ) -> dict:
-    from mapsvc.services import postman
+    from mapsvc.services import patrol_routes as postman
 
     with session_scope(engine) as s:
         t = time.perf_counter()

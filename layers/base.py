@@ -13,134 +13,13 @@ them up by name, so a new layer is one new module plus one import line in
 
 from __future__ import annotations
 
-import datetime as dt
 import html
 from abc import ABC, abstractmethod
-from collections.abc import Callable
 from dataclasses import dataclass
-from functools import lru_cache
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
-if TYPE_CHECKING:
-    from babel.support import NullTranslations
-
-BBox = tuple[float, float, float, float]
-
-#: the language of a layer when none is asked for (Chinese first, like the pages)
-DEFAULT_LOCALE = "zh_CN"
-
-
-# --------------------------------------------------------------------------- translation
-
-
-def N_(msgid: str) -> str:  # noqa: N802 - the gettext convention babel's extractor knows
-    """Mark ``msgid`` for translation where it is defined; translate it where it is shown.
-
-    Labels kept in module-level tables (legend keys, select options, layer titles) are
-    defined before any locale is known. ``N_`` returns the English id unchanged and only
-    makes the string visible to ``pybabel extract`` (and to the catalogue test), so every
-    id a layer shows is found in one pass over the code.
-    """
-    return msgid
-
-
-def _catalogue_locale(locale: str | None) -> str:
-    """The catalogue a layer locale reads: English for ``en*``, else Chinese (default).
-
-    Layers are called with whatever the caller has: ``zh_CN``, ``zh``, Flask-Babel's
-    ``zh_Hans_CN``, ``en``, ``en_US``. The service speaks two languages, so anything not
-    English is the default Chinese, as on the pages.
-    """
-    return "en" if (locale or "").lower().startswith("en") else DEFAULT_LOCALE
-
-
-@lru_cache(maxsize=4)
-def _load_catalogue(locale: str) -> NullTranslations:
-    from babel import Locale
-    from babel.support import Translations
-
-    from mapsvc.i18n import TRANSLATIONS, compile_catalogues
-
-    compile_catalogues()
-    # the same lookup Flask-Babel makes: the Locale object's name (zh_CN -> zh_Hans_CN)
-    return Translations.load(str(TRANSLATIONS), [Locale.parse(locale)])
-
-
-def catalogue(locale: str | None = DEFAULT_LOCALE) -> NullTranslations:
-    """The project's compiled message catalogue for ``locale``, read through Babel.
-
-    Why not Flask-Babel: layers run without a Flask app or request (tests, the CLI, the
-    benchmarks call them with a ``locale`` argument), yet must say the same as the pages.
-    This reads the very catalogues Flask-Babel serves (``mapsvc/translations``, compiled
-    from ``.po`` when stale) under the name Flask-Babel looks them up, so a page and its
-    layers never disagree. Cached: one load per language and process. Use
-    ``catalogue(locale).pgettext(context, msgid)`` where one English id needs two Chinese
-    texts.
-    """
-    return _load_catalogue(_catalogue_locale(locale))
-
-
-def translator(locale: str | None = DEFAULT_LOCALE) -> Callable[[str], str]:
-    """``gettext`` of the project's catalogue for ``locale``: ``_ = translator(locale)``.
-
-    The one way a layer translates: message ids are English, the Chinese texts live in
-    ``mapsvc/translations/zh_Hans_CN/LC_MESSAGES/messages.po`` (see :func:`catalogue`).
-    Ids are written as literals in ``_("...")``, ``N_("...")`` or ``pgettext("ctx", "...")``
-    calls outside f-strings, where ``pybabel extract`` (default keywords) and
-    ``tests/layers/test_i18n.py`` find them.
-    """
-    return catalogue(locale).gettext
-
-
-class BadRequest(ValueError):
-    """Bad filter or bbox values; the message names the parameter and what is wrong."""
-
-    def __init__(self, message: str, field: str | None = None):
-        super().__init__(message)
-        self.field = field
-
-
-def parse_bbox(text: str | None) -> BBox | None:
-    """Parse ``minx,miny,maxx,maxy`` (WGS84 degrees) or return None when empty."""
-    if not text:
-        return None
-    parts = text.split(",")
-    if len(parts) != 4:
-        raise BadRequest(f"bbox must be minx,miny,maxx,maxy; got {text[:80]!r}", field="bbox")
-    try:
-        minx, miny, maxx, maxy = (float(p) for p in parts)
-    except ValueError:
-        raise BadRequest(f"bbox values must be numbers; got {text[:80]!r}", field="bbox") from None
-    if not (
-        -180 <= minx <= 180 and -180 <= maxx <= 180 and -90 <= miny <= 90 and -90 <= maxy <= 90
-    ):
-        raise BadRequest(
-            f"bbox is outside WGS84 longitude/latitude ranges: {text[:80]!r}", field="bbox"
-        )
-    if minx >= maxx or miny >= maxy:
-        raise BadRequest(f"bbox min must be below max: {text[:80]!r}", field="bbox")
-    return (minx, miny, maxx, maxy)
-
-
-def parse_date(
-    value: str | dt.date | None, field: str = "date", default: dt.date | None = None
-) -> dt.date | None:
-    """Parse ``YYYY-MM-DD`` (a date passes through); ``default`` when empty.
-
-    The one date parser of request parameters, CLI options and JSON bodies: a bad value is a
-    BadRequest naming the field.
-    """
-    if value is None or value == "":
-        return default
-    if isinstance(value, dt.date):
-        return value
-    try:
-        return dt.date.fromisoformat(str(value).strip())
-    except ValueError:
-        raise BadRequest(
-            f"{field} must be a date like 2026-01-31; got {str(value)[:40]!r}",
-            field=field,
-        ) from None
+from mapsvc.core.i18n import DEFAULT_LOCALE, translator
+from mapsvc.core.values import BBox
 
 
 def collection_bounds(*collections: dict) -> list[list[float]] | None:

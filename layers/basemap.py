@@ -18,7 +18,9 @@ import logging
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 
-from layers.base import DEFAULT_LOCALE, BadRequest, BBox, translator
+from mapsvc.core.errors import BadRequest
+from mapsvc.core.i18n import DEFAULT_LOCALE, translator
+from mapsvc.core.values import BBox
 
 log = logging.getLogger(__name__)
 

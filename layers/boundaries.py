@@ -28,8 +28,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from layers import register
-from layers.base import N_, BadRequest, BBox, LegendItem, MapLayer, esc, translator
+from layers.base import LegendItem, MapLayer, esc
+from layers.registry import register
+from mapsvc.core.errors import BadRequest
+from mapsvc.core.i18n import N_, translator
+from mapsvc.core.values import BBox
 
 #: qualitative fill colours for grids (ColorBrewer Set3 without its red, which means
 #: "no chief" on this map)

@@ -12,9 +12,11 @@ import json
 from collections.abc import Callable
 from typing import Any
 
-from layers import register
-from layers.base import N_, BBox, LegendItem, MapLayer, esc, translator
+from layers.base import LegendItem, MapLayer, esc
+from layers.registry import register
 from mapsvc.config import local_today
+from mapsvc.core.i18n import N_, translator
+from mapsvc.core.values import BBox
 
 GRID_COLOURS = {"no_head": "#d7301f", "understaffed": "#fdae61", "staffed": "#1a9850"}
 SEGMENT_COLOURS = {"chief": "#2166ac", "no_chief": "#c51b7d"}

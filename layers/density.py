@@ -13,10 +13,12 @@ import datetime as dt
 import json
 from typing import Any
 
-from layers import register
-from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
+from layers.base import LegendItem, MapLayer, esc
 from layers.coverage import slim
+from layers.registry import register
 from mapsvc.config import local_today
+from mapsvc.core.i18n import N_, catalogue, translator
+from mapsvc.core.values import BBox
 
 #: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
 PALETTE = [

@@ -42,8 +42,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from layers import register
-from layers.base import N_, BadRequest, BBox, LegendItem, MapLayer, esc, translator
+from layers.base import LegendItem, MapLayer, esc
+from layers.registry import register
+from mapsvc.core.errors import BadRequest
+from mapsvc.core.i18n import N_, translator
+from mapsvc.core.values import BBox
 
 #: cell edge in screen pixels
 CELL_PX = 12
@@ -239,7 +242,7 @@ def parse_zoom(value: Any) -> float:
 
 def _filters(filters: dict[str, Any], session=None) -> tuple[str, dict[str, Any]]:  # noqa: ANN001
     """SQL condition of the shared incident filters; with a session, unknown ids are a 404."""
-    from mapsvc.services.errors import ValidationError
+    from mapsvc.core.errors import ValidationError
     from mapsvc.services.incidents import filter_sql
 
     try:
@@ -256,7 +259,7 @@ def filter_choices(session, day: dt.date | None = None) -> dict[str, list]:  # n
     the staff holding an alley-chief post on ``day`` (default today), from the assignments
     service, so a chief finds himself in the list the day he takes the post.
     """
-    from mapsvc.services.postman import chiefs
+    from mapsvc.services.patrol_routes import chiefs
 
     communities = [
         (int(i), n or c)

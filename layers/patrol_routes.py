@@ -16,9 +16,11 @@ from typing import Any
 
 import sqlalchemy as sa
 
-from layers import register
-from layers.base import N_, BBox, LegendItem, MapLayer, catalogue, esc, translator
+from layers.base import LegendItem, MapLayer, esc
+from layers.registry import register
 from mapsvc.config import local_today
+from mapsvc.core.i18n import N_, catalogue, translator
+from mapsvc.core.values import BBox
 
 #: route colours kept apart from the patrolled-state colours (green / yellow / red)
 ROUTE_COLOURS = ["#2b5cd6", "#8e44ad", "#00838f", "#c51b8a", "#5d4037", "#3949ab", "#636363"]
@@ -127,8 +129,8 @@ class PatrolRoutesLayer(MapLayer):
         **filters: Any,
     ) -> dict:
         """Routes of one chief (``chief``) or of every chief holding segments in ``grid``."""
-        from mapsvc.services import postman
-        from mapsvc.services.errors import NotFound, ServiceError
+        from mapsvc.core.errors import NotFound, ServiceError
+        from mapsvc.services import patrol_routes
 
         if chief is not None:
             from mapsvc.models import Staff
@@ -138,16 +140,16 @@ class PatrolRoutesLayer(MapLayer):
                 raise NotFound(f"staff {chief} does not exist", field="chief")
             chiefs = [(chief, st.name, 0)]
         elif grid is not None:
-            chiefs = postman.chiefs(session, grid, day)
+            chiefs = patrol_routes.chiefs(session, grid, day)
         else:
             chiefs = []
         routes = []
         assigned: dict[int, dict] = {}
-        graph = postman.graph_for(session) if chiefs else None
+        graph = patrol_routes.graph_for(session) if chiefs else None
         errors = []
         for i, (staff_id, name, _n) in enumerate(chiefs):
             try:
-                res = postman.route_for_chief(
+                res = patrol_routes.route_for_chief(
                     session, staff_id, graph=graph, start=start if chief else None, day=day
                 )
             except ServiceError as exc:  # shown on the map page; other chiefs still drawn

@@ -1,39 +1,32 @@
-"""mapsvc: the map service for grid management (网格化管理) and street and alley chiefs (街巷长制)."""
+"""mapsvc: the map service for grid management (网格化管理) and street and alley chiefs (街巷长制).
+
+The package root is the top floor (see ``docs/ARCHITECTURE.md``): it only wires the web
+application (:mod:`mapsvc.app`) to the CLI's commands (:mod:`mapsvc.commands`), so that
+``flask --app mapsvc ...`` finds the same commands as ``mapsvc ...``. Importing a lower
+floor (``mapsvc.services.incidents``, say) therefore loads neither Flask nor the CLI.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Flask
+from mapsvc.config import VERSION as __version__
 
-from mapsvc.config import PROJECT_ROOT, from_environment
+if TYPE_CHECKING:
+    from flask import Flask
 
-__version__ = "0.1.0"
+__all__ = ["__version__", "create_app"]
 
 
 def create_app(test_config: dict[str, Any] | None = None) -> Flask:
-    """Application factory: config, one engine, translations, blueprints, CLI.
+    """The web application with the CLI's commands on ``app.cli`` too.
 
     ``test_config`` overrides the environment (the tests pass their own DATABASE_URL).
     """
-    app = Flask(
-        __name__,
-        static_folder=str(PROJECT_ROOT / "static"),
-        static_url_path="/static",
-    )
-    app.config.from_mapping(from_environment())
-    if test_config:
-        app.config.update(test_config)
-    app.json.ensure_ascii = False  # Chinese names stay readable in JSON
+    from mapsvc.app import create_app as build_app
+    from mapsvc.commands import COMMANDS
 
-    from mapsvc import db, i18n, web
-
-    i18n.init_app(app)
-    db.init_app(app)
-    web.init_app(app)
-
-    from mapsvc.cli import all_commands
-
-    for command in all_commands():  # so `flask --app mapsvc <command>` works too
+    app = build_app(test_config)
+    for command in COMMANDS:
         app.cli.add_command(command)
     return app

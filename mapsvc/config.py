@@ -15,6 +15,9 @@ from zoneinfo import ZoneInfo
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
+#: the release (setup.cfg reads it from here)
+VERSION = "0.1.0"
+
 DEFAULTS: dict[str, object] = {
     # Database: None means "start and use the embedded cluster under VAR_DIR/pg".
     "DATABASE_URL": None,
@@ -35,17 +38,17 @@ DEFAULTS: dict[str, object] = {
     # Demo
     "DEMO_SEED": 20261124,
     "DEMO_INCIDENTS": 100_000,
-    # Incidents (issue 3)
+    # Incidents: routing to a segment, the boundary margin, time limits per class
     "INCIDENT_SEGMENT_MAX_M": 30.0,
     "INCIDENT_BOUNDARY_CONFIRM_M": 15.0,
     "INCIDENT_TIME_LIMIT_HOURS": {"minor": 24, "ordinary": 72, "major": 168, "grave": 360},
     "OPEN311_API_KEYS": ["demo-key"],
-    # Patrol (issue 4)
+    # Patrol: coverage share and buffer of a patrolled segment, track checks, walking speed
     "PATROL_COVER_SHARE": 0.8,
     "PATROL_BUFFER_M": 20.0,
     "PATROL_MAX_SPEED_KMH": 30.0,
     "WALKING_SPEED_KMH": 4.5,
-    # Staffing (issue 5): required staff = a*pop/10000 + b*area_km2 + c*enterprises/100
+    # Staffing quota: required staff = a*pop/10000 + b*area_km2 + c*enterprises/100
     "QUOTA_COEFFICIENTS": {"a": 8.0, "b": 2.0, "c": 1.0},
     "GRID_MEMBERS_REQUIRED": 2,
     # staff counted against the quota: community_workers (社区工作者员额) | all | grid_staff ...

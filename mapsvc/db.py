@@ -1,4 +1,6 @@
-"""Database access: one engine per app, one session per request, and the embedded cluster.
+"""Database access without Flask: URLs, engines, the schema, sessions and the embedded cluster.
+
+The web's one engine per app and session per request live in :mod:`mapsvc.web.context`.
 
 With no ``DATABASE_URL`` the service owns a private PostgreSQL + PostGIS cluster under
 ``var/pg`` (initdb + pg_ctl). PostgreSQL refuses to run as root, so when we are root the
@@ -19,7 +21,7 @@ from pathlib import Path
 
 import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
-from sqlalchemy.orm import Session, sessionmaker
+from sqlalchemy.orm import Session
 
 PG_BIN_CANDIDATES = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
 
@@ -315,43 +317,7 @@ def ensure_schema(engine: Engine) -> None:
     upgrade(engine)
 
 
-# --------------------------------------------------------------------------- Flask glue
-
-
-def init_app(app) -> None:  # noqa: ANN001 - Flask app
-    """Create the app's single engine and a per-request session closed on teardown."""
-    from flask import g
-
-    url = resolve_url(app.config)
-    engine = make_engine(url)
-    if not app.config.get("SKIP_SCHEMA"):
-        ensure_schema(engine)
-        check_connection(engine)
-    app.extensions["mapsvc.engine"] = engine
-    app.extensions["mapsvc.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
-
-    @app.teardown_appcontext
-    def _close_session(exc: BaseException | None) -> None:
-        session = g.pop("db_session", None)
-        if session is not None:
-            if exc is not None:
-                session.rollback()
-            session.close()
-
-
-def get_engine() -> Engine:
-    from flask import current_app
-
-    return current_app.extensions["mapsvc.engine"]
-
-
-def get_session() -> Session:
-    """The request's session (created on first use, closed on teardown)."""
-    from flask import current_app, g
-
-    if "db_session" not in g:
-        g.db_session = current_app.extensions["mapsvc.sessionmaker"]()
-    return g.db_session
+# --------------------------------------------------------------------------- sessions
 
 
 @contextmanager

@@ -83,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
     import sqlalchemy as sa
 
     from mapsvc import create_app
-    from mapsvc.db import DatabaseError, get_engine
+    from mapsvc.db import DatabaseError
+    from mapsvc.web.context import get_engine
 
     try:
         app = create_app()

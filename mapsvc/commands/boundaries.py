@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from mapsvc.commands import open_engine, progress
+from mapsvc.commands.common import open_engine, progress
 from mapsvc.config import from_environment
 
 
@@ -72,9 +72,9 @@ def _level_command(level: str, doc: str) -> click.Command:
         tolerance_m: float,
         strict_tiling: bool,
     ) -> None:
+        from mapsvc.core.errors import ServiceError
         from mapsvc.db import session_scope
         from mapsvc.services.boundaries import FieldNames, format_report, import_boundaries
-        from mapsvc.services.errors import ServiceError
 
         if enterprises_field and level != "communities":
             raise click.ClickException("--enterprises-field applies to communities only")

@@ -24,7 +24,7 @@ def db_group() -> None:
 @db_group.command("start")
 def start() -> None:
     """Start the embedded PostgreSQL and bring the schema to the latest migration."""
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
 
     config = from_environment()
     _embedded(config)
@@ -70,7 +70,7 @@ def status() -> None:
 @click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
 def reset(yes: bool) -> None:
     """Drop the database and recreate it empty at the latest schema."""
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
 
     config = from_environment()
     if not yes:
@@ -86,7 +86,7 @@ def reset(yes: bool) -> None:
 @db_group.command("upgrade")
 def upgrade() -> None:
     """Run the Alembic migrations to head."""
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
 
     open_engine()
     click.echo("schema at head")

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from mapsvc.commands import open_engine
+from mapsvc.commands.common import open_engine
 from mapsvc.config import from_environment
 
 

@@ -64,8 +64,8 @@ def import_cmd(
     By default a file with any bad row imports nothing and the bad rows are listed (row
     number, column, reason).
     """
-    from mapsvc.commands import open_engine, progress
-    from mapsvc.services.errors import ValidationError
+    from mapsvc.commands.common import open_engine, progress
+    from mapsvc.core.errors import ValidationError
     from mapsvc.services.incident_import import (
         ColumnMapping,
         ImportRejected,
@@ -133,7 +133,7 @@ def import_cmd(
 @incidents_group.command("reroute")
 def reroute_cmd() -> None:
     """Re-route every open incident (after grids, segments or assignments change)."""
-    from mapsvc.commands import open_engine, progress
+    from mapsvc.commands.common import open_engine, progress
     from mapsvc.services.routing import reroute_open
 
     config = from_environment()
@@ -165,7 +165,7 @@ def _print_list(items: list[dict], as_json: bool) -> None:
 @click.option("--limit", default=1000, show_default=True)
 def overdue_cmd(as_json: bool, limit: int) -> None:
     """List open incidents past their class's time limit, most overdue first."""
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
     from mapsvc.db import session_scope
     from mapsvc.services.incidents import overdue
 
@@ -178,7 +178,7 @@ def overdue_cmd(as_json: bool, limit: int) -> None:
 @click.option("--limit", default=1000, show_default=True)
 def to_confirm_cmd(as_json: bool, limit: int) -> None:
     """List open incidents whose location a planner must confirm."""
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
     from mapsvc.db import session_scope
     from mapsvc.services.incidents import to_confirm
 
@@ -196,7 +196,7 @@ def geocode_cmd(addresses: tuple[str, ...], as_json: bool) -> None:
     community) and what matched, or why the address is refused. Exit code 1 when any
     address is refused, so scripts can check a hotline address before importing it.
     """
-    from mapsvc.commands import open_engine
+    from mapsvc.commands.common import open_engine
     from mapsvc.services.geocode import geocode_many
 
     engine = open_engine()

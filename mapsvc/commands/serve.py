@@ -21,8 +21,8 @@ def serve(host: str | None, port: int | None, no_demo: bool, keep_db: bool) -> N
     """Serve the map service (with the demo district on first run)."""
     from werkzeug.serving import run_simple
 
-    from mapsvc import create_app
-    from mapsvc.commands import open_engine
+    from mapsvc.app import create_app
+    from mapsvc.commands.common import open_engine
     from mapsvc.db import EmbeddedPostgres
     from mapsvc.services import demo
 

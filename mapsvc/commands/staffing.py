@@ -13,12 +13,13 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from mapsvc.commands import open_engine
+from mapsvc.commands.common import open_engine
 from mapsvc.config import from_environment, local_today
 
 
 def _day(value: str | None) -> dt.date:
-    from layers.base import BadRequest, parse_date
+    from mapsvc.core.errors import BadRequest
+    from mapsvc.core.values import parse_date
 
     try:
         return parse_date(value, "--date", local_today())
@@ -59,7 +60,7 @@ def _pad(text: str, width: int, left: bool) -> str:
 
 @click.group("staffing")
 def staffing() -> None:
-    """Coverage, density and quotas of grid and alley staff (issue 5)."""
+    """Coverage, density and quotas of grid and alley staff."""
 
 
 @staffing.command("coverage")
@@ -181,8 +182,8 @@ def quota_cmd(
     lang: str,
 ) -> None:
     """Required staff per community (a×pop/10000 + b×km² + c×enterprises/100) vs actual."""
+    from mapsvc.core.errors import ValidationError
     from mapsvc.services import quota as q
-    from mapsvc.services.errors import ValidationError
 
     day = _day(date_)
     cfg = from_environment()

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import click
 
-from mapsvc.commands import open_engine, progress
+from mapsvc.commands.common import open_engine, progress
 from mapsvc.config import from_environment, local_today
+from mapsvc.core.errors import ServiceError
 from mapsvc.db import session_scope
-from mapsvc.services.errors import ServiceError
 
 
 def _fail(exc: ServiceError) -> click.ClickException:
@@ -28,7 +28,8 @@ def streets_group() -> None:
 @click.option("--bbox", default=None, help="minx,miny,maxx,maxy (WGS84) to clip the extract.")
 def import_command(file: str, bbox: str | None) -> None:
     """Load walkable streets from FILE.osm.pbf into alley_segment (re-import keeps ids)."""
-    from layers.base import BadRequest, parse_bbox
+    from mapsvc.core.errors import BadRequest
+    from mapsvc.core.values import parse_bbox
     from mapsvc.services import streets
 
     try:
@@ -98,13 +99,13 @@ def route_command(
 ) -> None:
     """The shortest closed patrol walk over a chief's segments."""
     from mapsvc.models import Staff
-    from mapsvc.services import postman
+    from mapsvc.services import patrol_routes
 
     engine = open_engine()
     speed = _speed()
     try:
         with session_scope(engine) as session:
-            res = postman.route_for_chief(session, chief, start=_start(start))
+            res = patrol_routes.route_for_chief(session, chief, start=_start(start))
             staff = session.get(Staff, chief)
     except ServiceError as exc:
         raise _fail(exc) from None
@@ -137,7 +138,7 @@ def route_command(
 @click.option("--all", "all_", is_flag=True, help="Every chief of the district.")
 def routes_command(grid: str | None, all_: bool) -> None:
     """Routes of many chiefs with a progress bar, then a summary table."""
-    from mapsvc.services import postman
+    from mapsvc.services import patrol_routes
 
     if not grid and not all_:
         raise click.UsageError("give --grid CODE or --all")
@@ -147,11 +148,11 @@ def routes_command(grid: str | None, all_: bool) -> None:
     failed = []
     try:
         with session_scope(engine) as session:
-            chiefs = postman.chiefs(session, None if all_ else grid)
-            graph = postman.graph_for(session)
+            chiefs = patrol_routes.chiefs(session, None if all_ else grid)
+            graph = patrol_routes.graph_for(session)
             for staff_id, name, _n in progress(chiefs, desc="routes", unit="chief"):
                 try:
-                    res = postman.route_for_chief(session, staff_id, graph=graph)
+                    res = patrol_routes.route_for_chief(session, staff_id, graph=graph)
                 except ServiceError as exc:  # one chief's problem does not stop the others
                     failed.append((staff_id, name, exc.message))
                     continue

@@ -1,4 +1,4 @@
-"""Tables of the incidents feature area (beyond those in :mod:`mapsvc.models.core`).
+"""Incidents (事件) and their closed loop: categories, incidents, the history of each step.
 
 ``incident_event`` is the audit trail of the closed loop: one row per state change (and one
 for the intake itself, with ``from_state`` NULL), so "who did what when" is never lost and
@@ -9,33 +9,93 @@ from __future__ import annotations
 
 import datetime as dt
 
+from geoalchemy2 import Geometry
 from sqlalchemy import (
     BigInteger,
-    Column,
+    CheckConstraint,
     Computed,
     DateTime,
     Float,
     ForeignKey,
     Index,
+    SmallInteger,
     String,
     Text,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from mapsvc.models.core import Base, Incident
+from mapsvc.models.base import Base
 
-#: Web Mercator position of each incident (generated, so nothing can forget to set it) and
-#: a btree over it: the heatmap layer (layers/heatmap.py) bins a district-wide view of a
-#: million incidents from this index alone (index-only scan). Declared here, on the core
-#: table, because the heatmap is this feature area's concern; migration 0002 creates them.
-for _col, _fn in (("x_m", "ST_X"), ("y_m", "ST_Y")):
-    if _col not in Incident.__table__.c:
-        Incident.__table__.append_column(
-            Column(_col, Float(precision=53), Computed(f"{_fn}(ST_Transform(geom, 3857))"))
-        )
-if not any(ix.name == "ix_incident_xy" for ix in Incident.__table__.indexes):
-    Index("ix_incident_xy", Incident.__table__.c.x_m, Incident.__table__.c.y_m)
+#: incident severity classes: 小微 minor, 一般 ordinary, 较大 major, 重大 grave
+SEVERITIES = ("minor", "ordinary", "major", "grave")
+#: closed-loop states
+STATES = ("received", "dispatched", "in_hand", "verified", "closed", "returned", "reopened")
+SOURCES = ("hotline", "patrol", "resident")
+
+
+class IncidentCategory(Base):
+    """Incident category; also the Open311 ``service``."""
+
+    __tablename__ = "incident_category"
+    code: Mapped[str] = mapped_column(String(40), primary_key=True)
+    name_zh: Mapped[str] = mapped_column(String(100))
+    name_en: Mapped[str] = mapped_column(String(100))
+    group: Mapped[str | None] = mapped_column(String(60))
+    default_severity: Mapped[str] = mapped_column(String(10), default="ordinary")
+
+
+class Incident(Base):
+    """事件: a point with a source, category, severity class and a closed-loop state."""
+
+    __tablename__ = "incident"
+    id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    external_id: Mapped[str | None] = mapped_column(String(64), unique=True)
+    source: Mapped[str] = mapped_column(String(20), default="hotline")
+    category: Mapped[str] = mapped_column(ForeignKey("incident_category.code"), index=True)
+    severity: Mapped[str] = mapped_column(String(10), default="ordinary")
+    state: Mapped[str] = mapped_column(String(12), default="received", index=True)
+    description: Mapped[str | None] = mapped_column(Text)
+    address: Mapped[str | None] = mapped_column(String(300))
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
+    source_crs: Mapped[str | None] = mapped_column(String(40))
+    #: "coordinates", or the geocoder's precision class for a point found from the address
+    located_by: Mapped[str] = mapped_column(String(16), server_default="coordinates")
+    reported_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), index=True)
+    due_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    closed_at: Mapped[dt.datetime | None] = mapped_column(DateTime(timezone=True))
+    rating: Mapped[int | None] = mapped_column(SmallInteger)
+    # routing results (see mapsvc.services.routing)
+    community_id: Mapped[int | None] = mapped_column(
+        ForeignKey("community.id", ondelete="SET NULL"), index=True
+    )
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grid.id", ondelete="SET NULL"), index=True
+    )
+    segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alley_segment.id", ondelete="SET NULL"), index=True
+    )
+    chief_id: Mapped[int | None] = mapped_column(
+        ForeignKey("staff.id", ondelete="SET NULL"), index=True
+    )
+    grid_head_id: Mapped[int | None] = mapped_column(ForeignKey("staff.id", ondelete="SET NULL"))
+    segment_distance_m: Mapped[float | None] = mapped_column(Float)
+    location_to_confirm: Mapped[bool] = mapped_column(default=False)
+    #: Web Mercator position (generated, so nothing can forget to set it), indexed together
+    #: in ix_incident_xy: the heatmap layer bins a district-wide view of a million incidents
+    #: from that index alone (index-only scan)
+    x_m: Mapped[float] = mapped_column(
+        Float(precision=53), Computed("ST_X(ST_Transform(geom, 3857))")
+    )
+    y_m: Mapped[float] = mapped_column(
+        Float(precision=53), Computed("ST_Y(ST_Transform(geom, 3857))")
+    )
+    __table_args__ = (
+        Index("ix_incident_xy", "x_m", "y_m"),
+        CheckConstraint(f"severity IN {SEVERITIES!r}", name="ck_incident_severity"),
+        CheckConstraint(f"state IN {STATES!r}", name="ck_incident_state"),
+        CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_incident_rating"),
+    )
 
 
 class IncidentEvent(Base):
@@ -52,6 +112,3 @@ class IncidentEvent(Base):
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
     note: Mapped[str | None] = mapped_column(Text)
     __table_args__ = (Index("ix_incident_event_incident_at", "incident_id", "at"),)
-
-
-__all__ = ["IncidentEvent"]

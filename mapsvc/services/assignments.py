@@ -14,8 +14,8 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
 from mapsvc.config import local_today
+from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.models import Assignment, Staff
-from mapsvc.services.errors import NotFound, ValidationError
 
 #: roles held by one person at a time on a target; others (grid members...) may be many
 SINGLE_HOLDER_ROLES = {"grid_head", "alley_chief", "deputy_chief"}

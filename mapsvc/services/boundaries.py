@@ -26,8 +26,8 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mapsvc.core.errors import ValidationError
 from mapsvc.services.chinacrs import CHINA_CRS, geometry_to_wgs84, normalize_crs_name
-from mapsvc.services.errors import ValidationError
 
 #: level -> (table, parent table, parent foreign key column)
 LEVELS: dict[str, tuple[str, str | None, str | None]] = {

@@ -27,7 +27,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from layers.base import BBox
+from mapsvc.core.values import BBox
 from mapsvc.models import AlleySegment, Assignment, Community, Grid, Staff, Subdistrict
 from mapsvc.services.assignments import holders, valid_on
 

@@ -744,7 +744,7 @@ def load_demo(
     stages = ["boundaries", "grids", "streets", "staff", "incidents", "routing", "patrols"]
     bar = None
     if show_progress:
-        from mapsvc.commands import progress
+        from mapsvc.commands.common import progress
 
         bar = progress(total=len(stages), desc="demo", unit="step")
 
@@ -1352,7 +1352,7 @@ def _write_incidents(
 
     it = rows()
     if show_progress:
-        from mapsvc.commands import progress
+        from mapsvc.commands.common import progress
 
         it = progress(it, total=n, desc="incidents", unit="row")
     return _copy(

@@ -23,12 +23,12 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from layers.base import BBox
 from mapsvc.config import local_today
+from mapsvc.core.errors import ValidationError
+from mapsvc.core.values import BBox
 from mapsvc.models import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.services.assignments import TARGET_ROLES, holders
 from mapsvc.services.coverage import bbox_filter, geojson_expr, segment_places
-from mapsvc.services.errors import ValidationError
 
 #: role groups shown on the density map (assignment roles in each)
 ROLE_GROUPS: dict[str, tuple[str, ...]] = {

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
 
 
 def text(value: Any, field: str, column: Any = None, *, required: bool = False) -> str | None:

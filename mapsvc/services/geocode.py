@@ -49,7 +49,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
 
 #: precision classes, most precise first
 PRECISIONS = ("intersection", "landmark", "street", "grid", "community")

@@ -39,9 +39,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mapsvc.config import DEFAULTS
-from mapsvc.models.core import SEVERITIES, STATES, Incident
+from mapsvc.core.errors import ValidationError
+from mapsvc.models import SEVERITIES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
-from mapsvc.services.errors import ValidationError
 from mapsvc.services.geocode import Geocoded, geocode_many
 from mapsvc.services.routing import (
     ROUTED_COLUMNS,

@@ -28,10 +28,10 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from layers.base import N_, translator
 from layers.heatmap import code_label, labels
 from mapsvc.config import LOCAL_TZ
-from mapsvc.models.core import SEVERITIES, STATES
+from mapsvc.core.i18n import N_, translator
+from mapsvc.models import SEVERITIES, STATES
 from mapsvc.services.incidents import TRANSITIONS, filter_sql
 
 #: rows per page when the request names no ``limit``

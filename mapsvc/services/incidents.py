@@ -20,13 +20,11 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from layers.base import BBox
 from mapsvc.config import DEFAULTS, LOCAL_TZ
-from mapsvc.models import Incident, IncidentCategory
-from mapsvc.models.core import SEVERITIES, SOURCES, STATES
-from mapsvc.models.incidents import IncidentEvent
+from mapsvc.core.errors import Conflict, NotFound, ValidationError
+from mapsvc.core.values import BBox
+from mapsvc.models import SEVERITIES, SOURCES, STATES, Incident, IncidentCategory, IncidentEvent
 from mapsvc.services.chinacrs import points_to_wgs84
-from mapsvc.services.errors import Conflict, NotFound, ValidationError
 from mapsvc.services.fields import number, record_id, text
 from mapsvc.services.geocode import geocode
 from mapsvc.services.routing import OPEN_STATES, route_incidents

@@ -23,10 +23,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.models import Incident, IncidentCategory
-from mapsvc.models.core import SEVERITIES
+from mapsvc.core.errors import NotFound, ServiceError, ValidationError
+from mapsvc.models import SEVERITIES, Incident, IncidentCategory
 from mapsvc.services import incidents as svc
-from mapsvc.services.errors import NotFound, ServiceError, ValidationError
 from mapsvc.services.fields import record_id
 
 SPEC = "http://wiki.open311.org/GeoReport_v2"

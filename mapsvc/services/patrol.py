@@ -30,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.config import DEFAULTS, LOCAL_TZ, from_environment
-from mapsvc.services.errors import NotFound, ValidationError
+from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.services.fields import text
 
 #: a track where more than this share of points is noise is refused as a whole
@@ -673,8 +673,7 @@ def log_visit(
     crs: str | None = None,
 ) -> dict[str, Any]:
     """Log a visit (周走访) by ``staff_id`` on ``day``; returns the stored row as a dict."""
-    from mapsvc.models import Staff
-    from mapsvc.models.streets import PatrolVisit
+    from mapsvc.models import PatrolVisit, Staff
     from mapsvc.services.chinacrs import points_to_wgs84
 
     place = text(place, "place", PatrolVisit.place)

@@ -24,10 +24,10 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from layers.base import N_, translator
 from mapsvc.config import local_today
+from mapsvc.core.errors import ValidationError
+from mapsvc.core.i18n import N_, translator
 from mapsvc.services.density import GROUPS, density
-from mapsvc.services.errors import ValidationError
 
 COEFFICIENT_NAMES = ("a", "b", "c")
 DEFAULT_GROUP = "community_workers"

@@ -25,8 +25,8 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from layers.base import BBox
-from mapsvc.services.errors import NotFound, ValidationError
+from mapsvc.core.errors import NotFound, ValidationError
+from mapsvc.core.values import BBox
 
 OSM_CREDIT = "© OpenStreetMap contributors"
 #: coordinate key precision (degrees); OSM stores 1e-7, so equal nodes give equal keys

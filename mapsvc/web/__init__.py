@@ -5,8 +5,7 @@ from __future__ import annotations
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
-from layers.base import BadRequest
-from mapsvc.services.errors import ServiceError
+from mapsvc.core.errors import ServiceError
 from mapsvc.web.args import reject_nul
 
 
@@ -26,13 +25,6 @@ def init_app(app: Flask) -> None:
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError):  # noqa: ANN202
         return jsonify(exc.to_dict()), exc.status
-
-    @app.errorhandler(BadRequest)
-    def _bad_request(exc: BadRequest):  # noqa: ANN202
-        body = {"error": str(exc)}
-        if exc.field:
-            body["field"] = exc.field
-        return jsonify(body), 400
 
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException):  # noqa: ANN202

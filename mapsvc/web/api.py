@@ -21,11 +21,11 @@ import json
 
 from flask import Blueprint, Response, request
 
-from layers import get_layer, parse_bbox
-from layers.base import parse_date
+from layers import get_layer
 from layers.basemap import bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.boundaries import parse_zoom
-from mapsvc.db import get_session
+from mapsvc.core.values import parse_bbox, parse_date
+from mapsvc.web.context import get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 

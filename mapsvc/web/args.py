@@ -8,9 +8,9 @@ from typing import Any
 
 from flask import request
 
-from layers.base import parse_date
 from mapsvc.config import local_today
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
+from mapsvc.core.values import parse_date
 from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN
 
 

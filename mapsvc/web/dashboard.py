@@ -18,15 +18,16 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import add_legend, collection_bounds, parse_bbox
+from layers.base import add_legend, collection_bounds
 from layers.offline import vendor_url
-from mapsvc.db import get_session
-from mapsvc.i18n import current_locale
+from mapsvc.core.errors import ValidationError
+from mapsvc.core.values import parse_bbox
 from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
-from mapsvc.services.errors import ValidationError
 from mapsvc.web.args import date_arg, int_arg
+from mapsvc.web.context import get_session
+from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import (
     ATTRIBUTION,
     add_attribution,

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
-from mapsvc import __version__
-from mapsvc.db import DatabaseError, check_connection, get_engine
+from mapsvc.config import VERSION as __version__
+from mapsvc.db import DatabaseError, check_connection
+from mapsvc.web.context import get_engine
 
 bp = Blueprint("health", __name__)
 

@@ -24,7 +24,7 @@ from flask import (
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import add_legend, esc, parse_bbox
+from layers.base import add_legend, esc
 from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.heatmap import (
     BINS_LAYERS,
@@ -39,15 +39,16 @@ from layers.heatmap import (
     scale_title,
 )
 from mapsvc.config import LOCAL_TZ
-from mapsvc.db import get_session
-from mapsvc.i18n import current_locale
-from mapsvc.models.core import SEVERITIES
+from mapsvc.core.errors import NotFound, ServiceError, ValidationError
+from mapsvc.core.values import parse_bbox
+from mapsvc.models import SEVERITIES
 from mapsvc.services import incident_list
 from mapsvc.services import incidents as svc
 from mapsvc.services.categories import category_names
-from mapsvc.services.errors import NotFound, ServiceError, ValidationError
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
+from mapsvc.web.context import get_session
+from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import ATTRIBUTION, base_map, nav_html
 
 bp = Blueprint("incidents", __name__)

@@ -14,11 +14,10 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException
 
-from layers.base import BadRequest
-from mapsvc.db import get_session
-from mapsvc.i18n import current_locale
+from mapsvc.core.errors import ServiceError
 from mapsvc.services import open311
-from mapsvc.services.errors import ServiceError
+from mapsvc.web.context import get_session
+from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -74,11 +73,6 @@ def _error(status: int, message: str):  # noqa: ANN202
 @bp.errorhandler(ServiceError)
 def _service_error(exc: ServiceError):  # noqa: ANN202
     return _error(exc.status, exc.message)
-
-
-@bp.errorhandler(BadRequest)
-def _bad_request(exc: BadRequest):  # noqa: ANN202
-    return _error(400, str(exc))
 
 
 @bp.errorhandler(HTTPException)

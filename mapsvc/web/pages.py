@@ -25,8 +25,8 @@ from layers.boundaries import (
     summary_html,
     viewport_loader,
 )
-from mapsvc.db import get_session
-from mapsvc.i18n import current_locale
+from mapsvc.web.context import get_session
+from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import ATTRIBUTION, base_map, folium_page
 
 bp = Blueprint("pages", __name__)

@@ -1,6 +1,6 @@
 """Blueprint ``patrol``: patrol routes, GPX, tracks, compliance, visits, segment chiefs.
 
-Thin adapters: parse the request, call :mod:`mapsvc.services.postman`,
+Thin adapters: parse the request, call :mod:`mapsvc.services.patrol_routes`,
 :mod:`mapsvc.services.patrol`, :mod:`mapsvc.services.streets` or the patrol layers, respond.
 """
 
@@ -10,16 +10,17 @@ from flask import Blueprint, Response, current_app, jsonify, render_template, re
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import LegendItem, add_legend, parse_date
+from layers.base import LegendItem, add_legend
 from layers.basemap import basemap_for, collection_to_crs
 from layers.patrol_routes import routes_to_crs
 from mapsvc.config import local_today
-from mapsvc.db import get_session
-from mapsvc.i18n import current_locale
-from mapsvc.services import patrol, postman, streets
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
+from mapsvc.core.values import parse_date
+from mapsvc.services import patrol, patrol_routes, streets
 from mapsvc.services.fields import number, text
 from mapsvc.web.args import date_arg, int_arg, json_object
+from mapsvc.web.context import get_session
+from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("patrol", __name__)
 
@@ -50,7 +51,7 @@ def _thresholds() -> dict[str, float]:
 
 @bp.get("/api/patrol/chiefs")
 def chiefs_api():  # noqa: ANN201
-    rows = postman.chiefs(get_session(), request.args.get("grid"), date_arg("day"))
+    rows = patrol_routes.chiefs(get_session(), request.args.get("grid"), date_arg("day"))
     return jsonify([{"staff_id": s, "name": n, "segments": c} for s, n, c in rows])
 
 
@@ -58,7 +59,7 @@ def chiefs_api():  # noqa: ANN201
 def route_api():  # noqa: ANN201
     session = get_session()
     chief = int_arg("chief", required=True)
-    res = postman.route_for_chief(
+    res = patrol_routes.route_for_chief(
         session, chief, start=_lonlat(request.args.get("start")), day=date_arg("day")
     )
     return jsonify(res.to_geojson(_speed(), staff_id=chief))
@@ -70,7 +71,7 @@ def route_gpx():  # noqa: ANN201
 
     session = get_session()
     chief = int_arg("chief", required=True)
-    res = postman.route_for_chief(
+    res = patrol_routes.route_for_chief(
         session, chief, start=_lonlat(request.args.get("start")), day=date_arg("day")
     )
     staff = session.get(Staff, chief)
@@ -260,7 +261,7 @@ def patrol_page():  # noqa: ANN201
         m,
         render_template(
             "patrol/panel.html",
-            chiefs=postman.chiefs(session, None, day),
+            chiefs=patrol_routes.chiefs(session, None, day),
             chief=chief,
             grid=grid,
             day=day,

@@ -7,7 +7,7 @@ from flask_babel import gettext as _
 
 from layers.base import esc
 from layers.offline import render_page
-from mapsvc.i18n import current_locale
+from mapsvc.web.i18n import current_locale
 
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [

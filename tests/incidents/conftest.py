@@ -169,7 +169,7 @@ def add_random_incidents(d: District, n: int, seed: int = 7) -> None:
     states and dates over the last year, inserted in SQL and routed as the import does."""
     import numpy as np
 
-    from mapsvc.models.core import SEVERITIES, STATES
+    from mapsvc.models import SEVERITIES, STATES
     from mapsvc.services.routing import route_incidents
 
     rng = np.random.default_rng(seed)

@@ -18,8 +18,8 @@ import sqlalchemy as sa
 from georeport import GeoReport
 from shapely.geometry import LineString
 
+from mapsvc.core.errors import ValidationError
 from mapsvc.db import session_scope
-from mapsvc.services.errors import ValidationError
 from mapsvc.services.geocode import SAME_STREET_GAP_M, geocode, normalize
 from mapsvc.services.routing import reroute_open
 from tests.conftest import LiveServer

@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from layers import get_layer
-from layers.base import BadRequest
+from mapsvc.core.errors import BadRequest
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
 from tests.conftest import LiveServer

@@ -16,9 +16,9 @@ import json
 import pytest
 import sqlalchemy as sa
 
+from mapsvc.core.errors import ValidationError
 from mapsvc.db import make_engine
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from mapsvc.services.errors import ValidationError
 from mapsvc.services.geo import metric_epsg_for_data
 from mapsvc.services.geocode import geocode, geocode_many
 from mapsvc.services.incident_import import ColumnMapping, ImportRejected, import_csv

@@ -7,10 +7,10 @@ import datetime as dt
 import pytest
 import sqlalchemy as sa
 
+from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.db import session_scope
-from mapsvc.models.core import STATES
+from mapsvc.models import STATES
 from mapsvc.services import incidents as svc
-from mapsvc.services.errors import Conflict, NotFound, ValidationError
 from tests.incidents.conftest import ll
 
 #: how to reach each state from "received" through allowed transitions

@@ -17,9 +17,9 @@ import re
 import pytest
 import sqlalchemy as sa
 
+from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.db import session_scope
 from mapsvc.services import incident_list
-from mapsvc.services.errors import NotFound, ValidationError
 from mapsvc.services.incidents import transition
 from mapsvc.services.routing import route_incidents
 from tests.conftest import LiveServer

@@ -27,8 +27,8 @@ from babel.messages.pofile import read_po
 from sqlalchemy.orm import Session
 
 from layers import get_layer
-from layers.base import catalogue, legend_html, translator
-from mapsvc.i18n import TRANSLATIONS
+from layers.base import legend_html
+from mapsvc.core.i18n import TRANSLATIONS, catalogue, translator
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS_DIR = ROOT / "layers"
@@ -127,7 +127,7 @@ def test_one_english_id_with_two_chinese_texts_uses_contexts() -> None:
 def test_heatmap_class_and_state_codes_are_translated() -> None:
     """Codes become message ids at run time (``code_label``): each must reach Chinese."""
     from layers.heatmap import code_label, labels
-    from mapsvc.models.core import SEVERITIES
+    from mapsvc.models import SEVERITIES
     from mapsvc.services.incidents import TRANSITIONS
 
     zh, en = labels("zh_CN"), labels("en")

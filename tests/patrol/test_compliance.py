@@ -10,9 +10,9 @@ import gpxpy.gpx
 import pytest
 import sqlalchemy as sa
 
+from mapsvc.core.errors import ValidationError
 from mapsvc.services import patrol
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from mapsvc.services.errors import ValidationError
 from tests.patrol.conftest import DAY, add_chief, add_segments, lonlat
 
 T0 = dt.datetime.combine(DAY, dt.time(8, 0), tzinfo=patrol.LOCAL_TZ).timestamp()

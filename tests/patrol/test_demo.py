@@ -5,7 +5,7 @@ from __future__ import annotations
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.services import patrol, postman
+from mapsvc.services import patrol, patrol_routes
 from tests.patrol.test_postman import _check_walk
 
 
@@ -21,11 +21,11 @@ def _busiest_grid(session: Session) -> str:
 
 def test_every_demo_chief_gets_a_closed_covering_route(demo_engine):
     with Session(bind=demo_engine) as s:
-        graph = postman.graph_for(s)
-        chiefs = postman.chiefs(s)
+        graph = patrol_routes.graph_for(s)
+        chiefs = patrol_routes.chiefs(s)
         assert len(chiefs) > 20
         for staff_id, _name, n in chiefs:
-            res = postman.route_for_chief(s, staff_id, graph=graph)
+            res = patrol_routes.route_for_chief(s, staff_id, graph=graph)
             assert len(res.required_segments) + len(res.unreachable_segments) == n
             _check_walk(res, res.required_segments)
             assert res.lower_bound_m <= res.total_m + 1e-6
@@ -48,7 +48,7 @@ def test_every_demo_chief_gets_a_closed_covering_route(demo_engine):
 def test_grid_routes_api_and_page(demo_engine, client, live_server, page):
     with Session(bind=demo_engine) as s:
         code = _busiest_grid(s)
-        n_chiefs = len(postman.chiefs(s, code))
+        n_chiefs = len(patrol_routes.chiefs(s, code))
     r = client.get(f"/api/patrol/routes?grid={code}")
     assert r.status_code == 200
     data = r.get_json()

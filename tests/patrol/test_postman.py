@@ -8,8 +8,8 @@ import gpxpy
 import networkx as nx
 import pytest
 
-from mapsvc.services import postman
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
+from mapsvc.services import patrol_routes
 from tests.patrol.conftest import add_chief, add_segments, lengths, lonlat
 
 #  D(0,50) ---- C(100,50)
@@ -24,7 +24,7 @@ RECT = {
 }
 
 
-def _check_walk(res: postman.PostmanResult, required: list[int]) -> None:
+def _check_walk(res: patrol_routes.PostmanResult, required: list[int]) -> None:
     """Closed, contiguous, and every required segment walked."""
     coords = res.coordinates()
     assert coords[0] == pytest.approx(coords[-1], abs=1e-9)
@@ -44,8 +44,8 @@ def _check_walk(res: postman.PostmanResult, required: list[int]) -> None:
 def test_rectangle_with_diagonal_duplicates_the_diagonal(session):
     ids = add_segments(session, RECT)
     L = lengths(session, ids)
-    graph = postman.StreetGraph.load(session)
-    res = postman.solve(graph, list(ids.values()))
+    graph = patrol_routes.StreetGraph.load(session)
+    res = patrol_routes.solve(graph, list(ids.values()))
     # A and C are the only odd junctions; the diagonal (112 m) is their shortest link
     assert res.total_m == pytest.approx(sum(L.values()) + L["AC"], abs=0.01)
     assert res.exact and res.ratio == pytest.approx(1.0)
@@ -60,7 +60,7 @@ def test_tree_walks_every_edge_twice(session):
         {"O1": [(0, 0), (100, 0)], "O2": [(0, 0), (0, 200)], "O3": [(0, 0), (-300, 0)]},
     )
     L = lengths(session, ids)
-    res = postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), list(ids.values()))
     assert res.total_m == pytest.approx(2 * sum(L.values()), abs=0.01)
     _check_walk(res, list(ids.values()))
 
@@ -69,7 +69,7 @@ def test_open_path_closes_through_a_shorter_street(session):
     ids = add_segments(session, RECT)
     L = lengths(session, ids)
     req = [ids["AB"], ids["BC"], ids["CD"]]
-    res = postman.solve(postman.StreetGraph.load(session), req)
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), req)
     # D back to A: the non-required DA (50 m) beats walking back (250 m)
     assert res.total_m == pytest.approx(L["AB"] + L["BC"] + L["CD"] + L["DA"], abs=0.01)
     assert res.exact
@@ -116,7 +116,7 @@ def test_grid_network_matches_brute_force(session):
         (x0, y0), (x1, y1) = spec[n]
         edges.append((f"{x0},{y0}", f"{x1},{y1}", L[n]))
     expected = _brute_force_optimum(edges, [names.index(n) for n in req_names])
-    res = postman.solve(postman.StreetGraph.load(session), [ids[n] for n in req_names])
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), [ids[n] for n in req_names])
     assert res.exact
     assert res.total_m == pytest.approx(expected, abs=0.01)
     _check_walk(res, [ids[n] for n in req_names])
@@ -128,10 +128,10 @@ def test_disconnected_pieces_on_a_line_go_there_and_back(session):
         {"a": [(0, 0), (100, 0)], "gap": [(100, 0), (150, 0)], "b": [(150, 0), (250, 0)]},
     )
     L = lengths(session, ids)
-    graph = postman.StreetGraph.load(session)
+    graph = patrol_routes.StreetGraph.load(session)
     req = [ids["a"], ids["b"]]
     # the heuristic alone, with its combinatorial bound
-    heur = postman.solve(graph, req, milp_seconds=0)
+    heur = patrol_routes.solve(graph, req, milp_seconds=0)
     # the only closed walk: there and back along the whole line
     assert heur.total_m == pytest.approx(2 * sum(L.values()), abs=0.01)
     assert not heur.exact and heur.components == 2
@@ -139,7 +139,7 @@ def test_disconnected_pieces_on_a_line_go_there_and_back(session):
     assert heur.lower_bound_m == pytest.approx(2 * (L["a"] + L["b"]), abs=0.01)
     _check_walk(heur, req)
     # the integer programme proves the optimum
-    res = postman.solve(graph, req)
+    res = patrol_routes.solve(graph, req)
     assert res.exact and res.total_m == pytest.approx(2 * sum(L.values()), abs=0.01)
     assert res.lower_bound_m == pytest.approx(res.total_m)
     _check_walk(res, req)
@@ -154,13 +154,13 @@ def test_pieces_where_the_heuristic_is_not_optimal(session):
     ids = add_segments(session, spec)
     L = lengths(session, ids)
     teeth = [ids[f"t{i}"] for i in range(5)]
-    graph = postman.StreetGraph.load(session)
-    res = postman.solve(graph, teeth)
+    graph = patrol_routes.StreetGraph.load(session)
+    res = patrol_routes.solve(graph, teeth)
     spine = sum(L[f"s{i}"] for i in range(4))
     # every tooth up and down, the spine there and back
     assert res.total_m == pytest.approx(2 * sum(L[f"t{i}"] for i in range(5)) + 2 * spine, abs=0.01)
     assert res.exact
-    heur = postman.solve(graph, teeth, milp_seconds=0)
+    heur = patrol_routes.solve(graph, teeth, milp_seconds=0)
     assert heur.total_m >= res.total_m - 0.01
     assert heur.lower_bound_m <= res.total_m + 0.01
 
@@ -177,11 +177,11 @@ def test_two_blocks_joined_by_a_lane(session):
     ids = add_segments(session, spec)
     L = lengths(session, ids)
     req = [i for n, i in ids.items() if n != "lane"]
-    res = postman.solve(postman.StreetGraph.load(session), req)
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), req)
     blocks = sum(v for n, v in L.items() if n != "lane")
     assert res.total_m == pytest.approx(blocks + 2 * L["lane"], abs=0.01)
     assert res.exact and res.lower_bound_m == pytest.approx(res.total_m)
-    heur = postman.solve(postman.StreetGraph.load(session), req, milp_seconds=0)
+    heur = patrol_routes.solve(patrol_routes.StreetGraph.load(session), req, milp_seconds=0)
     assert heur.lower_bound_m == pytest.approx(blocks + L["lane"], abs=0.01)
     _check_walk(res, req)
 
@@ -191,7 +191,7 @@ def test_office_start_is_snapped_and_reached(session):
     L = lengths(session, ids)
     office = lonlat(-40, 0.3)  # near the far end of the spur, not on the chief's streets
     req = [ids[n] for n in ("AB", "BC", "CD", "DA")]
-    res = postman.solve(postman.StreetGraph.load(session), req, start=office)
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), req, start=office)
     coords = res.coordinates()
     assert coords[0] == pytest.approx(lonlat(-40, 0), abs=1e-7)
     assert res.total_m == pytest.approx(
@@ -203,7 +203,7 @@ def test_office_start_is_snapped_and_reached(session):
 def test_gpx_parses_back(session):
     ids = add_segments(session, RECT)
     chief = add_chief(session, "王巷长", list(ids.values()))
-    res = postman.route_for_chief(session, chief)
+    res = patrol_routes.route_for_chief(session, chief)
     text = res.to_gpx("巡查 王巷长", 4.5)
     gpx = gpxpy.parse(text)
     pts = gpx.tracks[0].segments[0].points
@@ -221,7 +221,7 @@ def test_gpx_parses_back(session):
 
 def test_geojson_is_ordered_with_sequence_numbers(session):
     ids = add_segments(session, RECT)
-    res = postman.solve(postman.StreetGraph.load(session), list(ids.values()))
+    res = patrol_routes.solve(patrol_routes.StreetGraph.load(session), list(ids.values()))
     fc = res.to_geojson(4.5)
     seqs = [f["properties"]["seq"] for f in fc["features"]]
     assert seqs == list(range(1, len(seqs) + 1))
@@ -244,18 +244,18 @@ def test_unreachable_piece_is_reported(session):
         },
     )
     L = lengths(session, ids)
-    graph = postman.StreetGraph.load(session)
-    res = postman.solve(graph, list(ids.values()))
+    graph = patrol_routes.StreetGraph.load(session)
+    res = patrol_routes.solve(graph, list(ids.values()))
     # the walk covers the part of the network holding most of the beat, and says what not
     assert res.unreachable_segments == [ids["island"]]
     assert res.summary(4.5)["unreachable_segments"] == [ids["island"]]
     assert res.total_m == pytest.approx(2 * (L["a"] + L["b"]), abs=0.01)
     _check_walk(res, [ids["a"], ids["b"]])
     with pytest.raises(ValidationError, match="none of the assigned segments can be reached"):
-        postman.solve(graph, [ids["a"]], start=lonlat(600, 500))
+        patrol_routes.solve(graph, [ids["a"]], start=lonlat(600, 500))
 
 
-def _jittered_lattice(n: int, seed: int) -> postman.StreetGraph:
+def _jittered_lattice(n: int, seed: int) -> patrol_routes.StreetGraph:
     """A street-like lattice (n x n junctions, 40-80 m blocks, some streets missing)."""
     import numpy as np
     import shapely
@@ -278,7 +278,7 @@ def _jittered_lattice(n: int, seed: int) -> postman.StreetGraph:
                 lines.append(shapely.LineString([pts[(i, j)], pts[(i + di, j + dj)]]))
     geod = Geod(ellps="WGS84")
     lens = [geod.geometry_length(ln) for ln in lines]
-    return postman.StreetGraph.from_segments(list(range(1, len(lines) + 1)), lines, lens)
+    return patrol_routes.StreetGraph.from_segments(list(range(1, len(lines) + 1)), lines, lens)
 
 
 @pytest.mark.parametrize("seed", [1, 2, 3])
@@ -294,7 +294,9 @@ def test_t_join_equals_complete_graph_matching(seed):
     for size in (2, 10, 60, 2 * (len(nodes) // 4)):
         terminals = sorted(int(x) for x in rng.choice(nodes, size=size, replace=False))
         edges, cost = graph.t_join(terminals)
-        assert cost == pytest.approx(postman.reference_t_join_cost(graph, terminals), abs=0.01)
+        assert cost == pytest.approx(
+            patrol_routes.reference_t_join_cost(graph, terminals), abs=0.01
+        )
         assert len(set(edges)) == len(edges)
         deg = np.zeros(graph.n_nodes, dtype=int)
         np.add.at(deg, graph.u[edges], 1)
@@ -311,7 +313,7 @@ def test_t_join_on_separate_parts_is_refused():
 
     lines = [line((0, 0), (10, 0)), line((200, 0), (210, 0))]
     lines += [line((400, 0), (410, 0)), line((410, 0), (410, 10)), line((410, 10), (400, 0))]
-    graph = postman.StreetGraph.from_segments([1, 2, 3, 4, 5], lines, [100.0] * 5)
+    graph = patrol_routes.StreetGraph.from_segments([1, 2, 3, 4, 5], lines, [100.0] * 5)
     with pytest.raises(ValidationError, match="cannot reach each other"):
         graph.t_join([int(graph.u[0]), int(graph.u[1])])
     assert graph.t_join([int(graph.u[2]), int(graph.u[3])]) == ([2], 100.0)
@@ -320,10 +322,10 @@ def test_t_join_on_separate_parts_is_refused():
 def test_unknown_segment_ids_are_named():
     import shapely
 
-    from mapsvc.services.errors import NotFound
+    from mapsvc.core.errors import NotFound
 
     line = shapely.LineString([(118.58, 24.90), (118.581, 24.90)])
-    graph = postman.StreetGraph.from_segments([7], [line], [100.0])
+    graph = patrol_routes.StreetGraph.from_segments([7], [line], [100.0])
     with pytest.raises(NotFound, match=r"not in the street network: \[8, 9\]"):
-        postman.solve(graph, [7, 8, 9])
-    assert postman.solve(graph, [7]).total_m == pytest.approx(200.0)
+        patrol_routes.solve(graph, [7, 8, 9])
+    assert patrol_routes.solve(graph, [7]).total_m == pytest.approx(200.0)

@@ -10,8 +10,8 @@ import pytest
 import sqlalchemy as sa
 from pyproj import Geod
 
+from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.services import streets
-from mapsvc.services.errors import NotFound, ValidationError
 from tests.patrol.conftest import add_chief, add_segments, lonlat
 
 TEST_PBF = pyrosm.get_data("test_pbf")  # shipped inside the wheel: no download

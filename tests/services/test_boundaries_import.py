@@ -21,9 +21,9 @@ from pyproj import Geod
 from shapely.geometry import Point, Polygon
 
 from mapsvc.config import PROJECT_ROOT
+from mapsvc.core.errors import ValidationError
 from mapsvc.db import session_scope
 from mapsvc.services.boundaries import FieldNames, ImportRejected, import_boundaries
-from mapsvc.services.errors import ValidationError
 
 SAMPLES = PROJECT_ROOT / "data" / "boundaries" / "samples"
 DISTRICT = SAMPLES / "licheng-district-gcj02.geojson"

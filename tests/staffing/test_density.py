@@ -9,8 +9,8 @@ import pytest
 from pyproj import Geod
 from sqlalchemy.orm import Session
 
+from mapsvc.core.errors import ValidationError
 from mapsvc.services.density import ROLE_GROUPS, classify, density
-from mapsvc.services.errors import ValidationError
 from tests.staffing.conftest import (
     CENTRES,
     COMMUNITIES,

@@ -11,7 +11,7 @@ from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
 from mapsvc.config import DEFAULTS
-from mapsvc.services.errors import ValidationError
+from mapsvc.core.errors import ValidationError
 from mapsvc.services.quota import coefficients, quota_table, to_csv, to_xlsx
 from tests.staffing.conftest import COMMUNITIES, TODAY
 from tests.staffing.test_density import expected_counts, geodesic_km2

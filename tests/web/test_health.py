@@ -47,7 +47,7 @@ def test_healthz_is_503_when_the_database_is_gone(make_database, template_db, ma
     assert client.get("/healthz").status_code == 200
     engine.dispose()
     with app.app_context():
-        from mapsvc.db import get_engine
+        from mapsvc.web.context import get_engine
 
         get_engine().dispose()
     drop_database(url)

@@ -46,7 +46,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.config import LOCAL_TZ, local_today
-from mapsvc.services.errors import NotFound, ValidationError
+from mapsvc.core.errors import NotFound, ValidationError
 
 #: endpoints closer than this (metres) are the same junction
 SNAP_M = 0.5

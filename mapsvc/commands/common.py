@@ -1,0 +1,31 @@
+"""What the CLI's commands share: opening the configured database, the progress bar."""
+
+from __future__ import annotations
+
+import click
+from sqlalchemy.engine import Engine
+
+from mapsvc.config import from_environment
+from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engine, resolve_url
+
+
+def open_engine(config: dict | None = None) -> Engine:
+    """Engine for the configured database (starting the embedded one), schema at head.
+
+    Database problems become one clear line (click.ClickException), not a traceback.
+    """
+    config = config or from_environment()
+    try:
+        engine = make_engine(resolve_url(config))
+        ensure_schema(engine)
+        check_connection(engine)
+    except DatabaseError as exc:
+        raise click.ClickException(str(exc)) from None
+    return engine
+
+
+def progress(iterable=None, total: int | None = None, desc: str = "", unit: str = "it"):  # noqa: ANN001, ANN201
+    """A tqdm progress bar on stderr (shared so every long command looks the same)."""
+    from tqdm import tqdm
+
+    return tqdm(iterable, total=total, desc=desc, unit=unit, dynamic_ncols=True, leave=True)

@@ -1,0 +1,66 @@
+"""Patrols on the ground: GPS tracks (日巡查) and weekly visits (周走访)."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from geoalchemy2 import Geometry
+from sqlalchemy import (
+    CheckConstraint,
+    Date,
+    DateTime,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    func,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from mapsvc.models.base import Base, length_column
+
+
+class PatrolTrack(Base):
+    """A GPS track of one person on one day; M values are Unix timestamps (seconds)."""
+
+    __tablename__ = "patrol_track"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    geom = mapped_column(Geometry("LINESTRINGM", srid=4326, spatial_index=True), nullable=False)
+    started_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    ended_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True))
+    source_crs: Mapped[str | None] = mapped_column(String(40))
+    points_total: Mapped[int] = mapped_column(Integer, default=0)
+    points_dropped: Mapped[int] = mapped_column(Integer, default=0)
+    length_m: Mapped[float] = length_column()
+    __table_args__ = (Index("ix_patrol_track_staff_day", "staff_id", "day"),)
+
+
+class PatrolVisit(Base):
+    """A visit logged by a person on a day (周走访): to a segment, a grid, or a place."""
+
+    __tablename__ = "patrol_visit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    staff_id: Mapped[int] = mapped_column(ForeignKey("staff.id", ondelete="CASCADE"), index=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    segment_id: Mapped[int | None] = mapped_column(
+        ForeignKey("alley_segment.id", ondelete="SET NULL"), index=True
+    )
+    grid_id: Mapped[int | None] = mapped_column(
+        ForeignKey("grid.id", ondelete="SET NULL"), index=True
+    )
+    place: Mapped[str | None] = mapped_column(String(200))
+    note: Mapped[str | None] = mapped_column(Text)
+    geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
+    created_at: Mapped[dt.datetime] = mapped_column(
+        DateTime(timezone=True), server_default=func.now()
+    )
+    __table_args__ = (
+        CheckConstraint(
+            "segment_id IS NOT NULL OR grid_id IS NOT NULL OR place IS NOT NULL",
+            name="ck_patrol_visit_target",
+        ),
+        Index("ix_patrol_visit_staff_day", "staff_id", "day"),
+    )

@@ -1,0 +1,44 @@
+"""What a view takes from its app: the one engine, the request's session.
+
+One engine per app, made when the app is created; one session per request, made on first
+use and closed on teardown (rolled back when the request failed).
+"""
+
+from __future__ import annotations
+
+from flask import Flask, current_app, g
+from sqlalchemy.engine import Engine
+from sqlalchemy.orm import Session, sessionmaker
+
+from mapsvc.db import check_connection, ensure_schema, make_engine, resolve_url
+
+
+def init_app(app: Flask) -> None:
+    """Create the app's single engine and a per-request session closed on teardown."""
+    url = resolve_url(app.config)
+    engine = make_engine(url)
+    if not app.config.get("SKIP_SCHEMA"):
+        ensure_schema(engine)
+        check_connection(engine)
+    app.extensions["mapsvc.engine"] = engine
+    app.extensions["mapsvc.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
+
+    @app.teardown_appcontext
+    def _close_session(exc: BaseException | None) -> None:
+        session = g.pop("db_session", None)
+        if session is not None:
+            if exc is not None:
+                session.rollback()
+            session.close()
+
+
+def get_engine() -> Engine:
+    """The app's engine."""
+    return current_app.extensions["mapsvc.engine"]
+
+
+def get_session() -> Session:
+    """The request's session (created on first use, closed on teardown)."""
+    if "db_session" not in g:
+        g.db_session = current_app.extensions["mapsvc.sessionmaker"]()
+    return g.db_session
