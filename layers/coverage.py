@@ -14,7 +14,7 @@ from typing import Any
 
 from layers.base import LegendItem, MapLayer, esc
 from layers.registry import register
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.values import BBox
 
@@ -131,6 +131,7 @@ class CoverageLayer(MapLayer):
         bbox: BBox | None = None,
         *,
         day: dt.date | None = None,
+        settings: Settings | None = None,
         members_required: int = 2,
         precision: int = 6,
         simplify_m: float = 0.0,
@@ -139,7 +140,7 @@ class CoverageLayer(MapLayer):
         """Grids and segments (GeoJSON) with their staffing status on ``day``."""
         from mapsvc.services.coverage import grid_status, segment_status
 
-        day = day or local_today()
+        day = day or (settings or Settings()).today()
         grids = grid_status(
             session,
             day,

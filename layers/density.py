@@ -16,7 +16,7 @@ from typing import Any
 from layers.base import LegendItem, MapLayer, esc
 from layers.coverage import slim
 from layers.registry import register
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, catalogue, translator
 from mapsvc.core.values import BBox
 
@@ -96,6 +96,7 @@ class DensityLayer(MapLayer):
         scheme: str = "natural_breaks",
         k: int = 5,
         day: dt.date | None = None,
+        settings: Settings | None = None,
         precision: int = 6,
         simplify_m: float = 0.0,
         **filters: Any,
@@ -104,7 +105,7 @@ class DensityLayer(MapLayer):
         from mapsvc.services.density import check_level_group, classify, density, value_key
 
         check_level_group(level, group)
-        day = day or local_today()
+        day = day or (settings or Settings()).today()
         rows = density(
             session,
             level,
@@ -278,6 +279,7 @@ class QuotaLayer(MapLayer):
         bbox: BBox | None = None,
         *,
         day: dt.date | None = None,
+        settings: Settings | None = None,
         coef: dict[str, float] | None = None,
         group: str = "community_workers",
         precision: int = 6,

@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from layers.base import LegendItem, MapLayer, esc
 from layers.registry import register
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, catalogue, translator
 from mapsvc.core.values import BBox
 
@@ -276,14 +276,19 @@ class PatrolledLayer(MapLayer):
         session,  # noqa: ANN001
         bbox: BBox | None = None,
         day: dt.date | None = None,
+        settings: Settings | None = None,
         **filters: Any,
     ) -> dict:
-        """Assigned segments with their state: patrolled on ``day``, earlier that week, or not."""
+        """Assigned segments with their state: patrolled on ``day``, earlier that week, or not.
+
+        ``settings`` (the caller's) give the district's "today" and the patrol thresholds.
+        """
         from mapsvc.services import patrol
 
-        day = day or local_today()
-        today = patrol.district_compliance(session, day)
-        week = patrol.week_summary(session, day)
+        settings = settings or Settings()
+        day = day or settings.today()
+        today = patrol.district_compliance(session, day, settings=settings)
+        week = patrol.week_summary(session, day, settings=settings)
         done_today = {s for c in today["chiefs"] for s in c["patrolled_ids"]}
         done_week = {s for c in week["chiefs"] for s in c["patrolled_ids"]}
         extra: dict[int, dict] = {}

@@ -1,59 +1,127 @@
-"""Configuration defaults and environment overrides.
+"""The service's settings: their defaults, the environment's overrides, one object.
 
-Every setting has a default here; ``MAPSVC_<NAME>`` in the environment overrides it (values
-are parsed as JSON when they parse, so numbers and booleans work), and ``DATABASE_URL``
-selects an external PostgreSQL server instead of the embedded cluster.
+Every setting has a typed default in :class:`Settings`; ``MAPSVC_<NAME>`` in the
+environment overrides it (values are parsed as JSON when they parse, so numbers, lists and
+booleans work), and ``DATABASE_URL`` selects an external PostgreSQL server instead of the
+embedded cluster. The web app builds its :class:`Settings` from ``app.config`` (which
+``create_app(test_config)`` governs); the CLI from the environment. Nothing else reads the
+environment.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from pathlib import Path
-from zoneinfo import ZoneInfo
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 #: the release (setup.cfg reads it from here)
 VERSION = "0.1.0"
 
-DEFAULTS: dict[str, object] = {
-    # Database: None means "start and use the embedded cluster under VAR_DIR/pg".
-    "DATABASE_URL": None,
-    "VAR_DIR": str(PROJECT_ROOT / "var"),
-    "DB_NAME": "mapsvc",
+
+def _const(value: Any) -> Any:
+    return field(default_factory=lambda: json.loads(json.dumps(value)))
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The service's settings, read once and passed down: one object for every part.
+
+    Services and layers take it (or the values they need from it) as an argument and
+    never read the environment themselves. ``app.config`` keys are the upper-case names
+    (``PATROL_BUFFER_M`` is :attr:`patrol_buffer_m`).
+    """
+
+    # Database: None means "start and use the embedded cluster under var_dir/pg"
+    database_url: str | None = None
+    var_dir: str = str(PROJECT_ROOT / "var")
+    db_name: str = "mapsvc"
     # Web
-    "HOST": "127.0.0.1",
-    "PORT": 5000,
-    "MAX_CONTENT_LENGTH": 50 * 1024 * 1024,
-    "BABEL_DEFAULT_LOCALE": "zh_CN",
-    "LANGUAGES": ["zh_CN", "en"],
+    host: str = "127.0.0.1"
+    port: int = 5000
+    max_content_length: int = 50 * 1024 * 1024
+    babel_default_locale: str = "zh_CN"
+    languages: list[str] = _const(["zh_CN", "en"])
     # The district's clock: what "today" is, where a day starts, and how times written
     # without an offset (API, imports, date filters) are read
-    "TIMEZONE": "Asia/Shanghai",
+    timezone: str = "Asia/Shanghai"
     # Base map: none | osm | tianditu | amap (amap tiles are GCJ-02; see layers.basemap)
-    "BASEMAP": "none",
-    "TIANDITU_KEY": "",
+    basemap: str = "none"
+    tianditu_key: str = ""
     # Demo
-    "DEMO_SEED": 20261124,
-    "DEMO_INCIDENTS": 100_000,
-    # Incidents: routing to a segment, the boundary margin, time limits per class
-    "INCIDENT_SEGMENT_MAX_M": 30.0,
-    "INCIDENT_BOUNDARY_CONFIRM_M": 15.0,
-    "INCIDENT_TIME_LIMIT_HOURS": {"minor": 24, "ordinary": 72, "major": 168, "grave": 360},
-    "OPEN311_API_KEYS": ["demo-key"],
+    demo_seed: int = 20261124
+    demo_incidents: int = 100_000
+    # Incidents: routing to a segment, the boundary margin, time limits per class (hours)
+    incident_segment_max_m: float = 30.0
+    incident_boundary_confirm_m: float = 15.0
+    incident_time_limit_hours: dict[str, float] = _const(
+        {"minor": 24, "ordinary": 72, "major": 168, "grave": 360}
+    )
+    open311_api_keys: list[str] = _const(["demo-key"])
     # Patrol: coverage share and buffer of a patrolled segment, track checks, walking speed
-    "PATROL_COVER_SHARE": 0.8,
-    "PATROL_BUFFER_M": 20.0,
-    "PATROL_MAX_SPEED_KMH": 30.0,
-    "WALKING_SPEED_KMH": 4.5,
+    patrol_cover_share: float = 0.8
+    patrol_buffer_m: float = 20.0
+    patrol_max_speed_kmh: float = 30.0
+    walking_speed_kmh: float = 4.5
     # Staffing quota: required staff = a*pop/10000 + b*area_km2 + c*enterprises/100
-    "QUOTA_COEFFICIENTS": {"a": 8.0, "b": 2.0, "c": 1.0},
-    "GRID_MEMBERS_REQUIRED": 2,
+    quota_coefficients: dict[str, float] = _const({"a": 8.0, "b": 2.0, "c": 1.0})
+    grid_members_required: int = 2
     # staff counted against the quota: community_workers (社区工作者员额) | all | grid_staff ...
-    "QUOTA_GROUP": "community_workers",
-}
+    quota_group: str = "community_workers"
+
+    def __post_init__(self) -> None:
+        try:
+            ZoneInfo(str(self.timezone))
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(
+                f"TIMEZONE {self.timezone!r} is not a known time zone (e.g. Asia/Shanghai)"
+            ) from None
+
+    @property
+    def tz(self) -> ZoneInfo:
+        """The district's time zone: day boundaries follow it, not the server's clock.
+
+        CI machines and containers often run in UTC, where 00:00-08:00 Beijing time is
+        still "yesterday".
+        """
+        return ZoneInfo(str(self.timezone))
+
+    def today(self) -> dt.date:
+        """Today's date in the district (:attr:`tz`)."""
+        return dt.datetime.now(self.tz).date()
+
+    def local(self, value: dt.datetime) -> dt.datetime:
+        """``value`` in the district's zone; a time without an offset is read as local."""
+        return value.replace(tzinfo=self.tz) if value.tzinfo is None else value.astimezone(self.tz)
+
+    @classmethod
+    def from_mapping(cls, config: Mapping[str, Any]) -> Settings:
+        """Settings from a config mapping by upper-case keys (``app.config``); other keys
+        (Flask's own) are ignored."""
+        names = {f.name for f in dataclasses.fields(cls)}
+        return cls(
+            **{k.lower(): v for k, v in config.items() if k.lower() in names and k.isupper()}
+        )
+
+    @classmethod
+    def from_environment(cls, environ: Mapping[str, str] | None = None) -> Settings:
+        """Settings from the defaults and ``MAPSVC_*`` / ``DATABASE_URL`` (the CLI's path)."""
+        return cls.from_mapping(from_environment(environ))
+
+    def as_config(self) -> dict[str, Any]:
+        """Every setting by its upper-case ``app.config`` key."""
+        return {k.upper(): v for k, v in dataclasses.asdict(self).items()}
+
+
+#: every setting's default by its ``app.config`` key
+DEFAULTS: dict[str, Any] = Settings().as_config()
 
 
 def _parse(value: str) -> object:
@@ -63,8 +131,14 @@ def _parse(value: str) -> object:
         return value
 
 
-def from_environment(environ: dict[str, str] | None = None) -> dict[str, object]:
-    """Return the defaults with ``MAPSVC_*`` and ``DATABASE_URL`` overrides applied."""
+def from_environment(environ: Mapping[str, str] | None = None) -> dict[str, Any]:
+    """Return the defaults with ``MAPSVC_*`` and ``DATABASE_URL`` overrides applied.
+
+    The one reading of the environment, for the app (``create_app``) and the CLI alike.
+    Flask's ``Config.from_prefixed_env`` parses values the same way (JSON, else text) but
+    is not used: the CLI and the services read settings without a Flask app, and it would
+    also take every other ``MAPSVC_*`` variable (the tests' own) as a setting.
+    """
     env = os.environ if environ is None else environ
     config = dict(DEFAULTS)
     for key in DEFAULTS:
@@ -73,15 +147,3 @@ def from_environment(environ: dict[str, str] | None = None) -> dict[str, object]
     if env.get("DATABASE_URL"):
         config["DATABASE_URL"] = env["DATABASE_URL"]
     return config
-
-
-#: the district's time zone (``MAPSVC_TIMEZONE``, default Asia/Shanghai). Day boundaries
-#: follow it everywhere (today's compliance, dashboard dates, date filters), whatever zone
-#: the server's own clock is set to (CI machines and containers often run in UTC, where
-#: 00:00-08:00 Beijing time is still "yesterday").
-LOCAL_TZ = ZoneInfo(str(from_environment()["TIMEZONE"]))
-
-
-def local_today() -> dt.date:
-    """Today's date in the district (:data:`LOCAL_TZ`), not on the server's clock."""
-    return dt.datetime.now(LOCAL_TZ).date()

@@ -5,8 +5,13 @@ from __future__ import annotations
 import click
 from sqlalchemy.engine import Engine
 
-from mapsvc.config import from_environment
+from mapsvc.config import Settings, from_environment
 from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engine, resolve_url
+
+
+def settings() -> Settings:
+    """The settings of a command: the defaults with the environment's overrides."""
+    return Settings.from_environment()
 
 
 def open_engine(config: dict | None = None) -> Engine:

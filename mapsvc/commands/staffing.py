@@ -13,8 +13,8 @@ from pathlib import Path
 import click
 from sqlalchemy.orm import Session
 
-from mapsvc.commands.common import open_engine
-from mapsvc.config import from_environment, local_today
+from mapsvc.commands.common import open_engine, settings
+from mapsvc.config import from_environment
 
 
 def _day(value: str | None) -> dt.date:
@@ -22,7 +22,7 @@ def _day(value: str | None) -> dt.date:
     from mapsvc.core.values import parse_date
 
     try:
-        return parse_date(value, "--date", local_today())
+        return parse_date(value, "--date", settings().today())
     except BadRequest as exc:
         raise click.BadParameter(str(exc), param_hint="--date") from None
 
@@ -188,7 +188,7 @@ def quota_cmd(
     day = _day(date_)
     cfg = from_environment()
     try:
-        coef = q.coefficients(cfg, {"a": a, "b": b, "c": c})
+        coef = q.coefficients(settings(), {"a": a, "b": b, "c": c})
     except ValidationError as exc:
         raise click.BadParameter(exc.message) from None
     group = group or str(cfg.get("QUOTA_GROUP") or q.DEFAULT_GROUP)

@@ -8,8 +8,7 @@ from pathlib import Path
 
 import click
 
-from mapsvc.commands.common import open_engine, progress
-from mapsvc.config import from_environment, local_today
+from mapsvc.commands.common import open_engine, progress, settings
 from mapsvc.core.errors import ServiceError
 from mapsvc.db import session_scope
 
@@ -76,7 +75,7 @@ def patrol_group() -> None:
 
 
 def _speed() -> float:
-    return float(from_environment()["WALKING_SPEED_KMH"])
+    return float(settings().walking_speed_kmh)
 
 
 def _start(text: str | None) -> tuple[float, float] | None:
@@ -122,7 +121,9 @@ def route_command(
             f"the street network and are not in the route: {s['unreachable_segments'][:10]}"
         )
     if gpx_path:
-        Path(gpx_path).write_text(res.to_gpx(f"Patrol {staff.name}", speed), encoding="utf-8")
+        Path(gpx_path).write_text(
+            res.to_gpx(f"Patrol {staff.name}", speed, settings=settings()), encoding="utf-8"
+        )
         click.echo(f"GPX written to {gpx_path}")
     if geojson_path:
         Path(geojson_path).write_text(
@@ -204,6 +205,7 @@ def upload_command(file: str, staff: int, crs: str | None, day: str | None) -> N
                 fmt=fmt,
                 crs=crs,
                 day=dt.date.fromisoformat(day) if day else None,
+                settings=settings(),
             )
     except ServiceError as exc:
         raise _fail(exc) from None
@@ -222,10 +224,15 @@ def compliance_command(day: str | None, week: bool) -> None:
     """Share of assigned segments patrolled, per chief and district-wide."""
     from mapsvc.services import patrol
 
-    d = dt.date.fromisoformat(day) if day else local_today()
+    cfg = settings()
+    d = dt.date.fromisoformat(day) if day else cfg.today()
     engine = open_engine()
     with session_scope(engine) as session:
-        r = patrol.week_summary(session, d) if week else patrol.district_compliance(session, d)
+        r = (
+            patrol.week_summary(session, d, settings=cfg)
+            if week
+            else patrol.district_compliance(session, d, settings=cfg)
+        )
     label = f"week {r['week_start']}..{r['week_end']}" if week else r["day"]
     share = "-" if r["share"] is None else f"{100 * r['share']:.1f}%"
     click.echo(

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session
 
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.models import Assignment, Staff
 
@@ -28,7 +28,7 @@ TARGET_ROLES = {
 
 def valid_on(day: dt.date | None = None) -> sa.ColumnElement[bool]:
     """SQL condition: the assignment is in force on ``day`` (default today)."""
-    day = day or local_today()
+    day = day or Settings().today()
     return sa.and_(
         Assignment.valid_from <= day,
         sa.or_(Assignment.valid_to.is_(None), Assignment.valid_to >= day),
@@ -85,7 +85,7 @@ def assign(
         )
     if session.get(Staff, staff_id) is None:
         raise NotFound(f"staff {staff_id} does not exist", field="staff_id")
-    start = valid_from or local_today()
+    start = valid_from or Settings().today()
     if role in SINGLE_HOLDER_ROLES:
         col = getattr(Assignment, f"{target}_id")
         current = session.scalars(
@@ -106,4 +106,4 @@ def end_assignment(session: Session, assignment_id: int, last_day: dt.date | Non
     a = session.get(Assignment, assignment_id)
     if a is None:
         raise NotFound(f"assignment {assignment_id} does not exist")
-    a.valid_to = last_day or (local_today() - dt.timedelta(days=1))
+    a.valid_to = last_day or (Settings().today() - dt.timedelta(days=1))

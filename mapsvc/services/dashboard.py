@@ -15,7 +15,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mapsvc.config import LOCAL_TZ, local_today
+from mapsvc.config import Settings
 from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import density as density_svc
 from mapsvc.services import incidents as incidents_svc
@@ -56,13 +56,17 @@ def _patrol_pct(patrol: dict | None) -> float | None:
     return None if share is None else round(100.0 * share, 1)
 
 
-def patrol_figures(session: Session, day: dt.date) -> dict[str, Any]:
+def patrol_figures(
+    session: Session, day: dt.date, settings: Settings | None = None
+) -> dict[str, Any]:
     """Patrol compliance of the latest patrolled day up to ``day`` (None when unavailable).
 
     Kept apart from :func:`overview` because it is the slowest figure (it intersects every
     chief's segments with the day's tracks): the dashboard page loads it afterwards.
     """
-    patrol = patrol_svc.district_compliance(session, latest_patrol_day(session, day))
+    patrol = patrol_svc.district_compliance(
+        session, latest_patrol_day(session, day), settings=settings
+    )
     return {
         "source": SOURCES["patrol"],
         "patrol_compliance_pct": _patrol_pct(patrol),
@@ -75,13 +79,14 @@ def _sum_rows(rows: list[dict], keys: tuple[str, ...]) -> dict[str, float]:
     return {k: sum((r.get(k) or 0) for r in rows) for k in keys}
 
 
-def incidents_as_of(day: dt.date) -> dt.datetime | None:
+def incidents_as_of(day: dt.date, settings: Settings | None = None) -> dt.datetime | None:
     """The moment incident figures are replayed at for ``day``: None (now) for today or
-    later, else the end of that day in local time, so a past dashboard shows the loop as
-    it stood that evening rather than today's states."""
-    if day >= local_today():  # the same "today" as the pages' default date
+    later, else the end of that day in the district's time zone, so a past dashboard shows
+    the loop as it stood that evening rather than today's states."""
+    settings = settings or Settings()
+    if day >= settings.today():  # the same "today" as the pages' default date
         return None
-    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), LOCAL_TZ)
+    return dt.datetime.combine(day + dt.timedelta(days=1), dt.time(0), settings.tz)
 
 
 def overview(
@@ -92,8 +97,12 @@ def overview(
     quota_coef: dict[str, float] | None = None,
     quota_group: str = quota_svc.DEFAULT_GROUP,
     include_patrol: bool = True,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Everything the dashboard shows for ``day``, as plain JSON-able data.
+
+    ``settings`` (the caller's; the defaults when None) give the district's clock and the
+    patrol thresholds.
 
     Returns
     -------
@@ -105,7 +114,8 @@ def overview(
         incident and patrol figures). With ``include_patrol=False`` the patrol figures are
         None and ``patrol_deferred`` is True: the page fetches :func:`patrol_figures`.
     """
-    day = day or local_today()
+    settings = settings or Settings()
+    day = day or settings.today()
     cov = coverage_svc.coverage_report(session, day, members_required=members_required)
     dens = {
         lvl: density_svc.density(session, lvl, day)
@@ -113,11 +123,11 @@ def overview(
     }
     quota = quota_svc.quota_table(session, day, quota_coef, quota_group)
 
-    as_of = incidents_as_of(day)
+    as_of = incidents_as_of(day, settings)
     incidents = incidents_svc.district_figures(session, as_of=as_of)
     if not incidents["total"]:
         incidents = None  # no incidents recorded: "—" rather than 0 % on time
-    patrol = patrol_figures(session, day) if include_patrol else None
+    patrol = patrol_figures(session, day, settings) if include_patrol else None
     open_by = {
         lvl: {r["id"]: r["open"] for r in incidents_svc.figures(session, by=lvl, as_of=as_of)}
         for lvl in ("subdistrict", "community")

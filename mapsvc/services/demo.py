@@ -42,10 +42,11 @@ from shapely.geometry import LineString, MultiPoint, MultiPolygon, Point, Polygo
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
-from mapsvc.config import LOCAL_TZ, PROJECT_ROOT, from_environment
+from mapsvc.config import PROJECT_ROOT, Settings, from_environment
 from mapsvc.services.categories import DEFAULT_CATEGORIES, ensure_categories
 from mapsvc.services.chinacrs import geometry_to_wgs84, points_to_wgs84
 
+LOCAL_TZ = Settings().tz
 DATA_DIR = PROJECT_ROOT / "data" / "boundaries"
 DISTRICT_CODE = "350502000000"
 ADCODE_CSV = DATA_DIR / f"{DISTRICT_CODE[:6]}.csv"

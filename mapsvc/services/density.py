@@ -23,7 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import BBox
 from mapsvc.models import Community, District, Grid, ServiceCentre, Subdistrict
@@ -110,7 +110,7 @@ def density(
     text) when asked.
     """
     check_level_group(level)
-    day = day or local_today()
+    day = day or Settings().today()
     posts = posts_on(day)
     if level == "grid":
         key, table = posts.c.grid_id, Grid

@@ -11,7 +11,7 @@ and the heatmap always mean the same incidents; ids that name nothing are its
 :class:`~mapsvc.services.errors.NotFound`. A page is one query (the incident joined to
 its category, grid and chief) plus one count, both on the indexed ``incident`` columns.
 
-Times are shown in the district's local time (:data:`mapsvc.config.LOCAL_TZ`):
+Times are shown in the district's local time (``Settings.tz``):
 that is the clock the hotline and the chiefs read.
 
 No Flask here: the caller passes the locale.
@@ -29,7 +29,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from layers.heatmap import code_label, labels
-from mapsvc.config import LOCAL_TZ
+from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, translator
 from mapsvc.models import SEVERITIES, STATES
 from mapsvc.services.incidents import TRANSITIONS, filter_sql
@@ -191,7 +191,7 @@ def page(
     total = int(session.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params))
     rows = session.execute(
         sa.text(_select(where, paged=True)),
-        {**params, "lim": limit, "off": offset, "tz": LOCAL_TZ.key},
+        {**params, "lim": limit, "off": offset, "tz": Settings().tz.key},
     ).all()
     items = [_row(r, locale) for r in rows]
     return {
@@ -236,7 +236,9 @@ def csv_lines(session: Session, filters: dict[str, Any], locale: str = "zh_CN") 
         yield "\ufeff" + head.getvalue()
         # a server-side cursor on the session's connection: rows arrive CSV_BATCH at a time
         conn = session.connection().execution_options(stream_results=True, max_row_buffer=CSV_BATCH)
-        result = conn.execute(sa.text(_select(where, paged=False)), {**params, "tz": LOCAL_TZ.key})
+        result = conn.execute(
+            sa.text(_select(where, paged=False)), {**params, "tz": Settings().tz.key}
+        )
         for batch in result.partitions(CSV_BATCH):
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\r\n")

@@ -16,11 +16,12 @@ from __future__ import annotations
 
 import datetime as dt
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.config import DEFAULTS, LOCAL_TZ
+from mapsvc.config import DEFAULTS, Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.core.values import BBox
 from mapsvc.models import SEVERITIES, SOURCES, STATES, Incident, IncidentCategory, IncidentEvent
@@ -72,10 +73,11 @@ def now() -> dt.datetime:
 # --------------------------------------------------------------------------- parsing helpers
 
 
-def parse_time(value: Any, field: str) -> dt.datetime | None:
+def parse_time(value: Any, field: str, tz: ZoneInfo | None = None) -> dt.datetime | None:
     """ISO 8601 date or date-time -> aware datetime.
 
-    Values without an offset are the district's local time (:data:`mapsvc.config.LOCAL_TZ`),
+    Values without an offset are the district's local time (``tz``, the caller's
+    ``settings.tz``; the default zone when None),
     as people write them and as ``mapsvc incidents import`` reads them: a date filter
     ``2026-11-01`` starts at midnight in Beijing, not eight hours later at UTC midnight.
     """
@@ -91,7 +93,7 @@ def parse_time(value: Any, field: str) -> dt.datetime | None:
                 f"{field} must be an ISO 8601 date or date-time; got {str(value)[:40]!r}",
                 field=field,
             ) from None
-    return t if t.tzinfo else t.replace(tzinfo=LOCAL_TZ)
+    return t if t.tzinfo else t.replace(tzinfo=tz or Settings().tz)
 
 
 # --------------------------------------------------------------------------- intake

@@ -29,7 +29,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.config import DEFAULTS, LOCAL_TZ, from_environment
+from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.services.fields import text
 
@@ -37,12 +37,17 @@ from mapsvc.services.fields import text
 MAX_NOISE_SHARE = 0.5
 
 
-def settings(**overrides: Any) -> dict[str, float]:
-    """The patrol thresholds (config defaults, ``MAPSVC_*`` environment, then overrides)."""
-    cfg = from_environment()
+def thresholds(settings: Settings | None = None, **overrides: float | None) -> dict[str, float]:
+    """The patrol thresholds of the caller's ``settings`` (defaults when None), then overrides.
+
+    The service never reads the environment: the web passes its app's settings, the CLI
+    the environment's.
+    """
+    settings = settings or Settings()
     out = {
-        k: float(cfg.get(k, DEFAULTS[k]))
-        for k in ("PATROL_COVER_SHARE", "PATROL_BUFFER_M", "PATROL_MAX_SPEED_KMH")
+        "PATROL_COVER_SHARE": float(settings.patrol_cover_share),
+        "PATROL_BUFFER_M": float(settings.patrol_buffer_m),
+        "PATROL_MAX_SPEED_KMH": float(settings.patrol_max_speed_kmh),
     }
     for k, v in overrides.items():
         if v is not None:
@@ -275,12 +280,14 @@ def upload_track(
     crs: str | None = None,
     day: dt.date | None = None,
     max_speed_kmh: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Check, clean and store a track for ``staff_id``; return the upload report.
 
     ``crs`` ('wgs84', 'gcj02', 'bd09') overrides the document's own; GPX is WGS84 by
     definition but Chinese phone apps often export GCJ-02, hence the override. The caller
-    owns the transaction.
+    owns the transaction. ``day`` defaults to the track's start in the district's time
+    zone (``settings.tz``).
     """
     from mapsvc.models import PatrolTrack, Staff
     from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
@@ -301,14 +308,15 @@ def upload_track(
     )
     lon, lat = np.asarray(lon), np.asarray(lat)
     t = arr[:, 2]
-    limit = max_speed_kmh or settings()["PATROL_MAX_SPEED_KMH"]
+    settings = settings or Settings()
+    limit = max_speed_kmh or thresholds(settings)["PATROL_MAX_SPEED_KMH"]
     kept, dropped = clean_track(lon, lat, t, limit)
     wkt = "LINESTRING M (" + ", ".join(f"{lon[i]:.8f} {lat[i]:.8f} {t[i]:.0f}" for i in kept) + ")"
     started = dt.datetime.fromtimestamp(float(t[kept[0]]), tz=dt.UTC)
     ended = dt.datetime.fromtimestamp(float(t[kept[-1]]), tz=dt.UTC)
     track = PatrolTrack(
         staff_id=staff_id,
-        day=day or started.astimezone(LOCAL_TZ).date(),
+        day=day or started.astimezone(settings.tz).date(),
         geom=sa.func.ST_GeomFromText(wkt, 4326),
         started_at=started,
         ended_at=ended,
@@ -388,12 +396,13 @@ def segment_coverage(
     day: dt.date,
     segment_ids: list[int] | None = None,
     buffer_m: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Share of each segment's length within ``buffer_m`` of ``day``'s tracks, and who walked.
 
     Only segments near some track appear; others have share 0.
     """
-    buf = buffer_m if buffer_m is not None else settings()["PATROL_BUFFER_M"]
+    buf = buffer_m if buffer_m is not None else thresholds(settings)["PATROL_BUFFER_M"]
     # A day's coverage only changes when its tracks or the streets do; the week's figures
     # ask for every past day of the week on each page, so results are kept per process
     # under a fingerprint of both (checked on every call, so never stale).
@@ -464,10 +473,11 @@ def patrolled_segments(
     segment_ids: list[int] | None = None,
     cover_share: float | None = None,
     buffer_m: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[int, dict[str, Any]]:
     """Segments patrolled on ``day`` (covered share at least ``cover_share``)."""
-    share = cover_share if cover_share is not None else settings()["PATROL_COVER_SHARE"]
-    cov = segment_coverage(session, day, segment_ids, buffer_m)
+    share = cover_share if cover_share is not None else thresholds(settings)["PATROL_COVER_SHARE"]
+    cov = segment_coverage(session, day, segment_ids, buffer_m, settings)
     return {k: v for k, v in cov.items() if v["share"] >= share - 1e-9}
 
 
@@ -529,6 +539,7 @@ def district_compliance(
     day: dt.date,
     cover_share: float | None = None,
     buffer_m: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Share of assigned segments patrolled on ``day``, district-wide and per chief.
 
@@ -536,7 +547,7 @@ def district_compliance(
     "share", "chiefs": [{"staff_id", "name", "segments", "patrolled", "share",
     "length_m", "patrolled_m", "patrolled_ids"}]}``; ``share`` is None with nothing assigned.
     """
-    cfg = settings(patrol_cover_share=cover_share, patrol_buffer_m=buffer_m)
+    cfg = thresholds(settings, patrol_cover_share=cover_share, patrol_buffer_m=buffer_m)
     by_chief = _chief_segments(session, day)
     all_ids = sorted({s for segs in by_chief.values() for s in segs})
     done = (
@@ -568,10 +579,11 @@ def week_summary(
     day: dt.date,
     cover_share: float | None = None,
     buffer_m: float | None = None,
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """Per chief for the week of ``day``: segments patrolled at least once, patrol days,
     and visits logged (周走访)."""
-    cfg = settings(patrol_cover_share=cover_share, patrol_buffer_m=buffer_m)
+    cfg = thresholds(settings, patrol_cover_share=cover_share, patrol_buffer_m=buffer_m)
     monday, sunday = week_of(day)
     by_chief = _chief_segments(session, day)
     all_ids = sorted({s for segs in by_chief.values() for s in segs})
@@ -621,10 +633,16 @@ def week_summary(
     }
 
 
-def grid_compliance(session: Session, day: dt.date, week: bool = False) -> list[dict[str, Any]]:
+def grid_compliance(
+    session: Session, day: dt.date, week: bool = False, settings: Settings | None = None
+) -> list[dict[str, Any]]:
     """Per grid: assigned segments running through it and how many were patrolled on
     ``day`` (or at least once in its week when ``week``)."""
-    summary = week_summary(session, day) if week else district_compliance(session, day)
+    summary = (
+        week_summary(session, day, settings=settings)
+        if week
+        else district_compliance(session, day, settings=settings)
+    )
     assigned = {s for c in _chief_segments(session, day).values() for s in c}
     done = {s for c in summary["chiefs"] for s in c["patrolled_ids"]}
     return grid_shares(session, assigned, {"patrolled": done})

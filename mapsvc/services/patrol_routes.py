@@ -45,7 +45,7 @@ import numpy as np
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from mapsvc.config import LOCAL_TZ, local_today
+from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ValidationError
 
 #: endpoints closer than this (metres) are the same junction
@@ -523,7 +523,13 @@ class PostmanResult:
         used = {self.graph.sources[e] for e, _f, _r in self.steps}
         return OSM_CREDIT if "osm" in used else None
 
-    def to_gpx(self, name: str, speed_kmh: float, start_time: dt.datetime | None = None) -> str:
+    def to_gpx(
+        self,
+        name: str,
+        speed_kmh: float,
+        start_time: dt.datetime | None = None,
+        settings: Settings | None = None,
+    ) -> str:
         """GPX 1.1 with the walk as a track (and the start as a waypoint) for phone apps.
 
         Points carry times at walking speed from ``start_time`` so apps show the duration.
@@ -545,7 +551,8 @@ class PostmanResult:
             gpx.copyright_license = "https://opendatacommons.org/licenses/odbl/1-0/"
             gpx.description += f". Streets {credit}, ODbL"
         coords = self.coordinates()
-        t0 = start_time or dt.datetime.combine(local_today(), dt.time(8, 0), LOCAL_TZ)
+        settings = settings or Settings()
+        t0 = start_time or dt.datetime.combine(settings.today(), dt.time(8, 0), settings.tz)
         geod = Geod(ellps="WGS84")
         trk = gpxpy.gpx.GPXTrack(name=name)
         seg = gpxpy.gpx.GPXTrackSegment()

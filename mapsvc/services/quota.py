@@ -24,7 +24,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.i18n import N_, translator
 from mapsvc.services.density import GROUPS, density
@@ -55,10 +55,10 @@ STATUS_LABELS = {
 
 
 def coefficients(
-    config: dict[str, Any] | None, overrides: dict[str, Any] | None = None
+    settings: Settings | None, overrides: dict[str, Any] | None = None
 ) -> dict[str, float]:
-    """Coefficients from ``config['QUOTA_COEFFICIENTS']`` with request overrides, checked."""
-    base = dict((config or {}).get("QUOTA_COEFFICIENTS") or {"a": 8.0, "b": 2.0, "c": 1.0})
+    """Coefficients from ``settings.quota_coefficients`` with request overrides, checked."""
+    base = dict((settings or Settings()).quota_coefficients)
     for k, v in (overrides or {}).items():
         if v is not None and v != "":
             base[k] = v
@@ -110,7 +110,7 @@ def quota_table(
             f"group must be one of {', '.join(GROUPS)}; got {group!r}", field="group"
         )
     coef = coef or coefficients(None)
-    day = day or local_today()
+    day = day or Settings().today()
     actual = {r["id"]: r for r in density(session, "community", day)}
     enterprises = dict(session.query(Community.id, Community.enterprises).all())
     key = "staff" if group == "all" else group

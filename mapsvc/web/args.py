@@ -8,7 +8,6 @@ from typing import Any
 
 from flask import request
 
-from mapsvc.config import local_today
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import parse_date
 from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN
@@ -46,9 +45,11 @@ def int_arg(
 
 
 def date_arg(name: str = "date") -> dt.date:
-    """A ``YYYY-MM-DD`` query (or form) parameter; today when absent."""
+    """A ``YYYY-MM-DD`` query (or form) parameter; today in the district when absent."""
+    from mapsvc.web.context import get_settings
+
     raw = request.args.get(name) or (request.form.get(name) if request.form else None)
-    return parse_date(raw, name, local_today())
+    return parse_date(raw, name, get_settings().today())
 
 
 def json_object() -> dict[str, Any]:

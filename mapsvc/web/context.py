@@ -1,4 +1,4 @@
-"""What a view takes from its app: the one engine, the request's session.
+"""What a view takes from its app: the settings, the one engine, the request's session.
 
 One engine per app, made when the app is created; one session per request, made on first
 use and closed on teardown (rolled back when the request failed).
@@ -10,11 +10,13 @@ from flask import Flask, current_app, g
 from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session, sessionmaker
 
+from mapsvc.config import Settings
 from mapsvc.db import check_connection, ensure_schema, make_engine, resolve_url
 
 
 def init_app(app: Flask) -> None:
-    """Create the app's single engine and a per-request session closed on teardown."""
+    """Read the app's settings; create its single engine and a per-request session."""
+    app.extensions["mapsvc.settings"] = Settings.from_mapping(app.config)
     url = resolve_url(app.config)
     engine = make_engine(url)
     if not app.config.get("SKIP_SCHEMA"):
@@ -30,6 +32,11 @@ def init_app(app: Flask) -> None:
             if exc is not None:
                 session.rollback()
             session.close()
+
+
+def get_settings() -> Settings:
+    """The app's settings (from ``app.config``, so ``create_app(test_config)`` governs)."""
+    return current_app.extensions["mapsvc.settings"]
 
 
 def get_engine() -> Engine:

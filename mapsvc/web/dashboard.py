@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -26,7 +26,7 @@ from mapsvc.services import coverage as coverage_svc
 from mapsvc.services import dashboard as dashboard_svc
 from mapsvc.services import quota as quota_svc
 from mapsvc.web.args import date_arg, int_arg
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import (
     ATTRIBUTION,
@@ -53,12 +53,12 @@ def _day() -> dt.date:
 
 
 def _members_required() -> int:
-    return int(current_app.config.get("GRID_MEMBERS_REQUIRED", 2))
+    return int(get_settings().grid_members_required)
 
 
 def _coef() -> dict[str, float]:
     return quota_svc.coefficients(
-        current_app.config, {k: request.args.get(k) for k in quota_svc.COEFFICIENT_NAMES}
+        get_settings(), {k: request.args.get(k) for k in quota_svc.COEFFICIENT_NAMES}
     )
 
 
@@ -73,9 +73,7 @@ def _density_args() -> dict[str, Any]:
 
 
 def _quota_group() -> str:
-    return request.args.get(
-        "group", str(current_app.config.get("QUOTA_GROUP") or quota_svc.DEFAULT_GROUP)
-    )
+    return request.args.get("group", str(get_settings().quota_group or quota_svc.DEFAULT_GROUP))
 
 
 def _overview(include_patrol: bool = True) -> dict[str, Any]:
@@ -86,6 +84,7 @@ def _overview(include_patrol: bool = True) -> dict[str, Any]:
         quota_coef=_coef(),
         quota_group=_quota_group(),
         include_patrol=include_patrol,
+        settings=get_settings(),
     )
 
 
@@ -100,7 +99,12 @@ def api_dashboard():  # noqa: ANN201
 @bp.get("/api/dashboard/patrol")
 def api_dashboard_patrol():  # noqa: ANN201
     day = _day()
-    return jsonify({"date": day.isoformat(), **dashboard_svc.patrol_figures(get_session(), day)})
+    return jsonify(
+        {
+            "date": day.isoformat(),
+            **dashboard_svc.patrol_figures(get_session(), day, get_settings()),
+        }
+    )
 
 
 @bp.get("/api/dashboard/<part>")

@@ -38,7 +38,6 @@ from layers.heatmap import (
     points_to_crs,
     scale_title,
 )
-from mapsvc.config import LOCAL_TZ
 from mapsvc.core.errors import NotFound, ServiceError, ValidationError
 from mapsvc.core.values import parse_bbox
 from mapsvc.models import SEVERITIES
@@ -47,7 +46,7 @@ from mapsvc.services import incidents as svc
 from mapsvc.services.categories import category_names
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import ATTRIBUTION, base_map, nav_html
 
@@ -499,7 +498,7 @@ def list_csv():  # noqa: ANN201
     """Every incident matching the list's filters as CSV (UTF-8 with BOM), streamed."""
     f, _limit, _offset = _list_args()
     lines = incident_list.csv_lines(get_session(), f, current_locale())
-    stamp = svc.now().astimezone(LOCAL_TZ).strftime("%Y%m%d-%H%M")
+    stamp = svc.now().astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
     return Response(
         stream_with_context(lines),
         mimetype="text/csv",

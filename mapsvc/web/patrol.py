@@ -13,13 +13,12 @@ from layers import get_layer
 from layers.base import LegendItem, add_legend
 from layers.basemap import basemap_for, collection_to_crs
 from layers.patrol_routes import routes_to_crs
-from mapsvc.config import local_today
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import parse_date
 from mapsvc.services import patrol, patrol_routes, streets
 from mapsvc.services.fields import number, text
 from mapsvc.web.args import date_arg, int_arg, json_object
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("patrol", __name__)
@@ -36,14 +35,7 @@ def _lonlat(raw: str | None, name: str = "start") -> tuple[float, float] | None:
 
 
 def _speed() -> float:
-    return float(current_app.config.get("WALKING_SPEED_KMH", 4.5))
-
-
-def _thresholds() -> dict[str, float]:
-    return {
-        "cover_share": float(current_app.config.get("PATROL_COVER_SHARE", 0.8)),
-        "buffer_m": float(current_app.config.get("PATROL_BUFFER_M", 20.0)),
-    }
+    return float(get_settings().walking_speed_kmh)
 
 
 # ---------------------------------------------------------------------------- routes
@@ -76,7 +68,7 @@ def route_gpx():  # noqa: ANN201
     )
     staff = session.get(Staff, chief)
     name = f"{_('Patrol route')} {staff.name if staff else chief}"
-    body = res.to_gpx(name, _speed())
+    body = res.to_gpx(name, _speed(), settings=get_settings())
     return Response(
         body,
         mimetype="application/gpx+xml",
@@ -125,7 +117,9 @@ def upload_track_api():  # noqa: ANN201
         staff = int_arg("staff", required=True)
     crs = request.values.get("crs")  # else the document's own (patrol.parse_json)
     day = parse_date(request.values.get("day"), "day")
-    report = patrol.upload_track(session, staff, payload, fmt=fmt, crs=crs, day=day)
+    report = patrol.upload_track(
+        session, staff, payload, fmt=fmt, crs=crs, day=day, settings=get_settings()
+    )
     session.commit()
     return jsonify(report), 201
 
@@ -140,25 +134,29 @@ def tracks_api():  # noqa: ANN201
 
 @bp.get("/api/patrol/compliance")
 def compliance_api():  # noqa: ANN201
-    return jsonify(patrol.district_compliance(get_session(), date_arg("day"), **_thresholds()))
+    return jsonify(
+        patrol.district_compliance(get_session(), date_arg("day"), settings=get_settings())
+    )
 
 
 @bp.get("/api/patrol/week")
 def week_api():  # noqa: ANN201
-    return jsonify(patrol.week_summary(get_session(), date_arg("day"), **_thresholds()))
+    return jsonify(patrol.week_summary(get_session(), date_arg("day"), settings=get_settings()))
 
 
 @bp.get("/api/patrol/grids")
 def grids_api():  # noqa: ANN201
     week = request.args.get("week") in ("1", "true", "yes")
-    return jsonify(patrol.grid_compliance(get_session(), date_arg("day"), week=week))
+    return jsonify(
+        patrol.grid_compliance(get_session(), date_arg("day"), week=week, settings=get_settings())
+    )
 
 
 @bp.post("/api/patrol/visits")
 def visit_api():  # noqa: ANN201
     body = json_object()
     session = get_session()
-    day = parse_date(body.get("day"), "day", local_today())
+    day = parse_date(body.get("day"), "day", get_settings().today())
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
         lonlat = (number(body["lon"], "lon"), number(body["lat"], "lat"))
@@ -237,7 +235,7 @@ def patrol_page():  # noqa: ANN201
         start=_lonlat(request.args.get("start")),
         speed_kmh=_speed(),
     )
-    state = state_layer.query(session, day=day)
+    state = state_layer.query(session, day=day, settings=get_settings())
     basemap = basemap_for(current_app.config, locale)
     routes_to_crs(routes, basemap.crs)
     collection_to_crs(state["segments"], basemap.crs)

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from layers import get_layer
 from layers.heatmap import filter_choices, fit_bounds
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import end_assignment
 from tests.conftest import LiveServer
@@ -74,7 +74,7 @@ def test_filter_choices_are_todays_chiefs_and_grids_by_community(populated) -> N
         aid = s.scalar(
             sa.text("SELECT id FROM assignment WHERE staff_id = :s"), {"s": d.staff["chief2"]}
         )
-        end_assignment(s, aid, local_today() - dt.timedelta(days=1))
+        end_assignment(s, aid, Settings().today() - dt.timedelta(days=1))
         s.flush()
         assert [i for i, _n in filter_choices(s)["chiefs"]] == [d.staff["chief1"]]
 

@@ -7,7 +7,7 @@ import sqlalchemy as sa
 from click.testing import CliRunner
 
 from mapsvc.commands.streets import patrol_group, streets_group
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from tests.patrol.test_streets_import import TEST_PBF
 
 
@@ -43,7 +43,7 @@ def test_import_assign_route_upload_compliance(fresh_engine, monkeypatch, tmp_pa
     assert r.exit_code == 0 and "1 routes" in r.output, r.output
     # walking the route's own GPX patrols every segment of it; the segments are assigned
     # from today in the district, so the walk is logged today (a fixed date failed later on)
-    today = local_today().isoformat()
+    today = Settings().today().isoformat()
     r = run(patrol_group, ["upload", str(gpx), "--staff", str(chief), "--day", today])
     assert r.exit_code == 0 and "0 dropped" in r.output, r.output
     r = run(patrol_group, ["compliance", "--day", today])

@@ -10,12 +10,13 @@ import gpxpy.gpx
 import pytest
 import sqlalchemy as sa
 
+from mapsvc.config import Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.services import patrol
 from mapsvc.services.chinacrs import wgs84_to_gcj02
 from tests.patrol.conftest import DAY, add_chief, add_segments, lonlat
 
-T0 = dt.datetime.combine(DAY, dt.time(8, 0), tzinfo=patrol.LOCAL_TZ).timestamp()
+T0 = dt.datetime.combine(DAY, dt.time(8, 0), tzinfo=Settings().tz).timestamp()
 WALK = 1.4  # m/s
 
 

@@ -15,7 +15,7 @@ import pytest
 from geoalchemy2 import WKTElement
 from shapely.geometry import LineString, MultiPolygon, Point, box
 
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.db import session_scope
 from mapsvc.models import (
     AlleySegment,
@@ -28,7 +28,7 @@ from mapsvc.models import (
     Subdistrict,
 )
 
-TODAY = local_today()  # the service's today (the district's clock)
+TODAY = Settings().today()  # the service's today (the district's clock)
 
 # lon/lat boxes in Licheng, Quanzhou (about 1 km across each)
 DISTRICT = ("350502", "测试区", box(118.570, 24.900, 118.610, 24.930))

@@ -8,7 +8,7 @@ from pyproj import Geod
 from shapely import wkb
 from sqlalchemy.orm import Session
 
-from mapsvc.config import local_today
+from mapsvc.config import Settings
 from mapsvc.services.coverage import coverage_report
 from mapsvc.services.density import density
 
@@ -26,7 +26,7 @@ def _areas(engine, table: str) -> dict[str, float]:  # noqa: ANN001
 def test_demo_density_uses_geodesic_areas(demo_engine, level: str) -> None:  # noqa: ANN001
     areas = _areas(demo_engine, level)
     with Session(demo_engine) as s:
-        rows = density(s, level, local_today())
+        rows = density(s, level, Settings().today())
     assert len(rows) == len(areas) > 0
     for r in rows:
         km2 = areas[r["code"]]
@@ -37,7 +37,7 @@ def test_demo_density_uses_geodesic_areas(demo_engine, level: str) -> None:  # n
 
 def test_demo_coverage_is_consistent(demo_engine) -> None:  # noqa: ANN001
     with Session(demo_engine) as s:
-        rep = coverage_report(s, local_today())
+        rep = coverage_report(s, Settings().today())
         grids = s.scalar(sa.text("SELECT count(*) FROM grid"))
         segments = s.scalar(sa.text("SELECT count(*) FROM alley_segment"))
     sm = rep["summary"]

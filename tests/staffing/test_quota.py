@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 from sqlalchemy.orm import Session
 
-from mapsvc.config import DEFAULTS
+from mapsvc.config import DEFAULTS, Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.services.quota import coefficients, quota_table, to_csv, to_xlsx
 from tests.staffing.conftest import COMMUNITIES, TODAY
@@ -18,14 +18,14 @@ from tests.staffing.test_density import expected_counts, geodesic_km2
 
 
 def test_coefficients_config_and_overrides() -> None:
-    assert coefficients(DEFAULTS) == {
+    assert coefficients(Settings()) == {
         k: float(v) for k, v in DEFAULTS["QUOTA_COEFFICIENTS"].items()
     }
-    assert coefficients(DEFAULTS, {"b": "3.5", "c": ""})["b"] == 3.5
+    assert coefficients(Settings(), {"b": "3.5", "c": ""})["b"] == 3.5
     with pytest.raises(ValidationError, match="coefficient a"):
-        coefficients(DEFAULTS, {"a": "many"})
+        coefficients(Settings(), {"a": "many"})
     with pytest.raises(ValidationError, match="coefficient c .*≥ 0"):
-        coefficients(DEFAULTS, {"c": -1})
+        coefficients(Settings(), {"c": -1})
 
 
 @pytest.mark.parametrize("coef", [{"a": 8.0, "b": 2.0, "c": 1.0}, {"a": 3.0, "b": 10.0, "c": 0.5}])
@@ -54,7 +54,7 @@ def test_quota_formula_and_gap(staffing_db, coef: dict) -> None:  # noqa: ANN001
 
 def test_quota_by_group(staffing_db) -> None:  # noqa: ANN001
     with Session(staffing_db.engine) as s:
-        table = quota_table(s, TODAY, coefficients(DEFAULTS), group="community_workers")
+        table = quota_table(s, TODAY, coefficients(Settings()), group="community_workers")
         with pytest.raises(ValidationError, match="group"):
             quota_table(s, TODAY, group="everyone")
     counts = expected_counts("community", TODAY)
@@ -64,7 +64,7 @@ def test_quota_by_group(staffing_db) -> None:  # noqa: ANN001
 
 def test_csv_and_xlsx_parse_back(staffing_db, tmp_path) -> None:  # noqa: ANN001
     with Session(staffing_db.engine) as s:
-        table = quota_table(s, TODAY, coefficients(DEFAULTS), group="all")
+        table = quota_table(s, TODAY, coefficients(Settings()), group="all")
     path = tmp_path / "quota.csv"
     path.write_text(to_csv(table, "zh_CN"), encoding="utf-8-sig")
     with path.open(encoding="utf-8-sig", newline="") as fh:
