@@ -68,9 +68,10 @@ def setup(rows: int, fresh: bool) -> sa.Engine:
         grids = c.scalar(sa.text("SELECT count(*) FROM grid"))
         have = c.scalar(sa.text("SELECT count(*) FROM incident"))
     if not grids:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.config import from_environment
+        from mapsvc.demo import arguments_from_config, load_demo
 
-        load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+        load_demo(engine, **arguments_from_config(from_environment(), seed=SEED, incidents=0))
     if have != rows:
         from mapsvc.services.incident_import import import_csv
 

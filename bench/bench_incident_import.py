@@ -51,10 +51,11 @@ def setup_database(fresh: bool) -> sa.Engine:
     with engine.connect() as c:
         has_grids = c.scalar(sa.text("SELECT count(*) FROM grid"))
     if created or not has_grids:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.config import from_environment
+        from mapsvc.demo import arguments_from_config, load_demo
 
         t = time.perf_counter()
-        load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+        load_demo(engine, **arguments_from_config(from_environment(), seed=SEED, incidents=0))
         print(f"demo district loaded in {time.perf_counter() - t:.1f} s")
     return engine
 

@@ -69,10 +69,13 @@ def database_url(reload: bool) -> str:
             sa.text("SELECT count(*) FROM grid")
         )
     if reload or not loaded:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.commands import progress
+        from mapsvc.config import from_environment
+        from mapsvc.demo import arguments_from_config, load_demo
 
         t = time.perf_counter()
-        load_demo(engine, seed=SEED, incidents=INCIDENTS, show_progress=True)
+        arguments = arguments_from_config(from_environment(), seed=SEED, incidents=INCIDENTS)
+        load_demo(engine, **arguments, progress=progress)
         print(f"demo loaded in {time.perf_counter() - t:.1f} s")
     with engine.connect() as c:
         counts = {

@@ -6,7 +6,7 @@ import time
 
 import click
 
-from mapsvc.commands import open_engine
+from mapsvc.commands import open_engine, progress
 from mapsvc.config import from_environment
 
 
@@ -30,11 +30,11 @@ def demo_group() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def load_command(seed: int | None, incidents: int | None, force: bool, quiet: bool) -> None:
     """Load the demo district; does nothing when a district is already loaded (see --force)."""
-    from mapsvc.services import demo
+    from mapsvc import demo
+    from mapsvc.demo.progress import no_progress
 
     config = from_environment()
-    seed = int(config["DEMO_SEED"]) if seed is None else seed
-    incidents = int(config["DEMO_INCIDENTS"]) if incidents is None else incidents
+    arguments = demo.arguments_from_config(config, seed=seed, incidents=incidents)
     engine = open_engine(config)
     try:
         if demo.is_loaded(engine) and not force:
@@ -46,7 +46,7 @@ def load_command(seed: int | None, incidents: int | None, force: bool, quiet: bo
         started = time.perf_counter()
         try:
             summary = demo.load_demo(
-                engine, seed=seed, incidents=incidents, show_progress=not quiet
+                engine, **arguments, progress=no_progress if quiet else progress
             )
         except (OSError, ValueError) as exc:
             raise click.ClickException(f"demo load failed: {exc}") from None

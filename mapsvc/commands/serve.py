@@ -21,10 +21,9 @@ def serve(host: str | None, port: int | None, no_demo: bool, keep_db: bool) -> N
     """Serve the map service (with the demo district on first run)."""
     from werkzeug.serving import run_simple
 
-    from mapsvc import create_app
-    from mapsvc.commands import open_engine
+    from mapsvc import create_app, demo
+    from mapsvc.commands import open_engine, progress
     from mapsvc.db import EmbeddedPostgres
-    from mapsvc.services import demo
 
     config = from_environment()
     embedded = None if config.get("DATABASE_URL") else EmbeddedPostgres(config["VAR_DIR"])
@@ -34,10 +33,7 @@ def serve(host: str | None, port: int | None, no_demo: bool, keep_db: bool) -> N
         if not no_demo and not demo.is_loaded(engine):
             click.echo("empty database: loading the demo district (once)...")
             summary = demo.load_demo(
-                engine,
-                seed=int(config["DEMO_SEED"]),
-                incidents=int(config["DEMO_INCIDENTS"]),
-                show_progress=True,
+                engine, **demo.arguments_from_config(config), progress=progress
             )
             click.echo(demo.format_summary(summary))
         engine.dispose()
