@@ -31,3 +31,13 @@ def conn(demo_engine):  # noqa: ANN001, ANN201
 
 def q(conn, sql: str, **params):  # noqa: ANN001, ANN201
     return conn.execute(sa.text(sql), params)
+
+
+def rounds_to(value: float, figure: float, step: float) -> bool:
+    """True when ``value`` rounds to ``figure`` at the README's precision ``step``.
+
+    The README gives the demo's figures rounded ("≈ 3,600" is to the hundred): a test that
+    checks ``rounds_to(n, 3600, 100)`` (3,550 <= n < 3,650) fails exactly when the README's
+    figure would have to change.
+    """
+    return figure - step / 2 <= value < figure + step / 2

@@ -17,7 +17,7 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 
-from tests.demo.conftest import DATA, q
+from tests.demo.conftest import DATA, q, rounds_to
 
 OFFICIAL_AREA_KM2 = 53.0  # Licheng's published area; the 2016 outline differs slightly
 
@@ -207,3 +207,22 @@ def test_population_plausible_for_an_old_city(conn) -> None:  # noqa: ANN001
     assert 250_000 < total < 700_000
     assert dens["111"] > 2 * dens["112"]
     assert q(conn, "SELECT min(households), min(enterprises) FROM community").one()[0] > 0
+
+
+def test_readme_area_figures(conn) -> None:  # noqa: ANN001
+    """README "What the demo shows": 80 / 9 communities, 394 grids, ≈ 440,000 people,
+    160,000 households, 57.38 km²."""
+    r = q(
+        conn,
+        """SELECT (SELECT count(*) FROM community) communities,
+                  (SELECT count(*) FROM subdistrict) subdistricts,
+                  (SELECT count(*) FROM grid) grids,
+                  (SELECT sum(population) FROM community) population,
+                  (SELECT sum(households) FROM community) households,
+                  (SELECT area_km2 FROM district) area""",
+    ).one()
+    print(dict(r._mapping))
+    assert (r.communities, r.subdistricts, r.grids) == (80, 9, 394)
+    assert rounds_to(r.population, 440_000, 10_000), r.population
+    assert rounds_to(r.households, 160_000, 10_000), r.households
+    assert round(r.area, 2) == 57.38

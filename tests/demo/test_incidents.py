@@ -8,7 +8,7 @@ import numpy as np
 
 from mapsvc.config import DEFAULTS
 from tests.conftest import TEST_DEMO_INCIDENTS
-from tests.demo.conftest import q
+from tests.demo.conftest import q, rounds_to
 
 
 def test_incidents(conn) -> None:  # noqa: ANN001
@@ -42,7 +42,8 @@ def test_incidents(conn) -> None:  # noqa: ANN001
     ] <= dt.timedelta(days=366)
     assert r[6] < 0.01 * n, "routed into a grid"
     assert r[7] > 0.7 * n, "most incidents are on a street"
-    assert r[8] >= 15
+    # every category of the catalogue occurs (the rarest, gas leaks, about 15 times here)
+    assert r[8] == q(conn, "SELECT count(*) FROM incident_category").scalar()
     limits = DEFAULTS["INCIDENT_TIME_LIMIT_HOURS"]
     for severity, hours in limits.items():
         bad = q(
@@ -87,3 +88,20 @@ def test_incidents_cluster_in_hotspots(conn) -> None:  # noqa: ANN001
     median = np.median(dens)
     print(f"incidents/km²: top decile {top:.0f}, median {median:.0f}")
     assert top > 4 * median
+
+
+def test_nineteen_categories(conn) -> None:  # noqa: ANN001
+    """README: 19 categories (占道经营, 乱堆乱放, 井盖缺失, …), each with a class it usually gets."""
+    names = dict(q(conn, "SELECT name_zh, default_severity FROM incident_category").all())
+    assert len(names) == 19
+    assert {"占道经营", "乱堆乱放", "井盖缺失"} <= set(names)
+    assert set(names.values()) <= {"minor", "ordinary", "major", "grave"}
+
+
+def test_about_five_events_per_incident(conn) -> None:  # noqa: ANN001
+    """README: ≈ 500,000 incident events for 100,000 incidents (one per closed-loop step,
+    most incidents closed): 4.5 <= events per incident < 5.5, whatever the incident count."""
+    events, incidents = q(
+        conn, "SELECT (SELECT count(*) FROM incident_event), (SELECT count(*) FROM incident)"
+    ).one()
+    assert rounds_to(events / incidents, 5, 1), events / incidents

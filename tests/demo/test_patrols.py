@@ -2,7 +2,14 @@
 
 from __future__ import annotations
 
-from tests.demo.conftest import q
+import datetime as dt
+from collections import defaultdict
+
+from mapsvc.config import LOCAL_TZ, local_today
+from tests.demo.conftest import q, rounds_to
+
+#: chiefs with a round on each of the last five days (the rest walked yesterday only)
+WEEK_CHIEFS = 8
 
 
 def test_patrol_tracks(conn) -> None:  # noqa: ANN001
@@ -45,3 +52,57 @@ def test_weekly_visits(conn) -> None:  # noqa: ANN001
     ).one()
     assert r[0] > 1000
     assert tuple(r[1:]) == (0, 0, 0, True, True)
+    # README: ≈ 11,000 (10,500 <= visits < 11,500, to the thousand)
+    assert rounds_to(r[0], 11_000, 1000), r[0]
+
+
+def test_about_one_visitor_in_ten_mostly_skips(conn) -> None:  # noqa: ANN001
+    """Chiefs and grid members visit in most of the eight weeks; about one in ten skips
+    most weeks (fewer than four), so weekly compliance has something to show."""
+    weeks = dict(
+        q(
+            conn,
+            """SELECT p.staff_id, count(DISTINCT v.day) FROM (
+                 SELECT DISTINCT staff_id FROM assignment WHERE valid_to IS NULL
+                   AND role IN ('alley_chief', 'grid_member')) p
+               LEFT JOIN patrol_visit v ON v.staff_id = p.staff_id GROUP BY p.staff_id""",
+        ).all()
+    )
+    assert max(weeks.values()) == 8
+    share = sum(1 for n in weeks.values() if n < 4) / len(weeks)
+    print(f"{len(weeks)} visitors, {share:.1%} visited in fewer than 4 of 8 weeks")
+    assert 0.05 <= share <= 0.15
+
+
+def test_tracks_yesterday_and_a_week_of_eight_chiefs(conn) -> None:  # noqa: ANN001
+    """README: 243 tracks, yesterday's morning round of about 85 % of the chiefs and 8
+    chiefs over each of the last 5 days, starting 08:00-09:30 on the district's clock."""
+    chiefs = set(
+        q(
+            conn,
+            "SELECT DISTINCT staff_id FROM assignment WHERE role = 'alley_chief' "
+            "AND valid_to IS NULL",
+        ).scalars()
+    )
+    by_day: dict[dt.date, set[int]] = defaultdict(set)
+    rows = q(
+        conn,
+        "SELECT staff_id, day, (started_at AT TIME ZONE :tz)::time AS starts FROM patrol_track",
+        tz=LOCAL_TZ.key,
+    ).all()
+    for r in rows:
+        assert r.staff_id not in by_day[r.day], "one round a chief a day"
+        by_day[r.day].add(r.staff_id)
+        assert dt.time(8, 0) <= r.starts <= dt.time(9, 30), r.starts
+    last = max(by_day)
+    assert local_today() - dt.timedelta(days=2) <= last < local_today()  # yesterday
+    assert sorted(by_day) == [last - dt.timedelta(days=k) for k in range(4, -1, -1)]
+    week = by_day[last - dt.timedelta(days=1)]
+    assert len(week) == WEEK_CHIEFS
+    assert all(by_day[d] == week for d in by_day if d != last)
+    yesterday = by_day[last]
+    assert week <= yesterday <= chiefs
+    share = len(yesterday) / len(chiefs)
+    print(f"{len(yesterday)} of {len(chiefs)} chiefs walked yesterday ({share:.1%})")
+    assert 0.80 <= share <= 0.90
+    assert len(rows) == len(yesterday) + WEEK_CHIEFS * 4 == 243

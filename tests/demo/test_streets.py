@@ -2,17 +2,21 @@
 
 from __future__ import annotations
 
-from tests.demo.conftest import q
+from tests.demo.conftest import q, rounds_to
 
 
 def test_segments_named_and_split_at_junctions(conn) -> None:  # noqa: ANN001
-    n, bad_code, bad_name = q(
+    n, km, bad_code, bad_name = q(
         conn,
-        r"""SELECT count(*), count(*) FILTER (WHERE code !~ '^demo:\d+$' OR source <> 'demo'),
+        r"""SELECT count(*), sum(length_m) / 1000,
+                   count(*) FILTER (WHERE code !~ '^demo:\d+$' OR source <> 'demo'),
                    count(*) FILTER (WHERE name !~ '(路|街|巷)$')
             FROM alley_segment""",
     ).one()
-    assert 1500 <= n <= 4000
+    print(f"{n} alley segments, {km:.1f} km")
+    # README: ≈ 3,600 (580 km): 3,550 <= n < 3,650 and 575 <= km < 585
+    assert rounds_to(n, 3600, 100), n
+    assert rounds_to(km, 580, 10), km
     assert bad_code == 0 and bad_name == 0
     crossings = q(
         conn,
