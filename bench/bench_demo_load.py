@@ -24,7 +24,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT  # noqa: E402
+from mapsvc import demo  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
 from mapsvc.db import (  # noqa: E402
     EmbeddedPostgres,
     create_database,
@@ -32,15 +33,12 @@ from mapsvc.db import (  # noqa: E402
     ensure_schema,
     make_engine,
 )
-from mapsvc.services import demo  # noqa: E402
+from mapsvc.demo.incidents import COLUMNS  # noqa: E402
+from mapsvc.demo.write import copy_rows  # noqa: E402
 
 DB_NAME = "mapsvc_bench_demo"
 SEED = 20261124
 TARGET_S = 30.0
-COLUMNS = (
-    "id external_id source category severity state description address geom source_crs "
-    "reported_at due_at closed_at rating location_to_confirm"
-).split()
 
 
 def main() -> None:
@@ -63,7 +61,10 @@ def main() -> None:
         loads = []
         for i in range(runs):
             t = time.perf_counter()
-            summary = demo.load_demo(engine, seed=SEED, incidents=n, show_progress=False)
+            summary = demo.load_demo(
+                engine,
+                **demo.arguments_from_settings(Settings.from_environment(), seed=SEED, incidents=n),
+            )
             loads.append(time.perf_counter() - t)
             print(f"  load_demo run {i + 1}: {loads[-1]:.1f} s")
         print(demo.format_summary(summary))
@@ -88,7 +89,7 @@ def main() -> None:
             with engine.begin() as c:
                 c.execute(sa.text("TRUNCATE incident CASCADE"))
                 t = time.perf_counter()
-                demo._copy(c, "incident", COLUMNS, ([r[k] for k in COLUMNS] for r in rows))
+                copy_rows(c, "incident", COLUMNS, ([r[k] for k in COLUMNS] for r in rows))
                 copy_t.append(time.perf_counter() - t)
             with engine.begin() as c:
                 c.execute(sa.text("TRUNCATE incident CASCADE"))

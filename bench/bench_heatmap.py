@@ -39,7 +39,7 @@ sys.path.insert(0, str(HERE))
 
 from bench_incident_import import generate_csv  # noqa: E402
 
-from mapsvc.config import PROJECT_ROOT  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
 from mapsvc.db import (  # noqa: E402
     EmbeddedPostgres,
     create_database,
@@ -68,9 +68,11 @@ def setup(rows: int, fresh: bool) -> sa.Engine:
         grids = c.scalar(sa.text("SELECT count(*) FROM grid"))
         have = c.scalar(sa.text("SELECT count(*) FROM incident"))
     if not grids:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.demo import arguments_from_settings, load_demo
 
-        load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+        load_demo(
+            engine, **arguments_from_settings(Settings.from_environment(), seed=SEED, incidents=0)
+        )
     if have != rows:
         from mapsvc.services.incident_import import import_csv
 

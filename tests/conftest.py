@@ -29,7 +29,16 @@ from mapsvc.config import PROJECT_ROOT
 from mapsvc.db import EmbeddedPostgres, ensure_schema, make_engine, normalize_url
 
 TEST_DEMO_INCIDENTS = 6000
+TEST_DEMO_SEED = 20261124
 _counter = itertools.count()
+
+
+def demo_arguments(seed: int = TEST_DEMO_SEED, incidents: int = TEST_DEMO_INCIDENTS) -> dict:
+    """``load_demo``'s arguments for the tests: the configured limits and time zone."""
+    from mapsvc.config import Settings
+    from mapsvc.demo import arguments_from_settings
+
+    return arguments_from_settings(Settings.from_environment(), seed=seed, incidents=incidents)
 
 
 # --------------------------------------------------------------------------- databases
@@ -90,10 +99,10 @@ def fresh_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN00
 
 @pytest.fixture(scope="session")
 def demo_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
-    from mapsvc.services import demo
+    from mapsvc.demo import load_demo
 
     engine = make_engine(make_database(template=template_db))
-    demo.load_demo(engine, seed=20261124, incidents=TEST_DEMO_INCIDENTS, show_progress=False)
+    load_demo(engine, **demo_arguments())
     yield engine
     engine.dispose()
 

@@ -7,7 +7,6 @@ from pathlib import Path
 import click
 
 from mapsvc.commands.common import open_engine, progress
-from mapsvc.config import from_environment
 
 
 @click.group("import")
@@ -92,7 +91,7 @@ def _level_command(level: str, doc: str) -> click.Command:
             households=households_field,
             enterprises=enterprises_field,
         )
-        engine = open_engine(from_environment())
+        engine = open_engine()
         bar = progress(total=1, desc=f"import {level}", unit="file")
         try:
             with session_scope(engine) as session:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import click
 from sqlalchemy.engine import Engine
 
-from mapsvc.config import Settings, from_environment
+from mapsvc.config import Settings
 from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engine, resolve_url
 
 
@@ -14,14 +14,14 @@ def settings() -> Settings:
     return Settings.from_environment()
 
 
-def open_engine(config: dict | None = None) -> Engine:
+def open_engine(settings: Settings | None = None) -> Engine:
     """Engine for the configured database (starting the embedded one), schema at head.
 
     Database problems become one clear line (click.ClickException), not a traceback.
     """
-    config = config or from_environment()
+    settings = settings or Settings.from_environment()
     try:
-        engine = make_engine(resolve_url(config))
+        engine = make_engine(resolve_url(settings))
         ensure_schema(engine)
         check_connection(engine)
     except DatabaseError as exc:

@@ -4,16 +4,16 @@ from __future__ import annotations
 
 import click
 
-from mapsvc.config import from_environment
+from mapsvc.config import Settings
 from mapsvc.db import DatabaseError, EmbeddedPostgres, drop_database, make_engine, resolve_url
 
 
-def _embedded(config: dict) -> EmbeddedPostgres:
-    if config.get("DATABASE_URL"):
+def _embedded(settings: Settings) -> EmbeddedPostgres:
+    if settings.database_url:
         raise click.ClickException(
             "DATABASE_URL is set: the server is external, mapsvc does not start or stop it"
         )
-    return EmbeddedPostgres(config["VAR_DIR"])
+    return EmbeddedPostgres(settings.var_dir)
 
 
 @click.group("db")
@@ -26,7 +26,7 @@ def start() -> None:
     """Start the embedded PostgreSQL and bring the schema to the latest migration."""
     from mapsvc.commands.common import open_engine
 
-    config = from_environment()
+    config = Settings.from_environment()
     _embedded(config)
     engine = open_engine(config)
     click.echo(f"database ready: {engine.url.render_as_string(hide_password=True)}")
@@ -35,7 +35,7 @@ def start() -> None:
 @db_group.command("stop")
 def stop() -> None:
     """Stop the embedded PostgreSQL."""
-    pg = _embedded(from_environment())
+    pg = _embedded(Settings.from_environment())
     try:
         pg.stop()
     except DatabaseError as exc:
@@ -48,15 +48,15 @@ def status() -> None:
     """Say whether the database runs, and where."""
     from mapsvc.db import check_connection
 
-    config = from_environment()
-    if config.get("DATABASE_URL"):
+    config = Settings.from_environment()
+    if config.database_url:
         try:
-            v = check_connection(make_engine(config["DATABASE_URL"]))
+            v = check_connection(make_engine(config.database_url))
         except DatabaseError as exc:
             raise click.ClickException(str(exc)) from None
         click.echo(f"external database up: PostgreSQL {v['postgresql']}, PostGIS {v['postgis']}")
         return
-    pg = EmbeddedPostgres(config["VAR_DIR"])
+    pg = EmbeddedPostgres(config.var_dir)
     if not pg.initialized():
         click.echo(f"embedded database not initialised ({pg.link})")
     elif pg.running():
@@ -72,7 +72,7 @@ def reset(yes: bool) -> None:
     """Drop the database and recreate it empty at the latest schema."""
     from mapsvc.commands.common import open_engine
 
-    config = from_environment()
+    config = Settings.from_environment()
     if not yes:
         click.confirm("Drop every table and all data?", abort=True)
     try:

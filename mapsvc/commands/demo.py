@@ -6,8 +6,8 @@ import time
 
 import click
 
-from mapsvc.commands.common import open_engine
-from mapsvc.config import from_environment
+from mapsvc.commands.common import open_engine, progress
+from mapsvc.config import Settings
 
 
 @click.group("demo")
@@ -16,13 +16,13 @@ def demo_group() -> None:
 
 
 @demo_group.command("load")
-@click.option("--seed", type=int, default=None, help="Random seed (default: config DEMO_SEED).")
+@click.option("--seed", type=int, default=None, help="Random seed (default: MAPSVC_DEMO_SEED).")
 @click.option(
     "--incidents",
     "incidents",
     type=click.IntRange(min=0),
     default=None,
-    help="Number of incidents over the past year (default: config DEMO_INCIDENTS).",
+    help="Number of incidents over the past year (default: MAPSVC_DEMO_INCIDENTS).",
 )
 @click.option(
     "--force", is_flag=True, help="Replace the data already in the database with the demo."
@@ -30,11 +30,11 @@ def demo_group() -> None:
 @click.option("--quiet", is_flag=True, help="No progress bars.")
 def load_command(seed: int | None, incidents: int | None, force: bool, quiet: bool) -> None:
     """Load the demo district; does nothing when a district is already loaded (see --force)."""
-    from mapsvc.services import demo
+    from mapsvc import demo
+    from mapsvc.demo.progress import no_progress
 
-    config = from_environment()
-    seed = int(config["DEMO_SEED"]) if seed is None else seed
-    incidents = int(config["DEMO_INCIDENTS"]) if incidents is None else incidents
+    config = Settings.from_environment()
+    arguments = demo.arguments_from_settings(config, seed=seed, incidents=incidents)
     engine = open_engine(config)
     try:
         if demo.is_loaded(engine) and not force:
@@ -46,7 +46,7 @@ def load_command(seed: int | None, incidents: int | None, force: bool, quiet: bo
         started = time.perf_counter()
         try:
             summary = demo.load_demo(
-                engine, seed=seed, incidents=incidents, show_progress=not quiet
+                engine, **arguments, progress=no_progress if quiet else progress
             )
         except (OSError, ValueError) as exc:
             raise click.ClickException(f"demo load failed: {exc}") from None

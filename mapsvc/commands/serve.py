@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import click
 
-from mapsvc.config import from_environment
+from mapsvc.config import Settings
 
 
 @click.command("serve")
@@ -21,29 +21,26 @@ def serve(host: str | None, port: int | None, no_demo: bool, keep_db: bool) -> N
     """Serve the map service (with the demo district on first run)."""
     from werkzeug.serving import run_simple
 
+    from mapsvc import demo
     from mapsvc.app import create_app
-    from mapsvc.commands.common import open_engine
+    from mapsvc.commands.common import open_engine, progress
     from mapsvc.db import EmbeddedPostgres
-    from mapsvc.services import demo
 
-    config = from_environment()
-    embedded = None if config.get("DATABASE_URL") else EmbeddedPostgres(config["VAR_DIR"])
+    config = Settings.from_environment()
+    embedded = None if config.database_url else EmbeddedPostgres(config.var_dir)
     was_running = embedded.running() if embedded else True
     try:
         engine = open_engine(config)
         if not no_demo and not demo.is_loaded(engine):
             click.echo("empty database: loading the demo district (once)...")
             summary = demo.load_demo(
-                engine,
-                seed=int(config["DEMO_SEED"]),
-                incidents=int(config["DEMO_INCIDENTS"]),
-                show_progress=True,
+                engine, **demo.arguments_from_settings(config), progress=progress
             )
             click.echo(demo.format_summary(summary))
         engine.dispose()
         app = create_app()
-        host = host or str(config["HOST"])
-        port = port or int(config["PORT"])
+        host = host or str(config.host)
+        port = port or int(config.port)
         click.echo(f"serving on http://{host}:{port}/  (Ctrl-C stops)")
         run_simple(host, port, app, threaded=True, use_reloader=False)
     except KeyboardInterrupt:

@@ -14,7 +14,6 @@ import click
 from sqlalchemy.orm import Session
 
 from mapsvc.commands.common import open_engine, settings
-from mapsvc.config import from_environment
 
 
 def _day(value: str | None) -> dt.date:
@@ -72,10 +71,10 @@ def coverage_cmd(date_: str | None, list_all: bool, as_json: bool) -> None:
     from mapsvc.services.coverage import coverage_report
 
     day = _day(date_)
-    cfg = from_environment()
+    cfg = settings()
     engine = open_engine(cfg)
     with Session(engine) as s:
-        rep = coverage_report(s, day, members_required=int(cfg["GRID_MEMBERS_REQUIRED"]))
+        rep = coverage_report(s, day, members_required=int(cfg.grid_members_required))
     if as_json:
         click.echo(json.dumps(rep, ensure_ascii=False, indent=1))
         return
@@ -163,7 +162,7 @@ def density_cmd(level: str, date_: str | None, as_json: bool) -> None:
     "--group",
     type=click.Choice(["all", "community_workers", "grid_staff", "alley_chiefs", "dispatched"]),
     default=None,
-    help="Staff counted against the quota (default: config QUOTA_GROUP or community workers).",
+    help="Staff counted against the quota (default: MAPSVC_QUOTA_GROUP or community workers).",
 )
 @click.option("-a", "a", type=float, help="Coefficient per 10,000 residents.")
 @click.option("-b", "b", type=float, help="Coefficient per km².")
@@ -186,12 +185,12 @@ def quota_cmd(
     from mapsvc.services import quota as q
 
     day = _day(date_)
-    cfg = from_environment()
+    cfg = settings()
     try:
-        coef = q.coefficients(settings(), {"a": a, "b": b, "c": c})
+        coef = q.coefficients(cfg, {"a": a, "b": b, "c": c})
     except ValidationError as exc:
         raise click.BadParameter(exc.message) from None
-    group = group or str(cfg.get("QUOTA_GROUP") or q.DEFAULT_GROUP)
+    group = group or str(cfg.quota_group or q.DEFAULT_GROUP)
     engine = open_engine(cfg)
     with Session(engine) as s:
         table = q.quota_table(s, day, coef, group)

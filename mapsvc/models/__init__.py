@@ -18,6 +18,18 @@ from mapsvc.models.patrol import PatrolTrack, PatrolVisit
 from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
+
+def table_names() -> tuple[str, ...]:
+    """Names of every table the models define, each after the tables it references.
+
+    This is the one list of the service's tables (what the demo clears, fills, counts and
+    moves the id sequences of; what the migrations must create). It comes from the models'
+    metadata, so a new model is in it without anyone editing a list; tables that are not
+    models (``alembic_version``, PostGIS's ``spatial_ref_sys``) are not.
+    """
+    return tuple(t.name for t in Base.metadata.sorted_tables)
+
+
 __all__ = [
     "AREA_KM2",
     "DISPATCHED_KINDS",
@@ -40,4 +52,5 @@ __all__ = [
     "ServiceCentre",
     "Staff",
     "Subdistrict",
+    "table_names",
 ]

@@ -15,9 +15,8 @@ from mapsvc.db import check_connection, ensure_schema, make_engine, resolve_url
 
 
 def init_app(app: Flask) -> None:
-    """Read the app's settings; create its single engine and a per-request session."""
-    app.extensions["mapsvc.settings"] = Settings.from_mapping(app.config)
-    url = resolve_url(app.config)
+    """Create the app's single engine (from its settings) and a per-request session."""
+    url = resolve_url(app.extensions["mapsvc.settings"])
     engine = make_engine(url)
     if not app.config.get("SKIP_SCHEMA"):
         ensure_schema(engine)

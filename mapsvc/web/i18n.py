@@ -14,13 +14,16 @@ from mapsvc.core.i18n import TRANSLATIONS, compile_catalogues, supported_languag
 
 def select_locale() -> str:
     """The request's language: ``?lang=``, then the cookie, then Accept-Language."""
-    langs = current_app.config["LANGUAGES"]
+    langs = current_app.extensions["mapsvc.settings"].languages
     asked = supported_language(request.args.get("lang"), langs) or supported_language(
         request.cookies.get("lang"), langs
     )
     if asked:
         return asked
-    return request.accept_languages.best_match(langs) or current_app.config["BABEL_DEFAULT_LOCALE"]
+    return (
+        request.accept_languages.best_match(langs)
+        or current_app.extensions["mapsvc.settings"].babel_default_locale
+    )
 
 
 def current_locale() -> str:
@@ -42,6 +45,6 @@ def init_app(app: Flask) -> None:
     @app.after_request
     def _remember_lang(resp: Response) -> Response:
         lang = request.args.get("lang")
-        if supported_language(lang, app.config["LANGUAGES"]):
+        if supported_language(lang, app.extensions["mapsvc.settings"].languages):
             resp.set_cookie("lang", lang, max_age=365 * 24 * 3600, samesite="Lax")
         return resp

@@ -16,7 +16,7 @@ from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
 from mapsvc.services import open311
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
@@ -119,7 +119,7 @@ def create_request(fmt: str):  # noqa: ANN201
     data = open311.create_request(
         session,
         form,
-        api_keys=list(current_app.config.get("OPEN311_API_KEYS") or []),
+        api_keys=list(get_settings().open311_api_keys),
         config=dict(current_app.config),
     )
     session.commit()

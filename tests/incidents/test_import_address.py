@@ -22,6 +22,7 @@ from mapsvc.services.chinacrs import wgs84_to_gcj02
 from mapsvc.services.geo import metric_epsg_for_data
 from mapsvc.services.geocode import geocode, geocode_many
 from mapsvc.services.incident_import import ColumnMapping, ImportRejected, import_csv
+from tests.conftest import demo_arguments
 from tests.incidents.conftest import run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "地址"]
@@ -36,10 +37,10 @@ NONSENSE = "火星基地1号"
 @pytest.fixture(scope="module")
 def demo_db(make_database, template_db):  # noqa: ANN001, ANN201
     """A writable demo district (no incidents) for this module's imports."""
-    from mapsvc.services.demo import load_demo
+    from mapsvc.demo import load_demo
 
     engine = make_engine(make_database(template=template_db))
-    load_demo(engine, seed=20261124, incidents=0, show_progress=False)
+    load_demo(engine, **demo_arguments(incidents=0))
     yield engine
     engine.dispose()
 
