@@ -705,9 +705,13 @@ class IncidentHexbins(MapLayer):
                 "weight": 0.5,
                 "fillOpacity": 0.75,
             },
+            # folium cannot build a tooltip for an empty collection (a filter matching
+            # nothing in view)
             tooltip=folium.GeoJsonTooltip(
                 fields=["n"], aliases=[labels(locale)["Incidents per hexagon"]], localize=True
-            ),
+            )
+            if fc["features"]
+            else None,
         )
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
@@ -805,7 +809,10 @@ class IncidentChoropleth(MapLayer):
                 "fillOpacity": 0.75,
             },
             highlight_function=lambda f: {"weight": 2.5, "color": "#102a43"},
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+            # (none for an empty collection: no grids loaded yet)
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False)
+            if data["features"]
+            else None,
         )
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
