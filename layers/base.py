@@ -229,7 +229,7 @@ def _jinja() -> Environment:
     )
 
 
-def render_template(name: str, locale: str | None = DEFAULT_LOCALE, **context: Any) -> str:
+def render_partial(name: str, locale: str | None = DEFAULT_LOCALE, **context: Any) -> str:
     """Render ``mapsvc/templates/<name>`` for a layer, without Flask.
 
     Parameters
@@ -253,7 +253,7 @@ def legend_html(title: str, items: list[LegendItem]) -> str:
     ``static/js/heatmap.js`` rewrites the first rows (``.mapsvc-legend > div``) when the
     view changes, so the box is the title in ``<b>`` followed by one ``<div>`` per row.
     """
-    return render_template("layers/_legend.html", title=title, items=items)
+    return render_partial("layers/_legend.html", title=title, items=items)
 
 
 def add_legend(m, title: str, items: list[LegendItem]) -> None:  # noqa: ANN001 - folium.Map

@@ -36,7 +36,7 @@ from layers.base import (
     LegendItem,
     MapLayer,
     esc,
-    render_template,
+    render_partial,
     translator,
 )
 
@@ -564,7 +564,7 @@ def summary_html(district: dict, communities: dict, counts: dict[str, int], loca
     """
     if not district["features"] and not communities["features"]:
         return ""
-    return render_template(
+    return render_partial(
         "layers/_summary.html",
         locale,
         districts=[
