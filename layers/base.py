@@ -6,7 +6,7 @@
 * :meth:`MapLayer.draw` turns that data into a folium layer (FeatureGroup / GeoJson /
   HeatMap ...) with its legend. It never touches the database.
 
-Layers register themselves with :func:`layers.register`; the web views and the CLI look
+Layers register themselves with :func:`layers.registry.register`; the web views and the CLI look
 them up by name, so a new layer is one new module plus one import line in
 ``layers/__init__.py``.
 """
@@ -16,10 +16,15 @@ from __future__ import annotations
 import html
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import Any
+from functools import lru_cache
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from mapsvc.core.i18n import DEFAULT_LOCALE, translator
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 
 def collection_bounds(*collections: dict) -> list[list[float]] | None:
@@ -76,26 +81,65 @@ _keep_rendered_text_literal()
 
 @dataclass
 class LegendItem:
+    """One legend row: a swatch (any CSS ``background``: a colour or a gradient) and text."""
+
     colour: str
     label: str
 
 
+#: the service's Jinja templates (``mapsvc/templates``), a sibling of this package
+TEMPLATES = Path(__file__).resolve().parents[1] / "mapsvc" / "templates"
+
+
+@lru_cache(maxsize=1)
+def _jinja() -> Environment:
+    """The layers' Jinja environment, made once: the pages' templates, autoescape on.
+
+    Layers run without Flask (tests, the CLI, benchmarks), so they cannot use the app's
+    environment; this one loads the same folder, so a partial (the legend) is written once
+    and looks the same wherever it is drawn. Autoescape is on for every template: data
+    text (a community named ``<img onerror=...>``) is escaped, and text that looks like a
+    template (``{{ 7*7 }}``) is a value here, never compiled.
+    """
+    from jinja2 import Environment as JinjaEnvironment
+    from jinja2 import FileSystemLoader, StrictUndefined
+
+    return JinjaEnvironment(
+        loader=FileSystemLoader(TEMPLATES),
+        autoescape=True,
+        undefined=StrictUndefined,
+    )
+
+
+def render_partial(name: str, locale: str | None = DEFAULT_LOCALE, **context: Any) -> str:
+    """Render ``mapsvc/templates/<name>`` for a layer, without Flask.
+
+    Parameters
+    ----------
+    name
+        Template path under ``mapsvc/templates`` (layers' partials live in ``layers/``).
+    locale
+        The language of the template's own words: ``_`` in the template is
+        :func:`translator` of ``locale``, the catalogue the pages use, so a partial drawn
+        by a layer and one rendered by Flask say the same. Babel's Jinja extractor finds
+        these ``_("...")`` calls like Flask-Babel's.
+    **context
+        The template's variables; data text among them is escaped on output.
+    """
+    return _jinja().get_template(name).render(_=translator(locale), **context)
+
+
 def legend_html(title: str, items: list[LegendItem]) -> str:
-    """A small fixed legend box (escaped), used by every layer's ``draw``."""
-    rows = "".join(
-        f'<div><span style="display:inline-block;width:12px;height:12px;margin-right:6px;'
-        f'background:{esc(i.colour)};border:1px solid #555"></span>{esc(i.label)}</div>'
-        for i in items
-    )
-    return (
-        '<div class="mapsvc-legend" style="position:absolute;bottom:52px;left:10px;z-index:1000;'
-        "background:rgba(255,255,255,.92);padding:6px 8px;border-radius:4px;font:12px sans-serif;"
-        f'box-shadow:0 1px 4px rgba(0,0,0,.3)"><b>{esc(title)}</b>{rows}</div>'
-    )
+    """A small fixed legend box, used by every layer's ``draw`` (``layers/_legend.html``).
+
+    ``static/js/heatmap.js`` rewrites the first rows (``.mapsvc-legend > div``) when the
+    view changes, so the box is the title in ``<b>`` followed by one ``<div>`` per row.
+    """
+    return render_partial("layers/_legend.html", title=title, items=items)
 
 
 def add_legend(m, title: str, items: list[LegendItem]) -> None:  # noqa: ANN001 - folium.Map
-    """Attach a legend to a folium map."""
+    """Attach a legend to a folium map (added as rendered text: never compiled again)."""
     import branca.element
 
     m.get_root().html.add_child(branca.element.Element(legend_html(title, items)))

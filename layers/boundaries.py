@@ -28,7 +28,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
-from layers.base import LegendItem, MapLayer, esc
+from layers.base import LegendItem, MapLayer, esc, render_partial
 from layers.registry import register
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import N_, translator
@@ -551,28 +551,23 @@ def segment_counts(session: Session, day: dt.date | None = None) -> dict[str, in
 
 
 def summary_html(district: dict, communities: dict, counts: dict[str, int], locale: str) -> str:
-    """A small panel: district name and area, and what the map covers (escaped)."""
-    lab = labels(locale)
+    """A small panel: district name and area, and what the map covers.
+
+    The HTML is ``mapsvc/templates/layers/_summary.html`` (names escaped by autoescape);
+    this gathers its figures. Empty when nothing is loaded: the page then says what to do.
+    """
     if not district["features"] and not communities["features"]:
         return ""
-    names = " · ".join(
-        f"{esc(f['properties']['name'])} <small>{_fmt(f['properties']['area_km2'], 2)} km²</small>"
-        for f in district["features"]
-    )
-    grids = sum(f["properties"]["grids"] or 0 for f in communities["features"])
-    n = len(communities["features"])
-    parts = [
-        esc(lab["{n} communities"].format(n=f"{n:,}")),
-        esc(lab["{n} grids"].format(n=f"{grids:,}")),
-        esc(lab["{n} alley segments"].format(n=f"{counts['segments']:,}")),
-    ]
-    missing = ""
-    if counts["without_chief"]:
-        text = lab["{n} segments without a chief"].format(n=f"{counts['without_chief']:,}")
-        missing = f'<div class="mapsvc-warn">{esc(text)}</div>'
-    return (
-        f'<div class="mapsvc-summary"><div class="mapsvc-summary-title">{names}</div>'
-        f"<div>{' · '.join(parts)}</div>{missing}</div>"
+    return render_partial(
+        "layers/_summary.html",
+        locale,
+        districts=[
+            (f["properties"]["name"], f["properties"]["area_km2"]) for f in district["features"]
+        ],
+        communities=len(communities["features"]),
+        grids=sum(f["properties"]["grids"] or 0 for f in communities["features"]),
+        segments=counts["segments"],
+        without_chief=counts["without_chief"],
     )
 
 

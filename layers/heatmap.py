@@ -309,8 +309,10 @@ def incident_focus(session, incident_id: int) -> dict[str, Any] | None:  # noqa:
     """
     row = session.execute(
         sa.text(
-            "SELECT id, x_m, y_m, ST_X(geom), ST_Y(geom), category, state "
-            "FROM incident WHERE id = :id"
+            "SELECT i.id, i.x_m, i.y_m, ST_X(i.geom), ST_Y(i.geom), i.category, i.state, "
+            "c.name_zh, c.name_en "
+            "FROM incident i LEFT JOIN incident_category c ON c.code = i.category "
+            "WHERE i.id = :id"
         ),
         {"id": incident_id},
     ).one_or_none()
@@ -323,8 +325,38 @@ def incident_focus(session, incident_id: int) -> dict[str, Any] | None:  # noqa:
         "lat": float(row[4]),
         "category": row[5],
         "state": row[6],
+        "category_zh": row[7],
+        "category_en": row[8],
         "bounds": _grown_bounds(x, y, x, y),
     }
+
+
+def focus_marker(focus: dict[str, Any], locale: str = "zh_CN", crs: str = "wgs84"):  # noqa: ANN201
+    """The drawing half of :func:`incident_focus`: a ring around the incident, labelled.
+
+    The label (id, category and state in ``locale``) stays open, so the incident the list
+    pointed to is found at a glance among the heat. ``crs``: the base map's datum
+    (``gcj02`` / ``bd09`` move the ring with the tiles, like the other layers).
+    """
+    import folium
+
+    lon, lat = focus["lon"], focus["lat"]
+    if crs != "wgs84":
+        from mapsvc.services.chinacrs import FROM_WGS84
+
+        xs, ys = FROM_WGS84[crs]([lon], [lat])
+        lon, lat = round(float(xs[0]), 6), round(float(ys[0]), 6)  # as collection_to_crs
+    t = labels(locale)
+    name = focus["category_en"] if locale.startswith("en") else focus["category_zh"]
+    text = f"#{focus['id']} · {name or focus['category']} · {code_label(focus['state'], t)}"
+    return folium.CircleMarker(
+        [lat, lon],
+        radius=14,
+        color="#1f3a5f",
+        weight=3,
+        fill=False,
+        tooltip=folium.Tooltip(esc(text), permanent=True),
+    )
 
 
 def _grown_bounds(x0: float, y0: float, x1: float, y1: float) -> list[list[float]]:
@@ -708,9 +740,13 @@ class IncidentHexbins(MapLayer):
                 "weight": 0.5,
                 "fillOpacity": 0.75,
             },
+            # folium cannot build a tooltip for an empty collection (a filter matching
+            # nothing in view)
             tooltip=folium.GeoJsonTooltip(
                 fields=["n"], aliases=[labels(locale)["Incidents per hexagon"]], localize=True
-            ),
+            )
+            if fc["features"]
+            else None,
         )
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
@@ -808,7 +844,10 @@ class IncidentChoropleth(MapLayer):
                 "fillOpacity": 0.75,
             },
             highlight_function=lambda f: {"weight": 2.5, "color": "#102a43"},
-            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False),
+            # (none for an empty collection: no grids loaded yet)
+            tooltip=folium.GeoJsonTooltip(fields=["tip"], labels=False)
+            if data["features"]
+            else None,
         )
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:

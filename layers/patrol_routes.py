@@ -112,6 +112,29 @@ def routes_to_crs(data: dict, crs: str) -> dict:
     return data
 
 
+def map_bounds(routes: dict, state: dict) -> list[list[float]] | None:
+    """Leaflet bounds the patrol page opens on: the routes, else the day's segments.
+
+    ``routes`` is the ``patrol_routes`` layer's data, ``state`` the ``patrolled``
+    layer's. A chief's (or a grid's) map fits his routes; with no route to draw it fits the
+    segments whose patrol state is shown, and None (the default view) when there are none.
+    """
+    xs: list[float] = []
+    ys: list[float] = []
+    for r in routes["routes"]:
+        for lon, lat in r["coordinates"]:
+            xs.append(lon)
+            ys.append(lat)
+    if not xs:
+        for f in state["segments"]["features"]:
+            for lon, lat in f["geometry"]["coordinates"]:
+                xs.append(lon)
+                ys.append(lat)
+    if not xs:
+        return None
+    return [[min(ys), min(xs)], [max(ys), max(xs)]]
+
+
 @register
 class PatrolRoutesLayer(MapLayer):
     name = "patrol_routes"

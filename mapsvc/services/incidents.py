@@ -482,14 +482,16 @@ def _filter_sql(filters: dict[str, Any], alias: str) -> tuple[str, dict[str, Any
         # ST_Intersects, not a bare && (index boxes are float4: ~1 m off at the edges)
         conds.append(f"ST_Intersects({a}.geom, ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326))")
         params.update(zip(("f_x0", "f_y0", "f_x1", "f_y1"), bbox, strict=True))
-    if _truthy(f.get("overdue")):
+    if truthy(f.get("overdue")):
         conds.append(f"{a}.state <> 'closed' AND {a}.due_at < now()")
-    if _truthy(f.get("to_confirm")):
+    if truthy(f.get("to_confirm")):
         conds.append(f"{a}.location_to_confirm AND {a}.state <> 'closed'")
     return (" AND ".join(conds) or "TRUE"), params
 
 
-def _truthy(v: Any) -> bool:
+def truthy(v: Any) -> bool:
+    """Whether a yes/no filter (``overdue``, ``to_confirm``) is on: ``1``, ``true``,
+    ``yes``, ``on`` (a checked box) or True; anything else, missing included, is off."""
     return v is True or str(v).lower() in ("1", "true", "yes", "on")
 
 

@@ -14,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any
 
-from flask import Blueprint, Response, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -32,6 +32,7 @@ from mapsvc.web.render import (
     ATTRIBUTION,
     add_attribution,
     add_html,
+    attachment,
     base_map,
     folium_page,
     nav_html,
@@ -161,20 +162,16 @@ def api_quota():  # noqa: ANN201
 def api_quota_csv():  # noqa: ANN201
     table = _quota_table()
     body = quota_svc.to_csv(table, current_locale()).encode("utf-8-sig")
-    return Response(
-        body,
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="quota-{table["date"]}.csv"'},
-    )
+    return attachment(body, f"quota-{table['date']}.csv", "text/csv")
 
 
 @bp.get("/api/quota.xlsx")
 def api_quota_xlsx():  # noqa: ANN201
     table = _quota_table()
-    return Response(
+    return attachment(
         quota_svc.to_xlsx(table, current_locale()),
-        mimetype="application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
-        headers={"Content-Disposition": f'attachment; filename="quota-{table["date"]}.xlsx"'},
+        f"quota-{table['date']}.xlsx",
+        "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
     )
 
 

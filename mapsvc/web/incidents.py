@@ -4,6 +4,9 @@ Thin adapters: parse the request, call :mod:`mapsvc.services.incidents` or the l
 :mod:`layers.heatmap`, respond. Services raise :class:`~mapsvc.services.errors.ServiceError`
 (400 / 404 / 409 with the field or the allowed transitions named); the app maps them to
 JSON.
+
+The pages' HTML is in ``templates/incidents/`` (the filter form of all three pages is
+``_filters.html``); where a map opens comes from :mod:`mapsvc.services.areas`.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from typing import Any
 
 from flask import (
     Blueprint,
-    Response,
     current_app,
     jsonify,
     render_template,
@@ -24,13 +26,15 @@ from flask import (
 from flask_babel import gettext as _
 
 from layers import get_layer
-from layers.base import add_legend, esc
+from layers.base import add_legend
 from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.heatmap import (
     BINS_LAYERS,
+    HeatmapScript,
     code_label,
     filter_choices,
     fit_bounds,
+    focus_marker,
     hexbins_to_crs,
     incident_focus,
     labels,
@@ -43,12 +47,21 @@ from mapsvc.core.values import parse_bbox
 from mapsvc.models import SEVERITIES
 from mapsvc.services import incident_list
 from mapsvc.services import incidents as svc
+from mapsvc.services.areas import district_extent
 from mapsvc.services.categories import category_names
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
-from mapsvc.web.render import ATTRIBUTION, base_map, nav_html
+from mapsvc.web.render import (
+    ATTRIBUTION,
+    add_html,
+    attachment,
+    base_map,
+    folium_page,
+    leaflet_bounds,
+    nav_html,
+)
 
 bp = Blueprint("incidents", __name__)
 
@@ -209,142 +222,53 @@ def choropleth_api():  # noqa: ANN201
 # --------------------------------------------------------------------------- pages
 
 
-def _district_bounds(session) -> list[list[float]] | None:  # noqa: ANN001
-    import sqlalchemy as sa
-
-    row = session.execute(
-        sa.text(
-            "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-            "(SELECT ST_Extent(geom)::geometry e FROM district) s"
-        )
-    ).first()
-    if row is None or row[0] is None:
-        row = session.execute(
-            sa.text(
-                "SELECT ST_XMin(e), ST_YMin(e), ST_XMax(e), ST_YMax(e) FROM "
-                "(SELECT ST_Extent(geom)::geometry e FROM incident) s"
-            )
-        ).first()
-    if row is None or row[0] is None:
-        return None
-    return [[row[1], row[0]], [row[3], row[2]]]
-
-
 def _credits(basemap) -> str:  # noqa: ANN001
     return " | ".join([ATTRIBUTION, *basemap.attribution])
 
 
-def _filter_panel(view: str) -> str:
-    """The filter form (category, class, state, community, grid, chief, dates; on the list
-    page also "overdue only" and "location to confirm only") and the link to the other
-    view (the list links to the heatmap). Grids are grouped by community (heatmap.js
-    shows the chosen community's group only); chiefs are the staff holding an alley-chief post today
-    (:func:`layers.heatmap.filter_choices`).
-    """
-    import sqlalchemy as sa
+def _filter_form(view: str) -> dict[str, Any]:
+    """What ``templates/incidents/_filters.html`` shows on ``view`` (heatmap, choropleth,
+    list): the choices, the values in the URL, and what a new filter keeps.
 
+    Grids are grouped by community (heatmap.js shows the chosen community's group only);
+    chiefs are the staff holding an alley-chief post today
+    (:func:`layers.heatmap.filter_choices`); class and state codes are labelled in the
+    page's language by the heatmap layer's :func:`~layers.heatmap.code_label`.
+    """
+    session = get_session()
     locale = current_locale()
     en = locale.startswith("en")
-    cats = get_session().execute(
-        sa.text("SELECT code, name_zh, name_en FROM incident_category ORDER BY code")
-    )
-    f = _filters()
-
-    def options(values: list[tuple[str, str]], selected: str | None) -> str:
-        out = [f'<option value="">{esc(_("All"))}</option>']
-        for v, label in values:
-            sel = " selected" if v == selected else ""
-            out.append(f'<option value="{esc(v)}"{sel}>{esc(label)}</option>')
-        return "".join(out)
-
-    cat_opts = options([(c, (en and e) or z or c) for c, z, e in cats], f.get("category"))
     t = labels(locale)
-    sev_opts = options(
-        [(s, code_label(s, t)) for s in SEVERITIES], f.get("severity") or f.get("class")
-    )
-    state_opts = options(
-        [("open", _("Open"))] + [(s, code_label(s, t)) for s in svc.TRANSITIONS],
-        f.get("state"),
-    )
-    bins = parse_bins(request.args.get("bins"))
-    bins_opts = "".join(
-        f'<option value="{v}"{" selected" if v == bins else ""}>{esc(label)}</option>'
-        for v, label in (("square", _("Heat (square cells)")), ("hex", _("Hexagons")))
-    )
-    choices = filter_choices(get_session())
-    comm_opts = options([(str(i), n) for i, n in choices["communities"]], f.get("community"))
-    chief_opts = options([(str(i), n) for i, n in choices["chiefs"]], f.get("chief"))
-    grid_opts = [f'<option value="">{esc(_("All"))}</option>']
-    for cid, cname, grids in choices["grids"]:
-        grid_opts.append(f'<optgroup label="{esc(cname)}" data-community="{esc(cid or "")}">')
-        for gid, code, name in grids:
-            sel = " selected" if str(gid) == f.get("grid") else ""
-            label = f"{code} {name}" if name and name != code else code
-            grid_opts.append(f'<option value="{gid}"{sel}>{esc(label)}</option>')
-        grid_opts.append("</optgroup>")
-    other = (
-        ("incidents.choropleth_page", _("Per 1,000 residents by grid"))
-        if view == "heatmap"
-        else ("incidents.heatmap_page", _("Incident heatmap"))
-    )
+    f = _filters()
+    choices = filter_choices(session)
     lang = {"lang": request.args["lang"]} if request.args.get("lang") else {}
-    # the list page lays the form out with its stylesheet; the maps float it over the map
-    style = (
-        'class="incident-filters"'
-        if view == "list"
-        else 'style="position:absolute;top:44px;left:56px;'
-        "z-index:1000;background:rgba(255,255,255,.95);padding:8px;border-radius:4px;"
-        'font:12px sans-serif;box-shadow:0 1px 4px rgba(0,0,0,.3);display:grid;gap:4px"'
-    )
-    checks = (
-        "".join(
-            f'<label><input type="checkbox" name="{k}" value="1"'
-            f"{' checked' if svc._truthy(f.get(k)) else ''}> {esc(label)}</label>"
-            for k, label in (
-                ("overdue", _("Overdue only")),
-                ("to_confirm", _("Location to confirm only")),
-            )
-        )
-        if view == "list"
-        else ""
-    )
     hidden = dict(lang)
     if view == "list" and request.args.get("limit"):
         hidden["limit"] = request.args["limit"]  # the page size survives a new filter
-    return (
-        f'<form id="incident-filters" method="get" {style}>'
-        f'<label>{esc(_("Category"))} <select name="category">{cat_opts}</select></label>'
-        f'<label>{esc(_("Class"))} <select name="severity">{sev_opts}</select></label>'
-        f'<label>{esc(_("State"))} <select name="state">{state_opts}</select></label>'
-        f'<label>{esc(_("Community"))} <select name="community">{comm_opts}</select></label>'
-        f'<label>{esc(_("Grid"))} <select name="grid" style="max-width:16em">'
-        f"{''.join(grid_opts)}</select></label>"
-        f'<label>{esc(_("Chief"))} <select name="chief">{chief_opts}</select></label>'
-        + (
-            f'<label>{esc(_("Draw as"))} <select name="bins">{bins_opts}</select></label>'
-            if view == "heatmap"
-            else ""
-        )
-        + f'<label>{esc(_("From"))} <input type="date" name="date_from" '
-        f'value="{esc(f.get("date_from", ""))}"></label>'
-        f'<label>{esc(_("To"))} <input type="date" name="date_to" '
-        f'value="{esc(f.get("date_to", ""))}"></label>'
-        + checks
-        + "".join(
-            f'<input type="hidden" name="{esc(k)}" value="{esc(v)}">' for k, v in hidden.items()
-        )
-        + f'<button type="submit">{esc(_("Apply"))}</button>'
-        f'<a href="{esc(url_for(other[0], **f, **lang))}">{esc(other[1])}</a></form>'
-    )
+    return {
+        "view": view,
+        "current": {k: f.get(k) for k in FILTER_PARAMS},
+        "categories": [
+            (code, (en and name_en) or name_zh or code)
+            for code, (name_zh, name_en) in sorted(category_names(session).items())
+        ],
+        "severities": [(s, code_label(s, t)) for s in SEVERITIES],
+        "states": [(s, code_label(s, t)) for s in svc.TRANSITIONS],
+        "communities": [(str(i), n) for i, n in choices["communities"]],
+        "grids": choices["grids"],
+        "chiefs": [(str(i), n) for i, n in choices["chiefs"]],
+        "bins": parse_bins(request.args.get("bins")),
+        "checked": {k: svc.truthy(f.get(k)) for k in ("overdue", "to_confirm")},
+        "hidden": hidden,
+        # the link to the other view keeps the filters and the language
+        "query": {**f, **lang},
+    }
 
 
 @bp.get("/incidents/map")
 def heatmap_page():  # noqa: ANN201
     """Heatmap of incidents (refreshed on pan/zoom by static/js/heatmap.js) + overdue ones."""
     import folium
-
-    from layers.heatmap import HeatmapScript
-    from mapsvc.web.render import folium_page
 
     session = get_session()
     locale = current_locale()
@@ -360,7 +284,7 @@ def heatmap_page():  # noqa: ANN201
     bounds = (
         (focus and focus["bounds"])
         or (place and fit_bounds(session, f))
-        or _district_bounds(session)
+        or leaflet_bounds(district_extent(session))
     )
     m = base_map(bounds, basemap)
     bins = parse_bins(request.args.get("bins"))
@@ -374,7 +298,7 @@ def heatmap_page():  # noqa: ANN201
     heat_fl.add_to(m)
     overdue_layer.draw(overdue, locale).add_to(m)
     if focus:
-        _focus_marker(focus, basemap.crs, locale).add_to(m)
+        focus_marker(focus, locale, basemap.crs).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     scale_rows = heat_layer.legend(heat, locale)
     HeatmapScript(
@@ -391,36 +315,8 @@ def heatmap_page():  # noqa: ANN201
         },
     ).add_to(m)
     add_legend(m, scale_title(locale, bins), scale_rows + overdue_layer.legend(overdue, locale))
-    m.get_root().html.add_child(folium.Element(_filter_panel("heatmap")))
+    add_html(m, render_template("incidents/_filters.html", form=_filter_form("heatmap")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incident heatmap"))
-
-
-def _focus_marker(focus: dict[str, Any], crs: str, locale: str):  # noqa: ANN202
-    """A ring around the incident the map was opened on, with its id, category and state."""
-    import folium
-
-    point = {
-        "type": "FeatureCollection",
-        "features": [
-            {
-                "type": "Feature",
-                "geometry": {"type": "Point", "coordinates": [focus["lon"], focus["lat"]]},
-                "properties": {},
-            }
-        ],
-    }
-    lon, lat = collection_to_crs(point, crs)["features"][0]["geometry"]["coordinates"]
-    zh, en = category_names(get_session()).get(focus["category"], (None, None))
-    category = (en if locale.startswith("en") else zh) or focus["category"]
-    text = f"#{focus['id']} · {category} · {code_label(focus['state'], labels(locale))}"
-    return folium.CircleMarker(
-        [lat, lon],
-        radius=14,
-        color="#1f3a5f",
-        weight=3,
-        fill=False,
-        tooltip=folium.Tooltip(esc(text), permanent=True),
-    )
 
 
 @bp.get("/incidents/choropleth")
@@ -428,14 +324,11 @@ def choropleth_page():  # noqa: ANN201
     """Incidents per 1,000 residents by grid (mapclassify classes)."""
     import folium
 
-    from layers.heatmap import HeatmapScript
-    from mapsvc.web.render import folium_page
-
     session = get_session()
     locale = current_locale()
     f = _filters()
     basemap = basemap_for(current_app.config, locale)
-    m = base_map(_district_bounds(session), basemap)
+    m = base_map(leaflet_bounds(district_extent(session)), basemap)
     layer = get_layer("incident_choropleth")
     data = collection_to_crs(layer.query(session, None, **f), basemap.crs)
     layer.draw(data, locale).add_to(m)
@@ -445,7 +338,7 @@ def choropleth_page():  # noqa: ANN201
     folium.LayerControl(collapsed=False).add_to(m)
     HeatmapScript(None, {"attribution": _credits(basemap)}).add_to(m)
     add_legend(m, layer.title(locale), layer.legend(data, locale))
-    m.get_root().html.add_child(folium.Element(_filter_panel("choropleth")))
+    add_html(m, render_template("incidents/_filters.html", form=_filter_form("choropleth")))
     return folium_page(m, active="incidents.heatmap_page", title=_("Incidents per 1,000 residents"))
 
 
@@ -485,7 +378,7 @@ def list_page():  # noqa: ANN201
             error=error,
             args=args,
             locale=locale,
-            filters=_filter_panel("list"),
+            form=_filter_form("list"),
             nav=nav_html("incidents.list_page"),
             states={s: code_label(s, t) for s in svc.TRANSITIONS},
         ),
@@ -499,8 +392,4 @@ def list_csv():  # noqa: ANN201
     f, _limit, _offset = _list_args()
     lines = incident_list.csv_lines(get_session(), f, current_locale())
     stamp = svc.now().astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
-    return Response(
-        stream_with_context(lines),
-        mimetype="text/csv",
-        headers={"Content-Disposition": f'attachment; filename="incidents-{stamp}.csv"'},
-    )
+    return attachment(stream_with_context(lines), f"incidents-{stamp}.csv", "text/csv")

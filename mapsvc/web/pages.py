@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from branca.element import Element
 from flask import Blueprint, current_app, url_for
 from flask_babel import gettext as _
 
@@ -27,7 +26,7 @@ from layers.boundaries import (
 )
 from mapsvc.web.context import get_session
 from mapsvc.web.i18n import current_locale
-from mapsvc.web.render import ATTRIBUTION, base_map, folium_page
+from mapsvc.web.render import ATTRIBUTION, add_html, base_map, folium_page
 
 bp = Blueprint("pages", __name__)
 
@@ -84,8 +83,5 @@ def index() -> str:
         },
     )
     add_legend(m, _("Legend"), legend_items(locale) or [LegendItem("#999", _("Grids"))])
-    root = m.get_root()
-    root.html.add_child(
-        Element(summary_html(district, communities, segment_counts(session), locale))
-    )
+    add_html(m, summary_html(district, communities, segment_counts(session), locale))
     return folium_page(m, active="pages.index", title=_("Coverage map"))

@@ -6,13 +6,13 @@ Thin adapters: parse the request, call :mod:`mapsvc.services.patrol_routes`,
 
 from __future__ import annotations
 
-from flask import Blueprint, Response, current_app, jsonify, render_template, request
+from flask import Blueprint, current_app, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import LegendItem, add_legend
 from layers.basemap import basemap_for, collection_to_crs
-from layers.patrol_routes import routes_to_crs
+from layers.patrol_routes import map_bounds, routes_to_crs
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import parse_date
 from mapsvc.services import patrol, patrol_routes, streets
@@ -20,6 +20,7 @@ from mapsvc.services.fields import number, text
 from mapsvc.web.args import date_arg, int_arg, json_object
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
+from mapsvc.web.render import attachment
 
 bp = Blueprint("patrol", __name__)
 
@@ -69,11 +70,7 @@ def route_gpx():  # noqa: ANN201
     staff = session.get(Staff, chief)
     name = f"{_('Patrol route')} {staff.name if staff else chief}"
     body = res.to_gpx(name, _speed(), settings=get_settings())
-    return Response(
-        body,
-        mimetype="application/gpx+xml",
-        headers={"Content-Disposition": f'attachment; filename="patrol-{chief}.gpx"'},
-    )
+    return attachment(body, f"patrol-{chief}.gpx", "application/gpx+xml")
 
 
 @bp.get("/api/patrol/routes")
@@ -239,7 +236,7 @@ def patrol_page():  # noqa: ANN201
     basemap = basemap_for(current_app.config, locale)
     routes_to_crs(routes, basemap.crs)
     collection_to_crs(state["segments"], basemap.crs)
-    bounds = _bounds(routes, state)
+    bounds = map_bounds(routes, state)
     m = base_map(None, basemap)
     attribution = " | ".join(a for a in {routes.get("attribution"), state.get("attribution")} if a)
     if attribution:
@@ -270,20 +267,3 @@ def patrol_page():  # noqa: ANN201
         ),
     )
     return folium_page(m, active="patrol.patrol_page", title=_("Patrol"))
-
-
-def _bounds(routes: dict, state: dict) -> list | None:
-    xs: list[float] = []
-    ys: list[float] = []
-    for r in routes["routes"]:
-        for lon, lat in r["coordinates"]:
-            xs.append(lon)
-            ys.append(lat)
-    if not xs:
-        for f in state["segments"]["features"]:
-            for lon, lat in f["geometry"]["coordinates"]:
-                xs.append(lon)
-                ys.append(lat)
-    if not xs:
-        return None
-    return [[min(ys), min(xs)], [max(ys), max(xs)]]

@@ -1,21 +1,29 @@
-"""Page rendering shared by every map page: navigation bar, language switch, offline assets."""
+"""Page rendering shared by every page: navigation bar, language switch, offline assets,
+file downloads.
+
+The HTML is in Jinja templates (``mapsvc/templates/_nav.html``, ``_map_head.html``); these
+functions gather what the templates need and hand folium the rendered text.
+"""
 
 from __future__ import annotations
 
-from flask import request, url_for
-from flask_babel import gettext as _
+from collections.abc import Iterable
+from urllib.parse import quote
+
+from flask import Response, current_app, render_template, request, url_for
 
 from layers.base import esc
 from layers.offline import render_page
+from mapsvc.core.i18n import N_
 from mapsvc.web.i18n import current_locale
 
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [
-    ("pages.index", "Map"),
-    ("incidents.heatmap_page", "Incidents"),
-    ("incidents.list_page", "Incident list"),
-    ("patrol.patrol_page", "Patrol"),
-    ("dashboard.dashboard_page", "Dashboard"),
+    ("pages.index", N_("Map")),
+    ("incidents.heatmap_page", N_("Incidents")),
+    ("incidents.list_page", N_("Incident list")),
+    ("patrol.patrol_page", N_("Patrol")),
+    ("dashboard.dashboard_page", N_("Dashboard")),
 ]
 
 ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
@@ -23,6 +31,19 @@ ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
 #: where a map opens when there is nothing to fit (the demo district, Licheng, Quanzhou)
 DEFAULT_CENTRE = (24.91, 118.59)
+
+
+def leaflet_bounds(
+    extent: tuple[float, float, float, float] | None,
+) -> list[list[float]] | None:
+    """Leaflet's ``[[south, west], [north, east]]`` of an extent ``(minx, miny, maxx, maxy)``.
+
+    Services answer extents in the GIS order (x before y); folium fits Leaflet bounds.
+    """
+    if extent is None:
+        return None
+    minx, miny, maxx, maxy = extent
+    return [[miny, minx], [maxy, maxx]]
 
 
 def base_map(  # noqa: ANN201 - folium.Map
@@ -83,30 +104,26 @@ def add_html(m, html: str) -> None:  # noqa: ANN001 - folium.Map
 
 
 def nav_html(active: str) -> str:
-    """The top bar: page links (those whose endpoint exists) and a 中文/English switch."""
-    from flask import current_app
+    """The top bar (``templates/_nav.html``): page links and a 中文/English switch.
 
-    links = []
-    for endpoint, label in NAV:
-        if endpoint not in current_app.view_functions:
-            continue
-        style = "font-weight:bold;text-decoration:underline" if endpoint == active else ""
-        links.append(f'<a href="{esc(url_for(endpoint))}" style="{style}">{esc(_(label))}</a>')
+    Only links whose endpoint is registered are shown, so an app without a blueprint has
+    no dead link. The switch keeps the page and its parameters and names the other
+    language in that language (English / 中文, Babel's CLDR data).
+    """
     from babel import Locale
 
+    links = [
+        (url_for(endpoint), label, endpoint == active)
+        for endpoint, label in NAV
+        if endpoint in current_app.view_functions
+    ]
     other = "en" if not current_locale().startswith("en") else "zh_CN"
-    # the other language's own name (English / 中文), from Babel's CLDR data
-    label = Locale.parse(other).language_name
     args = {**request.args.to_dict(), "lang": other}
-    switch = f'<a href="{esc(url_for(request.endpoint, **(request.view_args or {}), **args))}">{label}</a>'
-    return (
-        '<nav class="mapsvc-nav" style="position:absolute;top:0;left:0;right:0;height:34px;'
-        "z-index:1001;background:#1f3a5f;color:#fff;font:14px sans-serif;display:flex;"
-        'align-items:center;gap:18px;padding:0 12px">'
-        f"<b>{esc(_('Grid management map'))}</b>{''.join(links)}"
-        f'<span style="margin-left:auto">{switch}</span></nav>'
-        "<style>.mapsvc-nav a{color:#fff;text-decoration:none}"
-        ".folium-map{top:34px!important;height:calc(100% - 34px)!important}</style>"
+    return render_template(
+        "_nav.html",
+        links=links,
+        switch_url=url_for(request.endpoint, **(request.view_args or {}), **args),
+        switch_label=Locale.parse(other).language_name,
     )
 
 
@@ -115,13 +132,44 @@ def folium_page(m, active: str, title: str) -> str:  # noqa: ANN001 - folium.Map
     import branca.element
 
     root = m.get_root()
-    root.header.add_child(branca.element.Element(f"<title>{esc(title)}</title>"))
-    root.header.add_child(
-        branca.element.Element(
-            '<meta name="viewport" content="width=device-width, initial-scale=1">'
-        )
-    )
-    # no favicon request: its 404 would be a console error on every page
-    root.header.add_child(branca.element.Element('<link rel="icon" href="data:,">'))
+    # rendered text: branca keeps it as it is (layers.base), the title is escaped here
+    root.header.add_child(branca.element.Element(render_template("_map_head.html", title=title)))
     root.html.add_child(branca.element.Element(nav_html(active)))
     return render_page(m)
+
+
+def attachment(
+    body: bytes | str | Iterable[bytes] | Iterable[str], filename: str, mimetype: str
+) -> Response:
+    """A file download: ``body`` with ``Content-Disposition: attachment`` and ``filename``.
+
+    Parameters
+    ----------
+    body
+        The file: bytes or text, or an iterable of chunks for a streamed download (wrap a
+        generator that reads the database in :func:`flask.stream_with_context`).
+    filename
+        The name the browser saves it under. Non-ASCII names (a Chinese community or
+        chief name) are sent as RFC 5987 ``filename*=UTF-8''...``, which every current
+        browser reads, with an ASCII ``filename`` fallback for older clients, the way
+        :func:`flask.send_file` names files.
+    mimetype
+        The file's type (``text/csv``, ``application/gpx+xml``...).
+    """
+    resp = Response(body, mimetype=mimetype)
+    resp.headers.set("Content-Disposition", "attachment", **_download_names(filename))
+    return resp
+
+
+def _download_names(filename: str) -> dict[str, str]:
+    """``filename`` (and ``filename*`` when it is not ASCII) for Content-Disposition."""
+    import unicodedata
+
+    try:
+        filename.encode("ascii")
+    except UnicodeEncodeError:
+        simple = unicodedata.normalize("NFKD", filename).encode("ascii", "ignore").decode()
+        # RFC 5987 attr-char: letters, digits and these are sent as they are
+        encoded = quote(filename, safe="!#$&+-.^_`|~")
+        return {"filename": simple, "filename*": f"UTF-8''{encoded}"}
+    return {"filename": filename}
