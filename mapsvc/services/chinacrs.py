@@ -23,6 +23,9 @@ X_PI = np.pi * 3000.0 / 180.0
 
 ChinaCRS = Literal["gcj02", "bd09"]
 CHINA_CRS: tuple[str, ...] = ("gcj02", "bd09")
+#: datums a page or API client may ask for (see :func:`display_crs`)
+DisplayCRS = Literal["wgs84", "gcj02", "bd09"]
+DISPLAY_CRS: tuple[str, ...] = ("wgs84", *CHINA_CRS)
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -111,7 +114,13 @@ FROM_WGS84 = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
 
 
 def normalize_crs_name(crs: str | None) -> str | None:
-    """'GCJ-02', 'gcj02', 'GCJ02' -> 'gcj02'; 'BD-09' -> 'bd09'; others returned unchanged."""
+    """'GCJ-02', 'gcj02', 'GCJ02', 'mars' -> 'gcj02'; 'BD-09', 'bd09ll', 'baidu' -> 'bd09'.
+
+    The one reader of the Chinese datum names (imports, tracks, the API's ``crs``). Any
+    other text is returned stripped but unchanged, for pyproj or the caller to judge.
+    ``bd09ll`` is Baidu's own name for its longitude/latitude; ``bd09mc`` (Baidu's
+    Mercator metres) is a different thing and is not turned into ``bd09``.
+    """
     if crs is None:
         return None
     key = crs.strip().lower().replace("-", "").replace("_", "")
@@ -120,6 +129,27 @@ def normalize_crs_name(crs: str | None) -> str | None:
     if key in ("bd09", "bd09ll", "baidu"):
         return "bd09"
     return crs.strip()
+
+
+def display_crs(text: str | None) -> DisplayCRS:
+    """The datum a client asks for its coordinates in: 'wgs84', 'gcj02' or 'bd09'.
+
+    Empty means WGS84, the stored datum; 'WGS-84' and 'EPSG:4326' are WGS84 too, and the
+    Chinese names are read by :func:`normalize_crs_name`, so an import and a map page
+    accept the same spellings. Anything else (a projected CRS, ``bd09mc``) is refused:
+    the pages can only be drawn in longitude/latitude.
+
+    Raises
+    ------
+    ValueError
+        Naming the accepted values and quoting (the start of) what was given.
+    """
+    name = normalize_crs_name(text) or "wgs84"
+    if name in CHINA_CRS:
+        return name  # type: ignore[return-value]
+    if name.lower().replace("-", "").replace("_", "") in ("wgs84", "epsg:4326"):
+        return "wgs84"
+    raise ValueError(f"crs must be one of {', '.join(DISPLAY_CRS)}; got {str(text)[:40]!r}")
 
 
 def _coords_fn(fn):  # noqa: ANN001, ANN202
