@@ -44,6 +44,7 @@ import sqlalchemy as sa
 
 from layers import register
 from layers.base import N_, BadRequest, BBox, LegendItem, MapLayer, esc, translator
+from mapsvc.core.labels import CODE_LABELS
 
 #: cell edge in screen pixels
 CELL_PX = 12
@@ -92,18 +93,6 @@ MESSAGES = (
     N_("more"),
     N_("cells of"),
     N_("pixels"),
-    # class and state codes, as :func:`code_label` spells them
-    N_("Minor"),
-    N_("Ordinary"),
-    N_("Major"),
-    N_("Grave"),
-    N_("Received"),
-    N_("Dispatched"),
-    N_("In hand"),
-    N_("Verified"),
-    N_("Closed"),
-    N_("Returned"),
-    N_("Reopened"),
 )
 
 
@@ -174,19 +163,23 @@ def scale_title(locale: str = "zh_CN", bins: str = "square") -> str:
 
 
 def code_label(code: str, t: dict[str, str]) -> str:
-    """Translated label of a class or state code (``in_hand`` -> "In hand" -> 处置中)."""
-    msgid = code.replace("_", " ").capitalize()
-    return t.get(msgid, code)
+    """Translated label of a class or state code (``in_hand`` -> "In hand" -> 处置中).
+
+    ``t`` is :func:`labels`; the codes' message ids are :mod:`mapsvc.core.labels`'.
+    """
+    msgid = CODE_LABELS.get(code)
+    return t.get(msgid, code) if msgid is not None else code
 
 
 @lru_cache(maxsize=4)
 def labels(locale: str = "zh_CN") -> dict[str, str]:
     """The layers' UI strings in ``locale`` (message id -> text), no request needed.
 
-    Read through :func:`layers.base.translator`, the catalogues the pages use.
+    :data:`MESSAGES` and the class and state labels (:mod:`mapsvc.core.labels`), read
+    through :func:`layers.base.translator`, the catalogues the pages use.
     """
     _ = translator(locale)
-    return {m: _(m) for m in MESSAGES}
+    return {m: _(m) for m in (*MESSAGES, *CODE_LABELS.values())}
 
 
 def cell_size(zoom: float) -> float:
