@@ -21,11 +21,9 @@ from dataclasses import dataclass, field
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import DEFAULT_LOCALE, translator
 from mapsvc.core.values import BBox
+from mapsvc.services.chinacrs import display_crs
 
 log = logging.getLogger(__name__)
-
-#: datums a page or API client may ask for
-DISPLAY_CRS = ("wgs84", "gcj02", "bd09")
 
 
 @dataclass
@@ -139,11 +137,15 @@ def add_tiles(m, basemap: Basemap) -> None:  # noqa: ANN001 - folium.Map
 
 
 def parse_crs(text: str | None) -> str:
-    """Validate a ``crs`` request parameter (default WGS84)."""
-    crs = (text or "wgs84").lower().replace("-", "")
-    if crs not in DISPLAY_CRS:
-        raise BadRequest(f"crs must be one of {', '.join(DISPLAY_CRS)}; got {text[:40]!r}")
-    return crs
+    """The ``crs`` request parameter as 'wgs84' (default), 'gcj02' or 'bd09'.
+
+    The spellings are :func:`mapsvc.services.chinacrs.display_crs`'s, the same an import
+    accepts; this only turns its refusal into a 400 naming the parameter.
+    """
+    try:
+        return display_crs(text)
+    except ValueError as exc:
+        raise BadRequest(str(exc), field="crs") from None
 
 
 def bbox_to_wgs84(bbox: BBox | None, crs: str) -> BBox | None:

@@ -489,27 +489,23 @@ class SegmentsLayer(_Boundary):
     ) -> dict:
         """Segments intersecting ``bbox`` with ``chief_name`` / ``deputy_name`` (or null)."""
         from mapsvc.models import AlleySegment as S
-        from mapsvc.models import Staff
-        from mapsvc.services.assignments import holders
+        from mapsvc.services.assignments import segment_posts
 
-        chief = holders("alley_chief", "segment", day).subquery()
-        deputy = holders("deputy_chief", "segment", day).subquery()
-        cs, ds = aliased(Staff), aliased(Staff)
+        posts = segment_posts(day)
         stmt = (
-            sa.select(
+            posts.join(
+                sa.select(
+                    S.id,
+                    S.code,
+                    S.name,
+                    S.highway,
+                    _num(S.length_m, 2),
+                    posts.chief_name,
+                    posts.deputy_name,
+                    _geojson(S.geom, zoom),
+                ),
                 S.id,
-                S.code,
-                S.name,
-                S.highway,
-                _num(S.length_m, 2),
-                cs.name.label("chief_name"),
-                ds.name.label("deputy_name"),
-                _geojson(S.geom, zoom),
             )
-            .outerjoin(chief, chief.c.target_id == S.id)
-            .outerjoin(cs, cs.id == chief.c.staff_id)
-            .outerjoin(deputy, deputy.c.target_id == S.id)
-            .outerjoin(ds, ds.id == deputy.c.staff_id)
             .where(_in_bbox(S.geom, bbox))
             .order_by(S.code)
         )

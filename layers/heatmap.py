@@ -46,6 +46,7 @@ from layers.base import LegendItem, MapLayer, esc
 from layers.registry import register
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import N_, translator
+from mapsvc.core.labels import CODE_LABELS
 from mapsvc.core.values import BBox
 
 #: cell edge in screen pixels
@@ -95,18 +96,6 @@ MESSAGES = (
     N_("more"),
     N_("cells of"),
     N_("pixels"),
-    # class and state codes, as :func:`code_label` spells them
-    N_("Minor"),
-    N_("Ordinary"),
-    N_("Major"),
-    N_("Grave"),
-    N_("Received"),
-    N_("Dispatched"),
-    N_("In hand"),
-    N_("Verified"),
-    N_("Closed"),
-    N_("Returned"),
-    N_("Reopened"),
 )
 
 
@@ -177,19 +166,23 @@ def scale_title(locale: str = "zh_CN", bins: str = "square") -> str:
 
 
 def code_label(code: str, t: dict[str, str]) -> str:
-    """Translated label of a class or state code (``in_hand`` -> "In hand" -> 处置中)."""
-    msgid = code.replace("_", " ").capitalize()
-    return t.get(msgid, code)
+    """Translated label of a class or state code (``in_hand`` -> "In hand" -> 处置中).
+
+    ``t`` is :func:`labels`; the codes' message ids are :mod:`mapsvc.core.labels`'.
+    """
+    msgid = CODE_LABELS.get(code)
+    return t.get(msgid, code) if msgid is not None else code
 
 
 @lru_cache(maxsize=4)
 def labels(locale: str = "zh_CN") -> dict[str, str]:
     """The layers' UI strings in ``locale`` (message id -> text), no request needed.
 
-    Read through :func:`layers.base.translator`, the catalogues the pages use.
+    :data:`MESSAGES` and the class and state labels (:mod:`mapsvc.core.labels`), read
+    through :func:`layers.base.translator`, the catalogues the pages use.
     """
     _ = translator(locale)
-    return {m: _(m) for m in MESSAGES}
+    return {m: _(m) for m in (*MESSAGES, *CODE_LABELS.values())}
 
 
 def cell_size(zoom: float) -> float:

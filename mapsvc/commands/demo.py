@@ -31,7 +31,7 @@ def demo_group() -> None:
 def load_command(seed: int | None, incidents: int | None, force: bool, quiet: bool) -> None:
     """Load the demo district; does nothing when a district is already loaded (see --force)."""
     from mapsvc import demo
-    from mapsvc.demo.progress import no_progress
+    from mapsvc.core.progress import no_progress
 
     config = Settings.from_environment()
     arguments = demo.arguments_from_settings(config, seed=seed, incidents=incidents)

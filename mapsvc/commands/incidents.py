@@ -79,7 +79,6 @@ def import_cmd(
     except ValidationError as exc:
         raise click.ClickException(exc.message) from None
     engine = open_engine(config)
-    bar = progress(desc="read", unit="rows", total=None)
     try:
         with engine.begin() as conn:
             result = import_csv(
@@ -91,10 +90,9 @@ def import_cmd(
                 config=config,
                 encoding=encoding,
                 source=source,
-                bar=bar,
+                progress=progress,
             )
     except ImportRejected as exc:
-        bar.close()
         r = exc.result
         for b in r.bad[:50]:
             click.echo(f"row {b['row']}: {b['column']}: {b['reason']} ({b['value']!r})", err=True)
@@ -105,9 +103,7 @@ def import_cmd(
             "(use --skip-bad FILE to import the good rows)"
         ) from None
     except ValidationError as exc:
-        bar.close()
         raise click.ClickException(exc.message) from None
-    bar.close()
     if skip_bad is not None and result.bad:
         n = write_bad_rows(skip_bad, file, result.bad, encoding=encoding)
         click.echo(f"{n} bad rows written with their reasons to {skip_bad}")

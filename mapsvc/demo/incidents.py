@@ -21,9 +21,9 @@ import shapely
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from mapsvc.core.progress import Progress, no_progress
 from mapsvc.demo.areas import Area, AreaPlan
 from mapsvc.demo.geometry import Metric, sample_in
-from mapsvc.demo.progress import ProgressFactory, no_progress
 from mapsvc.demo.source import GENERATED_CRS
 from mapsvc.demo.streets import Street
 from mapsvc.demo.write import copy_rows, ewkb
@@ -109,7 +109,7 @@ def write_incidents(
     streets: list[Street],
     time_limits_h: Mapping[str, float],
     tz: ZoneInfo,
-    progress: ProgressFactory = no_progress,
+    progress: Progress = no_progress,
 ) -> int:
     """A year of ``n`` incidents before ``now``; returns how many were written.
 

@@ -21,13 +21,13 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
+from mapsvc.core.progress import Progress, no_progress
 from mapsvc.demo.areas import AreaPlan, plan_areas, write_boundaries, write_grids
 from mapsvc.demo.centres import write_centres
 from mapsvc.demo.geometry import Metric, as_multi, dense
 from mapsvc.demo.incidents import write_incident_events, write_incidents
 from mapsvc.demo.names import Names
 from mapsvc.demo.patrols import write_tracks, write_visits
-from mapsvc.demo.progress import ProgressFactory, no_progress
 from mapsvc.demo.source import read_outline, read_units
 from mapsvc.demo.staff import StaffPlan, plan_staff, write_staff
 from mapsvc.demo.streets import Street, old_city, plan_streets, write_segments
@@ -56,7 +56,7 @@ class DemoBuild:
     time_limits_h: Mapping[str, float]
     tz: ZoneInfo
     now: dt.datetime
-    progress: ProgressFactory
+    progress: Progress
     metric: Metric = field(init=False)
     areas: AreaPlan = field(init=False)
     names: Names = field(init=False)
@@ -188,7 +188,7 @@ def load_demo(
     incidents: int,
     time_limits_h: Mapping[str, float],
     tz: ZoneInfo,
-    progress: ProgressFactory = no_progress,
+    progress: Progress = no_progress,
     now: dt.datetime | None = None,
 ) -> dict:
     """Replace the database's content with the demo district; return a summary.
@@ -214,7 +214,7 @@ def load_demo(
         The district's clock (``TIMEZONE``): which day "yesterday" is for the patrols, when
         a morning round starts, the hours incidents are reported at.
     progress : callable, optional
-        Progress factory like :func:`mapsvc.demo.progress.no_progress` (the default, which
+        Progress factory like :func:`mapsvc.core.progress.no_progress` (the default, which
         shows nothing); the CLI passes ``mapsvc.commands.progress``.
     now : datetime, optional
         The demo's "now" (default: today 00:00 UTC, so a day's loads are identical).

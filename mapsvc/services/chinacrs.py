@@ -23,6 +23,9 @@ X_PI = np.pi * 3000.0 / 180.0
 
 ChinaCRS = Literal["gcj02", "bd09"]
 CHINA_CRS: tuple[str, ...] = ("gcj02", "bd09")
+#: datums a page or API client may ask for (see :func:`display_crs`)
+DisplayCRS = Literal["wgs84", "gcj02", "bd09"]
+DISPLAY_CRS: tuple[str, ...] = ("wgs84", *CHINA_CRS)
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -56,17 +59,28 @@ def wgs84_to_gcj02(lon, lat):  # noqa: ANN001, ANN201 - scalars or arrays
     return lon + dlon, lat + dlat
 
 
+def _fixed_point_inverse(forward, x, y, guess_x, guess_y, tol_deg: float, max_iter: int):  # noqa: ANN001, ANN202
+    """Solve ``forward(u, v) == (x, y)`` for ``(u, v)``, starting from the guess.
+
+    Both Chinese offsets are small and smooth, so ``forward(u) - u`` hardly changes over
+    the offset itself: stepping back by the current error, ``u <- u - (forward(u) - x)``,
+    is a contraction and reaches ``tol_deg`` (1e-10 degrees is about 0.01 mm) in a few
+    steps. The one loop behind every inverse here (GCJ-02 and BD-09), vectorised.
+    """
+    u, v = guess_x, guess_y
+    for _ in range(max_iter):
+        fu, fv = forward(u, v)
+        eu, ev = fu - x, fv - y
+        u, v = u - eu, v - ev
+        if np.all(np.abs(eu) < tol_deg) and np.all(np.abs(ev) < tol_deg):
+            break
+    return u, v
+
+
 def gcj02_to_wgs84(lon, lat, tol_deg: float = 1e-10, max_iter: int = 30):  # noqa: ANN001, ANN201
     """Inverse GCJ-02 -> WGS84 by fixed-point iteration of the forward transform."""
     glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
-    wlon, wlat = glon.copy(), glat.copy()
-    for _ in range(max_iter):
-        flon, flat = wgs84_to_gcj02(wlon, wlat)
-        elon, elat = flon - glon, flat - glat
-        wlon, wlat = wlon - elon, wlat - elat
-        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
-            break
-    return wlon, wlat
+    return _fixed_point_inverse(wgs84_to_gcj02, glon, glat, glon, glat, tol_deg, max_iter)
 
 
 def gcj02_to_bd09(lon, lat):  # noqa: ANN001, ANN201
@@ -82,14 +96,9 @@ def bd09_to_gcj02(lon, lat, tol_deg: float = 1e-10, max_iter: int = 30):  # noqa
     x, y = blon - 0.0065, blat - 0.006
     z = np.sqrt(x * x + y * y) - 0.00002 * np.sin(y * X_PI)
     theta = np.arctan2(y, x) - 0.000003 * np.cos(x * X_PI)
-    glon, glat = z * np.cos(theta), z * np.sin(theta)
-    for _ in range(max_iter):
-        flon, flat = gcj02_to_bd09(glon, glat)
-        elon, elat = flon - blon, flat - blat
-        glon, glat = glon - elon, glat - elat
-        if np.all(np.abs(elon) < tol_deg) and np.all(np.abs(elat) < tol_deg):
-            break
-    return glon, glat
+    return _fixed_point_inverse(
+        gcj02_to_bd09, blon, blat, z * np.cos(theta), z * np.sin(theta), tol_deg, max_iter
+    )
 
 
 def wgs84_to_bd09(lon, lat):  # noqa: ANN001, ANN201
@@ -105,7 +114,13 @@ FROM_WGS84 = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
 
 
 def normalize_crs_name(crs: str | None) -> str | None:
-    """'GCJ-02', 'gcj02', 'GCJ02' -> 'gcj02'; 'BD-09' -> 'bd09'; others returned unchanged."""
+    """'GCJ-02', 'gcj02', 'GCJ02', 'mars' -> 'gcj02'; 'BD-09', 'bd09ll', 'baidu' -> 'bd09'.
+
+    The one reader of the Chinese datum names (imports, tracks, the API's ``crs``). Any
+    other text is returned stripped but unchanged, for pyproj or the caller to judge.
+    ``bd09ll`` is Baidu's own name for its longitude/latitude; ``bd09mc`` (Baidu's
+    Mercator metres) is a different thing and is not turned into ``bd09``.
+    """
     if crs is None:
         return None
     key = crs.strip().lower().replace("-", "").replace("_", "")
@@ -114,6 +129,27 @@ def normalize_crs_name(crs: str | None) -> str | None:
     if key in ("bd09", "bd09ll", "baidu"):
         return "bd09"
     return crs.strip()
+
+
+def display_crs(text: str | None) -> DisplayCRS:
+    """The datum a client asks for its coordinates in: 'wgs84', 'gcj02' or 'bd09'.
+
+    Empty means WGS84, the stored datum; 'WGS-84' and 'EPSG:4326' are WGS84 too, and the
+    Chinese names are read by :func:`normalize_crs_name`, so an import and a map page
+    accept the same spellings. Anything else (a projected CRS, ``bd09mc``) is refused:
+    the pages can only be drawn in longitude/latitude.
+
+    Raises
+    ------
+    ValueError
+        Naming the accepted values and quoting (the start of) what was given.
+    """
+    name = normalize_crs_name(text) or "wgs84"
+    if name in CHINA_CRS:
+        return name  # type: ignore[return-value]
+    if name.lower().replace("-", "").replace("_", "") in ("wgs84", "epsg:4326"):
+        return "wgs84"
+    raise ValueError(f"crs must be one of {', '.join(DISPLAY_CRS)}; got {str(text)[:40]!r}")
 
 
 def _coords_fn(fn):  # noqa: ANN001, ANN202

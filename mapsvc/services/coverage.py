@@ -29,7 +29,7 @@ from sqlalchemy.orm import Session, aliased
 
 from mapsvc.core.values import BBox
 from mapsvc.models import AlleySegment, Assignment, Community, Grid, Staff, Subdistrict
-from mapsvc.services.assignments import holders, valid_on
+from mapsvc.services.assignments import holders, segment_posts, valid_on
 
 GRID_STATUSES = ("no_head", "understaffed", "staffed")
 SEGMENT_STATUSES = ("no_chief", "chief")
@@ -195,10 +195,7 @@ def segment_status(
     precision: int = 6,
 ) -> list[dict[str, Any]]:
     """One row per alley segment with its chief / deputy on ``day`` and its grid/community."""
-    chief = holders("alley_chief", "segment", day).subquery("chief")
-    deputy = holders("deputy_chief", "segment", day).subquery("deputy")
-    chief_staff = aliased(Staff)
-    deputy_staff = aliased(Staff)
+    posts = segment_posts(day)
     place = segment_places()
     cols = [
         AlleySegment.id,
@@ -209,20 +206,19 @@ def segment_status(
         place.c.community_id,
         Community.name.label("community_name"),
         Community.subdistrict_id,
-        chief.c.staff_id.label("chief_id"),
-        chief_staff.name.label("chief_name"),
-        deputy_staff.name.label("deputy_name"),
+        posts.chief_id,
+        posts.chief_name,
+        posts.deputy_name,
     ]
     if geometry:
         cols.append(sa.func.ST_AsGeoJSON(AlleySegment.geom, precision).label("geometry"))
     q = (
-        sa.select(*cols)
-        .join(place, place.c.segment_id == AlleySegment.id)
-        .outerjoin(Community, Community.id == place.c.community_id)
-        .outerjoin(chief, chief.c.target_id == AlleySegment.id)
-        .outerjoin(chief_staff, chief_staff.id == chief.c.staff_id)
-        .outerjoin(deputy, deputy.c.target_id == AlleySegment.id)
-        .outerjoin(deputy_staff, deputy_staff.id == deputy.c.staff_id)
+        posts.join(
+            sa.select(*cols)
+            .join(place, place.c.segment_id == AlleySegment.id)
+            .outerjoin(Community, Community.id == place.c.community_id),
+            AlleySegment.id,
+        )
         .where(bbox_filter(AlleySegment.geom, bbox))
         .order_by(AlleySegment.code)
     )

@@ -50,6 +50,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import ValidationError
+from mapsvc.core.progress import Progress, no_progress
 
 #: precision classes, most precise first
 PRECISIONS = ("intersection", "landmark", "street", "grid", "community")
@@ -444,7 +445,7 @@ def geocode_many(
     addresses: Any,
     *,
     field: str = "address",
-    bar: Any = None,
+    progress: Progress = no_progress,
 ) -> dict[str, Geocoded | str]:
     """Locate many addresses at once, each distinct place only once; see :func:`geocode`.
 
@@ -465,9 +466,9 @@ def geocode_many(
         The addresses as written in the file (repeats allowed).
     field : str
         The column the addresses came from; refusals name it as :func:`geocode` does.
-    bar : tqdm-like, optional
-        Progress bar: reset to the number of lookups, described as "geocode", advanced by
-        one per lookup.
+    progress : Progress, optional
+        Factory of the progress bar (:mod:`mapsvc.core.progress`): one bar "geocode" of
+        as many steps as there are lookups, advanced by one per lookup.
 
     Returns
     -------
@@ -484,9 +485,6 @@ def geocode_many(
         if by_number:
             key = _HOUSE_RE.sub("#", key)  # a placeholder keeps the text's structure
         by_key.setdefault(key, []).append(a)
-    if bar is not None:
-        bar.reset(total=len(by_key))
-        bar.set_description("geocode")
     prefix = f"{field}: "
 
     def one(address: str) -> Geocoded | str:
@@ -497,19 +495,19 @@ def geocode_many(
             return m[len(prefix) :] if m.startswith(prefix) else m
 
     out: dict[str, Geocoded | str] = {}
-    for originals in by_key.values():
-        first = one(originals[0])
-        out[originals[0]] = first
-        for a in originals[1:]:
-            if isinstance(first, str):
-                out[a] = first if normalize(a) == normalize(originals[0]) else one(a)
-            else:
-                house = _HOUSE_RE.search(normalize(a))
-                out[a] = replace(
-                    first,
-                    normalized=normalize(a),
-                    house_number=house.group(1) if house else None,
-                )
-        if bar is not None:
+    with progress(total=len(by_key), desc="geocode", unit="address") as bar:
+        for originals in by_key.values():
+            first = one(originals[0])
+            out[originals[0]] = first
+            for a in originals[1:]:
+                if isinstance(first, str):
+                    out[a] = first if normalize(a) == normalize(originals[0]) else one(a)
+                else:
+                    house = _HOUSE_RE.search(normalize(a))
+                    out[a] = replace(
+                        first,
+                        normalized=normalize(a),
+                        house_number=house.group(1) if house else None,
+                    )
             bar.update(1)
     return out

@@ -40,6 +40,7 @@ from sqlalchemy.engine import Connection
 
 from mapsvc.config import DEFAULTS
 from mapsvc.core.errors import ValidationError
+from mapsvc.core.progress import Progress, ProgressBar, closes_bars, no_progress
 from mapsvc.models import SEVERITIES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.geocode import Geocoded, geocode_many
@@ -182,19 +183,6 @@ class ImportRejected(ValidationError):
             bad=result.bad[:1000],
         )
         self.result = result
-
-
-class _Bar:
-    """No-op progress bar for callers that pass none."""
-
-    def update(self, n: int = 1) -> None:
-        pass
-
-    def set_description(self, desc: str) -> None:
-        pass
-
-    def reset(self, total: int | None = None) -> None:
-        pass
 
 
 def read_and_check(
@@ -473,7 +461,7 @@ def _text_field(value: str) -> bytes:
     return len(b).to_bytes(4, "big") + b
 
 
-def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
+def _copy_staging(conn: Connection, df: Any, bar: ProgressBar) -> None:
     """COPY the checked rows into the temporary staging table (binary, in chunks).
 
     ``_import_raw`` holds what was sent; ``_import_stage`` is a view with the codes turned
@@ -522,7 +510,7 @@ def _copy_staging(conn: Connection, df: Any, bar: Any) -> None:
 
 
 def _locate_by_address(
-    conn: Connection, df: Any, column: str, bad: list[dict[str, Any]], bar: Any
+    conn: Connection, df: Any, column: str, bad: list[dict[str, Any]], progress: Progress
 ) -> tuple[Any, dict[int, tuple[Geocoded, str]]]:
     """Geocode the rows :func:`read_and_check` listed in ``df.attrs["by_address"]``.
 
@@ -535,7 +523,7 @@ def _locate_by_address(
     import numpy as np
 
     rows, addresses = df.attrs["by_address"]
-    found = geocode_many(conn, addresses, field=column, bar=bar)
+    found = geocode_many(conn, addresses, field=column, progress=progress)
     ids = df["id"].to_numpy()  # file row numbers, ascending
     pos = np.minimum(np.searchsorted(ids, rows), max(len(ids) - 1, 0))
     present = (pos < len(ids)) & (ids[pos] == rows) if len(ids) else np.zeros(len(rows), bool)
@@ -637,6 +625,7 @@ def _bulk_insert_mode(
         conn.execute(sa.text(f'ALTER TABLE {table} ADD CONSTRAINT "{name}" {definition}'))
 
 
+@closes_bars
 def import_csv(
     conn: Connection,
     path: str | Path,
@@ -648,30 +637,36 @@ def import_csv(
     encoding: str = "utf-8-sig",
     source: str = "hotline",
     actor: str | None = None,
-    bar: Any = None,
+    progress: Progress = no_progress,
 ) -> ImportResult:
     """Import incidents from a CSV file inside the caller's transaction.
 
     Raises :class:`ImportRejected` (nothing imported) when rows are bad and ``skip_bad`` is
-    False. The caller commits; on any exception it must roll back.
+    False. The caller commits; on any exception it must roll back. ``progress``
+    (:mod:`mapsvc.core.progress`) shows the stages: "read" (the rows read), "geocode"
+    (one step per distinct address, only when some rows have no coordinates), then one
+    bar of the good rows named "copy", "route" and "insert" in turn, as a million rows
+    take half a minute.
     """
     config = config or DEFAULTS
     mapping = mapping or ColumnMapping()
-    bar = _Bar() if bar is None else bar
     result = ImportResult()
     t0 = time.perf_counter()
     use_large_temp_buffers(conn)  # before the first temporary table of this session
     categories = set(conn.scalars(sa.text("SELECT code FROM incident_category")))
-    df, bad, n = read_and_check(path, mapping, crs, categories, encoding=encoding, config=config)
+    with progress(desc="read", unit="rows") as bar:
+        df, bad, n = read_and_check(
+            path, mapping, crs, categories, encoding=encoding, config=config
+        )
+        bar.update(n)
     result.rows, result.bad = n, bad
     result.seconds["read_check"] = time.perf_counter() - t0
     located: dict[int, tuple[Geocoded, str]] = {}
     if df.attrs.get("by_address") is not None:
         t = time.perf_counter()
-        df, located = _locate_by_address(conn, df, str(mapping.address), result.bad, bar)
+        df, located = _locate_by_address(conn, df, str(mapping.address), result.bad, progress)
         result.seconds["geocode"] = time.perf_counter() - t
-    bar.reset(total=len(df))
-    bar.set_description("copy")
+    bar = progress(total=len(df), desc="copy", unit="rows")  # closed by @closes_bars
     t = time.perf_counter()
     _copy_staging(conn, df, bar)
     if located:
@@ -790,7 +785,6 @@ def import_csv(
             },
         )
     result.imported = res.rowcount
-    bar.update(0)
     counts = conn.execute(
         sa.text(
             """SELECT count(*) FILTER (WHERE location_to_confirm),

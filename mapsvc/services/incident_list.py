@@ -28,9 +28,9 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
-from layers.heatmap import code_label, labels
 from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, translator
+from mapsvc.core.labels import code_label
 from mapsvc.models import SEVERITIES, STATES
 from mapsvc.services.incidents import TRANSITIONS, filter_sql
 
@@ -104,12 +104,11 @@ def _select(where: str, paged: bool) -> str:
 def _texts(locale: str) -> dict[str, Any]:
     """Every label a row shows in ``locale``, looked up once, not once per row (an export
     of the demo is 100,000 rows)."""
-    t = labels(locale)
     _ = translator(locale)
     return {
         "en": locale.startswith("en"),
-        "state": {s: code_label(s, t) for s in STATES},
-        "severity": {s: code_label(s, t) for s in SEVERITIES},
+        "state": {s: code_label(s, _) for s in STATES},
+        "severity": {s: code_label(s, _) for s in SEVERITIES},
         "overdue": {k: _(v) for k, v in OVERDUE_LABELS.items()},
         "yes": _(YES),
     }

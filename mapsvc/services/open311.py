@@ -24,6 +24,8 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import NotFound, ServiceError, ValidationError
+from mapsvc.core.i18n import translator
+from mapsvc.core.labels import code_label
 from mapsvc.models import SEVERITIES, Incident, IncidentCategory
 from mapsvc.services import incidents as svc
 from mapsvc.services.fields import record_id
@@ -32,12 +34,6 @@ SPEC = "http://wiki.open311.org/GeoReport_v2"
 #: at most this many requests in one GET requests answer (newest first)
 MAX_REQUESTS = 1000
 DEFAULT_DAYS = 90
-CLASS_NAMES = {
-    "minor": ("小微", "minor"),
-    "ordinary": ("一般", "ordinary"),
-    "major": ("较大", "major"),
-    "grave": ("重大", "grave"),
-}
 TOKEN_PREFIX = "o311-"
 #: how a geocoder precision class reads in a notice (zh, en)
 PRECISION_NAMES = {
@@ -99,6 +95,15 @@ def services(session: Session, locale: str = "zh_CN") -> list[dict[str, Any]]:
     ]
 
 
+def _class_name(severity: str, en: bool) -> str:
+    """A severity class as Open311 names it: the catalogue's label of the class
+    (:mod:`mapsvc.core.labels`), in Chinese, or in English in lower case like the class
+    codes ("minor"), as Open311 clients have always read it."""
+    if en:
+        return code_label(severity, translator("en")).lower()
+    return code_label(severity, translator("zh_CN"))
+
+
 def service_definition(session: Session, code: str, locale: str = "zh_CN") -> dict[str, Any]:
     """The service's attributes: its severity class (defaults to the category's)."""
     cat = session.get(IncidentCategory, code)
@@ -116,14 +121,11 @@ def service_definition(session: Session, code: str, locale: str = "zh_CN") -> di
                 "datatype_description": (
                     f"Severity class; default {cat.default_severity}"
                     if en
-                    else f"事件等级，默认 {CLASS_NAMES[cat.default_severity][0]}"
+                    else f"事件等级，默认 {_class_name(cat.default_severity, en)}"
                 ),
                 "order": 1,
                 "description": "Severity class" if en else "事件等级",
-                "values": [
-                    {"key": s, "name": CLASS_NAMES[s][1] if en else CLASS_NAMES[s][0]}
-                    for s in SEVERITIES
-                ],
+                "values": [{"key": s, "name": _class_name(s, en)} for s in SEVERITIES],
             },
             {
                 "variable": True,

@@ -57,25 +57,6 @@ MILP_MAX_NODES = 400
 OSM_CREDIT = "© OpenStreetMap contributors"
 
 
-class _UnionFind:
-    def __init__(self, n: int):
-        self.parent = list(range(n))
-
-    def find(self, a: int) -> int:
-        p = self.parent
-        root = a
-        while p[root] != root:
-            root = p[root]
-        while p[a] != root:
-            p[a], a = root, p[a]
-        return root
-
-    def union(self, a: int, b: int) -> None:
-        ra, rb = self.find(a), self.find(b)
-        if ra != rb:
-            self.parent[rb] = ra
-
-
 @dataclass
 class StreetGraph:
     """The walkable network: one edge per segment, nodes at snapped endpoints."""
@@ -111,6 +92,8 @@ class StreetGraph:
     ) -> StreetGraph:
         """Build the graph from segment lines (WGS84) and their geodesic lengths in metres."""
         from pyproj import Transformer
+        from scipy.sparse import coo_matrix
+        from scipy.sparse.csgraph import connected_components
         from scipy.spatial import cKDTree
 
         from mapsvc.services.geo import utm_epsg
@@ -127,14 +110,15 @@ class StreetGraph:
         epsg = utm_epsg(round(float(centre[0]), 1), round(float(centre[1]), 1))
         tr = Transformer.from_crs(4326, epsg, always_xy=True)
         xy = np.column_stack(tr.transform(ends[:, 0], ends[:, 1]))
-        # snap endpoints within snap_m (union-find over close pairs)
-        uf = _UnionFind(2 * n)
-        for a, b in cKDTree(xy).query_pairs(snap_m, output_type="ndarray"):
-            uf.union(int(a), int(b))
-        roots = np.array([uf.find(i) for i in range(2 * n)])
-        uniq, node_of = np.unique(roots, return_inverse=True)
-        node_lonlat = ends[uniq]
-        node_xy = xy[uniq]
+        # snap endpoints within snap_m: a junction is a connected piece of the graph of
+        # close pairs (scipy labels pieces in the order of their first endpoint, which
+        # then stands for the junction)
+        pairs = cKDTree(xy).query_pairs(snap_m, output_type="ndarray")
+        close = coo_matrix((np.ones(len(pairs)), (pairs[:, 0], pairs[:, 1])), shape=(2 * n,) * 2)
+        _k, node_of = connected_components(close, directed=False)
+        _labels, first = np.unique(node_of, return_index=True)
+        node_lonlat = ends[first]
+        node_xy = xy[first]
         g = cls(
             seg_ids=np.asarray(seg_ids, dtype=np.int64),
             u=node_of[0::2].astype(np.int64),
@@ -579,8 +563,11 @@ class PostmanResult:
 def _components(graph: StreetGraph, edges: list[int], extra_nodes: list[int]) -> list[list[int]]:
     """Connected pieces of the junctions of ``edges`` (plus ``extra_nodes``), sorted lists.
 
-    A chief's few dozen streets take a dict union-find (tens of microseconds); thousands
-    go to scipy, whose fixed cost of ~0.1 ms is then far below the Python loop's.
+    The solver's one union-find. A chief's few dozen streets take this dict union-find
+    (tens of microseconds); thousands go to scipy, whose fixed cost of ~0.1 ms is then
+    far below the Python loop's. scipy's ``DisjointSet`` (and networkx's ``UnionFind``)
+    give the same pieces but took 3-5 times as long as the loop below on a beat, which
+    would make every route slower: the loop is kept for the small case on purpose.
     """
     if len(edges) > 300:
         from scipy.sparse import coo_matrix
@@ -627,18 +614,10 @@ def _odd(graph: StreetGraph, counts: dict[int, int]) -> list[int]:
 
 
 def _connected(graph: StreetGraph, counts: dict[int, int], important: set[int]) -> bool:
-    nodes = set(important)
-    for e, c in counts.items():
-        if c:
-            nodes.add(int(graph.u[e]))
-            nodes.add(int(graph.v[e]))
-    idx = {n: i for i, n in enumerate(nodes)}
-    uf = _UnionFind(len(idx))
-    for e, c in counts.items():
-        if c:
-            uf.union(idx[int(graph.u[e])], idx[int(graph.v[e])])
-    roots = {uf.find(idx[n]) for n in important}
-    return len(roots) <= 1
+    """Whether the ``important`` junctions lie in one piece of the walked edges."""
+    walked = [e for e, c in counts.items() if c]
+    pieces = _components(graph, walked, sorted(important))
+    return sum(1 for p in pieces if not important.isdisjoint(p)) <= 1
 
 
 def _cleanup(

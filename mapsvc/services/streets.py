@@ -26,6 +26,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import NotFound, ValidationError
+from mapsvc.core.progress import Progress, no_progress
 from mapsvc.core.values import BBox
 
 OSM_CREDIT = "© OpenStreetMap contributors"
@@ -123,12 +124,14 @@ def import_osm(
     session: Session,
     path: str | Path,
     bbox: BBox | None = None,
-    progress=None,  # noqa: ANN001 - optional tqdm-like factory
+    progress: Progress = no_progress,
 ) -> dict[str, Any]:
     """Load walkable streets from ``path`` into ``alley_segment`` (one transaction: caller's).
 
     Returns a summary: pieces, inserted, updated, removed, stale segments kept because they
     carry assignments, total length in metres (geodesic) and the attribution to show.
+    ``progress`` (:mod:`mapsvc.core.progress`) shows the pieces as they are staged: a
+    city extract has tens of thousands.
     """
     ways = read_ways(path)
     pieces = split_ways(ways, bbox)
@@ -141,17 +144,17 @@ def import_osm(
             "ON COMMIT DROP"
         )
     )
-    rows = pieces if progress is None else progress(pieces, desc="segments", unit="seg")
     batch: list[dict[str, Any]] = []
     ins = sa.text(
         "INSERT INTO _osm_import VALUES (:code, :osm_way_id, :piece, :name, :highway, "
         "ST_GeomFromText(:wkt, 4326))"
     )
-    for r in rows:
-        batch.append(r)
-        if len(batch) >= 2000:
-            conn.execute(ins, batch)
-            batch = []
+    with progress(pieces, total=len(pieces), desc="segments", unit="seg") as rows:
+        for r in rows:
+            batch.append(r)
+            if len(batch) >= 2000:
+                conn.execute(ins, batch)
+                batch = []
     if batch:
         conn.execute(ins, batch)
     area = (

@@ -23,6 +23,7 @@ from mapsvc.services.geo import metric_epsg_for_data
 from mapsvc.services.geocode import geocode, geocode_many
 from mapsvc.services.incident_import import ColumnMapping, ImportRejected, import_csv
 from tests.conftest import demo_arguments
+from tests.core.recording_progress import RecordingProgress
 from tests.incidents.conftest import run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "地址"]
@@ -316,27 +317,10 @@ def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_pat
     assert {r.external_id for r in stored if r.located_by != "coordinates"} <= listed
 
 
-class _RecordingBar:
-    """A progress bar that records [description, total, count] per reset; like tqdm,
-    a reset keeps the description and a new description renames the current bar."""
-
-    def __init__(self) -> None:
-        self.steps: list[list] = [["read", None, 0]]  # as the CLI creates it
-
-    def reset(self, total: int | None = None) -> None:
-        self.steps.append([self.steps[-1][0], total, 0])
-
-    def set_description(self, desc: str) -> None:
-        self.steps[-1][0] = desc
-
-    def update(self, n: int = 1) -> None:
-        self.steps[-1][2] += n
-
-
 def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> None:  # noqa: ANN001
     rows, _ = _rows(places, "C")
     f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
-    bar = _RecordingBar()
+    bar = RecordingProgress()
     before = _counts(demo_db)
     with demo_db.connect() as conn:
         with conn.begin() as tx:
@@ -346,7 +330,7 @@ def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> No
                 crs="gcj02",
                 mapping=ColumnMapping.from_options(MAP),
                 skip_bad=True,
-                bar=bar,
+                progress=bar,
             )
             tx.rollback()
     assert _counts(demo_db) == before
@@ -354,6 +338,10 @@ def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> No
     # repeats of the street address are the same one): 6 lookups, progress shown per lookup
     geo = [s for s in bar.steps if s[0] == "geocode"]
     assert geo == [["geocode", 6, 6]], bar.steps
+    # the stages in order, each bar closed; the last one counts the rows copied
+    assert bar.names == [["read"], ["geocode"], ["copy", "route", "insert"]], bar.names
+    assert bar.all_closed
+    assert bar.steps[0][2] == result.rows and bar.steps[-1][1] == bar.steps[-1][2]
     assert result.located_by == {"street": 36, "intersection": 3, "community": 2}
     assert result.seconds["geocode"] < 5.0
 
@@ -363,9 +351,11 @@ def test_coordinate_file_does_no_geocoding(demo_db, places, tmp_path) -> None:  
     rows, kind = _rows(places, "K")
     keep = [r for r in rows if kind[r[0]].startswith("coordinates")]
     f = write_csv(tmp_path / "coords.csv", HEADER, keep)
-    bar = _RecordingBar()
+    bar = RecordingProgress()
     with demo_db.connect() as conn, conn.begin() as tx:
-        result = import_csv(conn, f, crs="gcj02", mapping=ColumnMapping.from_options(MAP), bar=bar)
+        result = import_csv(
+            conn, f, crs="gcj02", mapping=ColumnMapping.from_options(MAP), progress=bar
+        )
         tx.rollback()
     assert result.imported == len(keep) and result.located_by == {}
     assert "geocode" not in result.seconds
@@ -382,9 +372,12 @@ def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, t
     ]
     f = write_csv(tmp_path / "half.csv", HEADER, rows)
     before = _counts(demo_db)
+    bars = RecordingProgress()
     with demo_db.connect() as conn, conn.begin():
         with pytest.raises(ImportRejected) as e:
-            import_csv(conn, f, crs="gcj02", mapping=ColumnMapping.from_options(MAP))
+            import_csv(conn, f, crs="gcj02", mapping=ColumnMapping.from_options(MAP), progress=bars)
+    # refused after routing: its bars are closed before the CLI lists the bad rows
+    assert bars.names[-1] == ["copy", "route"] and bars.all_closed
     got = {(b["row"], b["column"], b["reason"]) for b in e.value.result.bad}
     assert got == {
         (2, "纬度", "missing coordinate"),  # one coordinate given: a typo, not an address row
@@ -469,9 +462,9 @@ def test_geocode_many_equals_geocode_with_fewer_lookups(demo_engine) -> None:  #
         f"{p['ambiguous']}3号",
         f"{p['ambiguous']}5号",
     ]
-    bar = _RecordingBar()
+    bar = RecordingProgress()
     with demo_engine.connect() as c:
-        many = geocode_many(c, addresses, bar=bar)
+        many = geocode_many(c, addresses, progress=bar)
         for address in addresses:
             try:
                 alone: object = geocode(c, address)
@@ -482,4 +475,4 @@ def test_geocode_many_equals_geocode_with_fewer_lookups(demo_engine) -> None:  #
     assert many[f"{st}45弄6号"].house_number == "45弄6"
     # 14 distinct addresses; one lookup per street (plain / with its area), crossing,
     # grid, community, nonsense and ambiguous street
-    assert bar.steps[-1] == ["geocode", 7, 7]
+    assert bar.steps == [["geocode", 7, 7]] and bar.all_closed

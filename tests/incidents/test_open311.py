@@ -144,3 +144,36 @@ def test_demo_live_server_through_georeport(live_server, demo_engine) -> None:  
     assert recent[0]["service_request_id"] == str(latest.id)
     one = client.get_service_request(str(latest.id))
     assert one["service_code"] == latest.category
+
+
+@pytest.mark.parametrize(
+    ("locale", "names", "default_text"),
+    [
+        ("zh_CN", ["小微", "一般", "较大", "重大"], "事件等级，默认 一般"),
+        ("zh_Hans_CN", ["小微", "一般", "较大", "重大"], "事件等级，默认 一般"),
+        ("en", ["minor", "ordinary", "major", "grave"], "Severity class; default ordinary"),
+    ],
+)
+def test_severity_attribute_names_the_classes_as_the_pages_do(
+    district,  # noqa: ANN001
+    locale: str,
+    names: list[str],
+    default_text: str,
+) -> None:
+    """The class names of the service definition are the catalogue's (mapsvc.core.labels),
+    the very text the heatmap legend and the incident list show; English keeps the lower
+    case Open311 clients have read."""
+    from sqlalchemy.orm import Session
+
+    from layers.heatmap import code_label, labels
+    from mapsvc.services import open311
+
+    with Session(district.engine) as s:
+        attrs = open311.service_definition(s, "road", locale)["attributes"]
+    severity = next(a for a in attrs if a["code"] == "severity")
+    assert [v["key"] for v in severity["values"]] == ["minor", "ordinary", "major", "grave"]
+    assert [v["name"] for v in severity["values"]] == names
+    assert severity["datatype_description"] == default_text
+    assert severity["description"] == ("Severity class" if locale == "en" else "事件等级")
+    shown = [code_label(k, labels(locale)) for k in ("minor", "ordinary", "major", "grave")]
+    assert [n.lower() for n in shown] == names

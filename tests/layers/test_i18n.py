@@ -32,8 +32,9 @@ from mapsvc.core.i18n import TRANSLATIONS, catalogue, translator
 
 ROOT = Path(__file__).resolve().parents[2]
 LAYERS_DIR = ROOT / "layers"
-#: where text is shown without Flask: the layers, and services that write files (quota export)
-MESSAGE_DIRS = (LAYERS_DIR, ROOT / "mapsvc" / "services")
+#: where text is shown without Flask: the layers, services that write files (quota export)
+#: and the shared vocabulary (mapsvc/core: severity and state labels)
+MESSAGE_DIRS = (LAYERS_DIR, ROOT / "mapsvc" / "services", ROOT / "mapsvc" / "core")
 #: the gettext keywords the layers use (layers.base: translator, N_, catalogue().pgettext)
 KEYWORDS = {"_": None, "N_": None, "pgettext": ((1, "c"), 2)}
 CJK = re.compile(r"[\u3400-\u9fff\uf900-\ufaff]")
@@ -82,7 +83,7 @@ def test_every_layer_message_has_a_chinese_translation() -> None:
     messages = _layer_messages()
     # the extractor sees every module that shows text (a broken keyword would find none)
     shown = {"basemap.py", "boundaries.py", "coverage.py", "density.py", "heatmap.py"}
-    assert shown | {"patrol_routes.py", "quota.py"} <= _files_with_messages()
+    assert shown | {"patrol_routes.py", "quota.py", "labels.py"} <= _files_with_messages()
     with (TRANSLATIONS / "zh_Hans_CN/LC_MESSAGES/messages.po").open("rb") as fh:
         po = read_po(fh)
     zh, en = catalogue("zh_CN"), catalogue("en")

@@ -12,6 +12,7 @@ from pyproj import Geod
 
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.services import streets
+from tests.core.recording_progress import RecordingProgress
 from tests.patrol.conftest import add_chief, add_segments, lonlat
 
 TEST_PBF = pyrosm.get_data("test_pbf")  # shipped inside the wheel: no download
@@ -41,7 +42,11 @@ def _independent_counts() -> tuple[int, float]:
 
 
 def test_import_pyrosm_test_extract(session):
-    summary = streets.import_osm(session, TEST_PBF)
+    bars = RecordingProgress()
+    summary = streets.import_osm(session, TEST_PBF, progress=bars)
+    # one bar: every piece staged, then closed
+    assert bars.steps == [["segments", summary["segments"], summary["segments"]]]
+    assert bars.all_closed
     count, metres = session.execute(
         sa.text("SELECT count(*), sum(length_m) FROM alley_segment WHERE source = 'osm'")
     ).one()

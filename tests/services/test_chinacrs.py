@@ -110,3 +110,41 @@ def test_geometry_and_points_helpers() -> None:
     assert (float(x[0]), float(y[0])) == (118.58, 24.90)
     x, y = chinacrs.points_to_wgs84([13200000.0], [2860000.0], "EPSG:3857")
     assert 118.5 < float(x[0]) < 118.7 and 24.8 < float(y[0]) < 25.0
+
+
+@pytest.mark.parametrize(
+    ("given", "read_as"),
+    [
+        (None, "wgs84"),
+        ("", "wgs84"),
+        ("wgs84", "wgs84"),
+        ("WGS-84", "wgs84"),
+        ("wgs_84", "wgs84"),
+        ("EPSG:4326", "wgs84"),
+        ("gcj02", "gcj02"),
+        ("GCJ-02", "gcj02"),
+        (" gcj_02 ", "gcj02"),
+        ("mars", "gcj02"),
+        ("bd09", "bd09"),
+        ("BD-09", "bd09"),
+        ("bd09ll", "bd09"),
+        ("BD09LL", "bd09"),
+        ("baidu", "bd09"),
+    ],
+)
+def test_display_crs_accepts_the_import_spellings(given: str | None, read_as: str) -> None:
+    """A map page reads a datum name as an import does (one parser: normalize_crs_name)."""
+    assert chinacrs.display_crs(given) == read_as
+    if read_as != "wgs84":
+        assert chinacrs.normalize_crs_name(given) == read_as
+
+
+@pytest.mark.parametrize("given", ["bd09mc", "epsg3857", "EPSG:3857", "mars2", "EPSG:4490x"])
+def test_display_crs_refuses_other_datums_naming_the_accepted_ones(given: str) -> None:
+    with pytest.raises(ValueError, match="^crs must be one of wgs84, gcj02, bd09; got ") as exc:
+        chinacrs.display_crs(given)
+    assert repr(given) in str(exc.value)
+    # a long value is quoted by its start only
+    with pytest.raises(ValueError) as long_exc:
+        chinacrs.display_crs("x" * 500)
+    assert "x" * 40 in str(long_exc.value) and "x" * 41 not in str(long_exc.value)

@@ -115,3 +115,42 @@ def test_coverage_report_rollups(staffing_db) -> None:  # noqa: ANN001
     }
     assert [x["code"] for x in un["segments"]] == ["S2"]
     assert un["multiple_heads_count"] == 1
+
+
+def test_segments_layer_and_coverage_read_the_same_posts(staffing_db) -> None:  # noqa: ANN001
+    """The segments layer and the coverage table join a segment to its chief and deputy
+    in one place (assignments.segment_posts), so they agree on every day, including a
+    segment with a deputy but no chief."""
+    from layers import get_layer
+    from mapsvc.services.assignments import assign
+
+    with Session(staffing_db.engine) as s:
+        # S2's chief left yesterday; its deputy starts today
+        assign(
+            s,
+            staffing_db.ids["staff"]["d1"],
+            "deputy_chief",
+            segment_id=staffing_db.ids["segment"]["S2"],
+            valid_from=TODAY,
+        )
+        layer = get_layer("segments")
+        for day in (TODAY, YESTERDAY, TODAY - dt.timedelta(days=60)):
+            table = {
+                c: (r["chief_name"], r["deputy_name"])
+                for c, r in _by_code(segment_status(s, day)).items()
+            }
+            drawn = {
+                f["properties"]["code"]: (
+                    f["properties"]["chief_name"],
+                    f["properties"]["deputy_name"],
+                )
+                for f in layer.query(s, day=day)["features"]
+            }
+            assert table == drawn, day
+            assert set(table) == {code for code, *_ in SEGMENTS}
+        assert table["S1"] == ("陈一", "周一")  # 60 days ago
+        today = _by_code(segment_status(s, TODAY))
+        assert (today["S2"]["chief_name"], today["S2"]["deputy_name"]) == (None, "周一")
+        assert today["S2"]["status"] == "no_chief"
+        assert (today["S3"]["chief_name"], today["S3"]["deputy_name"]) == ("陈三", None)
+        s.rollback()

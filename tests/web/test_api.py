@@ -165,6 +165,23 @@ def test_gcj02_output_and_bbox(small, small_client) -> None:  # noqa: ANN001
     assert got == {"350502001001-01"}
 
 
+def test_crs_spellings_are_those_of_an_import(small_client) -> None:  # noqa: ANN001
+    """``crs=bd09ll`` (Baidu's name) and ``GCJ-02`` are read as an import reads them."""
+    bd = small_client.get("/api/grids?crs=bd09").get_json()
+    assert small_client.get("/api/grids?crs=bd09ll").get_json() == bd
+    assert small_client.get("/api/grids?crs=BD-09").get_json() == bd
+    gcj = small_client.get("/api/grids?crs=gcj02").get_json()
+    assert small_client.get("/api/grids?crs=GCJ-02").get_json() == gcj != bd
+    wgs = small_client.get("/api/grids").get_json()
+    assert small_client.get("/api/grids?crs=EPSG:4326").get_json() == wgs != gcj
+    refused = small_client.get("/api/grids?crs=bd09mc")
+    assert refused.status_code == 400
+    assert refused.get_json() == {
+        "error": "crs must be one of wgs84, gcj02, bd09; got 'bd09mc'",
+        "field": "crs",
+    }
+
+
 def test_gzip_when_accepted(small_client) -> None:  # noqa: ANN001
     plain = small_client.get("/api/grids")
     packed = small_client.get("/api/grids", headers={"Accept-Encoding": "gzip, deflate"})
