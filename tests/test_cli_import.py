@@ -174,3 +174,75 @@ def test_demo_load_once_then_force(fresh_engine) -> None:  # noqa: ANN001
     r = run(fresh_engine, "demo", "load", "--incidents", "50", "--seed", "5", "--force", "--quiet")
     assert r.returncode == 0, r.stderr
     assert counts(fresh_engine) == {**first, "incident": 50}
+
+
+def _grid_file(tmp_path: Path, name: str, edit) -> tuple[Path, gpd.GeoDataFrame]:  # noqa: ANN001
+    """The sample grids changed by ``edit(gdf)`` (which returns the frame), as GeoJSON."""
+    gdf = edit(gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson"))
+    path = tmp_path / name
+    gdf.to_file(path, driver="GeoJSON")
+    return path, gdf
+
+
+def _import_grids(engine, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+    return run(
+        engine,
+        "import",
+        "grids",
+        str(path),
+        "--crs",
+        "gcj02",
+        "--parent-field",
+        "community",
+        *extra,
+    )
+
+
+def test_import_repair_option_repairs_and_reports(with_communities, tmp_path) -> None:  # noqa: ANN001
+    from shapely.geometry import Polygon
+
+    def bowtie(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
+        minx, miny, maxx, maxy = gdf.geometry.iloc[3].bounds
+        cx, cy, d = (minx + maxx) / 2, (miny + maxy) / 2, min(maxx - minx, maxy - miny) / 4
+        gdf.loc[3, "geometry"] = Polygon(
+            [(cx - d, cy - d), (cx + d, cy + d), (cx + d, cy - d), (cx - d, cy + d)]
+        )
+        return gdf
+
+    path, gdf = _grid_file(tmp_path, "bowtie.geojson", bowtie)
+    code = gdf.loc[3, "code"]
+    r = _import_grids(with_communities, path)
+    assert r.returncode == 1 and f"feature #3 (code {code})" in r.stderr
+    assert "invalid geometry: Self-intersection" in r.stderr
+    assert counts(with_communities)["grid"] == 0
+    r = _import_grids(with_communities, path, "--repair")
+    assert r.returncode == 0, r.stderr
+    assert f"Imported {len(gdf)} polygon(s) into grids" in r.stdout
+    assert any(
+        ln.startswith("Repaired: feature #3") and "make_valid" in ln for ln in r.stdout.splitlines()
+    ), r.stdout
+    with with_communities.connect() as c:
+        stored = c.execute(sa.text("SELECT count(*), bool_and(ST_IsValid(geom)) FROM grid")).one()
+        repaired = c.scalar(
+            sa.text("SELECT ST_NumGeometries(geom) FROM grid WHERE code = :c"), {"c": code}
+        )
+    assert tuple(stored) == (len(gdf), True)
+    assert repaired == 2  # the bow tie is stored as its two triangles
+
+
+def test_import_strict_tiling_option_rejects_a_gap(with_communities, tmp_path) -> None:  # noqa: ANN001
+    path, gdf = _grid_file(
+        tmp_path, "gap.geojson", lambda g: g.drop(index=7).reset_index(drop=True)
+    )
+    community = gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson").loc[7, "community"]
+    r = _import_grids(with_communities, path, "--strict-tiling")
+    assert r.returncode == 1, r.stdout
+    assert "do not tile it: gap" in r.stderr and community in r.stderr
+    assert "Traceback" not in r.stderr
+    assert counts(with_communities)["grid"] == 0
+    # without the option the same file is imported, and the gap is a warning
+    r = _import_grids(with_communities, path)
+    assert r.returncode == 0, r.stderr
+    warnings = [ln for ln in r.stdout.splitlines() if ln.startswith("Warning:")]
+    assert len(warnings) == 1 and community in warnings[0] and "gap" in warnings[0]
+    assert counts(with_communities)["grid"] == len(gdf)

@@ -176,3 +176,61 @@ def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:  # noqa: AN
         assert not pg.running()
     finally:
         pg.destroy()
+
+
+def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:  # noqa: ANN001
+    """``mapsvc db status|start|reset|stop`` on a cluster initdb'd under a throwaway
+    MAPSVC_VAR_DIR (the test session's own cluster is left alone). In-process: each
+    ``mapsvc`` start costs seconds on a busy machine, and the commands read only the
+    environment."""
+    from click.testing import CliRunner
+
+    from mapsvc.cli import main
+
+    var = tmp_path / "var"
+    env = {k: None for k in os.environ if k == "DATABASE_URL" or k.startswith("MAPSVC_")}
+    env["MAPSVC_VAR_DIR"] = str(var)
+
+    def run(*args: str, stdin: str | None = None):  # noqa: ANN202 - click Result
+        return CliRunner().invoke(main, ["db", *args], env=env, input=stdin)
+
+    def districts(engine) -> int:  # noqa: ANN001
+        with engine.connect() as conn:
+            return conn.scalar(sa.text("SELECT count(*) FROM district"))
+
+    pg = EmbeddedPostgres(var)
+    try:
+        r = run("status")
+        assert r.exit_code == 0 and "embedded database not initialised" in r.output
+        r = run("start")
+        assert r.exit_code == 0, r.output
+        assert "database ready" in r.output and pg.running()
+        engine = make_engine(pg.url("mapsvc"))
+        assert CORE_TABLES <= _tables(engine)  # started at the latest schema
+        r = run("status")
+        assert r.exit_code == 0 and f"running on 127.0.0.1:{pg.port}" in r.output
+        with engine.begin() as conn:
+            conn.execute(
+                sa.text(
+                    "INSERT INTO district (code, name, geom) VALUES ('1', 'd', "
+                    "ST_GeomFromText('MULTIPOLYGON(((0 0,1 0,1 1,0 0)))', 4326))"
+                )
+            )
+        # reset asks first: "no" keeps the data
+        r = run("reset", stdin="n\n")
+        assert r.exit_code == 1 and "Aborted" in r.output
+        assert districts(engine) == 1
+        r = run("reset", "--yes")
+        assert r.exit_code == 0 and "database reset" in r.output, r.output
+        assert districts(engine) == 0 and CORE_TABLES <= _tables(engine)  # empty, at head
+        engine.dispose()
+        r = run("stop")
+        assert r.exit_code == 0 and "database stopped" in r.output
+        assert not pg.running()
+        with pytest.raises(DatabaseError, match="cannot reach database"):
+            check_connection(engine)
+        engine.dispose()
+        r = run("status")
+        assert r.exit_code == 3 and "embedded database stopped" in r.output
+    finally:
+        pg.destroy()

@@ -86,3 +86,40 @@ def test_serve_loads_demo_once_and_ctrl_c_stops_everything(tmp_path: Path) -> No
         assert not pg.running()
     finally:
         pg.destroy()
+
+
+def test_serve_no_demo_leaves_an_empty_database_empty(fresh_engine) -> None:  # noqa: ANN001
+    """``mapsvc serve --no-demo`` on an empty database (DATABASE_URL): it serves at once
+    and loads nothing (without the option, the demo would be loaded before serving)."""
+    import sqlalchemy as sa
+
+    port = _free_port()
+    env = {
+        k: v for k, v in os.environ.items() if k != "DATABASE_URL" and not k.startswith("MAPSVC_")
+    }
+    env.update(
+        DATABASE_URL=fresh_engine.url.render_as_string(hide_password=False),
+        MAPSVC_DEMO_INCIDENTS="300",  # so that a wrongly loaded demo is quick to see
+    )
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapsvc.cli", "serve", "--no-demo", "--port", str(port)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        health = _wait_healthy(proc, port, 120)
+        assert health["status"] == "ok"
+        with fresh_engine.connect() as c:
+            rows = {
+                t: c.scalar(sa.text(f"SELECT count(*) FROM {t}"))
+                for t in ("district", "community", "grid", "incident")
+            }
+        assert rows == dict.fromkeys(rows, 0)
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/communities", timeout=30) as r:
+            assert json.loads(r.read())["features"] == []
+    finally:
+        out = _stop(proc)
+    assert "loading the demo" not in out
+    assert proc.returncode == 0, out

@@ -366,40 +366,6 @@ class StreetGraph:
         return edges, float(self.length[edges].sum()) if edges else 0.0
 
 
-# ---------------------------------------------------------------------------- matching
-
-
-def reference_t_join_cost(graph: StreetGraph, terminals: list[int]) -> float:
-    """The minimum T-join cost the slow, independent way (metres).
-
-    All-pairs shortest paths between the terminals, then rustworkx's blossom algorithm on
-    the complete graph (integer millimetres). It does not share code with
-    :meth:`StreetGraph.t_join`, so the tests and ``bench/bench_postman.py`` use it to check
-    that the fast path is optimal. Quadratic memory: a district's 1,300 terminals take
-    about 20 s.
-    """
-    import rustworkx as rx
-
-    n = len(terminals)
-    if n == 0:
-        return 0.0
-    if n % 2:
-        raise ValueError("odd number of terminals to pair")
-    dist, _pred = graph.dijkstra(terminals)
-    sub = np.minimum(dist[:, terminals], dist[:, terminals].T)
-    if not np.isfinite(sub).all():
-        raise ValidationError("some junctions to pair cannot reach each other on the streets")
-    mm = np.round(sub * 1000).astype(np.int64)
-    big = int(mm.max()) + 1
-    ii, jj = np.triu_indices(n, 1)
-    g = rx.PyGraph()
-    g.add_nodes_from(range(n))
-    weights = (big - mm[ii, jj]).tolist()
-    g.add_edges_from(list(zip(ii.tolist(), jj.tolist(), weights, strict=True)))
-    pairs = rx.max_weight_matching(g, max_cardinality=True, weight_fn=int)
-    return float(sum(sub[a, b] for a, b in pairs))
-
-
 # ---------------------------------------------------------------------------- result
 
 

@@ -17,13 +17,14 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass, field
+from zoneinfo import ZoneInfo
 
 import numpy as np
 import pytest
 import shapely
 import sqlalchemy as sa
 from pyproj import Transformer
-from shapely.geometry import LineString, MultiPolygon, box
+from shapely.geometry import LineString, MultiPolygon, Point, box
 
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import assign
@@ -55,6 +56,25 @@ def wgs(geom):  # noqa: ANN001, ANN201
     return shapely.transform(geom, fn)
 
 
+#: the areas and streets as drawn, in local metres (community, grid and segment names)
+POLYS = {
+    "A": box(0, 0, 500, 600),
+    "B": box(500, 0, 1000, 600),
+    "A1": box(0, 0, 500, 300),
+    "A2": box(0, 300, 500, 600),
+    "B1": box(500, 0, 1000, 600),
+}
+LINES = {
+    "seg1": LineString([(50, 150), (450, 150)]),
+    "seg2": LineString([(250, 350), (250, 550)]),
+    "seg3": LineString([(600, 450), (900, 450)]),
+}
+#: each segment's chief (seg3 has none)
+CHIEF_OF = {"seg1": "chief1", "seg2": "chief2"}
+#: the district's clock: the default TIMEZONE, which the tests run with
+DISTRICT_TZ = ZoneInfo("Asia/Shanghai")
+
+
 @dataclass
 class District:
     engine: object
@@ -63,23 +83,14 @@ class District:
     segment: dict[str, int] = field(default_factory=dict)
     staff: dict[str, int] = field(default_factory=dict)
     subdistrict: int = 0
+    #: what :func:`add_random_incidents` created, as it created it
+    incidents: list[dict] = field(default_factory=list)
 
 
 def build_district(engine) -> District:  # noqa: ANN001
     d = District(engine=engine)
-    polys = {
-        "A": box(0, 0, 500, 600),
-        "B": box(500, 0, 1000, 600),
-        "A1": box(0, 0, 500, 300),
-        "A2": box(0, 300, 500, 600),
-        "B1": box(500, 0, 1000, 600),
-    }
+    polys, lines = POLYS, LINES
     wkt = {k: MultiPolygon([wgs(v)]).wkt for k, v in polys.items()}
-    lines = {
-        "seg1": LineString([(50, 150), (450, 150)]),
-        "seg2": LineString([(250, 350), (250, 550)]),
-        "seg3": LineString([(600, 450), (900, 450)]),
-    }
     with session_scope(engine) as s:
         c = s.connection()
         c.execute(
@@ -164,9 +175,12 @@ def district(fresh_engine) -> District:  # noqa: ANN001
     return build_district(fresh_engine)
 
 
-def add_random_incidents(d: District, n: int, seed: int = 7) -> None:
+def add_random_incidents(d: District, n: int, seed: int = 7) -> list[dict]:
     """``n`` incidents at random places (a few outside the grids), categories, classes,
-    states and dates over the last year, inserted in SQL and routed as the import does."""
+    states and dates over the last year, inserted in SQL and routed as the import does.
+
+    Returns them (also appended to ``d.incidents``) with their local position ``x, y`` in
+    metres, so tests can count what a filter must select from the layout alone."""
     import numpy as np
 
     from mapsvc.models import SEVERITIES, STATES
@@ -204,6 +218,73 @@ def add_random_incidents(d: District, n: int, seed: int = 7) -> None:
             rows,
         )
         route_incidents(s)
+    made = [{**r, "x": float(x), "y": float(y)} for r, x, y in zip(rows, xs, ys, strict=True)]
+    d.incidents.extend(made)
+    return made
+
+
+def _where_drawn(x: float, y: float, reach_m: float = 30.0) -> dict[str, str | None]:
+    """Community, grid and nearest segment (within ``reach_m``) of a point, by the drawing."""
+    p = Point(x, y)
+    inside = [name for name, poly in POLYS.items() if poly.covers(p)]
+    near = min(LINES, key=lambda name: LINES[name].distance(p))
+    return {
+        "community": next((c for c in inside if len(c) == 1), None),
+        "grid": next((g for g in sorted(inside) if len(g) == 2), None),
+        "segment": near if LINES[near].distance(p) <= reach_m else None,
+    }
+
+
+def _local_day(text: str, end: bool = False) -> dt.datetime:
+    """Start of a bare date in the district's clock (of the day after, for an end)."""
+    day = dt.date.fromisoformat(text) + dt.timedelta(days=1 if end else 0)
+    return dt.datetime.combine(day, dt.time(0), DISTRICT_TZ)
+
+
+def layout_count(d: District, filters: dict | None = None, bbox=None) -> int:  # noqa: ANN001
+    """How many of ``d.incidents`` the list/heatmap ``filters`` select, worked out from what
+    the test drew and created (never from the service's SQL): category, severity/class,
+    state (``open`` = not closed), bare ``date_from``/``date_to`` days in the district's
+    clock, grid/community/chief ids (one or a comma list) and a lon/lat ``bbox``."""
+    f = dict(filters or {})
+    if "class" in f:
+        f["severity"] = f.pop("class")
+
+    def chosen(key: str) -> set[str] | None:
+        """The values asked for under ``key`` (ids as their names), None when not asked."""
+        v = f.get(key)
+        if v in (None, ""):
+            return None
+        asked = {str(x).strip() for x in str(v).split(",")}
+        ids = {"grid": d.grid, "community": d.community, "chief": d.staff}.get(key)
+        return asked if ids is None else {n for n, i in ids.items() if str(i) in asked}
+
+    start = _local_day(f["date_from"]) if f.get("date_from") else None
+    end = _local_day(f["date_to"], end=True) if f.get("date_to") else None
+    n = 0
+    for r in d.incidents:
+        where = _where_drawn(r["x"], r["y"])
+        values = {
+            "category": r["cat"],
+            "severity": r["sev"],
+            "grid": where["grid"],
+            "community": where["community"],
+            "chief": CHIEF_OF.get(where["segment"]),
+        }
+        if any((c := chosen(k)) is not None and v not in c for k, v in values.items()):
+            continue
+        states = chosen("state")
+        if states is not None and r["state"] not in states:
+            if "open" not in states or r["state"] == "closed":
+                continue
+        if (start is not None and r["rep"] < start) or (end is not None and r["rep"] >= end):
+            continue
+        if bbox is not None and not (
+            bbox[0] <= r["lon"] <= bbox[2] and bbox[1] <= r["lat"] <= bbox[3]
+        ):
+            continue
+        n += 1
+    return n
 
 
 @pytest.fixture

@@ -12,7 +12,7 @@ from mapsvc.core.errors import BadRequest
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
 from tests.conftest import LiveServer
-from tests.incidents.conftest import ll
+from tests.incidents.conftest import DISTRICT_TZ, layout_count, ll
 
 FILTER_SETS = [
     {},
@@ -25,16 +25,25 @@ FILTER_SETS = [
 ]
 
 
+def _day_edges(d) -> list[dict]:  # noqa: ANN001
+    """Date filters on days that hold incidents, so a bound off by a day or a time zone
+    drops or adds some: one day alone, up to a day, from a day."""
+    first, second = (r["rep"].astimezone(DISTRICT_TZ).date().isoformat() for r in d.incidents[:2])
+    return [{"date_from": first, "date_to": first}, {"date_to": second}, {"date_from": second}]
+
+
 @pytest.mark.parametrize("zoom", [11, 14, 17])
 def test_heatmap_bins_sum_to_filtered_incidents(populated, zoom: int) -> None:  # noqa: ANN001
     layer = get_layer("heatmap")
     (x0, y0), (x1, y1) = ll(100, 50), ll(800, 500)
     with session_scope(populated.engine) as s:
-        for f in FILTER_SETS:
+        for f in FILTER_SETS + _day_edges(populated):
             for bbox in (None, (x0, y0, x1, y1)):
                 data = layer.query(s, bbox, zoom=zoom, **f)
-                expected = svc.list_incidents(s, f, bbox=bbox, limit=1)["total"]
+                # counted from what the test created, not by the filter SQL under test
+                expected = layout_count(populated, f, bbox)
                 assert sum(p[2] for p in data["points"]) == data["total"] == expected, (f, bbox)
+                assert svc.list_incidents(s, f, bbox=bbox, limit=1)["total"] == expected
                 assert data["max"] == max((p[2] for p in data["points"]), default=0)
         # finer zoom -> more, smaller cells over the same incidents
         coarse = layer.query(s, None, zoom=12)
@@ -100,14 +109,17 @@ def test_heatmap_api_size_and_errors(populated, make_app) -> None:  # noqa: ANN0
     r = client.get(f"/api/heatmap?bbox={x0},{y0},{x1},{y1}&zoom=15&state=open")
     assert r.status_code == 200
     d = r.get_json()
-    with session_scope(populated.engine) as s:
-        assert d["total"] == svc.list_incidents(s, {"state": "open"}, limit=1)["total"]
+    assert d["total"] == layout_count(populated, {"state": "open"}, (x0, y0, x1, y1)) > 0
     assert len(r.data) < 200_000
     assert client.get("/api/heatmap?bbox=1,2,3&zoom=12").status_code == 400
     r = client.get("/api/heatmap?zoom=99")
     assert r.status_code == 400 and "zoom" in r.get_json()["error"]
     r = client.get("/api/incidents/choropleth?category=road")
     assert r.status_code == 200 and r.get_json()["type"] == "FeatureCollection"
+
+
+VIEW_BOUNDS = """() => { const m = Object.values(window).find(v => v instanceof L.Map);
+    const b = m.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"""
 
 
 def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
@@ -117,12 +129,8 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: A
         page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
         total = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
         cells = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatCells"))
-        with session_scope(populated.engine) as s:
-            in_view = page.evaluate(
-                """() => { const m = Object.values(window).find(v => v instanceof L.Map);
-                const b = m.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"""
-            )
-            assert total == svc.list_incidents(s, {}, bbox=tuple(in_view), limit=1)["total"]
+        in_view = page.evaluate(VIEW_BOUNDS)
+        assert total == layout_count(populated, {}, bbox=tuple(in_view))
         assert cells > 0
         assert page.locator("canvas.leaflet-heatmap-layer").count() == 1
         assert page.locator(".leaflet-interactive").count() > 0  # overdue circles
@@ -142,6 +150,8 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: A
         page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
         closed = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
         assert 0 < closed < total
+        in_view = page.evaluate(VIEW_BOUNDS)
+        assert closed == layout_count(populated, {"state": "closed"}, bbox=tuple(in_view))
         # the choropleth view
         page.goto(f"{server.url}/incidents/choropleth")
         page.wait_for_selector("path.leaflet-interactive")

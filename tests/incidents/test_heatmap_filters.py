@@ -12,7 +12,7 @@ from mapsvc.config import Settings
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import end_assignment
 from tests.conftest import LiveServer
-from tests.incidents.conftest import zoom_and_wait
+from tests.incidents.conftest import layout_count, zoom_and_wait
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -35,6 +35,7 @@ def test_place_and_chief_filters_count_like_sql(populated) -> None:  # noqa: ANN
         for f, where, v in cases:
             expected = _count(s, where, v=v)
             assert expected > 0, f  # the district routes incidents to both chiefs and grids
+            assert expected == layout_count(d, f), f  # and where the test put them
             for zoom in (12, 16):
                 data = heat.query(s, None, zoom=zoom, **f)
                 assert data["total"] == sum(p[2] for p in data["points"]) == expected, f
@@ -46,6 +47,7 @@ def test_place_and_chief_filters_count_like_sql(populated) -> None:  # noqa: ANN
         both = heat.query(s, None, zoom=14, chief=f"{d.staff['chief1']},{d.staff['chief2']}")
         two = [d.staff["chief1"], d.staff["chief2"]]
         assert both["total"] == _count(s, "chief_id = ANY(:v)", v=two)
+        assert both["total"] == layout_count(d, {"chief": f"{two[0]},{two[1]}"})
         # a chief's map is fitted to his incidents: every one of them lies inside
         (south, west), (north, east) = fit_bounds(s, {"chief": d.staff["chief1"]})
         inside = _count(
@@ -142,6 +144,7 @@ def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:  # noq
         with session_scope(d.engine) as s:
             his = _count(s, "chief_id = :v", v=d.staff["chief1"])
         assert 0 < his < everyone
+        assert his == layout_count(d, {"chief": d.staff["chief1"]})
         assert _shown_total(page) == his
         assert int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal")) == his
         # the filter stays on every refresh: zoom out, still only his incidents

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import pytest
+import sqlalchemy as sa
+from shapely.geometry import LineString, MultiPolygon, box
 
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
 from mapsvc.services.chinacrs import wgs84_to_bd09, wgs84_to_gcj02
 from mapsvc.services.routing import reroute_open
-from tests.incidents.conftest import ll
+from tests.incidents.conftest import ll, wgs
 
 
 def _create(engine, x: float, y: float, crs: str | None = None, **extra):  # noqa: ANN001, ANN003, ANN202
@@ -46,9 +48,34 @@ def test_nearest_segment_within_30_m_gives_the_chief(district) -> None:  # noqa:
     assert r["segment_distance_m"] == pytest.approx(12.0, abs=0.05)
 
 
+def _add_segment(engine, code: str, line: LineString) -> int:  # noqa: ANN001
+    """Insert a segment drawn in local metres (no chief); return its id."""
+    with session_scope(engine) as s:
+        return s.scalar(
+            sa.text(
+                "INSERT INTO alley_segment (code, name, geom, source) VALUES "
+                "(:code, :name, ST_GeomFromText(:g, 4326), 'test') RETURNING id"
+            ),
+            {"code": code, "name": f"{code}巷", "g": wgs(line).wkt},
+        )
+
+
 def test_nearest_of_two_segments_wins(district) -> None:  # noqa: ANN001
-    # seg2 starts at (250, 350); seg1 is at y=150: a point at (250, 330) is 20 m from seg2's
-    # end and 180 m from seg1; a point at (250, 160) is 10 m from seg1
+    # seg1b runs 25 m above seg1 (y=150) and is inserted later, so its id is the higher:
+    # a point between them is within the 30 m reach of both, and only the distance may
+    # decide, whichever of the two has the lower id
+    seg1b = _add_segment(district.engine, "seg1b", LineString([(50, 175), (450, 175)]))
+    assert seg1b > district.segment["seg1"]
+    r = _create(district.engine, 200, 170)  # 20 m from seg1 (lower id), 5 m from seg1b
+    assert r["segment_id"] == seg1b
+    assert r["segment_distance_m"] == pytest.approx(5.0, abs=0.05)
+    assert r["chief_id"] is None  # seg1b has no chief: not chief1's, though seg1 is in reach
+    r = _create(district.engine, 200, 155)  # 5 m from seg1 (lower id), 20 m from seg1b
+    assert r["segment_id"] == district.segment["seg1"]
+    assert r["segment_distance_m"] == pytest.approx(5.0, abs=0.05)
+    assert r["chief_id"] == district.staff["chief1"]
+    # seg2 starts at (250, 350); a point at (250, 330) is 20 m from its end and 155 m from
+    # seg1b: only seg2 is in reach
     r = _create(district.engine, 250, 330)
     assert r["segment_id"] == district.segment["seg2"]
     assert r["segment_distance_m"] == pytest.approx(20.0, abs=0.05)
@@ -74,6 +101,21 @@ def test_near_a_grid_boundary_is_flagged(district) -> None:  # noqa: ANN001
     assert r["location_to_confirm"] is True
 
 
+def test_inside_a_community_outside_every_grid_gets_the_community(district) -> None:  # noqa: ANN001
+    # B1 shrinks to the lower half of community B: the upper half has no grid
+    with session_scope(district.engine) as s:
+        s.execute(
+            sa.text("UPDATE grid SET geom = ST_GeomFromText(:g, 4326) WHERE id = :id"),
+            {"g": MultiPolygon([wgs(box(500, 0, 1000, 300))]).wkt, "id": district.grid["B1"]},
+        )
+    r = _create(district.engine, 700, 520)  # in B, 220 m above B1, 70 m from seg3
+    assert r["grid_id"] is None and r["grid_head_id"] is None
+    assert r["community_id"] == district.community["B"]
+    assert r["location_to_confirm"] is True  # no grid: a planner must confirm it
+    r = _create(district.engine, 700, 100)  # still in B1: grid and community as before
+    assert r["grid_id"] == district.grid["B1"] and r["community_id"] == district.community["B"]
+
+
 def test_outside_all_grids_is_flagged(district) -> None:  # noqa: ANN001
     r = _create(district.engine, 1200, 100)
     assert r["grid_id"] is None and r["community_id"] is None and r["grid_head_id"] is None
@@ -89,9 +131,10 @@ def test_chinese_coordinates_are_converted_before_routing(district, crs: str) ->
     # land far from seg1; converted, the point is 20 m above seg1 as drawn
     lon, lat = ll(200, 170)
     r = _create(district.engine, 200, 170, crs=crs)
-    assert r["lon"] == pytest.approx(lon, abs=1e-7) and r["lat"] == pytest.approx(lat, abs=1e-7)
+    # the inverse gives the drawn point back to ~1e-13° (2e-8 m): 1e-11° is a micrometre
+    assert r["lon"] == pytest.approx(lon, abs=1e-11) and r["lat"] == pytest.approx(lat, abs=1e-11)
     assert r["segment_id"] == district.segment["seg1"]
-    assert r["segment_distance_m"] == pytest.approx(20.0, abs=0.1)
+    assert r["segment_distance_m"] == pytest.approx(20.0, abs=1e-6)
     assert r["grid_id"] == district.grid["A1"]
 
 

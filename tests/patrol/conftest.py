@@ -44,6 +44,37 @@ def add_segments(session: Session, spec: dict[str, list[tuple[float, float]]]) -
     return ids
 
 
+def add_grids(
+    session: Session, spec: dict[str, tuple[float, float, float, float]]
+) -> dict[str, int]:
+    """Insert one community covering the boxes and one grid per code (a box in metres,
+    ``x0, y0, x1, y1``); return code -> grid id."""
+    from shapely.geometry import MultiPolygon, box
+
+    def wkt(b: tuple[float, float, float, float]) -> str:
+        (x0, y0), (x1, y1) = lonlat(b[0], b[1]), lonlat(b[2], b[3])
+        return MultiPolygon([box(x0, y0, x1, y1)]).wkt
+
+    hull = tuple(f(v[i] for v in spec.values()) for i, f in enumerate((min, min, max, max)))
+    community = session.execute(
+        sa.text(
+            "INSERT INTO community (code, name, geom, population, households, enterprises) "
+            "VALUES ('350502001001', '测试社区', ST_GeomFromText(:g, 4326), 0, 0, 0) RETURNING id"
+        ),
+        {"g": wkt(hull)},
+    ).scalar_one()
+    return {
+        code: session.execute(
+            sa.text(
+                "INSERT INTO grid (code, name, community_id, geom, population, households) "
+                "VALUES (:c, :c, :cm, ST_GeomFromText(:g, 4326), 0, 0) RETURNING id"
+            ),
+            {"c": code, "cm": community, "g": wkt(b)},
+        ).scalar_one()
+        for code, b in spec.items()
+    }
+
+
 def lengths(session: Session, ids: dict[str, int]) -> dict[str, float]:
     rows = dict(
         session.execute(

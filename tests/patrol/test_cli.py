@@ -51,3 +51,58 @@ def test_import_assign_route_upload_compliance(fresh_engine, monkeypatch, tmp_pa
     assert f"{len(codes)}/{len(codes)} assigned segments patrolled (100.0%)" in r.output
     r = run(patrol_group, ["route", "--chief", "999999"])
     assert r.exit_code != 0 and "does not exist" in r.output
+
+
+def test_streets_import_bbox_keeps_only_the_ways_touching_it(fresh_engine, monkeypatch):
+    import pyrosm
+    import shapely
+
+    monkeypatch.setenv("DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
+    # what the extract holds, read with pyrosm here: the ways touching its south-west quarter
+    ways = pyrosm.OSM(TEST_PBF).get_network(network_type="walking")
+    minx, miny, maxx, maxy = (float(v) for v in ways.total_bounds)
+    bbox = (minx, miny, (minx + maxx) / 2, (miny + maxy) / 2)
+    area = shapely.box(*bbox)
+    touching = {
+        int(w) for w, g in zip(ways["id"], ways.geometry, strict=True) if g.intersects(area)
+    }
+    assert 0 < len(touching) < len(set(ways["id"]))
+    r = CliRunner().invoke(streets_group, ["import", TEST_PBF, "--bbox", ",".join(map(str, bbox))])
+    assert r.exit_code == 0, r.output
+    with fresh_engine.connect() as c:
+        imported = set(c.scalars(sa.text("SELECT DISTINCT osm_way_id FROM alley_segment")))
+        n = c.scalar(sa.text("SELECT count(*) FROM alley_segment"))
+    assert imported == touching
+    assert f"-> {n} segments ({n} new, 0 updated, 0 removed)" in r.output
+    r = CliRunner().invoke(streets_group, ["import", TEST_PBF, "--bbox", "1,2,3"])
+    assert r.exit_code == 2 and "--bbox" in r.output
+
+
+def test_patrol_routes_for_one_grid(fresh_engine, monkeypatch):
+    from sqlalchemy.orm import Session
+
+    from tests.patrol.conftest import add_chief, add_grids, add_segments
+    from tests.patrol.test_postman import RECT
+
+    monkeypatch.setenv("DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
+    with Session(bind=fresh_engine) as s:
+        ids = add_segments(s, RECT | {"link": [(100, 0), (300, 0)], "far": [(300, 0), (400, 0)]})
+        add_grids(s, {"G-W": (-50, -50, 200, 120), "G-E": (200, -50, 450, 120)})
+        west = add_chief(s, "西巷长", [ids[n] for n in ("AB", "BC", "CD", "DA")])
+        east = add_chief(s, "东巷长", [ids["far"]])
+        both = add_chief(s, "中巷长", [ids["link"]])  # the link crosses the grid boundary
+        s.commit()
+
+    def routed(*args: str) -> set[int]:
+        r = CliRunner().invoke(patrol_group, ["routes", *args])
+        assert r.exit_code == 0, r.output
+        rows = [ln.split() for ln in r.output.splitlines()]
+        chiefs = {int(f[0]) for f in rows if f and f[0].isdigit() and len(f) == 7}
+        assert f"{len(chiefs)} routes" in r.output
+        return chiefs
+
+    assert routed("--grid", "G-W") == {west, both}
+    assert routed("--grid", "G-E") == {east, both}
+    assert routed("--all") == {west, east, both}
+    r = CliRunner().invoke(patrol_group, ["routes", "--grid", "G-X"])
+    assert r.exit_code != 0 and "grid 'G-X' does not exist" in r.output

@@ -10,6 +10,7 @@ import pytest
 
 from mapsvc.core.errors import ValidationError
 from mapsvc.services import patrol_routes
+from tests.patrol import reference
 from tests.patrol.conftest import add_chief, add_segments, lengths, lonlat
 
 #  D(0,50) ---- C(100,50)
@@ -255,8 +256,16 @@ def test_unreachable_piece_is_reported(session):
         patrol_routes.solve(graph, [ids["a"]], start=lonlat(600, 500))
 
 
-def _jittered_lattice(n: int, seed: int) -> patrol_routes.StreetGraph:
-    """A street-like lattice (n x n junctions, 40-80 m blocks, some streets missing)."""
+def _jittered_lattice(
+    n: int, seed: int, detours: float = 0.0
+) -> tuple[patrol_routes.StreetGraph, list[tuple], list[tuple[int, int]]]:
+    """A street-like lattice (n x n junctions, 40-80 m blocks, some streets missing).
+
+    With ``detours``, that share of the streets also get a bent alley between the same two
+    junctions (a parallel segment, always the longer). Returns the street graph, the raw
+    edge list ``(junction key, junction key, metres)`` as drawn here (independent of how
+    the graph snaps and indexes junctions) and each graph node's lattice key ``(i, j)``.
+    """
     import numpy as np
     import shapely
     from pyproj import Geod
@@ -271,22 +280,37 @@ def _jittered_lattice(n: int, seed: int) -> patrol_routes.StreetGraph:
         for i in range(n)
         for j in range(n)
     }
-    lines = []
+    lines, ends = [], []
     for i, j in pts:
         for di, dj in ((1, 0), (0, 1)):
             if (i + di, j + dj) in pts and rng.random() > 0.12:
-                lines.append(shapely.LineString([pts[(i, j)], pts[(i + di, j + dj)]]))
+                a, b = pts[(i, j)], pts[(i + di, j + dj)]
+                lines.append(shapely.LineString([a, b]))
+                ends.append(((i, j), (i + di, j + dj)))
+                if rng.random() < detours:  # bent 10-25 m off the straight street
+                    off = rng.uniform(10, 25) * rng.choice([-1, 1])
+                    mid = (
+                        (a[0] + b[0]) / 2 + dj * off / 101_000,
+                        (a[1] + b[1]) / 2 + di * off / 111_000,
+                    )
+                    lines.append(shapely.LineString([a, mid, b]))
+                    ends.append(((i, j), (i + di, j + dj)))
     geod = Geod(ellps="WGS84")
     lens = [geod.geometry_length(ln) for ln in lines]
-    return patrol_routes.StreetGraph.from_segments(list(range(1, len(lines) + 1)), lines, lens)
+    graph = patrol_routes.StreetGraph.from_segments(list(range(1, len(lines) + 1)), lines, lens)
+    key_of = {xy: k for k, xy in pts.items()}
+    node_key = [key_of[(float(x), float(y))] for x, y in graph.node_lonlat]
+    raw = [(a, b, w) for (a, b), w in zip(ends, lens, strict=True)]
+    return graph, raw, node_key
 
 
-@pytest.mark.parametrize("seed", [1, 2, 3])
-def test_t_join_equals_complete_graph_matching(seed):
-    """The sparse-blossom T-join costs exactly the complete-graph matching and fixes parity."""
+def _check_t_join_against_reference(
+    graph: patrol_routes.StreetGraph, raw: list[tuple], node_key: list, seed: int
+) -> None:
+    """Random terminal sets of the largest piece, from a pair to half its junctions: the
+    T-join costs what networkx's complete-graph matching costs, and fixes exactly them."""
     import numpy as np
 
-    graph = _jittered_lattice(18, seed)
     labels = graph.component_labels()
     big = np.bincount(labels).argmax()
     rng = np.random.default_rng(seed)
@@ -294,14 +318,40 @@ def test_t_join_equals_complete_graph_matching(seed):
     for size in (2, 10, 60, 2 * (len(nodes) // 4)):
         terminals = sorted(int(x) for x in rng.choice(nodes, size=size, replace=False))
         edges, cost = graph.t_join(terminals)
-        assert cost == pytest.approx(
-            patrol_routes.reference_t_join_cost(graph, terminals), abs=0.01
-        )
+        expected = reference.t_join_cost(raw, [node_key[t] for t in terminals])
+        assert cost == pytest.approx(expected, abs=0.01), size
         assert len(set(edges)) == len(edges)
         deg = np.zeros(graph.n_nodes, dtype=int)
         np.add.at(deg, graph.u[edges], 1)
         np.add.at(deg, graph.v[edges], 1)
         assert sorted(np.flatnonzero(deg % 2).tolist()) == terminals
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_t_join_equals_complete_graph_matching(seed):
+    """The sparse-blossom T-join costs exactly the complete-graph matching and fixes parity."""
+    _check_t_join_against_reference(*_jittered_lattice(18, seed), seed)
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_t_join_takes_the_shorter_of_parallel_streets(seed):
+    """A bent alley beside a straight street joins the same junctions: only the shorter
+    of the two may count (the reference keeps the lightest parallel edge itself)."""
+    graph, raw, node_key = _jittered_lattice(12, seed, detours=0.3)
+    assert len(raw) > len({(a, b) for a, b, _w in raw})  # there are parallel streets
+    _check_t_join_against_reference(graph, raw, node_key, seed)
+
+
+def test_reference_t_join_by_hand():
+    """The reference itself on a path a-b-c-d of 1, 2 and 3 m (and a 9 m a-b alley)."""
+    path = [("a", "b", 1.0), ("b", "c", 2.0), ("c", "d", 3.0), ("a", "b", 9.0)]
+    assert reference.t_join_cost(path, ["a", "d"]) == 6.0
+    assert reference.t_join_cost(path, ["a", "b", "c", "d"]) == 4.0  # a-b + c-d
+    assert reference.t_join_cost(path, []) == 0.0
+    with pytest.raises(ValueError, match="odd number"):
+        reference.t_join_cost(path, ["a", "b", "c"])
+    with pytest.raises(ValueError, match="cannot reach"):
+        reference.t_join_cost([*path, ("x", "y", 1.0)], ["a", "x"])
 
 
 def test_t_join_on_separate_parts_is_refused():

@@ -286,3 +286,40 @@ def test_patrol_page_on_gcj02_tiles_moves_the_route_with_them(patrol_app, make_a
 
     assert in_geojson(html, gx, gy) and not in_geojson(html, x, y)
     assert in_geojson(plain, x, y)
+
+
+def test_grid_compliance_api_by_day_and_week(patrol_app, fresh_engine):
+    """Per grid: the assigned segments through it and how many were walked that day (or
+    that week). The chief's square lies in G-W, the far street in G-E; the link, which
+    crosses both, has no chief."""
+    import datetime as dt
+
+    from mapsvc.services import patrol
+    from tests.patrol.conftest import add_grids
+
+    app, ids, chief, _other = patrol_app
+    with Session(bind=fresh_engine) as s:
+        grids = add_grids(s, {"G-W": (-50, -50, 200, 120), "G-E": (200, -50, 450, 120)})
+        patrol.upload_track(s, chief, {"points": walk([(0, 2), (100, 2)])})  # AB on Monday
+        wednesday = DAY + dt.timedelta(days=2)
+        t0 = dt.datetime.combine(wednesday, dt.time(8), patrol.LOCAL_TZ).timestamp()
+        patrol.upload_track(s, chief, {"points": walk([(300, 2), (400, 2)], t0=t0)})  # far
+        s.commit()
+    c = app.test_client()
+
+    def shares(query: str) -> dict[str, tuple[int, int]]:
+        r = c.get(f"/api/patrol/grids?{query}")
+        assert r.status_code == 200, r.get_json()
+        rows = r.get_json()
+        assert {g["code"]: g["grid_id"] for g in rows} == grids
+        for g in rows:
+            assert g["share"] == pytest.approx(g["patrolled"] / g["segments"])
+        return {g["code"]: (g["patrolled"], g["segments"]) for g in rows}
+
+    # G-W: AB BC CD DA AC of the square; G-E: far (the link is nobody's)
+    assert shares(f"day={DAY}") == {"G-W": (1, 5), "G-E": (0, 1)}
+    assert shares(f"day={wednesday}") == {"G-W": (0, 5), "G-E": (1, 1)}
+    assert shares(f"day={DAY}&week=1") == {"G-W": (1, 5), "G-E": (1, 1)}
+    assert shares(f"day={wednesday}&week=true") == {"G-W": (1, 5), "G-E": (1, 1)}
+    assert shares(f"day={DAY + dt.timedelta(days=7)}&week=1") == {"G-W": (0, 5), "G-E": (0, 1)}
+    assert c.get("/api/patrol/grids?day=Monday").status_code == 400

@@ -77,6 +77,14 @@ def expected_counts(level: str, day: dt.date) -> dict[str, dict[str, int]]:
     return {k: {g: len(v[g]) for g in ("staff", *ROLE_GROUPS)} for k, v in sets.items()}
 
 
+POPULATION = {
+    "grid": {g[0]: g[3] for g in GRIDS},
+    "community": {c[0]: c[4] for c in COMMUNITIES},
+    "subdistrict": {
+        sub[0]: sum(c[4] for c in COMMUNITIES if c[2] == sub[0]) for sub in SUBDISTRICTS
+    },
+    "district": {DISTRICT[0]: sum(c[4] for c in COMMUNITIES)},
+}
 POLYS = {
     "grid": {g[0]: g[2] for g in GRIDS},
     "community": {c[0]: c[3] for c in COMMUNITIES},
@@ -103,6 +111,25 @@ def test_density_matches_geodesic_areas(staffing_db, level: str) -> None:  # noq
         centres = sum(1 for c in CENTRES if poly.intersects(c[2]))
         assert r["centres"] == centres
         assert r["centres_per_km2"] == pytest.approx(centres / km2, rel=1e-3, abs=1e-3)
+        pop = POPULATION[level][code]
+        assert r["population"] == pop
+        assert r["staff_per_10k"] == pytest.approx(1e4 * exp.get("staff", 0) / pop, abs=0.005)
+
+
+def test_staff_per_10k_residents_by_hand(staffing_db) -> None:  # noqa: ANN001
+    """Per 10,000 residents, with the spec's people counted by hand (not by a helper)."""
+    # 一社区 (12,000 people): h1 m1 m2 (grid -01), m3 m4 (-02; h2's post has ended), chief c1
+    # and deputy d1 of S1, workers w1 w2 = 9. 二社区 (8,000): h4 (the later of two heads),
+    # m5 m6, h5, police p1 = 5. 三社区 (15,000): h6 m7, h7 (head, member and chief: once),
+    # m8 m9, c3, w3 = 7 (the doctor starts in ten days). The district: 21 of 35,000.
+    with Session(staffing_db.engine) as s:
+        com = {r["code"]: r["staff_per_10k"] for r in density(s, "community", TODAY)}
+        sub = {r["code"]: r["staff_per_10k"] for r in density(s, "subdistrict", TODAY)}
+        (dist,) = density(s, "district", TODAY)
+    assert com == {"350502001001": 7.5, "350502001002": 6.25, "350502002001": 4.67}
+    assert sub == {"350502001": 7.0, "350502002": 4.67}
+    assert dist["staff"] == 21 and dist["population"] == 35000
+    assert dist["staff_per_10k"] == 6.0
 
 
 def test_density_history_and_dispatched(staffing_db) -> None:  # noqa: ANN001

@@ -10,7 +10,7 @@ import pytest
 from openpyxl import load_workbook
 
 from mapsvc.config import DEFAULTS
-from tests.staffing.conftest import DISTRICT, GRIDS, INCIDENTS, TODAY, add_incidents
+from tests.staffing.conftest import COMMUNITIES, DISTRICT, GRIDS, INCIDENTS, TODAY, add_incidents
 from tests.staffing.test_density import expected_counts, geodesic_km2
 
 
@@ -23,6 +23,9 @@ def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: 
     assert d["area_km2"] == pytest.approx(km2, abs=0.005)
     assert d["staff"] == staff
     assert d["staff_per_km2"] == pytest.approx(staff / km2, abs=0.05)
+    # 21 people for 35,000 residents (the communities' populations): 6.0 per 10,000
+    assert (staff, d["population"]) == (21, sum(c[4] for c in COMMUNITIES))
+    assert d["staff_per_10k"] == 6.0
     assert d["grids"] == len(GRIDS)
     cov = staffing_client.get("/api/coverage").get_json()["summary"]
     assert d["coverage_pct"] == cov["grids_headed_pct"]
