@@ -235,8 +235,7 @@ def create_incident(
     session.flush()
     route_incidents(
         session,
-        "i.id = :rid",
-        {"rid": inc.id},
+        [inc.id],
         segment_max_m=float(config.get("INCIDENT_SEGMENT_MAX_M", 30.0)),
         boundary_confirm_m=float(config.get("INCIDENT_BOUNDARY_CONFIRM_M", 15.0)),
     )
