@@ -2,9 +2,10 @@
 
 ``heatmap`` (query half): PostGIS aggregates the incidents in the requested bbox into
 square cells of a fixed size *on screen* (:data:`CELL_PX` pixels at the requested zoom),
-with the shared incident filters (:func:`mapsvc.services.incidents.filter_sql`: category,
-class, state, dates...). A heatmap cell is a display aggregate, so cells are laid out in
-Web Mercator units, which are screen pixels at every zoom; nothing is measured with them.
+with the shared incident filters (:class:`mapsvc.services.incidents.IncidentFilter`:
+category, class, state, dates...). A heatmap cell is a display aggregate, so cells are laid
+out in Web Mercator units, which are screen pixels at every zoom; nothing is measured with
+them.
 Each incident's Web Mercator position is a stored, indexed column (migration 0002), so a
 district-wide view of a million incidents is binned from the index alone. The answer is
 compact (``[lon, lat, count]`` per non-empty cell), well under 200 KB for any view.
@@ -36,7 +37,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -233,13 +234,21 @@ def parse_zoom(value: Any) -> float:
     return z
 
 
-def _filters(filters: dict[str, Any], session=None) -> tuple[str, dict[str, Any]]:  # noqa: ANN001
-    """SQL condition of the shared incident filters; with a session, unknown ids are a 404."""
+def _incidents() -> sa.Alias:
+    """``incident i``: the relation the layers' queries read."""
+    from mapsvc.models import Incident
+
+    return Incident.__table__.alias("i")
+
+
+def _filters(filters: dict[str, Any], session=None):  # noqa: ANN001, ANN202
+    """The shared incident filters (an ``IncidentFilter``; the layers' bbox is their own
+    argument, not a filter); with a session, unknown ids are a 404."""
     from mapsvc.core.errors import ValidationError
-    from mapsvc.services.incidents import filter_sql
+    from mapsvc.services.incidents import incident_filter
 
     try:
-        return filter_sql({k: v for k, v in filters.items() if k != "bbox"}, session=session)
+        return incident_filter({k: v for k, v in filters.items() if k != "bbox"}, session)
     except ValidationError as exc:
         raise BadRequest(exc.message, field=exc.details.get("field")) from None
 
@@ -283,10 +292,11 @@ def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  #
     least :data:`MIN_FIT_PX` pixels at zoom :data:`MAX_FIT_ZOOM`, so one incident does
     not zoom the map to the street level.
     """
-    where, params = _filters(filters, session)
+    i = _incidents()
     row = session.execute(
-        sa.text(f"SELECT min(x_m), min(y_m), max(x_m), max(y_m) FROM incident i WHERE {where}"),
-        params,
+        sa.select(
+            sa.func.min(i.c.x_m), sa.func.min(i.c.y_m), sa.func.max(i.c.x_m), sa.func.max(i.c.y_m)
+        ).where(*_filters(filters, session).clauses(i))
     ).one()
     if row[0] is None:
         return None
@@ -366,22 +376,28 @@ def _bin_rows(
     session,  # noqa: ANN001
     bbox: BBox | None,
     filters: dict,
-    keys: str | Callable[[float, float, float, float], str],
-    nkeys: int,
+    keys: Mapping[str, str] | Callable[[float, float, float, float], Mapping[str, str]],
 ) -> list:
     """``(key..., count)`` of the filtered incidents in ``bbox``, grouped by ``keys``.
 
-    ``keys`` are SQL expressions of ``i.x_m`` / ``i.y_m`` (Web Mercator, indexed) named
-    ``cx``, ``cy``...; ``nkeys`` how many; or a function of the binned extent (Web Mercator
-    ``x0, y0, x1, y1``) that returns them. Without a bbox the incidents' extent is used.
+    ``keys`` names SQL expressions of ``i.x_m`` / ``i.y_m`` (Web Mercator, indexed), e.g.
+    ``{"cx": "floor(i.x_m / 76.4)", ...}``, or is a function of the binned extent (Web
+    Mercator ``x0, y0, x1, y1``) that returns them. Without a bbox the incidents' extent
+    is used.
     """
-    where, params = _filters(filters, session)
+    i = _incidents()
+    where = _filters(filters, session).clauses(i)
     if bbox is not None:
         x0, y0 = to_mercator(bbox[0], bbox[1])
         x1, y1 = to_mercator(bbox[2], bbox[3])
     else:
         ext = session.execute(
-            sa.text("SELECT min(x_m), max(x_m), min(y_m), max(y_m) FROM incident")
+            sa.select(
+                sa.func.min(i.c.x_m),
+                sa.func.max(i.c.x_m),
+                sa.func.min(i.c.y_m),
+                sa.func.max(i.c.y_m),
+            )
         ).one()
         if ext[0] is None:
             return []
@@ -393,30 +409,34 @@ def _bin_rows(
     # the outer GROUP BY adds up a cell that straddles the split.
     split = (x0 + x1) / 2
     # (with filters, the planner's own choice - often another index - measured faster)
-    unfiltered = where == "TRUE"
-    stripes = [(x0, split), (split, x1)] if unfiltered and x0 < split < x1 else [(x0, x1)]
-    # The numbers are written into the SQL (floats we computed, never request text):
-    # with bind parameters psycopg prepares a statement run five times, and the generic
-    # plan PostgreSQL then picks for unknown bounds was measured 40 % slower.
+    stripes = [(x0, split), (split, x1)] if not where and x0 < split < x1 else [(x0, x1)]
+
+    # The bounds and the keys' cell sizes are written into the SQL (floats computed here,
+    # never request text): with bind parameters psycopg prepares a statement run five
+    # times, and the generic plan PostgreSQL then picks for unknown bounds was measured
+    # 40 % slower. The filters' values (from the request) are bound parameters.
+    def number(v: float) -> sa.ColumnElement[float]:
+        return sa.literal_column(repr(float(v)), sa.Float)
+
+    columns = [sa.literal_column(sql).label(name) for name, sql in keys.items()]
+    by_position = [sa.literal_column(str(k + 1)) for k in range(len(columns))]
     parts = []
-    group = ", ".join(str(k + 1) for k in range(nkeys))
     for k, (lo, hi) in enumerate(stripes):
-        upper = "<" if k < len(stripes) - 1 else "<="
+        last = k == len(stripes) - 1
         parts.append(
-            f"""(SELECT {keys}, count(*) AS n
-                FROM incident i
-                WHERE i.x_m >= {float(lo)!r} AND i.x_m {upper} {float(hi)!r}
-                  AND i.y_m BETWEEN {float(y0)!r} AND {float(y1)!r} AND {where}
-                GROUP BY {group})"""
+            sa.select(*columns, sa.func.count().label("n"))
+            .select_from(i)
+            .where(
+                i.c.x_m >= number(lo),
+                i.c.x_m <= number(hi) if last else i.c.x_m < number(hi),
+                i.c.y_m.between(number(y0), number(y1)),
+                *where,
+            )
+            .group_by(*by_position)
         )
-    cols = ", ".join(f"k{k}" for k in range(nkeys))
-    return session.execute(
-        sa.text(
-            f"SELECT {cols}, sum(n) FROM ({' UNION ALL '.join(parts)}) "
-            f"s({cols}, n) GROUP BY {group}"
-        ),
-        params,
-    ).all()
+    cells = sa.union_all(*parts).subquery("s")
+    cell_keys = [cells.c[name] for name in keys]
+    return session.execute(sa.select(*cell_keys, sa.func.sum(cells.c.n)).group_by(*cell_keys)).all()
 
 
 @register
@@ -431,15 +451,15 @@ class IncidentHeatmap(MapLayer):
         ``scale_max`` is the count drawn in full colour (:func:`scale_top`); ``classes``
         the legend's ``[colour, lo, hi]`` (:func:`scale_classes`), so the page's script
         only shows them. ``filters``: ``zoom`` plus those of
-        :func:`mapsvc.services.incidents.filter_sql`. Without a bbox the whole district is
-        binned.
+        :func:`mapsvc.services.incidents.incident_filter`. Without a bbox the whole
+        district is binned.
         """
         zoom = parse_zoom(filters.pop("zoom", None))
         filters.pop("bins", None)
         cell = cell_size(zoom)
         c = repr(float(cell))
         rows = _bin_rows(
-            session, bbox, filters, f"floor(i.x_m / {c}) AS cx, floor(i.y_m / {c}) AS cy", 2
+            session, bbox, filters, {"cx": f"floor(i.x_m / {c})", "cy": f"floor(i.y_m / {c})"}
         )
         points = []
         for cx, cy, n in rows:
@@ -658,7 +678,7 @@ class IncidentHexbins(MapLayer):
         k1, k2 = 1.0 / (1.5 * size), 2.0 / (SQRT3 * size)
         pack: dict[str, int] = {}
 
-        def brick_key(x0: float, y0: float, x1: float, y1: float) -> str:
+        def brick_key(x0: float, y0: float, x1: float, y1: float) -> dict[str, str]:
             # one integer key per brick and side: ((cx - cx0) * rows + cy - cy0) * 2 + left.
             # Grouping a million points by one number instead of four columns was measured
             # 15-30 % faster; integer floors and testing only the edge of the brick's parity
@@ -676,14 +696,14 @@ class IncidentHexbins(MapLayer):
             a, b = f"(i.x_m * {k1!r})", f"(i.y_m * {k2!r})"
             fa, fb = f"floor({a})::int", f"floor({b})::int"
             fx, fy = f"({a} - floor({a}))", f"({b} - floor({b}))"
-            return (
-                f"({fa} - {pack['cx0']})::int8 * {2 * pack['rows']} "
+            return {
+                "k": f"({fa} - {pack['cx0']})::int8 * {2 * pack['rows']} "
                 f"+ ({fb} - {pack['cy0']}) * 2 "
                 f"+ CASE WHEN ({fa} + {fb}) & 1 = 0 THEN (3 * {fx} + {fy} < 2)::int "
-                f"ELSE (3 * {fx} - {fy} < 1)::int END AS k"
-            )
+                f"ELSE (3 * {fx} - {fy} < 1)::int END"
+            }
 
-        rows = _bin_rows(session, bbox, filters, brick_key, 1)
+        rows = _bin_rows(session, bbox, filters, brick_key)
         out = {"bins": "hex", "hex_edge_px": round(HEX_EDGE_PX, 2), "hex_size": size}
         if not rows:
             return {**out, **_binned(zoom, [], []), "origin": [0, 0], "cells": []}
@@ -768,24 +788,33 @@ class IncidentChoropleth(MapLayer):
 
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """GeoJSON of grids with count, population, per_1000 and a class (0..k-1)."""
-        where, params = _filters(filters, session)
-        conds = ["TRUE"]
-        if bbox is not None:
-            conds.append("g.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)")
-            params.update(bx0=bbox[0], by0=bbox[1], bx1=bbox[2], by1=bbox[3])
-        rows = session.execute(
-            sa.text(
-                f"""WITH n AS (
-                  SELECT i.grid_id, count(*) AS n FROM incident i
-                  WHERE i.grid_id IS NOT NULL AND {where} GROUP BY i.grid_id
-                )
-                SELECT g.id, g.code, g.name, g.population, COALESCE(n.n, 0) AS n,
-                       ST_AsGeoJSON(ST_SimplifyPreserveTopology(g.geom, 0.00002), 6) AS gj
-                FROM grid g LEFT JOIN n ON n.grid_id = g.id
-                WHERE {" AND ".join(conds)} ORDER BY g.id"""
-            ),
-            params,
-        ).all()
+        from mapsvc.models import Grid
+
+        i = _incidents()
+        n = (
+            sa.select(i.c.grid_id, sa.func.count().label("n"))
+            .where(i.c.grid_id.is_not(None), *_filters(filters, session).clauses(i))
+            .group_by(i.c.grid_id)
+            .cte("n")
+        )
+        g = Grid.__table__.alias("g")
+        query = (
+            sa.select(
+                g.c.id,
+                g.c.code,
+                g.c.name,
+                g.c.population,
+                sa.func.coalesce(n.c.n, 0).label("n"),
+                sa.func.ST_AsGeoJSON(
+                    sa.func.ST_SimplifyPreserveTopology(g.c.geom, 0.00002), 6
+                ).label("gj"),
+            )
+            .select_from(g.outerjoin(n, n.c.grid_id == g.c.id))
+            .order_by(g.c.id)
+        )
+        if bbox is not None:  # the grids whose bounding box meets the view's
+            query = query.where(g.c.geom.op("&&")(sa.func.ST_MakeEnvelope(*bbox, 4326)))
+        rows = session.execute(query).all()
         import json
 
         rates = [1000.0 * r.n / r.population if r.population else None for r in rows]
@@ -890,19 +919,32 @@ class OverdueIncidents(MapLayer):
     def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
         """Open incidents past due (most overdue first, at most :attr:`limit`), as GeoJSON."""
         filters = {k: v for k, v in filters.items() if k != "zoom"}
-        where, params = _filters({**filters, "overdue": True}, session)
-        if bbox is not None:
-            where += " AND i.geom && ST_MakeEnvelope(:bx0, :by0, :bx1, :by1, 4326)"
-            params.update(bx0=bbox[0], by0=bbox[1], bx1=bbox[2], by1=bbox[3])
+        from mapsvc.models import IncidentCategory
+
+        i = _incidents()
+        c = IncidentCategory.__table__.alias("c")
+        where = _filters({**filters, "overdue": True}, session).clauses(i)
+        if bbox is not None:  # bounding boxes meet: the points in the view
+            where.append(i.c.geom.op("&&")(sa.func.ST_MakeEnvelope(*bbox, 4326)))
+        hours_over = sa.extract("epoch", sa.func.now() - i.c.due_at) / 3600.0
         rows = session.execute(
-            sa.text(
-                f"""SELECT i.id, i.category, c.name_zh, c.name_en, i.severity, i.state,
-                       i.reported_at, i.due_at, ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat,
-                       extract(epoch FROM now() - i.due_at) / 3600.0 AS hours_over
-                FROM incident i LEFT JOIN incident_category c ON c.code = i.category
-                WHERE {where} ORDER BY i.due_at LIMIT :lim"""
-            ),
-            {**params, "lim": self.limit},
+            sa.select(
+                i.c.id,
+                i.c.category,
+                c.c.name_zh,
+                c.c.name_en,
+                i.c.severity,
+                i.c.state,
+                i.c.reported_at,
+                i.c.due_at,
+                sa.func.ST_X(i.c.geom).label("lon"),
+                sa.func.ST_Y(i.c.geom).label("lat"),
+                hours_over.label("hours_over"),
+            )
+            .select_from(i.outerjoin(c, c.c.code == i.c.category))
+            .where(*where)
+            .order_by(i.c.due_at)
+            .limit(self.limit)
         ).all()
         return {
             "type": "FeatureCollection",

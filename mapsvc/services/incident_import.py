@@ -8,7 +8,7 @@ editing it.
 Why it is fast: the file is parsed and checked column-wise with pandas (no Python loop per
 row), coordinates are converted to WGS84 vectorised (:mod:`mapsvc.services.chinacrs`), the
 good rows go to a temporary staging table with one ``COPY``, and routing plus the insert
-into ``incident`` are set-based statements (:func:`mapsvc.services.routing.routed_sql`), so
+into ``incident`` are set-based statements (:func:`mapsvc.services.routing.routed`), so
 each incident row is written once, already routed.
 
 Rows with an address and no coordinates (hotline exports have many) are located with the
@@ -46,9 +46,10 @@ from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.geocode import Geocoded, geocode_many
 from mapsvc.services.routing import (
     ROUTED_COLUMNS,
+    CreateTempTable,
     drop_routing,
     prepare_routing,
-    routed_sql,
+    routed,
     use_large_temp_buffers,
 )
 
@@ -677,16 +678,17 @@ def import_csv(
     t = time.perf_counter()
     bar.set_description("route")
     segmax = float(config.get("INCIDENT_SEGMENT_MAX_M", 30.0))
+    stage = sa.table("_import_stage", sa.column("id"), sa.column("lon"), sa.column("lat"))
     prepare_routing(
         conn,
-        "SELECT id, ST_SetSRID(ST_MakePoint(lon, lat), 4326) AS geom FROM _import_stage",
+        sa.select(
+            stage.c.id,
+            sa.func.ST_SetSRID(sa.func.ST_MakePoint(stage.c.lon, stage.c.lat), 4326).label("geom"),
+        ),
         segment_max_m=segmax,
         boundary_confirm_m=float(config.get("INCIDENT_BOUNDARY_CONFIRM_M", 15.0)),
     )
-    conn.execute(
-        sa.text(f"CREATE TEMP TABLE _import_routed ON COMMIT DROP AS {routed_sql()}"),
-        {"segmax": segmax},
-    )
+    conn.execute(CreateTempTable("_import_routed", routed(segmax)))
     drop_routing(conn)
     if located:  # a point found from an address is always confirmed by a planner
         conn.execute(

@@ -6,8 +6,8 @@ time limit, where it is and whose it is, and to move each along the closed loop.
 module answers the rows; the page (``/incidents/list``) and its CSV
 (``/incidents/list.csv``) only render them.
 
-The filters are :func:`mapsvc.services.incidents.filter_sql`'s, so the list, the JSON API
-and the heatmap always mean the same incidents; ids that name nothing are its
+The filters are :func:`mapsvc.services.incidents.incident_filter`'s, so the list, the JSON
+API and the heatmap always mean the same incidents; ids that name nothing are its
 :class:`~mapsvc.services.errors.NotFound`. A page is one query (the incident joined to
 its category, grid and chief) plus one count, both on the indexed ``incident`` columns.
 
@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import csv
 import io
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from functools import lru_cache
 from typing import Any
 
@@ -31,8 +31,8 @@ from sqlalchemy.orm import Session
 from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.labels import code_label
-from mapsvc.models import SEVERITIES, STATES
-from mapsvc.services.incidents import TRANSITIONS, filter_sql
+from mapsvc.models import SEVERITIES, STATES, Community, Grid, Incident, IncidentCategory, Staff
+from mapsvc.services.incidents import TRANSITIONS, IncidentFilter, incident_filter, is_overdue
 
 #: rows per page when the request names no ``limit``
 PAGE_SIZE = 50
@@ -65,39 +65,75 @@ CSV_COLUMNS: tuple[tuple[str, str], ...] = (
 OVERDUE_LABELS = {"open": N_("Overdue"), "late": N_("Closed late")}
 YES = N_("Yes")
 
-#: the row's columns, from ``{source}``: the filtered incidents (the CSV) or one page's
-#: ids (the page: the filter, the order and the offset run on the narrow ``incident``
-#: index columns first, so a deep page sorts ids, not descriptions and joined names)
-_SELECT = """
-    {page}
-    SELECT i.id, i.category, c.name_zh AS category_zh, c.name_en AS category_en,
-        i.severity, i.state, i.address, i.description,
-        to_char(i.reported_at AT TIME ZONE :tz, 'YYYY-MM-DD HH24:MI') AS reported,
-        to_char(i.due_at AT TIME ZONE :tz, 'YYYY-MM-DD HH24:MI') AS due,
-        to_char(i.closed_at AT TIME ZONE :tz, 'YYYY-MM-DD HH24:MI') AS closed,
-        i.location_to_confirm, i.grid_id, g.code AS grid_code, i.community_id,
-        cm.name AS community_name, i.chief_id, s.name AS chief_name,
-        CASE WHEN i.state <> 'closed' AND i.due_at < now() THEN 'open'
-             WHEN i.state = 'closed' AND i.closed_at > i.due_at THEN 'late' END AS overdue,
-        ST_X(i.geom) AS lon, ST_Y(i.geom) AS lat
-    FROM {source}
-    LEFT JOIN incident_category c ON c.code = i.category
-    LEFT JOIN grid g ON g.id = i.grid_id
-    LEFT JOIN community cm ON cm.id = i.community_id
-    LEFT JOIN staff s ON s.id = i.chief_id
-    WHERE {where}
-    ORDER BY i.reported_at DESC, i.id DESC
-"""
-_PAGE = """WITH page AS MATERIALIZED (
-        SELECT i.id FROM incident i WHERE {where}
-        ORDER BY i.reported_at DESC, i.id DESC LIMIT :lim OFFSET :off)"""
+#: the date-time format of the page and the CSV (in the district's time)
+_TIME_FORMAT = "YYYY-MM-DD HH24:MI"
 
 
-def _select(where: str, paged: bool) -> str:
-    if paged:
-        page_sql = _PAGE.format(where=where)
-        return _SELECT.format(page=page_sql, source="page JOIN incident i USING (id)", where="TRUE")
-    return _SELECT.format(page="", source="incident i", where=where)
+def _select(f: IncidentFilter, page: tuple[int, int] | None, tz: str) -> sa.Select:
+    """The rows of the incidents ``f`` matches, newest first, each with the names it shows.
+
+    ``page`` is ``(limit, offset)``, or None for every row (the CSV). A page runs the
+    filter, the order and the offset on the narrow ``incident`` index columns first (a
+    materialised CTE of ids), so a deep page sorts ids, not descriptions and joined names.
+    """
+    i = Incident.__table__.alias("i")
+    order = (i.c.reported_at.desc(), i.c.id.desc())
+    if page is None:
+        source, where = i, f.clauses(i)
+    else:
+        limit, offset = page
+        ids = (
+            sa.select(i.c.id)
+            .where(*f.clauses(i))
+            .order_by(*order)
+            .limit(limit)
+            .offset(offset)
+            .cte("page")
+            .prefix_with("MATERIALIZED")
+        )
+        source, where = ids.join(i, i.c.id == ids.c.id), []
+    c = IncidentCategory.__table__.alias("c")
+    g = Grid.__table__.alias("g")
+    cm = Community.__table__.alias("cm")
+    s = Staff.__table__.alias("s")
+
+    def local(col: sa.ColumnElement[Any], name: str) -> sa.Label:
+        return sa.func.to_char(sa.func.timezone(tz, col), _TIME_FORMAT).label(name)
+
+    late = (i.c.state == "closed") & (i.c.closed_at > i.c.due_at)
+    return (
+        sa.select(
+            i.c.id,
+            i.c.category,
+            c.c.name_zh.label("category_zh"),
+            c.c.name_en.label("category_en"),
+            i.c.severity,
+            i.c.state,
+            i.c.address,
+            i.c.description,
+            local(i.c.reported_at, "reported"),
+            local(i.c.due_at, "due"),
+            local(i.c.closed_at, "closed"),
+            i.c.location_to_confirm,
+            i.c.grid_id,
+            g.c.code.label("grid_code"),
+            i.c.community_id,
+            cm.c.name.label("community_name"),
+            i.c.chief_id,
+            s.c.name.label("chief_name"),
+            sa.case((is_overdue(i), "open"), (late, "late")).label("overdue"),
+            sa.func.ST_X(i.c.geom).label("lon"),
+            sa.func.ST_Y(i.c.geom).label("lat"),
+        )
+        .select_from(
+            source.outerjoin(c, c.c.code == i.c.category)
+            .outerjoin(g, g.c.id == i.c.grid_id)
+            .outerjoin(cm, cm.c.id == i.c.community_id)
+            .outerjoin(s, s.c.id == i.c.chief_id)
+        )
+        .where(*where)
+        .order_by(*order)
+    )
 
 
 @lru_cache(maxsize=4)
@@ -149,19 +185,24 @@ def _row(r: Any, locale: str) -> dict[str, Any]:
     }
 
 
-def count(session: Session, filters: dict[str, Any]) -> int:
+def count(session: Session, filters: Mapping[str, Any] | IncidentFilter) -> int:
     """How many incidents match ``filters`` (unknown grid/community/chief ids: NotFound)."""
-    where, params = filter_sql(filters, session=session)
-    return int(session.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params))
+    return _count(session, incident_filter(filters, session))
+
+
+def _count(session: Session, f: IncidentFilter) -> int:
+    i = Incident.__table__
+    return int(session.scalar(sa.select(sa.func.count()).select_from(i).where(*f.clauses(i))))
 
 
 def page(
     session: Session,
-    filters: dict[str, Any],
+    filters: Mapping[str, Any] | IncidentFilter,
     *,
     limit: int = PAGE_SIZE,
     offset: int = 0,
     locale: str = "zh_CN",
+    settings: Settings | None = None,
 ) -> dict[str, Any]:
     """One page of the filtered incidents, newest first, with the total.
 
@@ -169,7 +210,7 @@ def page(
     ----------
     session : Session
     filters : dict
-        As :func:`mapsvc.services.incidents.filter_sql` takes them (``class`` is an alias
+        As :func:`mapsvc.services.incidents.incident_filter` takes them (``class`` is an alias
         of ``severity``); unknown ids raise :class:`~mapsvc.services.errors.NotFound`,
         malformed values :class:`~mapsvc.services.errors.ValidationError`.
     limit, offset : int
@@ -184,14 +225,12 @@ def page(
         page's rows, 0 when it is empty: the page says "1-50 of 846"), ``items`` (rows as
         :func:`_row` makes them) and ``prev_offset`` / ``next_offset`` (None at the ends).
     """
-    where, params = filter_sql(filters, session=session)
+    f = incident_filter(filters, session)
     limit = max(1, min(int(limit), MAX_PAGE_SIZE))
     offset = max(0, int(offset))
-    total = int(session.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params))
-    rows = session.execute(
-        sa.text(_select(where, paged=True)),
-        {**params, "lim": limit, "off": offset, "tz": Settings().tz.key},
-    ).all()
+    total = _count(session, f)
+    tz = (settings or Settings()).tz.key  # times are shown on the district's clock
+    rows = session.execute(_select(f, (limit, offset), tz)).all()
     items = [_row(r, locale) for r in rows]
     return {
         "total": total,
@@ -216,7 +255,12 @@ def _cell(value: Any) -> Any:
     return value
 
 
-def csv_lines(session: Session, filters: dict[str, Any], locale: str = "zh_CN") -> Iterator[str]:
+def csv_lines(
+    session: Session,
+    filters: Mapping[str, Any] | IncidentFilter,
+    locale: str = "zh_CN",
+    settings: Settings | None = None,
+) -> Iterator[str]:
     """The CSV of every incident matching ``filters``, newest first, as text chunks.
 
     Streams: rows are fetched in batches of :data:`CSV_BATCH` through a server-side
@@ -226,7 +270,7 @@ def csv_lines(session: Session, filters: dict[str, Any], locale: str = "zh_CN") 
     and the translated headings. The filters are checked before the first chunk, so an
     unknown id is a :class:`~mapsvc.services.errors.NotFound`, not a broken download.
     """
-    where, params = filter_sql(filters, session=session)
+    f = incident_filter(filters, session)
     _ = translator(locale)
     head = io.StringIO()
     csv.writer(head, lineterminator="\r\n").writerow([_(h) for _k, h in CSV_COLUMNS])
@@ -235,9 +279,7 @@ def csv_lines(session: Session, filters: dict[str, Any], locale: str = "zh_CN") 
         yield "\ufeff" + head.getvalue()
         # a server-side cursor on the session's connection: rows arrive CSV_BATCH at a time
         conn = session.connection().execution_options(stream_results=True, max_row_buffer=CSV_BATCH)
-        result = conn.execute(
-            sa.text(_select(where, paged=False)), {**params, "tz": Settings().tz.key}
-        )
+        result = conn.execute(_select(f, None, (settings or Settings()).tz.key))
         for batch in result.partitions(CSV_BATCH):
             buf = io.StringIO()
             w = csv.writer(buf, lineterminator="\r\n")

@@ -15,18 +15,33 @@ the app config; the defaults are :data:`mapsvc.config.DEFAULTS`).
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Mapping
+from dataclasses import dataclass, replace
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
 from mapsvc.config import DEFAULTS, Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.core.values import BBox
-from mapsvc.models import SEVERITIES, SOURCES, STATES, Incident, IncidentCategory, IncidentEvent
+from mapsvc.models import (
+    SEVERITIES,
+    SOURCES,
+    STATES,
+    AlleySegment,
+    Community,
+    Grid,
+    Incident,
+    IncidentCategory,
+    IncidentEvent,
+    Staff,
+    Subdistrict,
+)
 from mapsvc.services.chinacrs import points_to_wgs84
-from mapsvc.services.fields import number, record_id, text
+from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN, number, record_id, text
 from mapsvc.services.geocode import geocode
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
@@ -235,8 +250,7 @@ def create_incident(
     session.flush()
     route_incidents(
         session,
-        "i.id = :rid",
-        {"rid": inc.id},
+        [inc.id],
         segment_max_m=float(config.get("INCIDENT_SEGMENT_MAX_M", 30.0)),
         boundary_confirm_m=float(config.get("INCIDENT_BOUNDARY_CONFIRM_M", 15.0)),
     )
@@ -396,97 +410,225 @@ def _str_list(value: Any, field: str, allowed: tuple[str, ...] | None = None) ->
     return items
 
 
-#: id filters of :func:`filter_sql` (its parameter names): (filter name, table, noun)
-ID_FILTERS = {
-    "f_grid": ("grid", "grid", "grid"),
-    "f_community": ("community", "community", "community"),
-    "f_sub": ("subdistrict", "subdistrict", "subdistrict"),
-    "f_chief": ("chief", "staff", "staff"),
-    "f_segment": ("segment", "alley_segment", "segment"),
-}
+#: the id filters: (field of :class:`IncidentFilter` and of the request, model, noun)
+ID_FILTERS: tuple[tuple[str, type, str], ...] = (
+    ("grid", Grid, "grid"),
+    ("community", Community, "community"),
+    ("subdistrict", Subdistrict, "subdistrict"),
+    ("chief", Staff, "staff"),
+    ("segment", AlleySegment, "segment"),
+)
 
 
-def filter_sql(
-    filters: dict[str, Any], alias: str = "i", session: Session | None = None
-) -> tuple[str, dict[str, Any]]:
-    """SQL condition over ``incident {alias}`` for the list/heatmap filters, with params.
+def _array(values: tuple[Any, ...], item_type: sa.types.TypeEngine) -> sa.BindParameter:
+    """``values`` as one bound PostgreSQL array.
 
-    Shared by the list API, the heatmap layer and the figures, so a filter means the same
-    everywhere. Keys: category, severity (``class`` is an alias), state, date_from, date_to,
-    grid, community, subdistrict, chief (ids), bbox (tuple), overdue, to_confirm (bools).
-
-    With a ``session``, an id that names nothing is a :class:`NotFound` naming the filter
-    and the id: otherwise it would just match no incident, and a chief opening a mistyped
-    link would see an empty map or list with no hint why.
+    One parameter for any number of values (``col = ANY(:values)``), where ``IN`` would
+    bind one parameter per value: the statement's text stays the same for every filter,
+    so PostgreSQL can keep one prepared statement for it.
     """
-    where, params = _filter_sql(filters, alias)
-    if session is not None:
-        for key, (field, table, noun) in ID_FILTERS.items():
-            if ids := params.get(key):
-                found = set(
-                    session.scalars(
-                        sa.text(f"SELECT id FROM {table} WHERE id = ANY(:ids)"), {"ids": ids}
+    return sa.bindparam(None, list(values), type_=ARRAY(item_type))
+
+
+def _in_bigint(values: tuple[int, ...]) -> tuple[int, ...]:
+    """The ids a bigint column can hold: larger ones name nothing (binding them as
+    ``bigint[]`` would be a PostgreSQL error instead)."""
+    return tuple(v for v in values if BIGINT_MIN <= v <= BIGINT_MAX)
+
+
+#: constants of the incident conditions below, written into the SQL text rather than
+#: bound: the planner then knows them even in a statement psycopg has prepared
+_CLOSED = sa.literal_column("'closed'", sa.String)
+_SRID = sa.literal_column("4326", sa.Integer)
+
+
+def is_open(t: sa.FromClause) -> sa.ColumnElement[bool]:
+    """The incidents of ``t`` (``incident`` or a relation of its columns) not closed."""
+    return t.c.state != _CLOSED
+
+
+def is_overdue(t: sa.FromClause, at: sa.ColumnElement[Any] | None = None) -> sa.ColumnElement[bool]:
+    """Still open and past the time limit at ``at`` (default the database's ``now()``)."""
+    return is_open(t) & (t.c.due_at < (sa.func.now() if at is None else at))
+
+
+def is_to_confirm(t: sa.FromClause) -> sa.ColumnElement[bool]:
+    """Open, and a planner must confirm where it is (see :mod:`mapsvc.services.routing`)."""
+    return t.c.location_to_confirm & is_open(t)
+
+
+@dataclass(frozen=True)
+class IncidentFilter:
+    """The incident filters of the list, the JSON API, the heatmap layers and the figures.
+
+    One parsed value instead of an SQL string handed from module to module: each caller
+    asks for :meth:`clauses` over its own relation (``incident``, an alias of it, or the
+    replayed history of :func:`_incidents_as_of`) and composes them with SQLAlchemy Core,
+    so a filter means the same incidents everywhere and every value a request brings
+    reaches PostgreSQL as a bound parameter, never as SQL text.
+
+    Build one with :func:`incident_filter` (from request-style values, checking ids) or
+    directly (values already typed; an empty tuple or None means "no condition").
+
+    Attributes
+    ----------
+    category, severity, state : tuple of str
+        Any of these codes; ``state`` already has ``open`` expanded to the open states.
+    reported_from : datetime, optional
+        Reported at or after.
+    reported_to : datetime, optional
+        Reported at or before, or strictly before when ``reported_to_exclusive`` (a bare
+        date ``2026-03-01`` is the whole day: before midnight that ends it).
+    grid, community, subdistrict, chief, segment : tuple of int
+        Any of these ids (a subdistrict through its communities).
+    bbox : tuple of 4 floats, optional
+        WGS84 ``(minx, miny, maxx, maxy)`` the point lies in (or on the edge of).
+    overdue, to_confirm : bool
+        Only open incidents past their time limit / whose place a planner must confirm.
+    """
+
+    category: tuple[str, ...] = ()
+    severity: tuple[str, ...] = ()
+    state: tuple[str, ...] = ()
+    reported_from: dt.datetime | None = None
+    reported_to: dt.datetime | None = None
+    reported_to_exclusive: bool = False
+    grid: tuple[int, ...] = ()
+    community: tuple[int, ...] = ()
+    subdistrict: tuple[int, ...] = ()
+    chief: tuple[int, ...] = ()
+    segment: tuple[int, ...] = ()
+    bbox: BBox | None = None
+    overdue: bool = False
+    to_confirm: bool = False
+
+    @classmethod
+    def parse(cls, filters: Mapping[str, Any] | None) -> IncidentFilter:
+        """Filters from request-style values (strings, comma lists), checked.
+
+        Keys: category, severity (``class`` is an alias), state (``open`` stands for every
+        open state), date_from, date_to (ISO dates or date-times; without an offset in the
+        district's time), grid, community, subdistrict, chief, segment (an id or a comma
+        list), bbox (a tuple), overdue, to_confirm (``1``/``true``/``yes``/``on``). Other
+        keys are ignored. A malformed value is a :class:`ValidationError` naming the key.
+        """
+        f = dict(filters or {})
+        if "class" in f and not f.get("severity"):
+            f["severity"] = f.pop("class")
+        # checked in this order, so the first malformed value named is the same each time
+        category = _str_list(f.get("category"), "category") or []
+        severity = _str_list(f.get("severity"), "severity", SEVERITIES) or []
+        state = _str_list(f.get("state"), "state", (*STATES, "open")) or []
+        if "open" in state:
+            state = sorted(set(state) - {"open"} | set(OPEN_STATES))
+        date_from = parse_time(f.get("date_from"), "date_from")
+        date_to = parse_time(f.get("date_to"), "date_to")
+        # a bare date includes that whole day: up to the midnight that ends it
+        whole_day = isinstance(f.get("date_to"), str) and len(f["date_to"].strip()) == 10
+        if date_to is not None and whole_day:
+            date_to += dt.timedelta(days=1)
+        ids = {
+            key: tuple(_id_list(f.get(key), key) or ())
+            for key in ("grid", "community", "chief", "segment", "subdistrict")
+        }
+        bbox = f.get("bbox")
+        return cls(
+            category=tuple(category),
+            severity=tuple(severity),
+            state=tuple(state),
+            reported_from=date_from,
+            reported_to=date_to,
+            reported_to_exclusive=date_to is not None and whole_day,
+            **ids,
+            bbox=None if bbox is None else tuple(float(v) for v in bbox),
+            overdue=truthy(f.get("overdue")),
+            to_confirm=truthy(f.get("to_confirm")),
+        )
+
+    def check_ids(self, session: Session) -> IncidentFilter:
+        """``self``, or :class:`NotFound` naming the filter and the ids that name nothing.
+
+        An unknown id would just match no incident, and a chief opening a mistyped link
+        would see an empty map or list with no hint why.
+        """
+        for field, model, noun in ID_FILTERS:
+            ids = getattr(self, field)
+            if not ids:
+                continue
+            found = set(
+                session.scalars(
+                    sa.select(model.id).where(
+                        model.id == sa.any_(_array(_in_bigint(ids), sa.BigInteger))
                     )
                 )
-                if missing := [i for i in ids if i not in found]:
-                    raise NotFound(
-                        f"{field}: {noun} {', '.join(map(str, missing))} does not exist",
-                        field=field,
-                    )
-    return where, params
+            )
+            if missing := [i for i in ids if i not in found]:
+                raise NotFound(
+                    f"{field}: {noun} {', '.join(map(str, missing))} does not exist", field=field
+                )
+        return self
+
+    def clauses(self, t: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+        """The conditions over ``t`` (any relation with the ``incident`` columns), to AND.
+
+        Empty when nothing is filtered: a caller may take a different plan for that (the
+        heatmap splits an unfiltered district into stripes PostgreSQL bins in parallel).
+        """
+        c = t.c
+        out: list[sa.ColumnElement[bool]] = []
+        for col, values in (
+            (c.category, self.category),
+            (c.severity, self.severity),
+            (c.state, self.state),
+        ):
+            if values:
+                out.append(col == sa.any_(_array(values, sa.String)))
+        if self.reported_from is not None:
+            out.append(c.reported_at >= self.reported_from)
+        if self.reported_to is not None:
+            out.append(
+                c.reported_at < self.reported_to
+                if self.reported_to_exclusive
+                else c.reported_at <= self.reported_to
+            )
+        for col, ids in (
+            (c.grid_id, self.grid),
+            (c.community_id, self.community),
+            (c.chief_id, self.chief),
+            (c.segment_id, self.segment),
+        ):
+            if ids:
+                out.append(col == sa.any_(_array(_in_bigint(ids), sa.BigInteger)))
+        if self.subdistrict:
+            in_subdistricts = Community.subdistrict_id == sa.any_(
+                _array(_in_bigint(self.subdistrict), sa.BigInteger)
+            )
+            out.append(c.community_id.in_(sa.select(Community.id).where(in_subdistricts)))
+        if self.bbox is not None:
+            x0, y0, x1, y1 = self.bbox
+            # ST_Intersects, not a bare && (index boxes are float4: ~1 m off at the edges)
+            out.append(
+                sa.func.ST_Intersects(c.geom, sa.func.ST_MakeEnvelope(x0, y0, x1, y1, _SRID))
+            )
+        if self.overdue:
+            out.append(is_overdue(t))
+        if self.to_confirm:
+            out.append(is_to_confirm(t))
+        return out
 
 
-def _filter_sql(filters: dict[str, Any], alias: str) -> tuple[str, dict[str, Any]]:
-    a = alias
-    conds: list[str] = []
-    params: dict[str, Any] = {}
-    f = dict(filters)
-    if "class" in f and not f.get("severity"):
-        f["severity"] = f.pop("class")
-    if v := _str_list(f.get("category"), "category"):
-        conds.append(f"{a}.category = ANY(:f_category)")
-        params["f_category"] = v
-    if v := _str_list(f.get("severity"), "severity", SEVERITIES):
-        conds.append(f"{a}.severity = ANY(:f_severity)")
-        params["f_severity"] = v
-    if v := _str_list(f.get("state"), "state", (*STATES, "open")):
-        if "open" in v:
-            v = sorted(set(v) - {"open"} | set(OPEN_STATES))
-        conds.append(f"{a}.state = ANY(:f_state)")
-        params["f_state"] = v
-    if (t := parse_time(f.get("date_from"), "date_from")) is not None:
-        conds.append(f"{a}.reported_at >= :f_from")
-        params["f_from"] = t
-    if (t := parse_time(f.get("date_to"), "date_to")) is not None:
-        if isinstance(f.get("date_to"), str) and len(f["date_to"].strip()) == 10:
-            t += dt.timedelta(days=1)  # a bare date includes that whole day
-            conds.append(f"{a}.reported_at < :f_to")
-        else:
-            conds.append(f"{a}.reported_at <= :f_to")
-        params["f_to"] = t
-    for key, col in (
-        ("grid", "grid_id"),
-        ("community", "community_id"),
-        ("chief", "chief_id"),
-        ("segment", "segment_id"),
-    ):
-        if v := _id_list(f.get(key), key):
-            conds.append(f"{a}.{col} = ANY(:f_{key})")
-            params[f"f_{key}"] = v
-    if v := _id_list(f.get("subdistrict"), "subdistrict"):
-        conds.append(
-            f"{a}.community_id IN (SELECT id FROM community WHERE subdistrict_id = ANY(:f_sub))"
-        )
-        params["f_sub"] = v
-    if (bbox := f.get("bbox")) is not None:
-        # ST_Intersects, not a bare && (index boxes are float4: ~1 m off at the edges)
-        conds.append(f"ST_Intersects({a}.geom, ST_MakeEnvelope(:f_x0, :f_y0, :f_x1, :f_y1, 4326))")
-        params.update(zip(("f_x0", "f_y0", "f_x1", "f_y1"), bbox, strict=True))
-    if truthy(f.get("overdue")):
-        conds.append(f"{a}.state <> 'closed' AND {a}.due_at < now()")
-    if truthy(f.get("to_confirm")):
-        conds.append(f"{a}.location_to_confirm AND {a}.state <> 'closed'")
-    return (" AND ".join(conds) or "TRUE"), params
+def incident_filter(
+    filters: Mapping[str, Any] | IncidentFilter | None, session: Session | None = None
+) -> IncidentFilter:
+    """The :class:`IncidentFilter` of ``filters``; with a ``session``, ids are checked.
+
+    Every service and layer that takes incident filters goes through here, so the list,
+    the API, the heatmap and the figures validate and mean them the same way: malformed
+    values are a :class:`ValidationError`, and (with a session) ids that name nothing a
+    :class:`NotFound` naming the filter and the ids.
+    """
+    f = filters if isinstance(filters, IncidentFilter) else IncidentFilter.parse(filters)
+    return f.check_ids(session) if session is not None else f
 
 
 def truthy(v: Any) -> bool:
@@ -495,27 +637,31 @@ def truthy(v: Any) -> bool:
     return v is True or str(v).lower() in ("1", "true", "yes", "on")
 
 
+#: the ``incident`` table, as the lists and figures read it
+_INCIDENT: sa.Table = Incident.__table__
+
+
 def list_incidents(
     session: Session,
-    filters: dict[str, Any] | None = None,
+    filters: Mapping[str, Any] | IncidentFilter | None = None,
     *,
     limit: int = 100,
     offset: int = 0,
     bbox: BBox | None = None,
 ) -> dict[str, Any]:
-    """Incidents matching ``filters`` (see :func:`filter_sql`), newest first, with a total."""
-    f = dict(filters or {})
+    """Incidents matching ``filters`` (see :func:`incident_filter`), newest first, with a total."""
+    f = incident_filter(filters, session)
     if bbox is not None:
-        f["bbox"] = bbox
-    where, params = filter_sql(f, session=session)
+        f = replace(f, bbox=tuple(float(v) for v in bbox))
+    where = f.clauses(_INCIDENT)
     limit = max(1, min(int(limit), 1000))
-    total = session.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where}"), params)
+    total = session.scalar(sa.select(sa.func.count()).select_from(_INCIDENT).where(*where))
     ids = session.scalars(
-        sa.text(
-            f"SELECT i.id FROM incident i WHERE {where} "
-            "ORDER BY i.reported_at DESC, i.id DESC LIMIT :lim OFFSET :off"
-        ),
-        {**params, "lim": limit, "off": max(0, int(offset))},
+        sa.select(_INCIDENT.c.id)
+        .where(*where)
+        .order_by(_INCIDENT.c.reported_at.desc(), _INCIDENT.c.id.desc())
+        .limit(limit)
+        .offset(max(0, int(offset)))
     ).all()
     by_id = {i.id: i for i in session.scalars(sa.select(Incident).where(Incident.id.in_(ids)))}
     return {
@@ -529,10 +675,7 @@ def list_incidents(
 def overdue(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
     """Open incidents past their due time, most overdue first."""
     rows = session.scalars(
-        sa.select(Incident)
-        .where(Incident.state != "closed", Incident.due_at < sa.func.now())
-        .order_by(Incident.due_at)
-        .limit(limit)
+        sa.select(Incident).where(is_overdue(_INCIDENT)).order_by(Incident.due_at).limit(limit)
     ).all()
     return [incident_dict(i) for i in rows]
 
@@ -541,7 +684,7 @@ def to_confirm(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
     """Open incidents whose location a planner must confirm (near a boundary / no grid)."""
     rows = session.scalars(
         sa.select(Incident)
-        .where(Incident.location_to_confirm.is_(True), Incident.state != "closed")
+        .where(is_to_confirm(_INCIDENT))
         .order_by(Incident.reported_at.desc())
         .limit(limit)
     ).all()
@@ -550,23 +693,54 @@ def to_confirm(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
 
 # --------------------------------------------------------------------------- figures
 
-#: one definition of each closure figure, reused by every grouping
-_FIGURES_SQL = """
-    count(*) AS count,
-    count(*) FILTER (WHERE i.state <> 'closed') AS open,
-    count(*) FILTER (WHERE i.state = 'closed') AS closed,
-    count(*) FILTER (WHERE i.state <> 'closed' AND i.due_at < :f_now) AS overdue,
-    percentile_cont(0.5) WITHIN GROUP (
-        ORDER BY extract(epoch FROM i.closed_at - i.reported_at) / 3600.0
-    ) FILTER (WHERE i.state = 'closed') AS median_hours_to_close,
-    100.0 * count(*) FILTER (WHERE i.state = 'closed' AND i.closed_at <= i.due_at)
-        / NULLIF(count(*) FILTER (WHERE i.state = 'closed'), 0) AS on_time_pct,
-    avg(i.rating) AS mean_rating
-"""
+
+def _figures(i: sa.FromClause, at: sa.ColumnElement[Any]) -> list[sa.ColumnElement[Any]]:
+    """One definition of each closure figure over the incidents ``i``, reused by every
+    grouping; "overdue" is measured at ``at``."""
+    closed = i.c.state == _CLOSED
+    n_closed = sa.func.count().filter(closed)
+    hours = sa.extract("epoch", i.c.closed_at - i.c.reported_at) / sa.literal_column("3600.0")
+    on_time = sa.func.count().filter(closed & (i.c.closed_at <= i.c.due_at))
+    return [
+        sa.func.count().label("count"),
+        sa.func.count().filter(is_open(i)).label("open"),
+        n_closed.label("closed"),
+        sa.func.count().filter(is_overdue(i, at)).label("overdue"),
+        sa.func.percentile_cont(sa.literal_column("0.5"))
+        .within_group(hours)
+        .filter(closed)
+        .label("median_hours_to_close"),
+        (
+            sa.literal_column("100.0") * on_time / sa.func.nullif(n_closed, sa.literal_column("0"))
+        ).label("on_time_pct"),
+        sa.func.avg(i.c.rating).label("mean_rating"),
+    ]
 
 
-def _incidents_as_of(session: Session, as_of: dt.datetime | None) -> tuple[str, dict[str, Any]]:
-    """The relation the figures read as ``i``, and its params: incidents as they stood.
+#: the columns of a replayed ``incident`` (:func:`_incidents_as_of`)
+_AS_OF_COLUMNS = (
+    "id",
+    "category",
+    "severity",
+    "grid_id",
+    "community_id",
+    "chief_id",
+    "segment_id",
+    "geom",
+    "reported_at",
+    "due_at",
+    "location_to_confirm",
+    "state",
+    "closed_at",
+    "rating",
+)
+
+
+def _incidents_as_of(
+    session: Session, as_of: dt.datetime | None
+) -> tuple[sa.FromClause, sa.ColumnElement[dt.datetime]]:
+    """The relation the figures read, and the moment they are taken at: incidents as
+    they stood.
 
     ``None`` is now: the ``incident`` table itself. A past moment replays the closed loop's
     history (``incident_event``): only incidents reported by then, each in the state of its
@@ -575,10 +749,12 @@ def _incidents_as_of(session: Session, as_of: dt.datetime | None) -> tuple[str, 
 
     The replay is one pass over the history (about 0.4 s for 500,000 events) kept in a
     temporary table for the rest of the transaction, so the dashboard's five figures
-    queries share it instead of replaying five times.
+    queries share it instead of replaying five times. It has the columns of
+    :data:`_AS_OF_COLUMNS`, so :meth:`IncidentFilter.clauses` apply to it as to
+    ``incident``.
     """
     if as_of is None:
-        return "incident", {"f_now": now()}
+        return _INCIDENT, sa.literal(now(), _INCIDENT.c.reported_at.type)
     as_of = as_of if as_of.tzinfo else as_of.replace(tzinfo=dt.UTC)
     name = f"incident_as_of_{int(as_of.timestamp())}"
     # an imported incident's one event already says "closed" at reported_at: it counts
@@ -608,53 +784,66 @@ def _incidents_as_of(session: Session, as_of: dt.datetime | None) -> tuple[str, 
         ),
         {"f_now": as_of},
     )
-    return name, {"f_now": as_of}
+    replay = sa.table(name, *(sa.column(c, _INCIDENT.c[c].type) for c in _AS_OF_COLUMNS))
+    return replay, sa.literal(as_of, _INCIDENT.c.reported_at.type)
 
 
-_GROUPS = {
-    # by: (join to name the unit, key expression, name columns, population expression)
-    "grid": ("JOIN grid u ON u.id = i.grid_id", "u.id", "u.code, u.name", "u.population"),
-    "community": (
-        "JOIN community u ON u.id = i.community_id",
-        "u.id",
-        "u.code, u.name",
-        "u.population",
-    ),
-    "subdistrict": (
-        "JOIN community c ON c.id = i.community_id JOIN subdistrict u ON u.id = c.subdistrict_id",
-        "u.id",
-        "u.code, u.name",
-        "(SELECT sum(population) FROM community WHERE subdistrict_id = u.id)",
-    ),
-    "chief": ("JOIN staff u ON u.id = i.chief_id", "u.id", "u.code, u.name", "NULL::bigint"),
-}
+def _units(by: str, i: sa.FromClause) -> tuple[sa.FromClause, sa.FromClause, Any]:
+    """The incidents ``i`` joined to the unit ``by`` names (``u``), and its population."""
+    if by == "grid":
+        u = Grid.__table__.alias("u")
+        return i.join(u, u.c.id == i.c.grid_id), u, u.c.population
+    if by == "community":
+        u = Community.__table__.alias("u")
+        return i.join(u, u.c.id == i.c.community_id), u, u.c.population
+    if by == "subdistrict":
+        c = Community.__table__.alias("c")
+        u = Subdistrict.__table__.alias("u")
+        joined = i.join(c, c.c.id == i.c.community_id).join(u, u.c.id == c.c.subdistrict_id)
+        population = (
+            sa.select(sa.func.sum(Community.population))
+            .where(Community.subdistrict_id == u.c.id)
+            .scalar_subquery()
+        )
+        return joined, u, population
+    u = Staff.__table__.alias("u")  # chiefs have no residents
+    return i.join(u, u.c.id == i.c.chief_id), u, sa.null().cast(sa.BigInteger)
+
+
+#: what ``by`` may group the figures by
+UNITS = ("grid", "community", "subdistrict", "chief")
 
 
 def figures(
     session: Session,
     by: str = "grid",
-    filters: dict[str, Any] | None = None,
+    filters: Mapping[str, Any] | IncidentFilter | None = None,
     as_of: dt.datetime | None = None,
 ) -> list[dict[str, Any]]:
     """Counts, per 1,000 residents, median hours to close and on-time closure % per unit.
 
     ``by`` is grid, community, subdistrict or chief (chiefs have no residents, so their
-    ``per_1000`` is None). ``filters`` as in :func:`filter_sql`; ``as_of`` a past moment
-    to replay the figures at (default now).
+    ``per_1000`` is None). ``filters`` as in :func:`incident_filter`; ``as_of`` a past
+    moment to replay the figures at (default now).
     """
-    if by not in _GROUPS:
-        raise ValidationError(f"by must be one of {', '.join(_GROUPS)}; got {by!r}", field="by")
-    join, key, names, pop = _GROUPS[by]
-    where, params = filter_sql(filters or {})
-    src, src_params = _incidents_as_of(session, as_of)
+    if by not in UNITS:
+        raise ValidationError(f"by must be one of {', '.join(UNITS)}; got {by!r}", field="by")
+    f = incident_filter(filters)
+    i, at = _incidents_as_of(session, as_of)
+    joined, u, population = _units(by, i)
+    n = sa.func.count()
     rows = session.execute(
-        sa.text(
-            f"""SELECT {key} AS id, {names}, {pop} AS population,
-            {_FIGURES_SQL}
-            FROM {src} i {join} WHERE {where}
-            GROUP BY {key} ORDER BY count(*) DESC"""
-        ),
-        {**params, **src_params},
+        sa.select(
+            u.c.id.label("id"),
+            u.c.code,
+            u.c.name,
+            population.label("population"),
+            *_figures(i, at),
+        )
+        .select_from(joined)
+        .where(*f.clauses(i))
+        .group_by(u.c.id)
+        .order_by(n.desc())
     ).mappings()
     out = []
     for r in rows:
@@ -668,7 +857,9 @@ def figures(
 
 
 def district_figures(
-    session: Session, filters: dict[str, Any] | None = None, as_of: dt.datetime | None = None
+    session: Session,
+    filters: Mapping[str, Any] | IncidentFilter | None = None,
+    as_of: dt.datetime | None = None,
 ) -> dict[str, Any]:
     """District-wide closure figures (for the dashboard) and incidents per month.
 
@@ -677,18 +868,16 @@ def district_figures(
     Keys: total, open, closed, overdue, to_confirm, on_time_pct, median_hours_to_close,
     mean_rating, per_1000, by_month (list of ``{month: 'YYYY-MM', count}``), by_severity.
     """
-    where, params = filter_sql(filters or {})
-    src, src_params = _incidents_as_of(session, as_of)
-    params = {**params, **src_params}
+    f = incident_filter(filters)
+    i, at = _incidents_as_of(session, as_of)
+    where = f.clauses(i)
     r = (
         session.execute(
-            sa.text(
-                f"""SELECT {_FIGURES_SQL},
-                count(*) FILTER (WHERE i.location_to_confirm AND i.state <> 'closed')
-                    AS to_confirm
-                FROM {src} i WHERE {where}"""
-            ),
-            params,
+            sa.select(
+                *_figures(i, at), sa.func.count().filter(is_to_confirm(i)).label("to_confirm")
+            )
+            .select_from(i)
+            .where(*where)
         )
         .mappings()
         .one()
@@ -697,23 +886,22 @@ def district_figures(
     out["total"] = out.pop("count")
     for k in ("median_hours_to_close", "on_time_pct", "mean_rating"):
         out[k] = None if r[k] is None else round(float(r[k]), 2)
-    population = session.scalar(sa.text("SELECT sum(population) FROM community")) or 0
+    population = session.scalar(sa.select(sa.func.sum(Community.population))) or 0
     out["per_1000"] = round(1000.0 * out["total"] / population, 3) if population else None
+    month = sa.func.to_char(
+        sa.func.date_trunc(sa.literal_column("'month'"), i.c.reported_at),
+        sa.literal_column("'YYYY-MM'"),
+    )
     out["by_month"] = [
         {"month": m, "count": c}
         for m, c in session.execute(
-            sa.text(
-                f"""SELECT to_char(date_trunc('month', i.reported_at), 'YYYY-MM') m, count(*)
-                FROM {src} i WHERE {where} GROUP BY 1 ORDER BY 1"""
-            ),
-            params,
+            sa.select(month, sa.func.count()).where(*where).group_by(month).order_by(month)
         )
     ]
     out["by_severity"] = {
         s: c
         for s, c in session.execute(
-            sa.text(f"SELECT i.severity, count(*) FROM {src} i WHERE {where} GROUP BY 1"),
-            params,
+            sa.select(i.c.severity, sa.func.count()).where(*where).group_by(i.c.severity)
         )
     }
     return out

@@ -23,21 +23,32 @@ demo district's 396 grids and 3,009 segments)
   candidate kept per point (``DISTINCT ON``).
 * Lookups are built only for grids and segments near the points, so routing one new
   incident costs milliseconds, not a pass over the whole district.
-* The same SELECT (:func:`routed_sql`) serves the UPDATE of stored incidents
+* The same SELECT (:func:`routed`) serves the UPDATE of stored incidents
   (:func:`route_incidents`) and the bulk import, which inserts rows already routed.
+
+Callers hand over *which* points to route as SQLAlchemy Core (a list of incident ids, a
+SELECT of ids, or a SELECT of ``id, geom``), never as SQL text: the values stay bound
+parameters and nothing a caller writes is pasted into these statements.
 """
 
 from __future__ import annotations
 
-import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlalchemy.orm import Session
+from collections.abc import Sequence
+from typing import Any
 
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.compiler import compiles
+from sqlalchemy.orm import Session
+from sqlalchemy.sql.expression import ClauseElement, Executable
+
+from mapsvc.models import Incident
 from mapsvc.services.assignments import holders
 from mapsvc.services.geo import metric_epsg_for_data
 
 OPEN_STATES = ("received", "dispatched", "in_hand", "verified", "returned", "reopened")
-#: columns :func:`routed_sql` returns besides ``id``
+#: columns :func:`routed` returns besides ``id``
 ROUTED_COLUMNS = (
     "grid_id",
     "community_id",
@@ -59,6 +70,30 @@ def _conn(db: Session | Connection) -> Connection:
     return db.connection() if isinstance(db, Session) else db
 
 
+class CreateTempTable(Executable, ClauseElement):
+    """``CREATE TEMP TABLE name ON COMMIT DROP AS query``, the query's parameters bound.
+
+    A SQLAlchemy construct (the ``sqlalchemy.ext.compiler`` recipe) so a Core SELECT can
+    fill a temporary table without being turned into text. SQLAlchemy 2.1's own
+    ``CreateTableAs`` renders parameters as literals and has no ``ON COMMIT DROP``.
+    """
+
+    inherit_cache = False
+
+    def __init__(self, name: str, query: sa.SelectBase) -> None:
+        self.name = name
+        self.query = query
+
+
+@compiles(CreateTempTable)
+def _compile_create_temp_table(element: CreateTempTable, compiler: Any, **kw: Any) -> str:
+    # the query as a subquery under SELECT *: only an outermost SELECT's columns get
+    # GeoAlchemy2's result conversion (ST_AsEWKB), and stored geometries must stay geometry
+    rows = sa.select(sa.literal_column("*")).select_from(element.query.subquery("q"))
+    name = compiler.preparer.quote(element.name)
+    return f"CREATE TEMP TABLE {name} ON COMMIT DROP AS {compiler.process(rows, **kw)}"
+
+
 def use_large_temp_buffers(db: Session | Connection, size: str = "1GB") -> bool:
     """Let this session keep its temporary tables in memory (``temp_buffers``).
 
@@ -78,15 +113,14 @@ def use_large_temp_buffers(db: Session | Connection, size: str = "1GB") -> bool:
 
 def prepare_routing(
     db: Session | Connection,
-    source_sql: str,
-    params: dict | None = None,
+    points: sa.Select,
     *,
     segment_max_m: float = 30.0,
     boundary_confirm_m: float = 15.0,
 ) -> int:
     """Build this transaction's temporary routing tables; return the metric SRID.
 
-    ``source_sql`` is a SELECT of ``id`` and a WGS84 point ``geom`` (the points to route).
+    ``points`` is a Core SELECT of ``id`` and a WGS84 point ``geom`` (the points to route).
     Creates ``_route_pts`` (id, geom, metric ``p``), ``_route_grid`` (grid, community,
     head, metric polygon ``gm`` and its ``core`` shrunk by the margin) and ``_route_seg``
     (segment, chief, metric line), limited to the area around the points. Dropped at
@@ -106,12 +140,12 @@ def prepare_routing(
     # to this transaction
     conn.execute(sa.text("SELECT set_config('jit', 'off', true)"))
     margin, reach = float(boundary_confirm_m), float(segment_max_m) + 1.0
+    s = points.subquery("s")
     conn.execute(
-        sa.text(
-            f"""CREATE TEMP TABLE _route_pts ON COMMIT DROP AS
-            SELECT s.id, s.geom, ST_Transform(s.geom, {srid}) AS p FROM ({source_sql}) s"""
-        ),
-        params or {},
+        CreateTempTable(
+            "_route_pts",
+            sa.select(s.c.id, s.c.geom, sa.func.ST_Transform(s.c.geom, srid).label("p")),
+        )
     )
     n = conn.scalar(sa.text("SELECT count(*) FROM _route_pts"))
     if n >= _INDEX_POINTS_FROM:
@@ -150,13 +184,8 @@ def drop_routing(db: Session | Connection) -> None:
     _conn(db).execute(sa.text("DROP TABLE IF EXISTS _route_pts, _route_grid, _route_seg"))
 
 
-def routed_sql() -> str:
-    """SELECT ``id`` and :data:`ROUTED_COLUMNS` for every point of ``_route_pts``.
-
-    Needs the tables of :func:`prepare_routing`; bind parameter ``:segmax`` (metres).
-    Points exactly on a shared grid edge belong to the lower grid id (deterministic).
-    """
-    return """
+#: the SELECT of :func:`routed`
+_ROUTED_SQL = """
         WITH gm AS (
           SELECT DISTINCT ON (t.id) t.id, g.id AS grid_id, g.community_id, g.head_id,
                  NOT ST_Intersects(g.core, t.p) AS near_edge
@@ -178,56 +207,75 @@ def routed_sql() -> str:
         FROM _route_pts t LEFT JOIN gm ON gm.id = t.id LEFT JOIN sm ON sm.id = t.id"""
 
 
+def routed(segment_max_m: float = 30.0) -> sa.TextualSelect:
+    """``id`` and :data:`ROUTED_COLUMNS` for every point of ``_route_pts``, as a Core SELECT.
+
+    Needs the tables of :func:`prepare_routing`; ``segment_max_m`` (metres, bound) is the
+    nearest-segment search radius. Points exactly on a shared grid edge belong to the
+    lower grid id (deterministic). Literal SQL: it only reads this module's own temporary
+    tables, and the planner's grid-major joins described above are written out as such.
+    """
+    incident = Incident.__table__
+    return (
+        sa.text(_ROUTED_SQL)
+        .bindparams(segmax=float(segment_max_m))
+        .columns(*(sa.column(c, incident.c[c].type) for c in ("id", *ROUTED_COLUMNS)))
+    )
+
+
 def route_incidents(
     db: Session | Connection,
-    where_sql: str = "TRUE",
-    params: dict | None = None,
+    ids: Sequence[int] | sa.SelectBase | None = None,
     *,
     segment_max_m: float = 30.0,
     boundary_confirm_m: float = 15.0,
 ) -> int:
-    """Route the incidents matching ``where_sql`` (SQL over alias ``i``); return how many.
+    """Route the incidents ``ids`` (default: every incident); return how many.
 
     Parameters
     ----------
     db : Session or Connection
         The caller's transaction; nothing is committed here.
-    where_sql : str
-        Condition on ``incident i``, e.g. ``"i.id = ANY(:ids)"`` or ``"i.grid_id IS NULL"``.
-    params : dict
-        Bind parameters for ``where_sql``.
+    ids : sequence of int, or a Core SELECT of one id column, optional
+        Which incidents: ``[incident.id]`` for a new one, ``select(incident.c.id).where(...)``
+        for a set (see :func:`reroute_open`); None routes every incident.
     segment_max_m, boundary_confirm_m : float
         Nearest-segment search radius and grid-boundary margin, in metres.
     """
     conn = _conn(db)
-    if where_sql == "TRUE" or (
-        conn.scalar(sa.text(f"SELECT count(*) FROM incident i WHERE {where_sql}"), params or {})
-        >= _BULK_POINTS
-    ):
+    incident = Incident.__table__
+    points = sa.select(incident.c.id, incident.c.geom)
+    if ids is None:
+        bulk = True
+    elif isinstance(ids, sa.SelectBase):
+        points = points.where(incident.c.id.in_(ids))
+        n = conn.scalar(sa.select(sa.func.count()).select_from(ids.subquery()))
+        bulk = n >= _BULK_POINTS
+    else:
+        ids = [int(i) for i in ids]
+        points = points.where(
+            incident.c.id == sa.any_(sa.bindparam(None, ids, type_=ARRAY(sa.BigInteger)))
+        )
+        bulk = len(ids) >= _BULK_POINTS
+    if bulk:
         use_large_temp_buffers(conn)
     prepare_routing(
-        conn,
-        f"SELECT i.id, i.geom FROM incident i WHERE {where_sql}",
-        params,
-        segment_max_m=segment_max_m,
-        boundary_confirm_m=boundary_confirm_m,
+        conn, points, segment_max_m=segment_max_m, boundary_confirm_m=boundary_confirm_m
     )
-    sets = ", ".join(f"{c} = r.{c}" for c in ROUTED_COLUMNS)
+    r = routed(segment_max_m).subquery("r")
+    values: dict[str, Any] = {c: r.c[c] for c in ROUTED_COLUMNS}
     # a point located from an address alone stays to be confirmed whatever grid it is in
-    sets = sets.replace(
-        "location_to_confirm = r.location_to_confirm",
-        "location_to_confirm = r.location_to_confirm OR u.located_by <> 'coordinates'",
+    values["location_to_confirm"] = r.c.location_to_confirm | (
+        incident.c.located_by != sa.literal_column("'coordinates'")
     )
-    result = conn.execute(
-        sa.text(f"UPDATE incident u SET {sets} FROM ({routed_sql()}) r WHERE u.id = r.id"),
-        {"segmax": segment_max_m},
-    )
+    result = conn.execute(sa.update(incident).values(values).where(incident.c.id == r.c.id))
     drop_routing(conn)
     return result.rowcount
 
 
 def reroute_open(db: Session | Connection, **kwargs: float) -> int:
     """Re-route every open incident (after grids or assignments change)."""
+    incident = Incident.__table__
     return route_incidents(
-        db, "i.state = ANY(:open_states)", {"open_states": list(OPEN_STATES)}, **kwargs
+        db, sa.select(incident.c.id).where(incident.c.state.in_(OPEN_STATES)), **kwargs
     )

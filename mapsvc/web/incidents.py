@@ -366,7 +366,9 @@ def list_page():  # noqa: ANN201
     error, status, data = None, 200, None
     try:
         f, limit, offset = _list_args()
-        data = incident_list.page(get_session(), f, limit=limit, offset=offset, locale=locale)
+        data = incident_list.page(
+            get_session(), f, limit=limit, offset=offset, locale=locale, settings=get_settings()
+        )
     except ServiceError as exc:
         error, status = exc.message, exc.status
     args = {k: v for k, v in request.args.items() if k != "offset" and v != ""}
@@ -390,6 +392,6 @@ def list_page():  # noqa: ANN201
 def list_csv():  # noqa: ANN201
     """Every incident matching the list's filters as CSV (UTF-8 with BOM), streamed."""
     f, _limit, _offset = _list_args()
-    lines = incident_list.csv_lines(get_session(), f, current_locale())
+    lines = incident_list.csv_lines(get_session(), f, current_locale(), settings=get_settings())
     stamp = svc.now().astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
     return attachment(stream_with_context(lines), f"incidents-{stamp}.csv", "text/csv")

@@ -164,3 +164,43 @@ def test_reroute_after_grids_change(district) -> None:  # noqa: ANN001
     assert got["grid_id"] == district.grid["A2"]
     assert got["grid_head_id"] == district.staff["headA2"]
     assert kept["grid_id"] == district.grid["A1"]
+
+
+def test_route_incidents_routes_the_ids_it_is_given(district) -> None:  # noqa: ANN001
+    """``route_incidents`` takes ids (a list, or a Core SELECT of ids), not SQL text: only
+    those incidents are routed again; None routes every incident."""
+    import sqlalchemy as sa
+    from shapely.geometry import MultiPolygon, box
+
+    from mapsvc.models import Incident
+    from mapsvc.services.routing import route_incidents
+    from tests.incidents.conftest import wgs
+
+    made = {name: _create(district.engine, x, 250) for name, x in (("a", 100), ("b", 120))}
+    made["c"] = _create(district.engine, 140, 250, category="litter")
+    ids = {name: r["id"] for name, r in made.items()}
+    t = Incident.__table__
+
+    def grids(s) -> dict[str, int]:  # noqa: ANN001
+        return {n: svc.get_incident(s, i).grid_id for n, i in ids.items()}
+
+    with session_scope(district.engine) as s:
+        assert set(grids(s).values()) == {district.grid["A1"]}
+        # move the A1/A2 boundary down to y=200: the three points are now in A2
+        for name, (y0, y1) in (("A1", (0, 200)), ("A2", (200, 600))):
+            s.execute(
+                sa.text("UPDATE grid SET geom = ST_GeomFromText(:g, 4326) WHERE id = :id"),
+                {"g": MultiPolygon([wgs(box(0, y0, 500, y1))]).wkt, "id": district.grid[name]},
+            )
+        a1, a2 = district.grid["A1"], district.grid["A2"]
+        assert route_incidents(s, [ids["a"]]) == 1
+        s.expire_all()
+        assert grids(s) == {"a": a2, "b": a1, "c": a1}
+        litter = sa.select(t.c.id).where(t.c.category == "litter")
+        assert route_incidents(s, litter) == 1
+        s.expire_all()
+        assert grids(s) == {"a": a2, "b": a1, "c": a2}
+        assert route_incidents(s, []) == 0  # nothing to route
+        assert route_incidents(s) == 3
+        s.expire_all()
+        assert grids(s) == {"a": a2, "b": a2, "c": a2}

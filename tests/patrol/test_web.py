@@ -8,6 +8,7 @@ import gpxpy
 import pytest
 from sqlalchemy.orm import Session
 
+from mapsvc.config import Settings
 from tests.conftest import LiveServer
 from tests.patrol.conftest import DAY, add_chief, add_segments
 from tests.patrol.test_compliance import walk
@@ -302,7 +303,7 @@ def test_grid_compliance_api_by_day_and_week(patrol_app, fresh_engine):
         grids = add_grids(s, {"G-W": (-50, -50, 200, 120), "G-E": (200, -50, 450, 120)})
         patrol.upload_track(s, chief, {"points": walk([(0, 2), (100, 2)])})  # AB on Monday
         wednesday = DAY + dt.timedelta(days=2)
-        t0 = dt.datetime.combine(wednesday, dt.time(8), patrol.LOCAL_TZ).timestamp()
+        t0 = dt.datetime.combine(wednesday, dt.time(8), Settings().tz).timestamp()
         patrol.upload_track(s, chief, {"points": walk([(300, 2), (400, 2)], t0=t0)})  # far
         s.commit()
     c = app.test_client()
