@@ -15,9 +15,9 @@ or a bounding box between WGS84 and the display datum.
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 
+from mapsvc.config import Settings
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import DEFAULT_LOCALE, translator
 from mapsvc.core.values import BBox
@@ -55,8 +55,8 @@ TIANDITU = (
 )
 
 
-def basemap_for(config: Mapping[str, object], locale: str = DEFAULT_LOCALE) -> Basemap:
-    """The base map configured in ``config`` (``BASEMAP``, ``TIANDITU_KEY``).
+def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
+    """The base map of ``settings`` (``basemap``, ``tianditu_key``).
 
     An unknown name or Tianditu without a key falls back to ``none`` with a warning in
     the log, because a map page must still open when the tile setting is wrong. Tile
@@ -64,7 +64,7 @@ def basemap_for(config: Mapping[str, object], locale: str = DEFAULT_LOCALE) -> B
     credits stay as the providers write them.
     """
     _ = translator(locale)
-    choice = str(config.get("BASEMAP") or "none").lower()
+    choice = str(settings.basemap or "none").lower()
     if choice == "osm":
         return Basemap(
             "osm",
@@ -79,7 +79,7 @@ def basemap_for(config: Mapping[str, object], locale: str = DEFAULT_LOCALE) -> B
             attribution=["© OpenStreetMap contributors"],
         )
     if choice == "tianditu":
-        key = str(config.get("TIANDITU_KEY") or "")
+        key = str(settings.tianditu_key or "")
         if not key:
             log.warning("BASEMAP=tianditu needs TIANDITU_KEY; showing no base map")
             return Basemap("none")

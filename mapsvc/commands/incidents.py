@@ -7,7 +7,7 @@ from pathlib import Path
 
 import click
 
-from mapsvc.config import from_environment
+from mapsvc.config import Settings
 
 
 @click.group("incidents")
@@ -73,7 +73,7 @@ def import_cmd(
         write_bad_rows,
     )
 
-    config = from_environment()
+    config = Settings.from_environment()
     try:
         mapping = ColumnMapping.from_options(map_spec, mapping_file)
     except ValidationError as exc:
@@ -87,7 +87,7 @@ def import_cmd(
                 crs=crs,
                 mapping=mapping,
                 skip_bad=skip_bad is not None,
-                config=config,
+                settings=config,
                 encoding=encoding,
                 source=source,
                 progress=progress,
@@ -132,13 +132,13 @@ def reroute_cmd() -> None:
     from mapsvc.commands.common import open_engine, progress
     from mapsvc.services.routing import reroute_open
 
-    config = from_environment()
+    config = Settings.from_environment()
     engine = open_engine(config)
     with progress(total=1, desc="reroute", unit="step") as bar, engine.begin() as conn:
         n = reroute_open(
             conn,
-            segment_max_m=float(config["INCIDENT_SEGMENT_MAX_M"]),
-            boundary_confirm_m=float(config["INCIDENT_BOUNDARY_CONFIRM_M"]),
+            segment_max_m=float(config.incident_segment_max_m),
+            boundary_confirm_m=float(config.incident_boundary_confirm_m),
         )
         bar.update(1)
     click.echo(f"re-routed {n} open incidents")

@@ -38,7 +38,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
-from mapsvc.config import DEFAULTS
+from mapsvc.config import Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.core.progress import Progress, ProgressBar, closes_bars, no_progress
 from mapsvc.models import SEVERITIES, STATES, Incident
@@ -113,7 +113,7 @@ class ColumnMapping:
     description: str | None = "description"
     address: str | None = "address"
     date_format: str = "ISO8601"
-    timezone: str = "Asia/Shanghai"
+    timezone: str | None = None
 
     @classmethod
     def from_options(cls, spec: str | None = None, file: str | Path | None = None) -> ColumnMapping:
@@ -193,7 +193,7 @@ def read_and_check(
     categories: set[str],
     *,
     encoding: str = "utf-8-sig",
-    config: dict | None = None,
+    settings: Settings | None = None,
     now: dt.datetime | None = None,
 ) -> tuple[Any, list[dict[str, Any]], int]:
     """Parse and check the file column-wise; return (good rows DataFrame, problems, rows).
@@ -210,7 +210,7 @@ def read_and_check(
     import numpy as np
     import pandas as pd
 
-    config = config or DEFAULTS
+    settings = settings or Settings()
     crs_name = normalize_crs_name(crs)
     if crs_name not in ("gcj02", "bd09") and str(crs_name).upper() not in (
         "EPSG:4326",
@@ -293,7 +293,9 @@ def read_and_check(
         except (ValueError, TypeError):  # mixed UTC offsets in one column
             t = pd.to_datetime(s, format=fmt or "ISO8601", errors="coerce", utc=True)
         if not isinstance(t.dtype, pd.DatetimeTZDtype):
-            t = t.dt.tz_localize(mapping.timezone, ambiguous="NaT", nonexistent="NaT")
+            t = t.dt.tz_localize(
+                mapping.timezone or settings.timezone, ambiguous="NaT", nonexistent="NaT"
+            )
         secs = (t - pd.Timestamp(0, tz="UTC")).dt.total_seconds().to_numpy(dtype=float)
         if required:
             flag(s == "", column, "missing date")
@@ -349,7 +351,7 @@ def read_and_check(
         )
     else:
         x, y = points_to_wgs84(lon[good], lat[good], crs_name)
-    limits = {k: float(v) * 3600 for k, v in dict(config["INCIDENT_TIME_LIMIT_HOURS"]).items()}
+    limits = {k: float(v) * 3600 for k, v in dict(settings.incident_time_limit_hours).items()}
     out = pd.DataFrame(
         {
             "id": row_no[good],
@@ -634,7 +636,7 @@ def import_csv(
     crs: str = "EPSG:4326",
     mapping: ColumnMapping | None = None,
     skip_bad: bool = False,
-    config: dict | None = None,
+    settings: Settings | None = None,
     encoding: str = "utf-8-sig",
     source: str = "hotline",
     actor: str | None = None,
@@ -649,7 +651,7 @@ def import_csv(
     bar of the good rows named "copy", "route" and "insert" in turn, as a million rows
     take half a minute.
     """
-    config = config or DEFAULTS
+    settings = settings or Settings()
     mapping = mapping or ColumnMapping()
     result = ImportResult()
     t0 = time.perf_counter()
@@ -657,7 +659,7 @@ def import_csv(
     categories = set(conn.scalars(sa.text("SELECT code FROM incident_category")))
     with progress(desc="read", unit="rows") as bar:
         df, bad, n = read_and_check(
-            path, mapping, crs, categories, encoding=encoding, config=config
+            path, mapping, crs, categories, encoding=encoding, settings=settings
         )
         bar.update(n)
     result.rows, result.bad = n, bad
@@ -677,7 +679,7 @@ def import_csv(
     # database checks: ids already imported, positions outside the district
     t = time.perf_counter()
     bar.set_description("route")
-    segmax = float(config.get("INCIDENT_SEGMENT_MAX_M", 30.0))
+    segmax = float(settings.incident_segment_max_m)
     stage = sa.table("_import_stage", sa.column("id"), sa.column("lon"), sa.column("lat"))
     prepare_routing(
         conn,
@@ -686,7 +688,7 @@ def import_csv(
             sa.func.ST_SetSRID(sa.func.ST_MakePoint(stage.c.lon, stage.c.lat), 4326).label("geom"),
         ),
         segment_max_m=segmax,
-        boundary_confirm_m=float(config.get("INCIDENT_BOUNDARY_CONFIRM_M", 15.0)),
+        boundary_confirm_m=float(settings.incident_boundary_confirm_m),
     )
     conn.execute(CreateTempTable("_import_routed", routed(segmax)))
     drop_routing(conn)

@@ -9,7 +9,7 @@ allowed ones, so a client can recover without reading the source. Every transiti
 ``incident_event`` row (actor, time, note).
 
 No Flask here: time limits and routing distances arrive as arguments (the web layer passes
-the app config; the defaults are :data:`mapsvc.config.DEFAULTS`).
+the caller's :class:`mapsvc.config.Settings`; its defaults when none are given).
 """
 
 from __future__ import annotations
@@ -24,7 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Session
 
-from mapsvc.config import DEFAULTS, Settings
+from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.core.values import BBox
 from mapsvc.models import (
@@ -73,11 +73,9 @@ FILTER_KEYS = (
 )
 
 
-def time_limits(config: dict | None = None) -> dict[str, float]:
-    """Per-class time limits in hours (``INCIDENT_TIME_LIMIT_HOURS``)."""
-    limits = (config or DEFAULTS).get("INCIDENT_TIME_LIMIT_HOURS") or DEFAULTS[
-        "INCIDENT_TIME_LIMIT_HOURS"
-    ]
+def time_limits(settings: Settings | None = None) -> dict[str, float]:
+    """Per-class time limits in hours (``settings.incident_time_limit_hours``)."""
+    limits = (settings or Settings()).incident_time_limit_hours
     return {k: float(v) for k, v in dict(limits).items()}
 
 
@@ -163,7 +161,7 @@ def create_incident(
     data: dict[str, Any],
     *,
     actor: str | None = None,
-    config: dict | None = None,
+    settings: Settings | None = None,
     address_field: str = "address",
 ) -> Incident:
     """Validate ``data``, store the incident, route it and record the intake event.
@@ -182,7 +180,7 @@ def create_incident(
     that matches nothing raises a :class:`ValidationError` on ``address_field`` (the name
     the caller's request used) before anything is stored.
     """
-    config = config or DEFAULTS
+    settings = settings or Settings()
     if not isinstance(data, dict):
         raise ValidationError("the request body must be a JSON object", field="body")
     code = data.get("category")
@@ -218,11 +216,11 @@ def create_incident(
             x, y = points_to_wgs84([lon], [lat], crs)
         except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
             raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
-    reported = parse_time(data.get("reported_at"), "reported_at") or now()
+    reported = parse_time(data.get("reported_at"), "reported_at", settings.tz) or now()
     if reported > now() + dt.timedelta(minutes=5):
         raise ValidationError("reported_at is in the future", field="reported_at")
-    due = parse_time(data.get("due_at"), "due_at") or reported + dt.timedelta(
-        hours=time_limits(config)[severity]
+    due = parse_time(data.get("due_at"), "due_at", settings.tz) or reported + dt.timedelta(
+        hours=time_limits(settings)[severity]
     )
     ext = text(data.get("external_id"), "external_id", Incident.external_id)
     description = text(data.get("description"), "description", Incident.description)
@@ -251,8 +249,8 @@ def create_incident(
     route_incidents(
         session,
         [inc.id],
-        segment_max_m=float(config.get("INCIDENT_SEGMENT_MAX_M", 30.0)),
-        boundary_confirm_m=float(config.get("INCIDENT_BOUNDARY_CONFIRM_M", 15.0)),
+        segment_max_m=float(settings.incident_segment_max_m),
+        boundary_confirm_m=float(settings.incident_boundary_confirm_m),
     )
     session.add(
         IncidentEvent(
@@ -511,8 +509,12 @@ class IncidentFilter:
         district's time), grid, community, subdistrict, chief, segment (an id or a comma
         list), bbox (a tuple), overdue, to_confirm (``1``/``true``/``yes``/``on``). Other
         keys are ignored. A malformed value is a :class:`ValidationError` naming the key.
+        ``tz`` (a zone name or ``ZoneInfo``, the caller's ``settings.tz``) is the clock that
+        dates without an offset are read on; the default zone when absent.
         """
         f = dict(filters or {})
+        tz = f.get("tz")
+        tz = ZoneInfo(tz) if isinstance(tz, str) else tz
         if "class" in f and not f.get("severity"):
             f["severity"] = f.pop("class")
         # checked in this order, so the first malformed value named is the same each time
@@ -521,8 +523,8 @@ class IncidentFilter:
         state = _str_list(f.get("state"), "state", (*STATES, "open")) or []
         if "open" in state:
             state = sorted(set(state) - {"open"} | set(OPEN_STATES))
-        date_from = parse_time(f.get("date_from"), "date_from")
-        date_to = parse_time(f.get("date_to"), "date_to")
+        date_from = parse_time(f.get("date_from"), "date_from", tz)
+        date_to = parse_time(f.get("date_to"), "date_to", tz)
         # a bare date includes that whole day: up to the midnight that ends it
         whole_day = isinstance(f.get("date_to"), str) and len(f["date_to"].strip()) == 10
         if date_to is not None and whole_day:

@@ -23,6 +23,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
+from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ServiceError, ValidationError
 from mapsvc.core.i18n import translator
 from mapsvc.core.labels import code_label
@@ -152,7 +153,7 @@ def create_request(
     form: dict[str, Any],
     *,
     api_keys: list[str],
-    config: dict | None = None,
+    settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """POST requests: validate, create and route the incident; ``[{service_request_id,
     token, service_notice}]``. Attributes arrive as ``attribute[code]`` form fields."""
@@ -186,10 +187,10 @@ def create_request(
             "external_id": token,
         },
         actor="open311",
-        config=config,
+        settings=settings,
         address_field="address_string",
     )
-    hours = svc.time_limits(config)[inc.severity]
+    hours = svc.time_limits(settings)[inc.severity]
     notice = f"expected within {hours:g} hours"
     if inc.geocoded is not None:
         notice += (

@@ -72,11 +72,13 @@ FILTER_PARAMS = (*svc.FILTER_KEYS, "class")
 def _filters() -> dict[str, Any]:
     f = {k: request.args[k] for k in FILTER_PARAMS if request.args.get(k) not in (None, "")}
     f.pop("bbox", None)
+    f["tz"] = get_settings().timezone  # the clock dates without an offset are read on
     return f
 
 
-def _config() -> dict[str, Any]:
-    return dict(current_app.config)
+def _page_filters(f: dict[str, Any]) -> dict[str, Any]:
+    """The request's filters as the page's script sends them back (no server clock)."""
+    return {k: v for k, v in f.items() if k != "tz"}
 
 
 # --------------------------------------------------------------------------- JSON API
@@ -87,7 +89,7 @@ def create_api():  # noqa: ANN201
     """Create an incident (routed on arrival); 201 with the stored incident."""
     session = get_session()
     data = json_object()
-    inc = svc.create_incident(session, data, actor=data.get("actor"), config=_config())
+    inc = svc.create_incident(session, data, actor=data.get("actor"), settings=get_settings())
     out = svc.incident_dict(inc)
     session.commit()
     return jsonify(out), 201, {"Location": url_for("incidents.get_api", incident_id=inc.id)}
@@ -261,7 +263,7 @@ def _filter_form(view: str) -> dict[str, Any]:
         "checked": {k: svc.truthy(f.get(k)) for k in ("overdue", "to_confirm")},
         "hidden": hidden,
         # the link to the other view keeps the filters and the language
-        "query": {**f, **lang},
+        "query": {**_page_filters(f), **lang},
     }
 
 
@@ -273,7 +275,7 @@ def heatmap_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
-    basemap = basemap_for(current_app.config, locale)
+    basemap = basemap_for(get_settings(), locale)
     # a chief's (grid's, community's) own map opens on his incidents, not the district
     place = any(f.get(k) for k in ("chief", "grid", "community", "subdistrict"))
     # ?incident=ID (the list's "show on the map") opens on that incident, marked
@@ -305,7 +307,7 @@ def heatmap_page():  # noqa: ANN201
         heat_fl,
         {
             "api": url_for("incidents.heatmap_api"),
-            "filters": {**f, "crs": basemap.crs, "bins": bins},
+            "filters": {**_page_filters(f), "crs": basemap.crs, "bins": bins},
             "bins": bins,
             "attribution": _credits(basemap),
             "total_label": _("incidents in view"),
@@ -327,7 +329,7 @@ def choropleth_page():  # noqa: ANN201
     session = get_session()
     locale = current_locale()
     f = _filters()
-    basemap = basemap_for(current_app.config, locale)
+    basemap = basemap_for(get_settings(), locale)
     m = base_map(leaflet_bounds(district_extent(session)), basemap)
     layer = get_layer("incident_choropleth")
     data = collection_to_crs(layer.query(session, None, **f), basemap.crs)

@@ -11,7 +11,7 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
@@ -120,7 +120,7 @@ def create_request(fmt: str):  # noqa: ANN201
         session,
         form,
         api_keys=list(get_settings().open311_api_keys),
-        config=dict(current_app.config),
+        settings=get_settings(),
     )
     session.commit()
     return _respond(data, fmt, "service_requests", "request", status=201)

@@ -24,7 +24,7 @@ from layers.boundaries import (
     summary_html,
     viewport_loader,
 )
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import ATTRIBUTION, add_html, base_map, folium_page
 
@@ -48,7 +48,7 @@ def index() -> str:
 
     locale = current_locale()
     session = get_session()
-    basemap = basemap_for(current_app.config, locale)
+    basemap = basemap_for(get_settings(), locale)
     district_layer, communities_layer = get_layer("district"), get_layer("communities")
     district = collection_to_crs(district_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)
     communities = collection_to_crs(communities_layer.query(session, zoom=EMBED_ZOOM), basemap.crs)

@@ -6,7 +6,7 @@ Thin adapters: parse the request, call :mod:`mapsvc.services.patrol_routes`,
 
 from __future__ import annotations
 
-from flask import Blueprint, current_app, jsonify, render_template, request
+from flask import Blueprint, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -233,7 +233,7 @@ def patrol_page():  # noqa: ANN201
         speed_kmh=_speed(),
     )
     state = state_layer.query(session, day=day, settings=get_settings())
-    basemap = basemap_for(current_app.config, locale)
+    basemap = basemap_for(get_settings(), locale)
     routes_to_crs(routes, basemap.crs)
     collection_to_crs(state["segments"], basemap.crs)
     bounds = map_bounds(routes, state)

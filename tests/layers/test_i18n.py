@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 
 from layers import get_layer
 from layers.base import legend_html
+from mapsvc.config import Settings
 from mapsvc.core.i18n import TRANSLATIONS, catalogue, translator
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -234,8 +235,8 @@ def test_drawn_layers_speak_one_language(demo_engine) -> None:  # noqa: ANN001
 def test_base_map_credit_follows_the_language() -> None:
     from layers.basemap import basemap_for
 
-    zh = basemap_for({"BASEMAP": "amap"}, "zh_CN")
-    en = basemap_for({"BASEMAP": "amap"}, "en")
+    zh = basemap_for(Settings(basemap="amap"), "zh_CN")
+    en = basemap_for(Settings(basemap="amap"), "en")
     assert zh.crs == en.crs == "gcj02"
     # the provider's own credit is kept as written; our note on the datum is translated
     assert zh.attribution[0] == en.attribution[0] == "© 高德 AutoNavi"
