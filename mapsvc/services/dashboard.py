@@ -151,9 +151,7 @@ def overview(
         "segments": s["segments"],
         "staff": int(tot["staff"]),
         "staff_per_km2": round(tot["staff"] / area, 1) if area else None,
-        "staff_per_10k": round(10000 * tot["staff"] / tot["population"], 1)
-        if tot["population"]
-        else None,
+        "staff_per_10k": density_svc.per_10k(tot["staff"], tot["population"], 1),
         "centres": int(tot["centres"]),
         "centres_per_km2": round(tot["centres"] / area, 2) if area else None,
         "coverage_pct": s["grids_headed_pct"],

@@ -197,9 +197,14 @@ def density(
             d[f"{g}_per_km2"] = round(d[g] / area, 3) if area > 0 else None
         pop = d["population"] or 0
         d["population"] = int(pop)
-        d["staff_per_10k"] = round(10000.0 * d["staff"] / pop, 2) if pop else None
+        d["staff_per_10k"] = per_10k(d["staff"], pop, 2)
         out.append(d)
     return out
+
+
+def per_10k(staff: float, population: float, digits: int) -> float | None:
+    """Staff per 10,000 residents, rounded to ``digits``; None with no residents."""
+    return round(10000.0 * staff / population, digits) if population else None
 
 
 def value_key(group: str) -> str:
