@@ -69,7 +69,7 @@ def database_url(reload: bool) -> str:
             sa.text("SELECT count(*) FROM grid")
         )
     if reload or not loaded:
-        from mapsvc.commands import progress
+        from mapsvc.commands.common import progress
         from mapsvc.demo import arguments_from_settings, load_demo
 
         t = time.perf_counter()

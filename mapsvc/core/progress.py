@@ -2,7 +2,7 @@
 
 A service that loops over many things (street pieces, rows to copy, addresses to look up)
 takes a ``progress`` factory and opens a bar with it per stage; the CLI passes a tqdm
-factory (``mapsvc.commands.progress``), tests pass a recording one, and everything else
+factory (``mapsvc.commands.common.progress``), tests pass a recording one, and everything else
 gets :func:`no_progress`, which shows nothing. The service never knows how (or whether)
 progress is drawn, and needs no terminal library.
 

@@ -215,7 +215,7 @@ def load_demo(
         a morning round starts, the hours incidents are reported at.
     progress : callable, optional
         Progress factory like :func:`mapsvc.core.progress.no_progress` (the default, which
-        shows nothing); the CLI passes ``mapsvc.commands.progress``.
+        shows nothing); the CLI passes ``mapsvc.commands.common.progress``.
     now : datetime, optional
         The demo's "now" (default: today 00:00 UTC, so a day's loads are identical).
 
