@@ -37,14 +37,15 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
-from mapsvc.db import (  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings
+from mapsvc.db import (
     EmbeddedPostgres,
     create_database,
     drop_database,
@@ -52,6 +53,9 @@ from mapsvc.db import (  # noqa: E402
     make_engine,
     session_scope,
 )
+
+if TYPE_CHECKING:
+    from mapsvc.services.patrol_routes import StreetGraph
 
 SHENZHEN = PROJECT_ROOT.parent / "shared" / "data" / "osm" / "shenzhen-nanshan.osm.pbf"
 SEED = 20261124
@@ -73,7 +77,7 @@ def database(name: str) -> sa.Engine:
 # ---------------------------------------------------------------------------- chiefs
 
 
-def _balls(graph, seeds: list[int], sizes: list[int]) -> list[list[int]]:  # noqa: ANN001
+def _balls(graph: StreetGraph, seeds: list[int], sizes: list[int]) -> list[list[int]]:
     """Breadth-first balls of segments (edge indices) around seed edges."""
     inc: dict[int, list[int]] = {}
     for e in range(len(graph.u)):
@@ -133,7 +137,7 @@ def make_chiefs(engine: sa.Engine, quick: bool, whole: bool) -> list[tuple[str, 
 # ---------------------------------------------------------------------------- baselines
 
 
-def optimum_connected(graph, req_edges: list[int]) -> float:  # noqa: ANN001
+def optimum_connected(graph: StreetGraph, req_edges: list[int]) -> float:
     """required + complete-graph minimum perfect matching of the odd junctions (exact).
 
     Computed by ``postman.reference_t_join_cost`` (all-pairs Dijkstra + rustworkx blossom),
@@ -149,7 +153,9 @@ def optimum_connected(graph, req_edges: list[int]) -> float:  # noqa: ANN001
     return float(graph.length[req_edges].sum()) + reference_t_join_cost(graph, odd)
 
 
-def pgr_postman(engine: sa.Engine, graph, req_edges: list[int]) -> tuple[float | None, float]:  # noqa: ANN001
+def pgr_postman(
+    engine: sa.Engine, graph: StreetGraph, req_edges: list[int]
+) -> tuple[float | None, float]:
     """pgr_chinesePostman on the chief's segments (two-way edges); (length, seconds)."""
     with engine.connect() as c:
         c.execute(sa.text(f"SET statement_timeout = '{PGR_TIMEOUT_S}s'"))
@@ -186,7 +192,7 @@ def pgr_postman(engine: sa.Engine, graph, req_edges: list[int]) -> tuple[float |
     return (float(length) if length is not None else None), secs
 
 
-def nx_eulerize(graph, req_edges: list[int]) -> tuple[float, float]:  # noqa: ANN001
+def nx_eulerize(graph: StreetGraph, req_edges: list[int]) -> tuple[float, float]:
     """networkx eulerize (unweighted) on the chief's segments; (length, seconds)."""
     import networkx as nx
 
