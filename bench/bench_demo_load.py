@@ -24,17 +24,17 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc import demo  # noqa: E402
-from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
-from mapsvc.db import (  # noqa: E402
+from mapsvc import demo
+from mapsvc.config import PROJECT_ROOT, Settings
+from mapsvc.db import (
     EmbeddedPostgres,
     create_database,
     drop_database,
     ensure_schema,
     make_engine,
 )
-from mapsvc.demo.incidents import COLUMNS  # noqa: E402
-from mapsvc.demo.write import copy_rows  # noqa: E402
+from mapsvc.demo.incidents import COLUMNS
+from mapsvc.demo.write import copy_rows
 
 DB_NAME = "mapsvc_bench_demo"
 SEED = 20261124

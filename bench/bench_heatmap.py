@@ -30,8 +30,12 @@ import tempfile
 import threading
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
+
+if TYPE_CHECKING:
+    from werkzeug.serving import BaseWSGIServer
 
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent))
@@ -113,7 +117,8 @@ def district_view(engine: sa.Engine) -> tuple[tuple[float, float, float, float],
     return (x0, y0, x1, y1), int(math.floor(z))
 
 
-def serve(engine: sa.Engine):  # noqa: ANN201
+def serve(engine: sa.Engine) -> tuple[BaseWSGIServer, str]:
+    """The real app on a free localhost port, in a thread: (server, base URL)."""
     import logging
 
     from werkzeug.serving import make_server

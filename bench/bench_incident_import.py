@@ -30,8 +30,8 @@ import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
-from mapsvc.db import EmbeddedPostgres, create_database, drop_database, ensure_schema, make_engine  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings
+from mapsvc.db import EmbeddedPostgres, create_database, drop_database, ensure_schema, make_engine
 
 TARGET_ROWS_PER_S = 20_000
 DB_NAME = "mapsvc_bench_incident_import"

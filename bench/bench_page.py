@@ -33,6 +33,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Route
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
@@ -149,7 +153,7 @@ LINK = {
 }
 
 
-def measure(browser, page_url: str, link: dict | None = None) -> dict:  # noqa: ANN001
+def measure(browser: Browser, page_url: str, link: dict | None = None) -> dict:
     """One cold load: bytes on the wire, decoded bytes, requests, ms to draw, grids drawn.
 
     ``link`` emulates a network link (Chrome DevTools ``Network.emulateNetworkConditions``);
@@ -163,7 +167,7 @@ def measure(browser, page_url: str, link: dict | None = None) -> dict:  # noqa: 
         cdp.send("Network.emulateNetworkConditions", link)
     errors: list[str] = []
 
-    def route(r):  # noqa: ANN001, ANN202
+    def route(r: Route) -> None:
         if r.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
             return r.continue_()
         errors.append(r.request.url)

@@ -38,14 +38,15 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from mapsvc.config import PROJECT_ROOT, Settings  # noqa: E402
-from mapsvc.db import (  # noqa: E402
+from mapsvc.config import PROJECT_ROOT, Settings
+from mapsvc.db import (
     EmbeddedPostgres,
     create_database,
     drop_database,
@@ -53,6 +54,11 @@ from mapsvc.db import (  # noqa: E402
     make_engine,
     session_scope,
 )
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+    from mapsvc.services.patrol_routes import StreetGraph
 
 SHENZHEN = PROJECT_ROOT.parent / "shared" / "data" / "osm" / "shenzhen-nanshan.osm.pbf"
 SEED = 20261124
@@ -77,7 +83,7 @@ def database(name: str) -> sa.Engine:
 # ---------------------------------------------------------------------------- chiefs
 
 
-def _balls(graph, seeds: list[int], sizes: list[int]) -> list[list[int]]:  # noqa: ANN001
+def _balls(graph: StreetGraph, seeds: list[int], sizes: list[int]) -> list[list[int]]:
     """Breadth-first balls of segments (edge indices) around seed edges."""
     inc: dict[int, list[int]] = {}
     for e in range(len(graph.u)):
@@ -137,7 +143,9 @@ def make_chiefs(engine: sa.Engine, quick: bool, whole: bool) -> list[tuple[str, 
 # ---------------------------------------------------------------------------- baselines
 
 
-def optimum_connected(graph, reference_net, req_edges: list[int], max_odd: int) -> float | None:  # noqa: ANN001
+def optimum_connected(
+    graph: StreetGraph, reference_net: nx.Graph, req_edges: list[int], max_odd: int
+) -> float | None:
     """required + complete-graph minimum perfect matching of the odd junctions (exact).
 
     Computed by ``tests/patrol/reference.py`` (networkx Dijkstra on ``reference_net``, the
@@ -158,7 +166,9 @@ def optimum_connected(graph, reference_net, req_edges: list[int], max_odd: int) 
     return float(graph.length[req_edges].sum()) + t_join_cost(reference_net, odd)
 
 
-def pgr_postman(engine: sa.Engine, graph, req_edges: list[int]) -> tuple[float | None, float]:  # noqa: ANN001
+def pgr_postman(
+    engine: sa.Engine, graph: StreetGraph, req_edges: list[int]
+) -> tuple[float | None, float]:
     """pgr_chinesePostman on the chief's segments (two-way edges); (length, seconds)."""
     with engine.connect() as c:
         c.execute(sa.text(f"SET statement_timeout = '{PGR_TIMEOUT_S}s'"))
@@ -195,7 +205,7 @@ def pgr_postman(engine: sa.Engine, graph, req_edges: list[int]) -> tuple[float |
     return (float(length) if length is not None else None), secs
 
 
-def nx_eulerize(graph, req_edges: list[int]) -> tuple[float, float]:  # noqa: ANN001
+def nx_eulerize(graph: StreetGraph, req_edges: list[int]) -> tuple[float, float]:
     """networkx eulerize (unweighted) on the chief's segments; (length, seconds)."""
     import networkx as nx
 

@@ -24,7 +24,11 @@ from mapsvc.core.i18n import DEFAULT_LOCALE, translator
 from mapsvc.core.values import BBox
 
 if TYPE_CHECKING:
+    import folium
+    from branca.element import Element
+    from folium.map import Layer
     from jinja2 import Environment
+    from sqlalchemy.orm import Session
 
 
 def collection_bounds(*collections: dict) -> list[list[float]] | None:
@@ -66,7 +70,9 @@ def _keep_rendered_text_literal() -> None:
     literal = Template("{{ this._template_str }}")  # autoescape off: the text as it is
     original_init = Element.__init__
 
-    def __init__(self, template: str | None = None, template_name: str | None = None) -> None:  # noqa: ANN001
+    def __init__(
+        self: Element, template: str | None = None, template_name: str | None = None
+    ) -> None:
         original_init(self, None, template_name)
         if template is not None:
             self._template_str = template
@@ -138,7 +144,7 @@ def legend_html(title: str, items: list[LegendItem]) -> str:
     return render_partial("layers/_legend.html", title=title, items=items)
 
 
-def add_legend(m, title: str, items: list[LegendItem]) -> None:  # noqa: ANN001 - folium.Map
+def add_legend(m: folium.Map, title: str, items: list[LegendItem]) -> None:
     """Attach a legend to a folium map (added as rendered text: never compiled again)."""
     import branca.element
 
@@ -159,11 +165,11 @@ class MapLayer(ABC):
         return translator(locale)(self.title_msgid) if self.title_msgid else ""
 
     @abstractmethod
-    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+    def query(self, session: Session, bbox: BBox | None = None, **filters: Any) -> dict:
         """Return features (GeoJSON dict) or aggregates for ``bbox`` and ``filters``."""
 
     @abstractmethod
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> Layer:
         """Return a folium layer (FeatureGroup, GeoJson, HeatMap...) for ``data``."""
 
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:

@@ -16,12 +16,16 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import DEFAULT_LOCALE, translator
 from mapsvc.core.values import BBox
 from mapsvc.services.chinacrs import display_crs
+
+if TYPE_CHECKING:
+    import folium
 
 log = logging.getLogger(__name__)
 
@@ -120,7 +124,7 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
     return Basemap("none")
 
 
-def add_tiles(m, basemap: Basemap) -> None:  # noqa: ANN001 - folium.Map
+def add_tiles(m: folium.Map, basemap: Basemap) -> None:
     """Add the base map's tile layers (nothing for ``none``) to a folium map."""
     import folium
 

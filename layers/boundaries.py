@@ -23,7 +23,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
@@ -33,6 +33,11 @@ from layers.registry import register
 from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    import folium
+    from branca.element import MacroElement
+    from folium.map import Layer
 
 #: qualitative fill colours for grids (ColorBrewer Set3 without its red, which means
 #: "no chief" on this map)
@@ -261,7 +266,7 @@ class _Boundary(MapLayer):
     def style(self, props: dict) -> dict:
         return dict(STYLES[self.style_key])
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.GeoJson:
         """A folium ``GeoJson`` of ``data``; options: ``pane``, ``show``, ``name``.
 
         Only the escaped tooltip HTML and the style travel to the page as properties of
@@ -580,7 +585,7 @@ def legend_items(locale: str = "zh_CN") -> list[LegendItem]:
     ]
 
 
-def add_panes(m) -> None:  # noqa: ANN001 - folium.Map
+def add_panes(m: folium.Map) -> None:
     """Create the panes that keep grids under outlines and segments on top."""
     import folium
 
@@ -599,7 +604,13 @@ def client_config(locale: str = "zh_CN") -> dict[str, Any]:
     }
 
 
-def viewport_loader(m, grids, segments, communities, config: dict[str, Any]):  # noqa: ANN001, ANN201
+def viewport_loader(
+    m: folium.Map,
+    grids: folium.FeatureGroup,
+    segments: folium.FeatureGroup,
+    communities: Layer | None,
+    config: dict[str, Any],
+) -> MacroElement:
     """A folium element that makes ``static/js/map.js`` fill ``grids`` and ``segments``.
 
     ``grids`` and ``segments`` are empty ``FeatureGroup`` s already on ``m`` (so they sit

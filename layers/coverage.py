@@ -10,13 +10,17 @@ from __future__ import annotations
 import datetime as dt
 import json
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layers.base import LegendItem, MapLayer, esc
 from layers.registry import register
 from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    import folium
+    from sqlalchemy.orm import Session
 
 GRID_COLOURS = {"no_head": "#d7301f", "understaffed": "#fdae61", "staffed": "#1a9850"}
 SEGMENT_COLOURS = {"chief": "#2166ac", "no_chief": "#c51b7d"}
@@ -127,7 +131,7 @@ class CoverageLayer(MapLayer):
 
     def query(
         self,
-        session,  # noqa: ANN001
+        session: Session,
         bbox: BBox | None = None,
         *,
         day: dt.date | None = None,
@@ -173,7 +177,7 @@ class CoverageLayer(MapLayer):
         lines.append(f"<i>{esc(lab[p['status']])}</i>")
         return "<br>".join(lines)
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         """A FeatureGroup with the grid polygons and segment lines, tooltips escaped."""
         import folium
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from layers.base import LegendItem, MapLayer, esc
 from layers.coverage import slim
@@ -19,6 +19,10 @@ from layers.registry import register
 from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, catalogue, translator
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    import folium
+    from sqlalchemy.orm import Session
 
 #: ColorBrewer YlOrRd, light to dark; k classes take k evenly spread colours
 PALETTE = [
@@ -88,7 +92,7 @@ class DensityLayer(MapLayer):
 
     def query(
         self,
-        session,  # noqa: ANN001
+        session: Session,
         bbox: BBox | None = None,
         *,
         level: str = "community",
@@ -188,7 +192,7 @@ class DensityLayer(MapLayer):
         )
         return "<br>".join(lines)
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         """A GeoJson choropleth coloured by class, values in tooltips."""
         import folium
 
@@ -275,7 +279,7 @@ class QuotaLayer(MapLayer):
 
     def query(
         self,
-        session,  # noqa: ANN001
+        session: Session,
         bbox: BBox | None = None,
         *,
         day: dt.date | None = None,
@@ -298,7 +302,7 @@ class QuotaLayer(MapLayer):
         q = sa.select(Community.id, geojson_expr(Community.geom, precision, simplify_m)).where(
             bbox_filter(Community.geom, bbox)
         )
-        geoms = dict(session.execute(q).all())
+        geoms: dict[int, str] = dict(session.execute(q).all())
         features = [
             {
                 "type": "Feature",
@@ -341,7 +345,7 @@ class QuotaLayer(MapLayer):
             ]
         )
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         import folium
 
         group = folium.FeatureGroup(name=self.title(locale), show=True)

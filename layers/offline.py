@@ -13,6 +13,11 @@ import json
 import re
 from functools import lru_cache
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    import folium
+    from branca.element import Element
 
 VENDOR_JSON = Path(__file__).resolve().parent.parent / "static" / "vendor.json"
 VENDOR_URL = "/static/vendor/"
@@ -58,7 +63,7 @@ def _localize_pairs(pairs: list[tuple[str, str]], owner: str) -> list[tuple[str,
     return out
 
 
-def localize(element) -> None:  # noqa: ANN001 - any folium/branca element
+def localize(element: Element) -> None:
     """Rewrite ``element`` and all its children to use local assets (in place)."""
     stack = [element]
     seen: set[int] = set()
@@ -74,7 +79,7 @@ def localize(element) -> None:  # noqa: ANN001 - any folium/branca element
         stack.extend(getattr(el, "_children", {}).values())
 
 
-def render_page(m) -> str:  # noqa: ANN001 - folium.Map
+def render_page(m: folium.Map) -> str:
     """Render a folium map to a full HTML page with local assets only."""
     localize(m)
     html = m.get_root().render()

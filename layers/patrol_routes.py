@@ -12,7 +12,7 @@ data. Text from data (names) is escaped before it reaches a tooltip.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -21,6 +21,10 @@ from layers.registry import register
 from mapsvc.config import Settings
 from mapsvc.core.i18n import N_, catalogue, translator
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    import folium
+    from sqlalchemy.orm import Session
 
 #: route colours kept apart from the patrolled-state colours (green / yellow / red)
 ROUTE_COLOURS = ["#2b5cd6", "#8e44ad", "#00838f", "#c51b8a", "#5d4037", "#3949ab", "#636363"]
@@ -62,7 +66,7 @@ def _t(locale: str) -> dict[str, str]:
     }
 
 
-def _segments_fc(session, ids: list[int], extra: dict[int, dict] | None = None) -> dict:  # noqa: ANN001
+def _segments_fc(session: Session, ids: list[int], extra: dict[int, dict] | None = None) -> dict:
     if not ids:
         return {"type": "FeatureCollection", "features": []}
     rows = session.execute(
@@ -142,7 +146,7 @@ class PatrolRoutesLayer(MapLayer):
 
     def query(
         self,
-        session,  # noqa: ANN001
+        session: Session,
         bbox: BBox | None = None,
         chief: int | None = None,
         grid: str | None = None,
@@ -193,7 +197,7 @@ class PatrolRoutesLayer(MapLayer):
             "attribution": OSM_CREDIT if osm else None,
         }
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         import folium
         from folium.plugins import PolyLineTextPath
 
@@ -296,7 +300,7 @@ class PatrolledLayer(MapLayer):
 
     def query(
         self,
-        session,  # noqa: ANN001
+        session: Session,
         bbox: BBox | None = None,
         day: dt.date | None = None,
         settings: Settings | None = None,
@@ -347,7 +351,7 @@ class PatrolledLayer(MapLayer):
             "attribution": OSM_CREDIT if osm else None,
         }
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         import folium
 
         t = _t(locale)

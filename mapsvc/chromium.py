@@ -7,6 +7,10 @@ calling home (this machine and CI have no internet; such calls fail noisily).
 from __future__ import annotations
 
 import os
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from playwright.sync_api import Browser, Playwright
 
 CHROMIUM = os.environ.get("MAPSVC_CHROMIUM", "/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -20,7 +24,7 @@ CHROMIUM_ARGS = [
 ]
 
 
-def launch(playwright):  # noqa: ANN001, ANN201 - playwright.sync_api objects
+def launch(playwright: Playwright) -> Browser:
     """Launch headless Chromium with Playwright (never a downloaded browser)."""
     if not os.path.exists(CHROMIUM):
         raise RuntimeError(f"Chromium not found at {CHROMIUM}: apt-get install chromium")

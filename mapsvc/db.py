@@ -62,7 +62,7 @@ class EmbeddedPostgres:
     cluster lives in ``/var/tmp/mapsvc-<uid>-<hash>`` and ``var/pg`` is a symlink to it.
     """
 
-    def __init__(self, var_dir: str | os.PathLike[str]):
+    def __init__(self, var_dir: str | os.PathLike[str]) -> None:
         self.var_dir = Path(var_dir).resolve()
         self.link = self.var_dir / "pg"
         self.as_root = os.geteuid() == 0

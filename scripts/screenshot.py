@@ -18,12 +18,18 @@ import socket
 import sys
 import threading
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from flask import Flask
+    from playwright.sync_api import Route
+    from werkzeug.serving import BaseWSGIServer
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def serve(app) -> tuple[str, object]:  # noqa: ANN001
+def serve(app: Flask) -> tuple[str, BaseWSGIServer]:
     """Serve ``app`` on a free localhost port in a thread; return (base URL, server)."""
     from werkzeug.serving import make_server
 
@@ -50,7 +56,7 @@ def shoot(base: str, out: Path, lang: str, width: int, height: int, timeout_ms: 
             )
             page = context.new_page()
 
-            def route(r):  # noqa: ANN001, ANN202
+            def route(r: Route) -> None:
                 if r.request.url.startswith(("http://127.0.0.1", "data:", "blob:")):
                     return r.continue_()
                 errors.append(f"blocked external request: {r.request.url}")

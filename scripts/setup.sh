@@ -50,4 +50,4 @@ fi
 
 # message catalogues (.po -> .mo) compiled here, where the tree is writable; the app only
 # recompiles a catalogue that is missing or older than its .po
-.venv/bin/python -c "from mapsvc.i18n import compile_catalogues; compile_catalogues()"
+.venv/bin/python -c "from mapsvc.core.i18n import compile_catalogues; compile_catalogues()"

@@ -2,7 +2,8 @@
 
 Each module exposes ``COMMANDS``, a list of click commands or groups; :data:`COMMANDS` here
 gathers them for ``mapsvc`` (:mod:`mapsvc.cli`) and ``flask --app mapsvc``. What they
-share (opening the database, the progress bar) is in :mod:`mapsvc.commands.common`.
+share (opening the database, the progress bar) is in :mod:`mapsvc.commands.common`; the
+progress factory is also ``mapsvc.commands.progress``, the name services are told to expect.
 """
 
 from __future__ import annotations
@@ -10,6 +11,8 @@ from __future__ import annotations
 import click
 
 from mapsvc.commands import boundaries, db, demo, incidents, serve, staffing, streets
+
+__all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = [
     command

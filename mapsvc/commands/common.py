@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+
 import click
 from sqlalchemy.engine import Engine
 
 from mapsvc.config import Settings
 from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engine, resolve_url
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 
 def settings() -> Settings:
@@ -29,7 +35,12 @@ def open_engine(settings: Settings | None = None) -> Engine:
     return engine
 
 
-def progress(iterable=None, total: int | None = None, desc: str = "", unit: str = "it"):  # noqa: ANN001, ANN201
+def progress(
+    iterable: Iterable[Any] | None = None,
+    total: float | None = None,
+    desc: str = "",
+    unit: str = "it",
+) -> tqdm:
     """A tqdm progress bar on stderr (shared so every long command looks the same)."""
     from tqdm import tqdm
 

@@ -15,7 +15,7 @@ class ServiceError(Exception):
 
     status = 400
 
-    def __init__(self, message: str, **details: Any):
+    def __init__(self, message: str, **details: Any) -> None:
         super().__init__(message)
         self.message = message
         self.details = details
@@ -37,7 +37,7 @@ class BadRequest(ValidationError, ValueError):
     errors of Python's own parsers.
     """
 
-    def __init__(self, message: str, field: str | None = None):
+    def __init__(self, message: str, field: str | None = None) -> None:
         if field:
             super().__init__(message, field=field)
         else:

@@ -19,7 +19,8 @@ from functools import cached_property
 import numpy as np
 import shapely
 import shapely.ops
-from shapely.geometry import MultiPolygon, Point
+from shapely.geometry import MultiPolygon, Point, Polygon
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from mapsvc.demo.geometry import (
@@ -50,7 +51,7 @@ class Area:
 
     code: str
     name: str
-    geom: object  # metric polygon(s)
+    geom: MultiPolygon  # metric
     parent: str | None = None
     point: np.ndarray | None = None
     population: int = 0
@@ -86,7 +87,7 @@ class AreaPlan:
 
 
 def place_points(
-    district, units: list[AdminUnit], metric: Metric, rng: np.random.Generator
+    district: MultiPolygon, units: list[AdminUnit], metric: Metric, rng: np.random.Generator
 ) -> dict[str, np.ndarray]:
     """A metric point for every community: real ones where published, placed ones otherwise.
 
@@ -120,7 +121,11 @@ def place_points(
 
 
 def _published_points(
-    district, inner, comms: list[AdminUnit], metric: Metric, rng: np.random.Generator
+    district: MultiPolygon,
+    inner: BaseGeometry,
+    comms: list[AdminUnit],
+    metric: Metric,
+    rng: np.random.Generator,
 ) -> dict[str, np.ndarray]:
     """Published community points in the frame, moved inside the district and apart.
 
@@ -146,7 +151,7 @@ def _published_points(
 
 
 def _far_point(
-    region,  # noqa: ANN001
+    region: BaseGeometry,
     taken: np.ndarray,
     rng: np.random.Generator,
     n: int = 600,
@@ -162,7 +167,7 @@ def _far_point(
 
 
 def _zone_seeds(
-    inner,  # noqa: ANN001
+    inner: BaseGeometry,
     by_sub: dict[str, list[AdminUnit]],
     pts: dict[str, np.ndarray],
     rng: np.random.Generator,
@@ -177,17 +182,17 @@ def _zone_seeds(
 
 
 def _territories(
-    district,  # noqa: ANN001
+    district: MultiPolygon,
     comms: list[AdminUnit],
     pts: dict[str, np.ndarray],
     seeds: dict[str, np.ndarray],
-) -> dict[str, list]:
+) -> dict[str, list[Polygon]]:
     """Each subdistrict's provisional territory: the Voronoi cells of its known points."""
     codes = list(pts) + [f"seed:{s}" for s in seeds]
     sub_of = {u.code: u.parent for u in comms} | {f"seed:{s}": s for s in seeds}
     arr = np.array(list(pts.values()) + list(seeds.values()))
     cells = voronoi_cells(arr, district.envelope.buffer(5000))
-    territory: dict[str, list] = defaultdict(list)
+    territory: dict[str, list[Polygon]] = defaultdict(list)
     for code, cell in zip(codes, cells, strict=True):
         territory[sub_of[code]].append(cell)
     return territory
@@ -206,7 +211,7 @@ def _density(ur: str | None, rng: np.random.Generator) -> float:
 
 
 def plan_areas(
-    units: list[AdminUnit], district, metric: Metric, rng: np.random.Generator
+    units: list[AdminUnit], district: MultiPolygon, metric: Metric, rng: np.random.Generator
 ) -> AreaPlan:
     """Community, subdistrict and grid polygons (metric) with their figures."""
     pts = place_points(district, units, metric, rng)
@@ -232,9 +237,9 @@ def plan_areas(
 
 def _community(
     u: AdminUnit,
-    cell,  # noqa: ANN001
+    cell: Polygon,
     point: np.ndarray,
-    district,  # noqa: ANN001
+    district: MultiPolygon,
     metric: Metric,
     warp: Warp,
     rng: np.random.Generator,

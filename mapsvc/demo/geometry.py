@@ -7,16 +7,22 @@ vertex, so that boundaries shared by two polygons stay shared after the conversi
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 import numpy as np
 import shapely
+from numpy.typing import ArrayLike
 from shapely.geometry import MultiPoint, MultiPolygon, Polygon
+from shapely.geometry.base import BaseGeometry
 
 #: generated polygon edges are split to at most this length: PostGIS geography measures an
 #: edge along the great circle, the planar clip puts vertices on the straight line; on
 #: short edges the two agree to well under a square metre per community
 MAX_EDGE_M = 25.0
 SNAP_M = 0.001
+
+#: a shapely geometry whose kind a coordinate-wise transform keeps
+G = TypeVar("G", bound=BaseGeometry)
 
 
 class Metric:
@@ -31,7 +37,7 @@ class Metric:
     the centre (pyproj.Geod); nothing reported is measured in this frame.
     """
 
-    def __init__(self, lon: float, lat: float):
+    def __init__(self, lon: float, lat: float) -> None:
         from pyproj import Geod
 
         geod = Geod(ellps="WGS84")
@@ -39,30 +45,30 @@ class Metric:
         self.kx = geod.inv(lon - 0.005, lat, lon + 0.005, lat)[2] / 0.01
         self.ky = geod.inv(lon, lat - 0.005, lon, lat + 0.005)[2] / 0.01
 
-    def xy(self, lon, lat) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    def xy(self, lon: ArrayLike, lat: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """Frame coordinates (metres) of WGS84 longitudes and latitudes."""
         return (np.asarray(lon) - self.lon0) * self.kx, (np.asarray(lat) - self.lat0) * self.ky
 
-    def lonlat(self, x, y) -> tuple[np.ndarray, np.ndarray]:  # noqa: ANN001
+    def lonlat(self, x: ArrayLike, y: ArrayLike) -> tuple[np.ndarray, np.ndarray]:
         """WGS84 longitudes and latitudes of frame coordinates."""
         return np.asarray(x) / self.kx + self.lon0, np.asarray(y) / self.ky + self.lat0
 
-    def to_m(self, geom):  # noqa: ANN001, ANN201
+    def to_m(self, geom: G) -> G:
         """A WGS84 geometry in the frame."""
         return shapely.transform(geom, lambda c: np.column_stack(self.xy(c[:, 0], c[:, 1])))
 
-    def to_ll(self, geom):  # noqa: ANN001, ANN201
+    def to_ll(self, geom: G) -> G:
         """A frame geometry in WGS84."""
         return shapely.transform(geom, lambda c: np.column_stack(self.lonlat(c[:, 0], c[:, 1])))
 
-    def area_km2(self, geom) -> float:  # noqa: ANN001
+    def area_km2(self, geom: BaseGeometry) -> float:
         """Geodesic area of a frame geometry (pyproj.Geod on its WGS84 form)."""
         from pyproj import Geod
 
         return abs(Geod(ellps="WGS84").geometry_area_perimeter(self.to_ll(geom))[0]) / 1e6
 
 
-def as_multi(geom) -> MultiPolygon:  # noqa: ANN001
+def as_multi(geom: BaseGeometry) -> MultiPolygon:
     """Polygonal parts of ``geom`` as a MultiPolygon (line/point debris of overlays dropped)."""
     polys: list[Polygon] = []
     stack = [geom]
@@ -86,7 +92,7 @@ class Warp:
     below 0.4, so the map stays one-to-one.
     """
 
-    def __init__(self, rng: np.random.Generator, amplitude_m: float, wavelength_m: float):
+    def __init__(self, rng: np.random.Generator, amplitude_m: float, wavelength_m: float) -> None:
         self.amp = amplitude_m
         self.k = 2 * math.pi / wavelength_m
         self.phase = rng.uniform(0, 2 * math.pi, 4)
@@ -99,7 +105,7 @@ class Warp:
         return np.column_stack([x + dx, y + dy])
 
 
-def dense(geom, warp: Warp | None = None):  # noqa: ANN001, ANN201
+def dense(geom: G, warp: Warp | None = None) -> G:
     """Edges split to at most MAX_EDGE_M, optionally warped, vertices snapped to 1 mm.
 
     Two neighbouring Voronoi cells split their shared edge from opposite ends, which puts
@@ -112,7 +118,7 @@ def dense(geom, warp: Warp | None = None):  # noqa: ANN001, ANN201
     return shapely.set_precision(g, SNAP_M)
 
 
-def sample_in(poly, n: int, rng: np.random.Generator) -> np.ndarray:  # noqa: ANN001
+def sample_in(poly: BaseGeometry, n: int, rng: np.random.Generator) -> np.ndarray:
     """``n`` uniform random points (x, y) inside ``poly`` by rejection from its bounds."""
     minx, miny, maxx, maxy = poly.bounds
     shapely.prepare(poly)
@@ -129,7 +135,7 @@ def sample_in(poly, n: int, rng: np.random.Generator) -> np.ndarray:  # noqa: AN
     return np.vstack(out)[:n]
 
 
-def voronoi_cells(points: np.ndarray, extent) -> list:  # noqa: ANN001
+def voronoi_cells(points: np.ndarray, extent: BaseGeometry) -> list[Polygon]:
     """Voronoi cell of each point, in the order of ``points``."""
     cells = shapely.voronoi_polygons(MultiPoint(points), extend_to=extent, ordered=True)
     return list(cells.geoms)

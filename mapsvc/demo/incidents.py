@@ -19,6 +19,7 @@ from zoneinfo import ZoneInfo
 import numpy as np
 import shapely
 import sqlalchemy as sa
+from shapely.geometry import MultiPolygon
 from sqlalchemy.engine import Connection
 
 from mapsvc.core.progress import Progress, no_progress
@@ -136,7 +137,9 @@ def write_incidents(
         return copy_rows(conn, "incident", COLUMNS, bar)
 
 
-def _hotspots(rng: np.random.Generator, communities: list[Area], base_w: np.ndarray):  # noqa: ANN202
+def _hotspots(
+    rng: np.random.Generator, communities: list[Area], base_w: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """Centres, radii, weights and category mixes of the hotspots, in dense communities."""
     dens = np.array([cm.population / max(cm.geom.area, 1.0) for cm in communities])
     hot_comm = rng.choice(len(communities), size=HOTSPOTS, p=dens / dens.sum())
@@ -190,7 +193,7 @@ def _onto_streets(
     rng: np.random.Generator,
     xs: np.ndarray,
     ys: np.ndarray,
-    district,  # noqa: ANN001
+    district: MultiPolygon,
     streets: list[Street],
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """85 % of the incidents moved onto the nearest street with a few metres of scatter.

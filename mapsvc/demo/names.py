@@ -23,7 +23,7 @@ _STREET_B = list("山峰湖江门井桥亭坊园林田塘浦洲头兴华安宁�
 class Names:
     """Person and street names from ``rng``; street names are unique across calls."""
 
-    def __init__(self, rng: np.random.Generator):
+    def __init__(self, rng: np.random.Generator) -> None:
         self.rng = rng
         combos = [a + b for a in _STREET_A for b in _STREET_B if a != b]
         self.street_stems = [combos[i] for i in rng.permutation(len(combos))]

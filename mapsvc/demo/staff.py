@@ -68,7 +68,7 @@ class StaffPlan:
 class _Roster:
     """Adds people and posts to a :class:`StaffPlan` (ids in order of creation)."""
 
-    def __init__(self, rng: np.random.Generator, names: Names, today: dt.date):
+    def __init__(self, rng: np.random.Generator, names: Names, today: dt.date) -> None:
         self.rng = rng
         self.names = names
         self.today = today

@@ -17,7 +17,8 @@ from typing import NamedTuple
 
 import numpy as np
 import shapely
-from shapely.geometry import LineString, Point
+from shapely.geometry import LineString, MultiPolygon, Point
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from mapsvc.demo.areas import Area
@@ -40,7 +41,7 @@ class Street(NamedTuple):
     geom: LineString  # metric
 
 
-def old_city(communities: list[Area], metric: Metric):  # noqa: ANN201
+def old_city(communities: list[Area], metric: Metric) -> BaseGeometry:
     """The union of the communities dense enough for the old city's close alleys."""
     return shapely.union_all(
         [cm.geom for cm in communities if cm.population / metric.area_km2(cm.geom) > DENSE_PER_KM2]
@@ -48,10 +49,10 @@ def old_city(communities: list[Area], metric: Metric):  # noqa: ANN201
 
 
 def plan_streets(
-    district,  # noqa: ANN001
+    district: MultiPolygon,
     rng: np.random.Generator,
     names: Names,
-    dense=None,  # noqa: ANN001
+    dense: BaseGeometry | None = None,
 ) -> list[Street]:
     """A jittered, slightly rotated street lattice clipped to the district.
 
@@ -77,7 +78,9 @@ def _kind_of(line: int) -> str:
     return "road" if c % 5 == 0 else "street" if c % 5 == 2 else "lane"
 
 
-def _lattice(district, f: float, rng: np.random.Generator):  # noqa: ANN001, ANN202
+def _lattice(
+    district: MultiPolygon, f: float, rng: np.random.Generator
+) -> tuple[int, np.ndarray, np.ndarray]:
     """Nodes of an n x n lattice of pitch ``f`` over the district, jittered, rotated 8°."""
     cx, cy = district.centroid.x, district.centroid.y
     minx, miny, maxx, maxy = district.bounds
@@ -108,13 +111,13 @@ def _stretches(n: int, rng: np.random.Generator) -> tuple[dict, dict]:
 
 
 def _lattice_edges(
-    district,  # noqa: ANN001
+    district: MultiPolygon,
     nx_: np.ndarray,
     ny_: np.ndarray,
     f: float,
     stretch_len: dict,
     offsets: dict,
-    dense,  # noqa: ANN001
+    dense: BaseGeometry | None,
     rng: np.random.Generator,
 ) -> list[tuple]:
     """The lattice edges that exist, as ``(stretch key, kind, node a, node b, LineString)``.
@@ -163,7 +166,9 @@ def _lattice_edges(
     return edges
 
 
-def _clip(district, edges: list[tuple], nx_: np.ndarray, ny_: np.ndarray) -> list[tuple]:  # noqa: ANN001
+def _clip(
+    district: MultiPolygon, edges: list[tuple], nx_: np.ndarray, ny_: np.ndarray
+) -> list[tuple]:
     """Edges inside the district, and the pieces longer than 20 m of those crossing its edge.
 
     A clipped piece keeps the lattice node it still ends on (``None`` where it was cut), so

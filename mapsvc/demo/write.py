@@ -11,6 +11,7 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import shapely
 import sqlalchemy as sa
+from shapely.geometry.base import BaseGeometry
 from sqlalchemy.engine import Connection
 
 from mapsvc.models import Base
@@ -31,7 +32,7 @@ def copy_rows(conn: Connection, table: str, columns: Sequence[str], rows: Iterab
     return n
 
 
-def ewkb(geoms) -> list[str]:  # noqa: ANN001
+def ewkb(geoms: Sequence[BaseGeometry] | np.ndarray) -> list[str]:
     """Hex EWKB (SRID 4326) of WGS84 geometries, as COPY takes them."""
     return list(
         shapely.to_wkb(

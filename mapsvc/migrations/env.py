@@ -1,9 +1,17 @@
 """Alembic environment: uses the engine handed over in ``config.attributes``."""
 
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
 from alembic import context
 from geoalchemy2 import alembic_helpers
 
 from mapsvc.models import Base
+
+if TYPE_CHECKING:
+    from alembic.runtime.environment import NameFilterType
+    from sqlalchemy.schema import SchemaItem
 
 config = context.config
 engine = config.attributes["engine"]
@@ -12,7 +20,13 @@ engine = config.attributes["engine"]
 OURS = set(Base.metadata.tables)
 
 
-def include_object(obj, name, type_, reflected, compare_to):  # noqa: ANN001
+def include_object(
+    obj: SchemaItem,
+    name: str | None,
+    type_: NameFilterType,
+    reflected: bool,
+    compare_to: SchemaItem | None,
+) -> bool:
     if type_ == "table" and reflected and name not in OURS:
         return False
     return alembic_helpers.include_object(obj, name, type_, reflected, compare_to)

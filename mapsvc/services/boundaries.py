@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import sqlalchemy as sa
@@ -28,6 +29,11 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import ValidationError
 from mapsvc.services.chinacrs import CHINA_CRS, geometry_to_wgs84, normalize_crs_name
+
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
+    from shapely import MultiPolygon
+    from shapely.geometry.base import BaseGeometry
 
 #: level -> (table, parent table, parent foreign key column)
 LEVELS: dict[str, tuple[str, str | None, str | None]] = {
@@ -93,7 +99,7 @@ class ImportReport:
 class ImportRejected(ValidationError):
     """The file was not imported; ``problems`` lists every rejected feature."""
 
-    def __init__(self, file: str, problems: list[Problem]):
+    def __init__(self, file: str, problems: list[Problem]) -> None:
         self.problems = problems
         shown = "\n".join(f"  {p}" for p in problems[:50])
         more = f"\n  ... and {len(problems) - 50} more" if len(problems) > 50 else ""
@@ -106,7 +112,9 @@ class ImportRejected(ValidationError):
 # --------------------------------------------------------------------------- reading
 
 
-def read_features(path: str | Path, crs: str | None = None, encoding: str | None = None):  # noqa: ANN201
+def read_features(
+    path: str | Path, crs: str | None = None, encoding: str | None = None
+) -> tuple[GeoDataFrame, str]:
     """Read ``path`` and return ``(GeoDataFrame as read, source_crs)``.
 
     ``crs`` overrides the file's CRS: an EPSG/pyproj string, or 'gcj02' / 'bd09'.
@@ -159,7 +167,7 @@ def read_features(path: str | Path, crs: str | None = None, encoding: str | None
     return raw, source_crs
 
 
-def _to_wgs84(raw, source_crs: str):  # noqa: ANN001, ANN202
+def _to_wgs84(raw: GeoDataFrame, source_crs: str) -> np.ndarray:
     """Geometries of ``raw`` in WGS84 (array), converting GCJ-02/BD-09 explicitly."""
     import shapely
 
@@ -178,7 +186,9 @@ def _to_wgs84(raw, source_crs: str):  # noqa: ANN001, ANN202
 # --------------------------------------------------------------------------- the import
 
 
-def _field(raw, wanted: str | None, default: str | None, what: str, path: Path) -> str | None:  # noqa: ANN001
+def _field(
+    raw: GeoDataFrame, wanted: str | None, default: str | None, what: str, path: Path
+) -> str | None:
     """Column for ``what``: the one named (must exist), else ``default`` if present."""
     cols = [c for c in raw.columns if c != raw.geometry.name]
     if wanted is not None:
@@ -191,7 +201,7 @@ def _field(raw, wanted: str | None, default: str | None, what: str, path: Path) 
     return default if default in cols else None
 
 
-def _text(v) -> str | None:  # noqa: ANN001
+def _text(v: object) -> str | None:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, float) and v.is_integer():
@@ -470,7 +480,7 @@ def import_boundaries(
     return report
 
 
-def _polygonal(g):  # noqa: ANN001, ANN202
+def _polygonal(g: BaseGeometry) -> MultiPolygon:
     """Only the polygonal parts of ``g`` (make_valid may leave lines or points)."""
     import shapely
 
@@ -482,7 +492,7 @@ def _polygonal(g):  # noqa: ANN001, ANN202
     return shapely.MultiPolygon(parts) if parts else shapely.MultiPolygon()
 
 
-def _tiling(conn) -> list[tuple[str, float, float]]:  # noqa: ANN001
+def _tiling(conn: sa.Connection) -> list[tuple[str, float, float]]:
     """(community code, gap m², overlap m²) for communities whose grids (old and new
     together) leave a gap or overlap above 1 m²."""
     rows = conn.execute(

@@ -13,9 +13,14 @@ inside China.
 
 from __future__ import annotations
 
-from typing import Literal
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Literal, TypeVar
 
 import numpy as np
+from numpy.typing import ArrayLike
+
+if TYPE_CHECKING:
+    from shapely.geometry.base import BaseGeometry
 
 A = 6378245.0  # Krasovsky 1940 semi-major axis used by the GCJ-02 formula
 EE = 0.00669342162296594323
@@ -26,6 +31,13 @@ CHINA_CRS: tuple[str, ...] = ("gcj02", "bd09")
 #: datums a page or API client may ask for (see :func:`display_crs`)
 DisplayCRS = Literal["wgs84", "gcj02", "bd09"]
 DISPLAY_CRS: tuple[str, ...] = ("wgs84", *CHINA_CRS)
+
+#: longitudes and latitudes after a shift: arrays (0-d for scalar input)
+LonLat = tuple[np.ndarray, np.ndarray]
+#: a datum shift ``(lon, lat) -> (lon, lat)`` taking scalars or arrays
+Shift = Callable[[ArrayLike, ArrayLike], LonLat]
+#: one shapely geometry, or a numpy array of them: the transforms keep the shape
+Geoms = TypeVar("Geoms", "BaseGeometry", np.ndarray)
 
 
 def _in_china(lon: np.ndarray, lat: np.ndarray) -> np.ndarray:
@@ -52,14 +64,22 @@ def _delta(lon: np.ndarray, lat: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(inside, dlon, 0.0), np.where(inside, dlat, 0.0)
 
 
-def wgs84_to_gcj02(lon, lat):  # noqa: ANN001, ANN201 - scalars or arrays
+def wgs84_to_gcj02(lon: ArrayLike, lat: ArrayLike) -> LonLat:
     """Forward transform WGS84 -> GCJ-02 (scalars or numpy arrays)."""
     lon, lat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     dlon, dlat = _delta(lon, lat)
     return lon + dlon, lat + dlat
 
 
-def _fixed_point_inverse(forward, x, y, guess_x, guess_y, tol_deg: float, max_iter: int):  # noqa: ANN001, ANN202
+def _fixed_point_inverse(
+    forward: Shift,
+    x: np.ndarray,
+    y: np.ndarray,
+    guess_x: np.ndarray,
+    guess_y: np.ndarray,
+    tol_deg: float,
+    max_iter: int,
+) -> LonLat:
     """Solve ``forward(u, v) == (x, y)`` for ``(u, v)``, starting from the guess.
 
     Both Chinese offsets are small and smooth, so ``forward(u) - u`` hardly changes over
@@ -77,20 +97,24 @@ def _fixed_point_inverse(forward, x, y, guess_x, guess_y, tol_deg: float, max_it
     return u, v
 
 
-def gcj02_to_wgs84(lon, lat, tol_deg: float = 1e-10, max_iter: int = 30):  # noqa: ANN001, ANN201
+def gcj02_to_wgs84(
+    lon: ArrayLike, lat: ArrayLike, tol_deg: float = 1e-10, max_iter: int = 30
+) -> LonLat:
     """Inverse GCJ-02 -> WGS84 by fixed-point iteration of the forward transform."""
     glon, glat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     return _fixed_point_inverse(wgs84_to_gcj02, glon, glat, glon, glat, tol_deg, max_iter)
 
 
-def gcj02_to_bd09(lon, lat):  # noqa: ANN001, ANN201
+def gcj02_to_bd09(lon: ArrayLike, lat: ArrayLike) -> LonLat:
     x, y = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     z = np.sqrt(x * x + y * y) + 0.00002 * np.sin(y * X_PI)
     theta = np.arctan2(y, x) + 0.000003 * np.cos(x * X_PI)
     return z * np.cos(theta) + 0.0065, z * np.sin(theta) + 0.006
 
 
-def bd09_to_gcj02(lon, lat, tol_deg: float = 1e-10, max_iter: int = 30):  # noqa: ANN001, ANN201
+def bd09_to_gcj02(
+    lon: ArrayLike, lat: ArrayLike, tol_deg: float = 1e-10, max_iter: int = 30
+) -> LonLat:
     """Inverse BD-09 -> GCJ-02: the published one-step formula refined by iteration."""
     blon, blat = np.asarray(lon, dtype=float), np.asarray(lat, dtype=float)
     x, y = blon - 0.0065, blat - 0.006
@@ -101,16 +125,16 @@ def bd09_to_gcj02(lon, lat, tol_deg: float = 1e-10, max_iter: int = 30):  # noqa
     )
 
 
-def wgs84_to_bd09(lon, lat):  # noqa: ANN001, ANN201
+def wgs84_to_bd09(lon: ArrayLike, lat: ArrayLike) -> LonLat:
     return gcj02_to_bd09(*wgs84_to_gcj02(lon, lat))
 
 
-def bd09_to_wgs84(lon, lat):  # noqa: ANN001, ANN201
+def bd09_to_wgs84(lon: ArrayLike, lat: ArrayLike) -> LonLat:
     return gcj02_to_wgs84(*bd09_to_gcj02(lon, lat))
 
 
-TO_WGS84 = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}
-FROM_WGS84 = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
+TO_WGS84: dict[str, Shift] = {"gcj02": gcj02_to_wgs84, "bd09": bd09_to_wgs84}
+FROM_WGS84: dict[str, Shift] = {"gcj02": wgs84_to_gcj02, "bd09": wgs84_to_bd09}
 
 
 def normalize_crs_name(crs: str | None) -> str | None:
@@ -152,7 +176,9 @@ def display_crs(text: str | None) -> DisplayCRS:
     raise ValueError(f"crs must be one of {', '.join(DISPLAY_CRS)}; got {str(text)[:40]!r}")
 
 
-def _coords_fn(fn):  # noqa: ANN001, ANN202
+def _coords_fn(fn: Shift) -> Callable[[np.ndarray], np.ndarray]:
+    """``fn`` as shapely.transform wants it: one (n, 2) coordinate array in, one out."""
+
     def apply(coords: np.ndarray) -> np.ndarray:
         lon, lat = fn(coords[:, 0], coords[:, 1])
         return np.column_stack([lon, lat])
@@ -160,21 +186,21 @@ def _coords_fn(fn):  # noqa: ANN001, ANN202
     return apply
 
 
-def geometry_to_wgs84(geoms, crs: str):  # noqa: ANN001, ANN201 - shapely geometry or array
+def geometry_to_wgs84(geoms: Geoms, crs: str) -> Geoms:
     """Convert shapely geometries in ``crs`` ('gcj02' or 'bd09') to WGS84."""
     import shapely
 
     return shapely.transform(geoms, _coords_fn(TO_WGS84[normalize_crs_name(crs)]))
 
 
-def geometry_from_wgs84(geoms, crs: str):  # noqa: ANN001, ANN201
+def geometry_from_wgs84(geoms: Geoms, crs: str) -> Geoms:
     """Convert shapely WGS84 geometries to ``crs`` ('gcj02' or 'bd09') for export."""
     import shapely
 
     return shapely.transform(geoms, _coords_fn(FROM_WGS84[normalize_crs_name(crs)]))
 
 
-def points_to_wgs84(lon, lat, crs: str | None):  # noqa: ANN001, ANN201
+def points_to_wgs84(lon: ArrayLike, lat: ArrayLike, crs: str | None) -> LonLat:
     """Longitude/latitude arrays in any accepted CRS -> WGS84 arrays.
 
     ``crs`` is 'gcj02', 'bd09', an EPSG/pyproj string, or None (WGS84). CGCS2000

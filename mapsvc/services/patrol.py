@@ -86,7 +86,7 @@ def parse_gpx(text: str) -> list[tuple[float, float, float]]:
 
     try:
         gpx = gpxpy.parse(text)
-    except Exception as exc:  # gpxpy raises GPXXMLSyntaxException and friends
+    except Exception as exc:  # noqa: BLE001 - gpxpy raises GPXXMLSyntaxException and friends
         raise ValidationError(f"not a readable GPX file: {exc}", field="file") from None
     pts = []
     n = 0

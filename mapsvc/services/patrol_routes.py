@@ -39,7 +39,7 @@ from __future__ import annotations
 import datetime as dt
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import sqlalchemy as sa
@@ -47,6 +47,10 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ValidationError
+
+if TYPE_CHECKING:
+    import pymatching
+    from scipy.sparse import csr_matrix
 
 #: endpoints closer than this (metres) are the same junction
 SNAP_M = 0.5
@@ -72,10 +76,10 @@ class StreetGraph:
     node_xy: np.ndarray  # metres, local UTM
     epsg: int
     edge_of: dict[int, int] = field(default_factory=dict)  # segment id -> edge index
-    _csr: Any = None
+    _csr: csr_matrix | None = None
     _best: dict | None = None
     _labels: np.ndarray | None = None
-    _matcher: Any = None
+    _matcher: pymatching.Matching | None = None
     _forest: tuple[list[int], list[int], list[int]] | None = None
     _ends: tuple[list[int], list[int]] | None = None
 
@@ -166,7 +170,7 @@ class StreetGraph:
             self._ends = (self.u.tolist(), self.v.tolist())
         return self._ends
 
-    def csr(self):  # noqa: ANN201 - scipy sparse matrix
+    def csr(self) -> csr_matrix:
         """Symmetric adjacency (shortest parallel edge per pair; self-loops dropped)."""
         if self._csr is None:
             from scipy.sparse import csr_matrix
@@ -217,9 +221,9 @@ class StreetGraph:
         i = int(np.argmin(d))
         return i, float(d[i])
 
-    def dijkstra(  # noqa: ANN201
+    def dijkstra(
         self, sources: list[int] | np.ndarray, min_only: bool = False, limit: float = np.inf
-    ):
+    ) -> tuple[np.ndarray, ...]:
         """scipy Dijkstra from ``sources`` (distances in metres, predecessors[, sources]).
 
         ``limit`` stops the search at that many metres (farther nodes get ``inf``), which
@@ -282,7 +286,7 @@ class StreetGraph:
             self._forest = (rank.tolist(), parent.tolist(), edge.tolist())
         return self._forest
 
-    def matcher(self):  # noqa: ANN201 - pymatching.Matching
+    def matcher(self) -> pymatching.Matching:
         """pymatching's matcher over the network's core (built once, reused for every chief).
 
         One matching edge per junction pair (the shortest parallel segment), weighted by

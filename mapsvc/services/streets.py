@@ -20,7 +20,7 @@ import datetime as dt
 import io
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
@@ -28,6 +28,9 @@ from sqlalchemy.orm import Session
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.core.progress import Progress, no_progress
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    from geopandas import GeoDataFrame
 
 OSM_CREDIT = "© OpenStreetMap contributors"
 #: coordinate key precision (degrees); OSM stores 1e-7, so equal nodes give equal keys
@@ -38,7 +41,7 @@ def _key(c: tuple[float, ...]) -> tuple[float, float]:
     return (round(c[0], _KEY_DIGITS), round(c[1], _KEY_DIGITS))
 
 
-def read_ways(path: str | Path):  # noqa: ANN201 - GeoDataFrame
+def read_ways(path: str | Path) -> GeoDataFrame:
     """Walkable OSM ways (id, name, highway, geometry) of a whole PBF file."""
     import pyrosm
 
@@ -47,14 +50,14 @@ def read_ways(path: str | Path):  # noqa: ANN201 - GeoDataFrame
         raise ValidationError(f"file not found: {path}", field="file")
     try:
         ways = pyrosm.OSM(str(path)).get_network(network_type="walking")
-    except Exception as exc:  # pyrosm raises many kinds for a broken file
+    except Exception as exc:  # noqa: BLE001 - pyrosm raises many kinds for a broken file
         raise ValidationError(f"cannot read {path.name} as OSM PBF: {exc}", field="file") from None
     if ways is None or len(ways) == 0:
         raise ValidationError(f"{path.name} has no walkable streets", field="file")
     return ways
 
 
-def split_ways(ways, bbox: BBox | None = None) -> list[dict[str, Any]]:  # noqa: ANN001
+def split_ways(ways: GeoDataFrame, bbox: BBox | None = None) -> list[dict[str, Any]]:
     """Cut ways at junctions; one dict per piece with code, way id, piece, name, highway, wkt.
 
     A junction is a coordinate used by two or more way positions (another way's vertex, or

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Flask, jsonify, request
+from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
@@ -23,11 +24,11 @@ def init_app(app: Flask) -> None:
     app.before_request(reject_nul)
 
     @app.errorhandler(ServiceError)
-    def _service_error(exc: ServiceError):  # noqa: ANN202
+    def _service_error(exc: ServiceError) -> ResponseReturnValue:
         return jsonify(exc.to_dict()), exc.status
 
     @app.errorhandler(HTTPException)
-    def _http_error(exc: HTTPException):  # noqa: ANN202
+    def _http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH"):
             # werkzeug's text names no size: say the limit, so the user can split the file
             limit_mb = app.config["MAX_CONTENT_LENGTH"] / 1024 / 1024

@@ -12,9 +12,9 @@ pages' side panels are ``templates/staffing/{coverage,density,quota}.html``.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -37,6 +37,9 @@ from mapsvc.web.render import (
     folium_page,
     nav_html,
 )
+
+if TYPE_CHECKING:
+    import folium
 
 bp = Blueprint("dashboard", __name__)
 
@@ -93,12 +96,12 @@ def _overview(include_patrol: bool = True) -> dict[str, Any]:
 
 
 @bp.get("/api/dashboard")
-def api_dashboard():  # noqa: ANN201
+def api_dashboard() -> Response:
     return jsonify(_overview())
 
 
 @bp.get("/api/dashboard/patrol")
-def api_dashboard_patrol():  # noqa: ANN201
+def api_dashboard_patrol() -> Response:
     day = _day()
     return jsonify(
         {
@@ -109,7 +112,7 @@ def api_dashboard_patrol():  # noqa: ANN201
 
 
 @bp.get("/api/dashboard/<part>")
-def api_dashboard_part(part: str):  # noqa: ANN201
+def api_dashboard_part(part: str) -> Response:
     data = _overview()
     if part not in ("district", "subdistricts", "communities", "charts", "sources"):
         raise ValidationError(
@@ -121,14 +124,14 @@ def api_dashboard_part(part: str):  # noqa: ANN201
 
 
 @bp.get("/api/coverage")
-def api_coverage():  # noqa: ANN201
+def api_coverage() -> Response:
     return jsonify(
         coverage_svc.coverage_report(get_session(), _day(), members_required=_members_required())
     )
 
 
 @bp.get("/api/coverage/<kind>")
-def api_coverage_features(kind: str):  # noqa: ANN201
+def api_coverage_features(kind: str) -> Response:
     if kind not in ("grids", "segments"):
         raise ValidationError(f"use /api/coverage/grids or /segments; got {kind!r}", field="kind")
     data = get_layer("coverage").query(
@@ -141,7 +144,7 @@ def api_coverage_features(kind: str):  # noqa: ANN201
 
 
 @bp.get("/api/density")
-def api_density():  # noqa: ANN201
+def api_density() -> Response:
     return jsonify(
         get_layer("density").query(
             get_session(), parse_bbox(request.args.get("bbox")), **_density_args()
@@ -154,19 +157,19 @@ def _quota_table() -> dict[str, Any]:
 
 
 @bp.get("/api/quota")
-def api_quota():  # noqa: ANN201
+def api_quota() -> Response:
     return jsonify(_quota_table())
 
 
 @bp.get("/api/quota.csv")
-def api_quota_csv():  # noqa: ANN201
+def api_quota_csv() -> Response:
     table = _quota_table()
     body = quota_svc.to_csv(table, current_locale()).encode("utf-8-sig")
     return attachment(body, f"quota-{table['date']}.csv", "text/csv")
 
 
 @bp.get("/api/quota.xlsx")
-def api_quota_xlsx():  # noqa: ANN201
+def api_quota_xlsx() -> Response:
     table = _quota_table()
     return attachment(
         quota_svc.to_xlsx(table, current_locale()),
@@ -178,18 +181,18 @@ def api_quota_xlsx():  # noqa: ANN201
 # --------------------------------------------------------------------------- map pages
 
 
-def _map(*collections: dict):  # noqa: ANN202 - folium.Map
+def _map(*collections: dict) -> folium.Map:
     return base_map(collection_bounds(*collections), zoom_start=14)
 
 
 def _finish(
-    m,  # noqa: ANN001 - folium.Map
+    m: folium.Map,
     layer_name: str,
     data: dict,
     legend_title: str,
     title: str,
     panel: str,
-    **context: Any,  # noqa: ANN401
+    **context: Any,
 ) -> str:
     """Draw the layer, its legend and the side panel (template ``panel``) and render the page.
 
@@ -206,7 +209,7 @@ def _finish(
 
 
 @bp.get("/coverage")
-def coverage_page():  # noqa: ANN201
+def coverage_page() -> str:
     day = _day()
     session = get_session()
     data = get_layer("coverage").query(
@@ -239,7 +242,7 @@ def _options(labels: dict[str, Any], loc: str, skip: tuple[str, ...] = ()) -> li
 
 
 @bp.get("/density")
-def density_page():  # noqa: ANN201
+def density_page() -> str:
     from layers.density import GROUP_LABELS, LEVEL_LABELS, SCHEME_LABELS, t
     from mapsvc.services.density import COMMUNITY_ONLY_GROUPS
 
@@ -274,7 +277,7 @@ def density_page():  # noqa: ANN201
 
 
 @bp.get("/quota")
-def quota_page():  # noqa: ANN201
+def quota_page() -> str:
     from layers.density import GROUP_LABELS
 
     day = _day()
@@ -311,7 +314,7 @@ def quota_page():  # noqa: ANN201
 
 
 @bp.get("/dashboard")
-def dashboard_page():  # noqa: ANN201
+def dashboard_page() -> str:
     # the slow patrol figure is fetched by the page afterwards (/api/dashboard/patrol)
     data = _overview(include_patrol=False)
     loc = current_locale()

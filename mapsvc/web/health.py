@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from flask import Blueprint, jsonify
+from flask.typing import ResponseReturnValue
 
 from mapsvc.config import VERSION as __version__
 from mapsvc.db import DatabaseError, check_connection
@@ -12,7 +13,7 @@ bp = Blueprint("health", __name__)
 
 
 @bp.get("/healthz")
-def healthz():  # noqa: ANN201
+def healthz() -> ResponseReturnValue:
     try:
         versions = check_connection(get_engine())
     except DatabaseError as exc:

@@ -16,6 +16,7 @@ from typing import Any
 
 from flask import (
     Blueprint,
+    Response,
     current_app,
     jsonify,
     render_template,
@@ -23,11 +24,12 @@ from flask import (
     stream_with_context,
     url_for,
 )
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.base import add_legend
-from layers.basemap import basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
+from layers.basemap import Basemap, basemap_for, bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.heatmap import (
     BINS_LAYERS,
     HeatmapScript,
@@ -85,7 +87,7 @@ def _page_filters(f: dict[str, Any]) -> dict[str, Any]:
 
 
 @bp.post("/api/incidents")
-def create_api():  # noqa: ANN201
+def create_api() -> ResponseReturnValue:
     """Create an incident (routed on arrival); 201 with the stored incident."""
     session = get_session()
     data = json_object()
@@ -96,7 +98,7 @@ def create_api():  # noqa: ANN201
 
 
 @bp.get("/api/incidents")
-def list_api():  # noqa: ANN201
+def list_api() -> Response:
     """Incidents with filters: category, class/severity, state, date_from, date_to, grid,
     community, subdistrict, chief, bbox, overdue, to_confirm; limit/offset."""
     return jsonify(
@@ -111,13 +113,13 @@ def list_api():  # noqa: ANN201
 
 
 @bp.get("/api/incidents/<incident_id>")
-def get_api(incident_id: str):  # noqa: ANN201
+def get_api(incident_id: str) -> Response:
     session = get_session()
     inc = svc.get_incident(session, incident_id)
     return jsonify({**svc.incident_dict(inc), "events": svc.events(session, inc.id)})
 
 
-def _transition(incident_id: str):  # noqa: ANN202
+def _transition(incident_id: str) -> Response:
     session = get_session()
     data = json_object()
     state = data.get("state") or data.get("to")
@@ -132,19 +134,19 @@ def _transition(incident_id: str):  # noqa: ANN202
 
 
 @bp.post("/api/incidents/<incident_id>/transitions")
-def transition_api(incident_id: str):  # noqa: ANN201
+def transition_api(incident_id: str) -> Response:
     """Change state: ``{"state": ..., "actor": ..., "note": ...}``; 409 lists allowed ones."""
     return _transition(incident_id)
 
 
 @bp.patch("/api/incidents/<incident_id>")
-def patch_api(incident_id: str):  # noqa: ANN201
+def patch_api(incident_id: str) -> Response:
     """Same as POST .../transitions (``{"state": ...}``)."""
     return _transition(incident_id)
 
 
 @bp.post("/api/incidents/<incident_id>/rating")
-def rating_api(incident_id: str):  # noqa: ANN201
+def rating_api(incident_id: str) -> Response:
     """Satisfaction rating 1-5 of a closed incident."""
     session = get_session()
     data = json_object()
@@ -157,7 +159,7 @@ def rating_api(incident_id: str):  # noqa: ANN201
 
 
 @bp.get("/api/incidents/stats")
-def stats_api():  # noqa: ANN201
+def stats_api() -> Response:
     """District figures and per-unit figures (``by=grid|community|subdistrict|chief``)."""
     session = get_session()
     by = request.args.get("by", "grid")
@@ -172,19 +174,19 @@ def stats_api():  # noqa: ANN201
 
 
 @bp.get("/api/incidents/to-confirm")
-def to_confirm_api():  # noqa: ANN201
+def to_confirm_api() -> Response:
     items = svc.to_confirm(get_session(), int_arg("limit", 1000, min_value=1))
     return jsonify({"total": len(items), "items": items})
 
 
 @bp.get("/api/incidents/overdue")
-def overdue_api():  # noqa: ANN201
+def overdue_api() -> Response:
     items = svc.overdue(get_session(), int_arg("limit", 1000, min_value=1))
     return jsonify({"total": len(items), "items": items})
 
 
 @bp.get("/api/heatmap")
-def heatmap_api():  # noqa: ANN201
+def heatmap_api() -> Response:
     """Binned counts ``[lon, lat, n]`` for ``bbox`` and ``zoom`` with incident filters.
 
     ``bins=hex``: hexagons instead (``cells``: ``[i, j, n]`` of the ``ST_HexagonGrid`` cells
@@ -212,7 +214,7 @@ def heatmap_api():  # noqa: ANN201
 
 
 @bp.get("/api/incidents/choropleth")
-def choropleth_api():  # noqa: ANN201
+def choropleth_api() -> Response:
     """Grids with incidents per 1,000 residents and their class (GeoJSON)."""
     crs = parse_crs(request.args.get("crs"))
     data = get_layer("incident_choropleth").query(
@@ -224,7 +226,7 @@ def choropleth_api():  # noqa: ANN201
 # --------------------------------------------------------------------------- pages
 
 
-def _credits(basemap) -> str:  # noqa: ANN001
+def _credits(basemap: Basemap) -> str:
     return " | ".join([ATTRIBUTION, *basemap.attribution])
 
 
@@ -268,7 +270,7 @@ def _filter_form(view: str) -> dict[str, Any]:
 
 
 @bp.get("/incidents/map")
-def heatmap_page():  # noqa: ANN201
+def heatmap_page() -> str:
     """Heatmap of incidents (refreshed on pan/zoom by static/js/heatmap.js) + overdue ones."""
     import folium
 
@@ -322,7 +324,7 @@ def heatmap_page():  # noqa: ANN201
 
 
 @bp.get("/incidents/choropleth")
-def choropleth_page():  # noqa: ANN201
+def choropleth_page() -> str:
     """Incidents per 1,000 residents by grid (mapclassify classes)."""
     import folium
 
@@ -356,7 +358,7 @@ def _list_args() -> tuple[dict[str, Any], int, int]:
 
 
 @bp.get("/incidents/list")
-def list_page():  # noqa: ANN201
+def list_page() -> ResponseReturnValue:
     """Incidents as a table to work through (filters as the map's, in the query string).
 
     Rows come from :func:`mapsvc.services.incident_list.page`; ``static/js/incidents_list.js``
@@ -391,7 +393,7 @@ def list_page():  # noqa: ANN201
 
 
 @bp.get("/incidents/list.csv")
-def list_csv():  # noqa: ANN201
+def list_csv() -> Response:
     """Every incident matching the list's filters as CSV (UTF-8 with BOM), streamed."""
     f, _limit, _offset = _list_args()
     lines = incident_list.csv_lines(get_session(), f, current_locale(), settings=get_settings())

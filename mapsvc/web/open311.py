@@ -56,7 +56,9 @@ def to_xml(root: str, data: Any, item: str | None = None) -> str:
     return '<?xml version="1.0" encoding="utf-8"?>' + ET.tostring(top, encoding="unicode")
 
 
-def _respond(data: Any, fmt: str, root: str, item: str | None = None, status: int = 200):  # noqa: ANN202
+def _respond(
+    data: Any, fmt: str, root: str, item: str | None = None, status: int = 200
+) -> Response:
     if fmt == "xml":
         return Response(to_xml(root, data, item), status, mimetype="text/xml")
     return Response(json.dumps(data, ensure_ascii=False), status, mimetype="application/json")
@@ -66,17 +68,17 @@ def _fmt() -> str:
     return (request.view_args or {}).get("fmt") or "json"
 
 
-def _error(status: int, message: str):  # noqa: ANN202
+def _error(status: int, message: str) -> Response:
     return _respond([{"code": status, "description": message}], _fmt(), "errors", "error", status)
 
 
 @bp.errorhandler(ServiceError)
-def _service_error(exc: ServiceError):  # noqa: ANN202
+def _service_error(exc: ServiceError) -> Response:
     return _error(exc.status, exc.message)
 
 
 @bp.errorhandler(HTTPException)
-def _http_error(exc: HTTPException):  # noqa: ANN202
+def _http_error(exc: HTTPException) -> Response:
     return _error(exc.code or 500, exc.description or exc.name)
 
 
@@ -84,30 +86,30 @@ FMT = "<any(json, xml):fmt>"
 
 
 @bp.get(f"/discovery.{FMT}")
-def discovery(fmt: str):  # noqa: ANN201
+def discovery(fmt: str) -> Response:
     base = url_for("open311.discovery", fmt="json", _external=True).rsplit("/", 1)[0]
     return _respond(open311.discovery(base), fmt, "discovery")
 
 
 @bp.get(f"/services.{FMT}")
-def services(fmt: str):  # noqa: ANN201
+def services(fmt: str) -> Response:
     return _respond(open311.services(get_session(), current_locale()), fmt, "services", "service")
 
 
 @bp.get(f"/services/<code>.{FMT}")
-def service_definition(code: str, fmt: str):  # noqa: ANN201
+def service_definition(code: str, fmt: str) -> Response:
     data = open311.service_definition(get_session(), code, current_locale())
     return _respond(data, fmt, "service_definition")
 
 
 @bp.get(f"/requests.{FMT}")
-def list_requests(fmt: str):  # noqa: ANN201
+def list_requests(fmt: str) -> Response:
     data = open311.list_requests(get_session(), request.args.to_dict(), current_locale())
     return _respond(data, fmt, "service_requests", "request")
 
 
 @bp.post(f"/requests.{FMT}")
-def create_request(fmt: str):  # noqa: ANN201
+def create_request(fmt: str) -> Response:
     """Plain form POST (``application/x-www-form-urlencoded``) as the spec says; JSON too."""
     if request.form:
         form = request.form.to_dict()
@@ -127,11 +129,11 @@ def create_request(fmt: str):  # noqa: ANN201
 
 
 @bp.get(f"/requests/<request_id>.{FMT}")
-def get_request(request_id: str, fmt: str):  # noqa: ANN201
+def get_request(request_id: str, fmt: str) -> Response:
     data = open311.get_request(get_session(), request_id, current_locale())
     return _respond(data, fmt, "service_requests", "request")
 
 
 @bp.get(f"/tokens/<token>.{FMT}")
-def token(token: str, fmt: str):  # noqa: ANN201
+def token(token: str, fmt: str) -> Response:
     return _respond(open311.token_lookup(get_session(), token), fmt, "service_requests", "request")

@@ -58,8 +58,10 @@ def index() -> str:
     district_layer.draw(district, locale, pane="mapsvc-district").add_to(m)
     community_fg = communities_layer.draw(communities, locale, pane="mapsvc-communities")
     community_fg.add_to(m)
-    grids = folium.FeatureGroup(name=_("Grids")).add_to(m)
-    segments = folium.FeatureGroup(name=_("Alley segments")).add_to(m)
+    grids = folium.FeatureGroup(name=_("Grids"))
+    grids.add_to(m)
+    segments = folium.FeatureGroup(name=_("Alley segments"))
+    segments.add_to(m)
     folium.LayerControl(collapsed=False, position="topright").add_to(m)
 
     credits = [f"{_('Boundaries')}: {ATTRIBUTION}", *basemap.attribution]

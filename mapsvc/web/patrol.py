@@ -6,7 +6,8 @@ Thin adapters: parse the request, call :mod:`mapsvc.services.patrol_routes`,
 
 from __future__ import annotations
 
-from flask import Blueprint, jsonify, render_template, request
+from flask import Blueprint, Response, jsonify, render_template, request
+from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -43,13 +44,13 @@ def _speed() -> float:
 
 
 @bp.get("/api/patrol/chiefs")
-def chiefs_api():  # noqa: ANN201
+def chiefs_api() -> Response:
     rows = patrol_routes.chiefs(get_session(), request.args.get("grid"), date_arg("day"))
     return jsonify([{"staff_id": s, "name": n, "segments": c} for s, n, c in rows])
 
 
 @bp.get("/api/patrol/route")
-def route_api():  # noqa: ANN201
+def route_api() -> Response:
     session = get_session()
     chief = int_arg("chief", required=True)
     res = patrol_routes.route_for_chief(
@@ -59,7 +60,7 @@ def route_api():  # noqa: ANN201
 
 
 @bp.get("/api/patrol/route.gpx")
-def route_gpx():  # noqa: ANN201
+def route_gpx() -> Response:
     from mapsvc.models import Staff
 
     session = get_session()
@@ -74,7 +75,7 @@ def route_gpx():  # noqa: ANN201
 
 
 @bp.get("/api/patrol/routes")
-def routes_api():  # noqa: ANN201
+def routes_api() -> Response:
     grid = request.args.get("grid")
     if not grid:
         raise ValidationError("parameter grid is required", field="grid")
@@ -90,7 +91,7 @@ def routes_api():  # noqa: ANN201
 
 
 @bp.post("/api/patrol/tracks")
-def upload_track_api():  # noqa: ANN201
+def upload_track_api() -> ResponseReturnValue:
     """Upload a track: multipart ``file`` (GPX/JSON) or a JSON body, plus ``staff``."""
     session = get_session()
     fmt = request.values.get("format")
@@ -122,7 +123,7 @@ def upload_track_api():  # noqa: ANN201
 
 
 @bp.get("/api/patrol/tracks")
-def tracks_api():  # noqa: ANN201
+def tracks_api() -> Response:
     return jsonify(patrol.tracks_geojson(get_session(), date_arg("day"), int_arg("staff")))
 
 
@@ -130,19 +131,19 @@ def tracks_api():  # noqa: ANN201
 
 
 @bp.get("/api/patrol/compliance")
-def compliance_api():  # noqa: ANN201
+def compliance_api() -> Response:
     return jsonify(
         patrol.district_compliance(get_session(), date_arg("day"), settings=get_settings())
     )
 
 
 @bp.get("/api/patrol/week")
-def week_api():  # noqa: ANN201
+def week_api() -> Response:
     return jsonify(patrol.week_summary(get_session(), date_arg("day"), settings=get_settings()))
 
 
 @bp.get("/api/patrol/grids")
-def grids_api():  # noqa: ANN201
+def grids_api() -> Response:
     week = request.args.get("week") in ("1", "true", "yes")
     return jsonify(
         patrol.grid_compliance(get_session(), date_arg("day"), week=week, settings=get_settings())
@@ -150,7 +151,7 @@ def grids_api():  # noqa: ANN201
 
 
 @bp.post("/api/patrol/visits")
-def visit_api():  # noqa: ANN201
+def visit_api() -> ResponseReturnValue:
     body = json_object()
     session = get_session()
     day = parse_date(body.get("day"), "day", get_settings().today())
@@ -176,7 +177,7 @@ def visit_api():  # noqa: ANN201
 
 
 @bp.route("/api/segments/<int:segment_id>/chief", methods=["PUT", "POST"])
-def segment_chief_api(segment_id: int):  # noqa: ANN201
+def segment_chief_api(segment_id: int) -> ResponseReturnValue:
     body = json_object()
     if "staff" not in body:
         raise ValidationError("field staff is required", field="staff")
@@ -190,13 +191,13 @@ def segment_chief_api(segment_id: int):  # noqa: ANN201
 
 
 @bp.get("/api/segments/<int:segment_id>/grids")
-def segment_grids_api(segment_id: int):  # noqa: ANN201
+def segment_grids_api(segment_id: int) -> Response:
     grids = streets.segment_grids(get_session(), [segment_id])
     return jsonify({"segment_id": segment_id, "grids": grids.get(segment_id, [])})
 
 
 @bp.post("/api/segments/assign")
-def segments_assign_csv():  # noqa: ANN201
+def segments_assign_csv() -> ResponseReturnValue:
     if "file" in request.files:
         text: str | bytes = request.files["file"].read()
     else:
@@ -211,7 +212,7 @@ def segments_assign_csv():  # noqa: ANN201
 
 
 @bp.get("/patrol")
-def patrol_page():  # noqa: ANN201
+def patrol_page() -> str:
     """Map of a chief's route (``?chief=``) or a grid's chiefs (``?grid=``) and patrol state."""
     import folium
 

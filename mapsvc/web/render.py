@@ -8,6 +8,7 @@ functions gather what the templates need and hand folium the rendered text.
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
 
 from flask import Response, current_app, render_template, request, url_for
@@ -16,6 +17,11 @@ from layers.base import esc
 from layers.offline import render_page
 from mapsvc.core.i18n import N_
 from mapsvc.web.i18n import current_locale
+
+if TYPE_CHECKING:
+    import folium
+
+    from layers.basemap import Basemap
 
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [
@@ -46,12 +52,12 @@ def leaflet_bounds(
     return [[miny, minx], [maxy, maxx]]
 
 
-def base_map(  # noqa: ANN201 - folium.Map
+def base_map(
     fit: list[list[float]] | None = None,
-    basemap=None,  # noqa: ANN001 - layers.basemap.Basemap
+    basemap: Basemap | None = None,
     fit_crs: str = "wgs84",
-    **options,  # noqa: ANN003
-):
+    **options: Any,
+) -> folium.Map:
     """A folium map with the configured base map's tiles, fitted to ``fit`` bounds.
 
     ``basemap`` is a :class:`layers.basemap.Basemap` (None: no tiles). When its tiles are in
@@ -77,7 +83,7 @@ def base_map(  # noqa: ANN201 - folium.Map
     return m
 
 
-def add_attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
+def add_attribution(m: folium.Map, text: str) -> None:
     """Add ``text`` to the map's own attribution line (Leaflet escapes nothing: we do)."""
     from branca.element import MacroElement
     from jinja2 import Template
@@ -92,7 +98,7 @@ def add_attribution(m, text: str) -> None:  # noqa: ANN001 - folium.Map
     m.add_child(el)
 
 
-def add_html(m, html: str) -> None:  # noqa: ANN001 - folium.Map
+def add_html(m: folium.Map, html: str) -> None:
     """Add rendered HTML (a panel from a Jinja template) to the page body, verbatim.
 
     Verbatim because ``layers.base`` makes branca keep ``Element(text)`` as text: data in
@@ -127,7 +133,7 @@ def nav_html(active: str) -> str:
     )
 
 
-def folium_page(m, active: str, title: str) -> str:  # noqa: ANN001 - folium.Map
+def folium_page(m: folium.Map, active: str, title: str) -> str:
     """Render a folium map as a full page with the nav bar, a title and local assets only."""
     import branca.element
 
