@@ -39,7 +39,7 @@ import math
 import warnings
 from collections.abc import Callable, Mapping
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
 
@@ -49,6 +49,14 @@ from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.labels import CODE_LABELS
 from mapsvc.core.values import BBox
+
+if TYPE_CHECKING:
+    import folium
+    import numpy as np
+    from folium.plugins import HeatMap
+    from sqlalchemy.orm import Session
+
+    from mapsvc.services.incidents import IncidentFilter
 
 #: cell edge in screen pixels
 CELL_PX = 12
@@ -241,7 +249,7 @@ def _incidents() -> sa.Alias:
     return Incident.__table__.alias("i")
 
 
-def _filters(filters: dict[str, Any], session=None):  # noqa: ANN001, ANN202
+def _filters(filters: dict[str, Any], session: Session | None = None) -> IncidentFilter:
     """The shared incident filters (an ``IncidentFilter``; the layers' bbox is their own
     argument, not a filter); with a session, unknown ids are a 404."""
     from mapsvc.core.errors import ValidationError
@@ -253,7 +261,7 @@ def _filters(filters: dict[str, Any], session=None):  # noqa: ANN001, ANN202
         raise BadRequest(exc.message, field=exc.details.get("field")) from None
 
 
-def filter_choices(session, day: dt.date | None = None) -> dict[str, list]:  # noqa: ANN001
+def filter_choices(session: Session, day: dt.date | None = None) -> dict[str, list]:
     """What the map pages' filter form offers: communities, grids by community, chiefs.
 
     ``communities``: ``[(id, name)]``; ``grids``: ``[(community id, community name,
@@ -284,7 +292,7 @@ def filter_choices(session, day: dt.date | None = None) -> dict[str, list]:  # n
     return {"communities": communities, "grids": grids, "chiefs": people}
 
 
-def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  # noqa: ANN001
+def fit_bounds(session: Session, filters: dict[str, Any]) -> list[list[float]] | None:
     """Leaflet bounds of the incidents matching ``filters`` (None when there are none).
 
     A chief opening the map with his own filter should see his incidents, not the whole
@@ -303,7 +311,7 @@ def fit_bounds(session, filters: dict[str, Any]) -> list[list[float]] | None:  #
     return _grown_bounds(*(float(v) for v in row))
 
 
-def incident_focus(session, incident_id: int) -> dict[str, Any] | None:  # noqa: ANN001
+def incident_focus(session: Session, incident_id: int) -> dict[str, Any] | None:
     """One incident to centre the map on: ``{id, lon, lat, category, state, bounds}``.
 
     The incident list's "show on the map" opens the heatmap on that incident with its
@@ -334,7 +342,9 @@ def incident_focus(session, incident_id: int) -> dict[str, Any] | None:  # noqa:
     }
 
 
-def focus_marker(focus: dict[str, Any], locale: str = "zh_CN", crs: str = "wgs84"):  # noqa: ANN201
+def focus_marker(
+    focus: dict[str, Any], locale: str = "zh_CN", crs: str = "wgs84"
+) -> folium.FeatureGroup:
     """The drawing half of :func:`incident_focus`: a ring around the incident, labelled.
 
     The label (id, category and state in ``locale``) stays open, so the incident the list
@@ -373,7 +383,7 @@ def _grown_bounds(x0: float, y0: float, x1: float, y1: float) -> list[list[float
 
 
 def _bin_rows(
-    session,  # noqa: ANN001
+    session: Session,
     bbox: BBox | None,
     filters: dict,
     keys: Mapping[str, str] | Callable[[float, float, float, float], Mapping[str, str]],
@@ -444,7 +454,7 @@ class IncidentHeatmap(MapLayer):
     name = "heatmap"
     title_msgid = N_("Incident heatmap")
 
-    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+    def query(self, session: Session, bbox: BBox | None = None, **filters: Any) -> dict:
         """Counts per screen cell: ``{zoom, cell_px, total, max, scale_max, classes,
         points: [[lon, lat, n]]}``.
 
@@ -467,7 +477,7 @@ class IncidentHeatmap(MapLayer):
             points.append([round(lon, 5), round(lat, 5), int(n)])  # 5 decimals: ~1 m
         return _binned(zoom, points, [p[2] for p in points])
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> HeatMap:
         from folium.plugins import HeatMap
 
         top = max(1, data.get("scale_max") or 1)
@@ -517,7 +527,7 @@ def hex_size(zoom: float) -> float:
     return MERC_PX0 / (2.0 ** float(zoom)) * HEX_EDGE_PX
 
 
-def hex_of_brick(cx, cy, left):  # noqa: ANN001, ANN201 - ints or numpy int arrays
+def hex_of_brick(cx: np.ndarray, cy: np.ndarray, left: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """The ``ST_HexagonGrid`` cell ``(i, j)`` of a point, from its brick and side.
 
     ``ST_HexagonGrid(size, ...)`` lays flat-topped hexagons out in columns ``i`` at
@@ -555,7 +565,7 @@ HEX_RING = (
 )
 
 
-def _rings_around(cx, cy, size: float, digits: int) -> list:  # noqa: ANN001
+def _rings_around(cx: np.ndarray, cy: np.ndarray, size: float, digits: int) -> list:
     """WGS84 rings ``[[lon, lat] * 7]`` of hexagons of ``size`` around Web Mercator centres."""
     import numpy as np
 
@@ -567,7 +577,7 @@ def _rings_around(cx, cy, size: float, digits: int) -> list:  # noqa: ANN001
     return np.round(np.stack([lon, lat], axis=-1), digits).tolist()
 
 
-def hex_centres(ij, size: float):  # noqa: ANN001, ANN201
+def hex_centres(ij: np.ndarray, size: float) -> tuple[np.ndarray, np.ndarray]:
     """Web Mercator centres ``(x, y)`` of the ``ST_HexagonGrid`` cells ``ij`` (n x 2)."""
     import numpy as np
 
@@ -659,7 +669,7 @@ class IncidentHexbins(MapLayer):
     name = "incident_hexbins"
     title_msgid = N_("Incident hexagons")
 
-    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+    def query(self, session: Session, bbox: BBox | None = None, **filters: Any) -> dict:
         """Counts per hexagon and the scale: ``{bins, zoom, cell_px, hex_edge_px, hex_size,
         origin, cells, total, max, scale_max, classes}``.
 
@@ -736,7 +746,7 @@ class IncidentHexbins(MapLayer):
             ],
         }
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.GeoJson:
         """The first paint: the outlines the page's script draws on refresh, filled."""
         import folium
 
@@ -786,7 +796,7 @@ class IncidentChoropleth(MapLayer):
     name = "incident_choropleth"
     title_msgid = N_("Incidents per 1,000 residents")
 
-    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+    def query(self, session: Session, bbox: BBox | None = None, **filters: Any) -> dict:
         """GeoJSON of grids with count, population, per_1000 and a class (0..k-1)."""
         from mapsvc.models import Grid
 
@@ -839,7 +849,7 @@ class IncidentChoropleth(MapLayer):
             )
         return {"type": "FeatureCollection", "features": features, "bins": bins}
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.GeoJson:
         import folium
 
         t = labels(locale)
@@ -916,7 +926,7 @@ class OverdueIncidents(MapLayer):
     title_msgid = N_("Overdue incidents")
     limit = 3000
 
-    def query(self, session, bbox: BBox | None = None, **filters: Any) -> dict:  # noqa: ANN001
+    def query(self, session: Session, bbox: BBox | None = None, **filters: Any) -> dict:
         """Open incidents past due (most overdue first, at most :attr:`limit`), as GeoJSON."""
         filters = {k: v for k, v in filters.items() if k != "zoom"}
         from mapsvc.models import IncidentCategory
@@ -968,7 +978,7 @@ class OverdueIncidents(MapLayer):
             ],
         }
 
-    def draw(self, data: dict, locale: str = "zh_CN", **options: Any):  # noqa: ANN201
+    def draw(self, data: dict, locale: str = "zh_CN", **options: Any) -> folium.FeatureGroup:
         import folium
 
         t = labels(locale)
@@ -1001,7 +1011,7 @@ class OverdueIncidents(MapLayer):
         return [LegendItem(OVERDUE_COLOUR, f"{t['Overdue incidents']} ({len(data['features'])})")]
 
 
-def _heatmap_script_class():  # noqa: ANN202
+def _heatmap_script_class() -> type:
     """Build the folium element lazily (folium is imported only when a page is drawn)."""
     import json
 
@@ -1020,7 +1030,7 @@ def _heatmap_script_class():  # noqa: ANN202
         )
         default_js = [("mapsvc_heatmap", "/static/js/heatmap.js")]
 
-        def __init__(self, heat, options: dict) -> None:  # noqa: ANN001
+        def __init__(self, heat: HeatMap | None, options: dict) -> None:
             super().__init__()
             self._name = "MapsvcHeatmap"
             self.heat_name = heat.get_name() if heat is not None else "null"
@@ -1029,6 +1039,6 @@ def _heatmap_script_class():  # noqa: ANN202
     return _HeatmapScript
 
 
-def HeatmapScript(heat, options: dict):  # noqa: ANN001, ANN201, N802
+def HeatmapScript(heat: HeatMap | None, options: dict) -> folium.MacroElement:  # noqa: N802
     """Folium element that wires ``static/js/heatmap.js`` to the map and its heat layer."""
     return _heatmap_script_class()(heat, options)

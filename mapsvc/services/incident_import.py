@@ -176,7 +176,7 @@ class ImportResult:
 class ImportRejected(ValidationError):
     """The file has bad rows and ``skip_bad`` was not given: nothing was imported."""
 
-    def __init__(self, result: ImportResult):
+    def __init__(self, result: ImportResult) -> None:
         first = "; ".join(f"row {b['row']} {b['column']}: {b['reason']}" for b in result.bad[:5])
         super().__init__(
             f"{result.bad_rows} of {result.rows} rows are bad; nothing was imported "
