@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from mapsvc.commands import progress as cli_progress
+from mapsvc.commands.common import progress as cli_progress
 from mapsvc.core.progress import ProgressBar, closes_bars, no_progress
 from tests.core.recording_progress import RecordingProgress
 
