@@ -22,14 +22,14 @@ SAMPLES = PROJECT_ROOT / "data" / "boundaries" / "samples"
 MAPSVC = str(Path(sys.executable).with_name("mapsvc"))
 
 
-def run(engine, *args: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def run(engine, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     return subprocess.run(
         [MAPSVC, *args], env=env, capture_output=True, text=True, timeout=300, cwd=PROJECT_ROOT
     )
 
 
-def counts(engine) -> dict[str, int]:  # noqa: ANN001
+def counts(engine) -> dict[str, int]:
     with engine.connect() as c:
         return {
             t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar()
@@ -45,7 +45,7 @@ LEVELS = (
 
 
 @pytest.fixture
-def with_communities(fresh_engine):  # noqa: ANN001, ANN201
+def with_communities(fresh_engine):
     """The upper levels imported through the service (the CLI is tested on them once)."""
     from mapsvc.db import session_scope
     from mapsvc.services.boundaries import import_boundaries
@@ -56,7 +56,7 @@ def with_communities(fresh_engine):  # noqa: ANN001, ANN201
     return fresh_engine
 
 
-def test_import_levels_report_areas(fresh_engine) -> None:  # noqa: ANN001
+def test_import_levels_report_areas(fresh_engine) -> None:
     with_communities = fresh_engine
     for level, name in LEVELS:
         r = run(fresh_engine, "import", level, str(SAMPLES / name), "--crs", "gcj02")
@@ -83,7 +83,7 @@ def test_import_levels_report_areas(fresh_engine) -> None:  # noqa: ANN001
     assert counts(with_communities)["grid"] == n
 
 
-def test_import_zipped_shapefile_epsg3857(with_communities, tmp_path) -> None:  # noqa: ANN001
+def test_import_zipped_shapefile_epsg3857(with_communities, tmp_path) -> None:
     import zipfile
 
     gdf = gpd.read_file(SAMPLES / "haibin-communities-gcj02.geojson")
@@ -116,7 +116,7 @@ def test_import_zipped_shapefile_epsg3857(with_communities, tmp_path) -> None:  
         (["--enterprises-field", "x"], "--enterprises-field applies to communities only"),
     ],
 )
-def test_import_option_errors(with_communities, args, message) -> None:  # noqa: ANN001
+def test_import_option_errors(with_communities, args, message) -> None:
     before = counts(with_communities)
     r = run(with_communities, "import", "grids", str(SAMPLES / "haibin-grids-gcj02.geojson"), *args)
     assert r.returncode == 1
@@ -125,7 +125,7 @@ def test_import_option_errors(with_communities, args, message) -> None:  # noqa:
     assert counts(with_communities) == before
 
 
-def test_import_rejected_features_change_nothing(with_communities, tmp_path) -> None:  # noqa: ANN001
+def test_import_rejected_features_change_nothing(with_communities, tmp_path) -> None:
     gdf = gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson")
     gdf.loc[2, "code"] = gdf.loc[1, "code"]
     gdf.loc[4, "community"] = "350502009999"
@@ -150,7 +150,7 @@ def test_import_rejected_features_change_nothing(with_communities, tmp_path) -> 
     assert counts(with_communities) == before
 
 
-def test_import_broken_and_missing_file(fresh_engine, tmp_path) -> None:  # noqa: ANN001
+def test_import_broken_and_missing_file(fresh_engine, tmp_path) -> None:
     broken = tmp_path / "x.geojson"
     broken.write_text("not json at all", encoding="utf-8")
     r = run(fresh_engine, "import", "district", str(broken))
@@ -161,7 +161,7 @@ def test_import_broken_and_missing_file(fresh_engine, tmp_path) -> None:  # noqa
     assert counts(fresh_engine)["district"] == 0
 
 
-def test_demo_load_once_then_force(fresh_engine) -> None:  # noqa: ANN001
+def test_demo_load_once_then_force(fresh_engine) -> None:
     r = run(fresh_engine, "demo", "load", "--incidents", "300", "--seed", "5")
     assert r.returncode == 0, r.stderr
     assert "鲤城区 (350502000000)" in r.stdout and "km² (geodesic)" in r.stdout
@@ -176,7 +176,7 @@ def test_demo_load_once_then_force(fresh_engine) -> None:  # noqa: ANN001
     assert counts(fresh_engine) == {**first, "incident": 50}
 
 
-def _grid_file(tmp_path: Path, name: str, edit) -> tuple[Path, gpd.GeoDataFrame]:  # noqa: ANN001
+def _grid_file(tmp_path: Path, name: str, edit) -> tuple[Path, gpd.GeoDataFrame]:
     """The sample grids changed by ``edit(gdf)`` (which returns the frame), as GeoJSON."""
     gdf = edit(gpd.read_file(SAMPLES / "haibin-grids-gcj02.geojson"))
     path = tmp_path / name
@@ -184,7 +184,7 @@ def _grid_file(tmp_path: Path, name: str, edit) -> tuple[Path, gpd.GeoDataFrame]
     return path, gdf
 
 
-def _import_grids(engine, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:  # noqa: ANN001
+def _import_grids(engine, path: Path, *extra: str) -> subprocess.CompletedProcess[str]:
     return run(
         engine,
         "import",
@@ -198,7 +198,7 @@ def _import_grids(engine, path: Path, *extra: str) -> subprocess.CompletedProces
     )
 
 
-def test_import_repair_option_repairs_and_reports(with_communities, tmp_path) -> None:  # noqa: ANN001
+def test_import_repair_option_repairs_and_reports(with_communities, tmp_path) -> None:
     from shapely.geometry import Polygon
 
     def bowtie(gdf: gpd.GeoDataFrame) -> gpd.GeoDataFrame:
@@ -230,7 +230,7 @@ def test_import_repair_option_repairs_and_reports(with_communities, tmp_path) ->
     assert repaired == 2  # the bow tie is stored as its two triangles
 
 
-def test_import_strict_tiling_option_rejects_a_gap(with_communities, tmp_path) -> None:  # noqa: ANN001
+def test_import_strict_tiling_option_rejects_a_gap(with_communities, tmp_path) -> None:
     path, gdf = _grid_file(
         tmp_path, "gap.geojson", lambda g: g.drop(index=7).reset_index(drop=True)
     )

@@ -10,10 +10,10 @@ from shapely.geometry import MultiPolygon, box
 
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
-from tests.incidents.conftest import ll, run_cli, wgs
+from tests.fixtures.incidents import ll, run_cli, wgs
 
 
-def test_reroute_overdue_and_to_confirm_commands(district) -> None:  # noqa: ANN001
+def test_reroute_overdue_and_to_confirm_commands(district) -> None:
     now = dt.datetime.now(dt.UTC)
     with session_scope(district.engine) as s:
         ids = []
@@ -68,7 +68,7 @@ PATHS = {
 }
 
 
-def test_reroute_command_handles_every_open_state(district) -> None:  # noqa: ANN001
+def test_reroute_command_handles_every_open_state(district) -> None:
     """Every state but closed is open: a reopened or returned case is re-routed too."""
     with session_scope(district.engine) as s:
         ids = {}

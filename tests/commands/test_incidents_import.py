@@ -10,7 +10,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from tests.incidents.conftest import ll, run_cli, write_csv
+from tests.fixtures.incidents import ll, run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "办结时间", "状态", "等级"]
 FMT = "%Y/%m/%d %H:%M"
@@ -57,12 +57,12 @@ def _mapping(tmp_path: Path) -> Path:
     return m
 
 
-def _count(engine) -> int:  # noqa: ANN001
+def _count(engine) -> int:
     with engine.connect() as c:
         return c.scalar(sa.text("SELECT count(*) FROM incident"))
 
 
-def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> None:  # noqa: ANN001
+def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> None:
     f = write_csv(tmp_path / "export.csv", HEADER, _good_rows())
     res = run_cli(
         district.engine,
@@ -119,7 +119,7 @@ def test_foreign_export_imports_with_mapping_and_routes(district, tmp_path) -> N
     assert _count(district.engine) == 5
 
 
-def test_bad_rows_import_nothing_by_default(district, tmp_path) -> None:  # noqa: ANN001
+def test_bad_rows_import_nothing_by_default(district, tmp_path) -> None:
     bad = _bad_rows()
     f = write_csv(tmp_path / "mixed.csv", HEADER, _good_rows() + [r for r, _, _ in bad])
     res = run_cli(
@@ -139,7 +139,7 @@ def test_bad_rows_import_nothing_by_default(district, tmp_path) -> None:  # noqa
     assert _count(district.engine) == 0
 
 
-def test_skip_bad_imports_good_rows_and_writes_the_bad(district, tmp_path) -> None:  # noqa: ANN001
+def test_skip_bad_imports_good_rows_and_writes_the_bad(district, tmp_path) -> None:
     bad = _bad_rows()
     f = write_csv(
         tmp_path / "mixed.csv",
@@ -170,7 +170,7 @@ def test_skip_bad_imports_good_rows_and_writes_the_bad(district, tmp_path) -> No
         assert f"{col}: {reason}" in w["_reasons"]
 
 
-def test_missing_columns_are_named(district, tmp_path) -> None:  # noqa: ANN001
+def test_missing_columns_are_named(district, tmp_path) -> None:
     f = write_csv(tmp_path / "export.csv", HEADER, _good_rows())
     res = run_cli(district.engine, "incidents", "import", str(f), "--map", "id=工单号")
     assert res.exit_code == 1
@@ -179,7 +179,7 @@ def test_missing_columns_are_named(district, tmp_path) -> None:  # noqa: ANN001
     assert res.exit_code == 1 and "--crs must be one of" in res.output
 
 
-def test_description_and_address_are_kept_and_checked(district, tmp_path) -> None:  # noqa: ANN001
+def test_description_and_address_are_kept_and_checked(district, tmp_path) -> None:
     """A hotline export's own words travel with the incident; text PostgreSQL cannot store
     (NUL, longer than the column) is a bad row, not a failed import."""
     rows = [r + ["门口堆放纸箱", "测试路12号"] for r in _good_rows()[:2]]

@@ -88,7 +88,7 @@ def test_serve_loads_demo_once_and_ctrl_c_stops_everything(tmp_path: Path) -> No
         pg.destroy()
 
 
-def test_serve_no_demo_leaves_an_empty_database_empty(fresh_engine) -> None:  # noqa: ANN001
+def test_serve_no_demo_leaves_an_empty_database_empty(fresh_engine) -> None:
     """``mapsvc serve --no-demo`` on an empty database (DATABASE_URL): it serves at once
     and loads nothing (without the option, the demo would be loaded before serving)."""
     import sqlalchemy as sa

@@ -9,15 +9,15 @@ from click.testing import CliRunner
 from openpyxl import load_workbook
 
 from mapsvc.cli import main
-from tests.staffing.conftest import COMMUNITIES, GRIDS, TODAY
+from tests.fixtures.staffing import COMMUNITIES, GRIDS, TODAY
 
 
-def _run(engine, *args: str):  # noqa: ANN001, ANN202
+def _run(engine, *args: str):
     env = {"DATABASE_URL": engine.url.render_as_string(hide_password=False)}
     return CliRunner().invoke(main, ["staffing", *args], env=env, catch_exceptions=False)
 
 
-def test_coverage_command(staffing_db) -> None:  # noqa: ANN001
+def test_coverage_command(staffing_db) -> None:
     r = _run(staffing_db.engine, "coverage", "--list")
     assert r.exit_code == 0, r.output
     assert f"grids {len(GRIDS)}: no head 2, too few members 2" in r.output
@@ -29,7 +29,7 @@ def test_coverage_command(staffing_db) -> None:  # noqa: ANN001
     assert bad.exit_code == 2 and "--date" in bad.output
 
 
-def test_density_command(staffing_db) -> None:  # noqa: ANN001
+def test_density_command(staffing_db) -> None:
     r = _run(staffing_db.engine, "density", "--level", "community", "--json")
     rows = json.loads(r.output)
     assert sorted(x["code"] for x in rows) == sorted(c[0] for c in COMMUNITIES)
@@ -37,7 +37,7 @@ def test_density_command(staffing_db) -> None:  # noqa: ANN001
     assert text.exit_code == 0 and "workers/km²" not in text.output
 
 
-def test_quota_command_exports(staffing_db, tmp_path) -> None:  # noqa: ANN001
+def test_quota_command_exports(staffing_db, tmp_path) -> None:
     x, c = tmp_path / "q.xlsx", tmp_path / "q.csv"
     r = _run(staffing_db.engine, "quota", "-a", "30", "--xlsx", str(x), "--csv", str(c))
     assert r.exit_code == 0, r.output

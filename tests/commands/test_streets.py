@@ -8,7 +8,7 @@ from click.testing import CliRunner
 
 from mapsvc.commands.streets import patrol_group, streets_group
 from mapsvc.config import Settings
-from tests.patrol.test_streets_import import TEST_PBF
+from tests.services.test_streets import TEST_PBF
 
 
 def test_import_assign_route_upload_compliance(fresh_engine, monkeypatch, tmp_path):
@@ -81,8 +81,8 @@ def test_streets_import_bbox_keeps_only_the_ways_touching_it(fresh_engine, monke
 def test_patrol_routes_for_one_grid(fresh_engine, monkeypatch):
     from sqlalchemy.orm import Session
 
-    from tests.patrol.conftest import add_chief, add_grids, add_segments
-    from tests.patrol.test_postman import RECT
+    from tests.fixtures.patrol import add_chief, add_grids, add_segments
+    from tests.services.test_patrol_routes import RECT
 
     monkeypatch.setenv("DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     with Session(bind=fresh_engine) as s:

@@ -55,7 +55,7 @@ def test_today_is_the_districts_date_not_the_servers() -> None:
 
 def test_create_app_test_config_governs_the_clock_and_thresholds(
     make_app, demo_engine, monkeypatch
-) -> None:  # noqa: ANN001
+) -> None:
     """Two apps in one process, each with its own zone, each answer their own "today";
     the environment says a third thing and is overruled by ``test_config``."""
     monkeypatch.setenv("MAPSVC_TIMEZONE", "Asia/Shanghai")

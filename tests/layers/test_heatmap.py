@@ -11,8 +11,8 @@ from layers import get_layer
 from mapsvc.core.errors import BadRequest
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
-from tests.conftest import LiveServer
-from tests.incidents.conftest import DISTRICT_TZ, layout_count, ll
+from tests.fixtures.incidents import DISTRICT_TZ, layout_count, ll
+from tests.fixtures.web import LiveServer
 
 FILTER_SETS = [
     {},
@@ -25,7 +25,7 @@ FILTER_SETS = [
 ]
 
 
-def _day_edges(d) -> list[dict]:  # noqa: ANN001
+def _day_edges(d) -> list[dict]:
     """Date filters on days that hold incidents, so a bound off by a day or a time zone
     drops or adds some: one day alone, up to a day, from a day."""
     first, second = (r["rep"].astimezone(DISTRICT_TZ).date().isoformat() for r in d.incidents[:2])
@@ -33,7 +33,7 @@ def _day_edges(d) -> list[dict]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("zoom", [11, 14, 17])
-def test_heatmap_bins_sum_to_filtered_incidents(populated, zoom: int) -> None:  # noqa: ANN001
+def test_heatmap_bins_sum_to_filtered_incidents(populated, zoom: int) -> None:
     layer = get_layer("heatmap")
     (x0, y0), (x1, y1) = ll(100, 50), ll(800, 500)
     with session_scope(populated.engine) as s:
@@ -52,7 +52,7 @@ def test_heatmap_bins_sum_to_filtered_incidents(populated, zoom: int) -> None:  
     assert coarse["total"] == fine["total"] == 600
 
 
-def test_heatmap_bad_parameters(populated) -> None:  # noqa: ANN001
+def test_heatmap_bad_parameters(populated) -> None:
     layer = get_layer("heatmap")
     with session_scope(populated.engine) as s:
         with pytest.raises(BadRequest, match="zoom"):
@@ -61,7 +61,7 @@ def test_heatmap_bad_parameters(populated) -> None:  # noqa: ANN001
             layer.query(s, None, zoom=12, severity="huge")
 
 
-def test_choropleth_rates_and_classes(populated) -> None:  # noqa: ANN001
+def test_choropleth_rates_and_classes(populated) -> None:
     layer = get_layer("incident_choropleth")
     with session_scope(populated.engine) as s:
         data = layer.query(s, None)
@@ -81,7 +81,7 @@ def test_choropleth_rates_and_classes(populated) -> None:  # noqa: ANN001
     assert "per 1,000 residents" in json.dumps(folium_layer.data, ensure_ascii=False)
 
 
-def test_popups_escape_data_text(populated) -> None:  # noqa: ANN001
+def test_popups_escape_data_text(populated) -> None:
     import folium
 
     with session_scope(populated.engine) as s:
@@ -103,7 +103,7 @@ def test_popups_escape_data_text(populated) -> None:  # noqa: ANN001
     assert "&lt;script&gt;x&lt;/script&gt;" in html  # overdue tooltips name the category
 
 
-def test_heatmap_api_size_and_errors(populated, make_app) -> None:  # noqa: ANN001
+def test_heatmap_api_size_and_errors(populated, make_app) -> None:
     client = make_app(populated.engine).test_client()
     (x0, y0), (x1, y1) = ll(-100, -100), ll(1100, 700)
     r = client.get(f"/api/heatmap?bbox={x0},{y0},{x1},{y1}&zoom=15&state=open")
@@ -122,7 +122,7 @@ VIEW_BOUNDS = """() => { const m = Object.values(window).find(v => v instanceof 
     const b = m.getBounds(); return [b.getWest(), b.getSouth(), b.getEast(), b.getNorth()]; }"""
 
 
-def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
+def test_heatmap_page_in_chromium(populated, make_app, page) -> None:
     server = LiveServer(make_app(populated.engine))
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
@@ -161,7 +161,7 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:  # noqa: A
         server.stop()
 
 
-def test_pages_chinese_first_english_available(populated, make_app) -> None:  # noqa: ANN001
+def test_pages_chinese_first_english_available(populated, make_app) -> None:
     client = make_app(populated.engine).test_client()
     zh = client.get("/incidents/map").get_data(as_text=True)
     assert "<title>事件热力图</title>" in zh and "超期事件" in zh and "处置中" in zh
@@ -173,7 +173,7 @@ def test_pages_chinese_first_english_available(populated, make_app) -> None:  # 
     assert client.get("/incidents/map?severity=huge").status_code == 400
 
 
-def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:  # noqa: ANN001
+def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:
     from mapsvc.services.chinacrs import wgs84_to_gcj02
 
     client = make_app(populated.engine).test_client()
@@ -197,7 +197,7 @@ def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:
     assert len(fc["features"]) == 3
 
 
-def test_demo_heatmap_and_choropleth_pages(live_server, page) -> None:  # noqa: ANN001
+def test_demo_heatmap_and_choropleth_pages(live_server, page) -> None:
     page.goto(f"{live_server.url}/incidents/map?lang=zh_CN")
     page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
     assert int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal")) > 0

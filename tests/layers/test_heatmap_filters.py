@@ -11,17 +11,17 @@ from layers.heatmap import filter_choices, fit_bounds
 from mapsvc.config import Settings
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import end_assignment
-from tests.conftest import LiveServer
-from tests.incidents.conftest import layout_count, zoom_and_wait
+from tests.fixtures.incidents import layout_count, zoom_and_wait
+from tests.fixtures.web import LiveServer
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
 
-def _count(s, where: str, **params) -> int:  # noqa: ANN001, ANN003
+def _count(s, where: str, **params) -> int:
     return int(s.scalar(sa.text(f"SELECT count(*) FROM incident WHERE {where}"), params))
 
 
-def test_place_and_chief_filters_count_like_sql(populated) -> None:  # noqa: ANN001
+def test_place_and_chief_filters_count_like_sql(populated) -> None:
     d = populated
     heat = get_layer("heatmap")
     overdue = get_layer("overdue_incidents")
@@ -64,7 +64,7 @@ def test_place_and_chief_filters_count_like_sql(populated) -> None:  # noqa: ANN
         assert fit_bounds(s, {"chief": d.staff["headA1"]}) is None  # no incidents: None
 
 
-def test_filter_choices_are_todays_chiefs_and_grids_by_community(populated) -> None:  # noqa: ANN001
+def test_filter_choices_are_todays_chiefs_and_grids_by_community(populated) -> None:
     d = populated
     with session_scope(d.engine) as s:
         c = filter_choices(s)
@@ -81,7 +81,7 @@ def test_filter_choices_are_todays_chiefs_and_grids_by_community(populated) -> N
         assert [i for i, _n in filter_choices(s)["chiefs"]] == [d.staff["chief1"]]
 
 
-def test_unknown_or_malformed_ids_are_400_or_404(populated, make_app) -> None:  # noqa: ANN001
+def test_unknown_or_malformed_ids_are_400_or_404(populated, make_app) -> None:
     client = make_app(populated.engine).test_client()
     for url in ("/incidents/map?chief=987654", "/api/heatmap?chief=987654&zoom=12"):
         r = client.get(url)
@@ -101,7 +101,7 @@ def test_unknown_or_malformed_ids_are_400_or_404(populated, make_app) -> None:  
     assert ok.status_code == 200
 
 
-def test_form_lists_places_and_chiefs(populated, make_app) -> None:  # noqa: ANN001
+def test_form_lists_places_and_chiefs(populated, make_app) -> None:
     d = populated
     client = make_app(d.engine).test_client()
     html = client.get(f"/incidents/map?lang=en&chief={d.staff['chief2']}").get_data(as_text=True)
@@ -113,12 +113,12 @@ def test_form_lists_places_and_chiefs(populated, make_app) -> None:  # noqa: ANN
     assert "社区" in zh and "街巷长" in zh
 
 
-def _shown_total(page) -> int:  # noqa: ANN001
+def _shown_total(page) -> int:
     text = page.inner_text(".mapsvc-heat-total")
     return int(text.split()[0].replace(",", ""))
 
 
-def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
+def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:
     d = populated
     server = LiveServer(make_app(d.engine))
     try:

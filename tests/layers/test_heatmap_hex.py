@@ -21,13 +21,13 @@ from layers.heatmap import (
 )
 from mapsvc.db import session_scope
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from tests.conftest import LiveServer
-from tests.incidents.conftest import ll, zoom_and_wait
+from tests.fixtures.incidents import ll, zoom_and_wait
+from tests.fixtures.web import LiveServer
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
 
-def _reference(s, zoom: float, where: str, params: dict, bbox=None) -> list:  # noqa: ANN001
+def _reference(s, zoom: float, where: str, params: dict, bbox=None) -> list:
     """``[(centre lon, centre lat, n, i, j)]`` per hexagon straight from ST_HexagonGrid:
     point-in-hexagon in SQL."""
     if bbox is not None:
@@ -70,7 +70,7 @@ def _same_hexagons(data: dict, reference: list) -> None:
 
 
 @pytest.mark.parametrize("zoom", [13, 15, 17])
-def test_hex_counts_equal_sql(populated, zoom: int) -> None:  # noqa: ANN001
+def test_hex_counts_equal_sql(populated, zoom: int) -> None:
     d = populated
     layer = get_layer("incident_hexbins")
     (bx0, by0), (bx1, by1) = ll(100, 50), ll(800, 500)
@@ -104,7 +104,7 @@ def test_hex_counts_equal_sql(populated, zoom: int) -> None:  # noqa: ANN001
     )
 
 
-def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
+def test_hex_api_and_errors(populated, make_app) -> None:
     client = make_app(populated.engine).test_client()
     (x0, y0), (x1, y1) = ll(-100, -100), ll(1100, 700)
     base = f"/api/heatmap?bbox={x0},{y0},{x1},{y1}&zoom=16&state=open"
@@ -155,7 +155,7 @@ def test_hex_api_and_errors(populated, make_app) -> None:  # noqa: ANN001
             )
 
 
-def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN001
+def test_hex_page_in_chromium(populated, make_app, page) -> None:
     server = LiveServer(make_app(populated.engine))
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
@@ -234,7 +234,7 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:  # noqa: ANN00
         server.stop()
 
 
-def test_hexagon_rings_are_postgis_hexagons(fresh_engine) -> None:  # noqa: ANN001
+def test_hexagon_rings_are_postgis_hexagons(fresh_engine) -> None:
     from layers.heatmap import hexagon_rings
 
     with fresh_engine.connect() as c:

@@ -16,8 +16,8 @@ from layers.heatmap import (
     scale_top,
 )
 from mapsvc.db import session_scope
-from tests.conftest import LiveServer
-from tests.incidents.conftest import zoom_and_wait
+from tests.fixtures.incidents import zoom_and_wait
+from tests.fixtures.web import LiveServer
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -70,7 +70,7 @@ def test_classes_partition_the_counts() -> None:
     assert [i.label for i in scale_legend(50, "zh_CN")][-1] == "41 及以上"
 
 
-def test_query_scale_on_the_cells(populated) -> None:  # noqa: ANN001
+def test_query_scale_on_the_cells(populated) -> None:
     layer = get_layer("heatmap")
     with session_scope(populated.engine) as s:
         for zoom in (13, 15, 17):
@@ -86,7 +86,7 @@ def test_query_scale_on_the_cells(populated) -> None:  # noqa: ANN001
     assert empty["total"] == 0 and empty["scale_max"] == 1
 
 
-def test_page_legend_follows_the_view(populated, make_app, page) -> None:  # noqa: ANN001
+def test_page_legend_follows_the_view(populated, make_app, page) -> None:
     app = make_app(populated.engine)
     server = LiveServer(app)
     client = app.test_client()

@@ -9,18 +9,22 @@ complete graph on the terminals weighted by those distances, and networkx's
 perfect matching.
 
 It is slow on purpose (quadratic graph, cubic blossom in pure Python): about 0.2 s for 60
-terminals and 6 s for 160 on the shared machine. Used by ``tests/patrol/test_postman.py``
-and ``bench/bench_postman.py``.
+terminals and 6 s for 160 on the shared machine. Used by
+``tests/services/test_patrol_routes.py`` and ``bench/bench_postman.py``.
 """
 
 from __future__ import annotations
 
 from collections.abc import Hashable, Iterable
+from typing import TYPE_CHECKING
 
 import networkx as nx
 
+if TYPE_CHECKING:
+    from mapsvc.services.patrol_routes import StreetGraph
 
-def street_edges(graph) -> list[tuple[int, int, float]]:  # noqa: ANN001 - a StreetGraph
+
+def street_edges(graph: StreetGraph) -> list[tuple[int, int, float]]:
     """A street graph's raw edge list ``(junction, junction, metres)``, one per segment.
 
     Only the graph's data is read (its endpoint arrays and lengths), none of its methods.

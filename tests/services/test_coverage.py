@@ -1,4 +1,4 @@
-"""Coverage on the edge cases of the spec in conftest: ended posts, two heads, no members."""
+"""Coverage on the edge cases of the staffing spec: ended posts, two heads, no members."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import datetime as dt
 from sqlalchemy.orm import Session
 
 from mapsvc.services.coverage import coverage_report, grid_status, segment_status
-from tests.staffing.conftest import COMMUNITIES, GRIDS, SEGMENTS, TODAY
+from tests.fixtures.staffing import COMMUNITIES, GRIDS, SEGMENTS, TODAY
 
 YESTERDAY = TODAY - dt.timedelta(days=1)
 
@@ -16,7 +16,7 @@ def _by_code(rows: list[dict]) -> dict[str, dict]:
     return {r["code"]: r for r in rows}
 
 
-def test_grid_status_today_edge_cases(staffing_db) -> None:  # noqa: ANN001
+def test_grid_status_today_edge_cases(staffing_db) -> None:
     with Session(staffing_db.engine) as s:
         g = _by_code(grid_status(s, TODAY, members_required=2))
     assert len(g) == len(GRIDS)
@@ -48,7 +48,7 @@ def test_grid_status_today_edge_cases(staffing_db) -> None:  # noqa: ANN001
     assert not any(r["multiple_heads"] for c, r in g.items() if c != "350502001002-01")
 
 
-def test_grid_status_past_date_and_requirement(staffing_db) -> None:  # noqa: ANN001
+def test_grid_status_past_date_and_requirement(staffing_db) -> None:
     with Session(staffing_db.engine) as s:
         past = _by_code(grid_status(s, TODAY - dt.timedelta(days=2)))
         before_second_head = _by_code(grid_status(s, TODAY - dt.timedelta(days=60)))
@@ -63,7 +63,7 @@ def test_grid_status_past_date_and_requirement(staffing_db) -> None:  # noqa: AN
     assert relaxed["350502001002-02"]["status"] == "understaffed"
 
 
-def test_segment_status_and_places(staffing_db) -> None:  # noqa: ANN001
+def test_segment_status_and_places(staffing_db) -> None:
     with Session(staffing_db.engine) as s:
         today = _by_code(segment_status(s, TODAY))
         yesterday = _by_code(segment_status(s, YESTERDAY))
@@ -80,7 +80,7 @@ def test_segment_status_and_places(staffing_db) -> None:  # noqa: ANN001
     assert today["S3"]["community_id"] == staffing_db.ids["community"]["350502002001"]
 
 
-def test_coverage_report_rollups(staffing_db) -> None:  # noqa: ANN001
+def test_coverage_report_rollups(staffing_db) -> None:
     with Session(staffing_db.engine) as s:
         grids = grid_status(s, TODAY)
         segs = segment_status(s, TODAY)
@@ -117,7 +117,7 @@ def test_coverage_report_rollups(staffing_db) -> None:  # noqa: ANN001
     assert un["multiple_heads_count"] == 1
 
 
-def test_segments_layer_and_coverage_read_the_same_posts(staffing_db) -> None:  # noqa: ANN001
+def test_segments_layer_and_coverage_read_the_same_posts(staffing_db) -> None:
     """The segments layer and the coverage table join a segment to its chief and deputy
     in one place (assignments.segment_posts), so they agree on every day, including a
     segment with a deputy but no chief."""

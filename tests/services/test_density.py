@@ -11,7 +11,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import ValidationError
 from mapsvc.services.density import ROLE_GROUPS, classify, density
-from tests.staffing.conftest import (
+from tests.fixtures.staffing import (
     CENTRES,
     COMMUNITIES,
     DISTRICT,
@@ -26,7 +26,7 @@ GEOD = Geod(ellps="WGS84")
 SINGLE = {"grid_head", "alley_chief", "deputy_chief"}
 
 
-def geodesic_km2(poly) -> float:  # noqa: ANN001
+def geodesic_km2(poly) -> float:
     area, _ = GEOD.geometry_area_perimeter(poly)
     return abs(area) / 1e6
 
@@ -94,7 +94,7 @@ POLYS = {
 
 
 @pytest.mark.parametrize("level", ["grid", "community", "subdistrict", "district"])
-def test_density_matches_geodesic_areas(staffing_db, level: str) -> None:  # noqa: ANN001
+def test_density_matches_geodesic_areas(staffing_db, level: str) -> None:
     with Session(staffing_db.engine) as s:
         rows = {r["code"]: r for r in density(s, level, TODAY)}
     counts = expected_counts(level, TODAY)
@@ -116,7 +116,7 @@ def test_density_matches_geodesic_areas(staffing_db, level: str) -> None:  # noq
         assert r["staff_per_10k"] == pytest.approx(1e4 * exp.get("staff", 0) / pop, abs=0.005)
 
 
-def test_staff_per_10k_residents_by_hand(staffing_db) -> None:  # noqa: ANN001
+def test_staff_per_10k_residents_by_hand(staffing_db) -> None:
     """Per 10,000 residents, with the spec's people counted by hand (not by a helper)."""
     # 一社区 (12,000 people): h1 m1 m2 (grid -01), m3 m4 (-02; h2's post has ended), chief c1
     # and deputy d1 of S1, workers w1 w2 = 9. 二社区 (8,000): h4 (the later of two heads),
@@ -132,7 +132,7 @@ def test_staff_per_10k_residents_by_hand(staffing_db) -> None:  # noqa: ANN001
     assert dist["staff_per_10k"] == 6.0
 
 
-def test_density_history_and_dispatched(staffing_db) -> None:  # noqa: ANN001
+def test_density_history_and_dispatched(staffing_db) -> None:
     later = TODAY + dt.timedelta(days=11)  # the doctor's post has started
     with Session(staffing_db.engine) as s:
         now = {r["code"]: r for r in density(s, "community", TODAY)}
@@ -144,7 +144,7 @@ def test_density_history_and_dispatched(staffing_db) -> None:  # noqa: ANN001
     )
 
 
-def test_density_refuses_community_groups_at_grid_level(staffing_db) -> None:  # noqa: ANN001
+def test_density_refuses_community_groups_at_grid_level(staffing_db) -> None:
     from mapsvc.services.density import check_level_group
 
     with pytest.raises(ValidationError, match="community_workers.*communities"):

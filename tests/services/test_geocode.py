@@ -1,8 +1,8 @@
 """The offline geocoder (mapsvc.services.geocode) and address-only intake.
 
 Read-only checks run on the demo district (its own street names, grids, communities and
-service centres); everything that writes runs on the hand-built district of conftest.py
-with a few streets of our own laid out in metres:
+service centres); everything that writes runs on the hand-built district of
+``tests/fixtures/incidents.py`` with a few streets of our own laid out in metres:
 
     新华北路: x=300, y=20..280 (crosses 西街 at (300, 100), inside grid A1)
     西街:     y=100, x=100..480
@@ -22,13 +22,13 @@ from mapsvc.core.errors import ValidationError
 from mapsvc.db import session_scope
 from mapsvc.services.geocode import SAME_STREET_GAP_M, geocode, normalize
 from mapsvc.services.routing import reroute_open
-from tests.conftest import LiveServer
-from tests.incidents.conftest import ll, wgs
+from tests.fixtures.incidents import ll, wgs
+from tests.fixtures.web import LiveServer
 
 # --------------------------------------------------------------------------- helpers
 
 
-def _point_to(conn, lon: float, lat: float, sql: str, **params) -> float:  # noqa: ANN001, ANN003
+def _point_to(conn, lon: float, lat: float, sql: str, **params) -> float:
     """Metres (geography) from the point to the nearest geometry ``sql`` selects as g."""
     return conn.scalar(
         sa.text(
@@ -39,11 +39,11 @@ def _point_to(conn, lon: float, lat: float, sql: str, **params) -> float:  # noq
     )
 
 
-def _to_street(conn, lon: float, lat: float, name: str) -> float:  # noqa: ANN001
+def _to_street(conn, lon: float, lat: float, name: str) -> float:
     return _point_to(conn, lon, lat, "SELECT geom g FROM alley_segment WHERE name = :n", n=name)
 
 
-def _count(engine) -> int:  # noqa: ANN001
+def _count(engine) -> int:
     with engine.connect() as c:
         return c.scalar(sa.text("SELECT count(*) FROM incident"))
 
@@ -56,7 +56,7 @@ def test_normalize_folds_full_width_and_spaces() -> None:
     assert normalize("新华北路－西街") == "新华北路-西街"
 
 
-def test_demo_street_names_resolve_onto_their_street(demo_engine) -> None:  # noqa: ANN001
+def test_demo_street_names_resolve_onto_their_street(demo_engine) -> None:
     with demo_engine.connect() as c:
         # the most-segmented road (long, bending), a street and a lane, with their subdistrict
         rows = c.execute(
@@ -87,7 +87,7 @@ def test_demo_street_names_resolve_onto_their_street(demo_engine) -> None:  # no
             assert inside, (address, g)
 
 
-def test_demo_intersections_resolve_to_the_crossing(demo_engine) -> None:  # noqa: ANN001
+def test_demo_intersections_resolve_to_the_crossing(demo_engine) -> None:
     with demo_engine.connect() as c:
         pairs = c.execute(
             sa.text(
@@ -112,7 +112,7 @@ def test_demo_intersections_resolve_to_the_crossing(demo_engine) -> None:  # noq
                 assert g.gap_m == pytest.approx(0.0, abs=0.01)
 
 
-def test_demo_landmark_grid_and_community_fallbacks(demo_engine) -> None:  # noqa: ANN001
+def test_demo_landmark_grid_and_community_fallbacks(demo_engine) -> None:
     with demo_engine.connect() as c:
         centre, cx, cy, grid, community = c.execute(
             sa.text(
@@ -138,7 +138,7 @@ def test_demo_landmark_grid_and_community_fallbacks(demo_engine) -> None:  # noq
         )
 
 
-def test_demo_nonsense_and_too_coarse_are_refused(demo_engine) -> None:  # noqa: ANN001
+def test_demo_nonsense_and_too_coarse_are_refused(demo_engine) -> None:
     with demo_engine.connect() as c:
         sub = c.scalar(sa.text("SELECT name FROM subdistrict ORDER BY id LIMIT 1"))
         with pytest.raises(ValidationError) as e:
@@ -156,7 +156,7 @@ def test_demo_nonsense_and_too_coarse_are_refused(demo_engine) -> None:  # noqa:
 
 
 @pytest.fixture
-def streets(district):  # noqa: ANN001, ANN201
+def streets(district):
     lines = {
         "xh": ("新华北路", LineString([(300, 20), (300, 280)])),
         "xj": ("西街", LineString([(100, 100), (480, 100)])),
@@ -176,11 +176,11 @@ def streets(district):  # noqa: ANN001, ANN201
 
 
 @pytest.fixture
-def api(streets, make_app):  # noqa: ANN001, ANN201
+def api(streets, make_app):
     return make_app(streets.engine).test_client()
 
 
-def test_house_numbers_are_read_but_do_not_move_the_point(streets) -> None:  # noqa: ANN001
+def test_house_numbers_are_read_but_do_not_move_the_point(streets) -> None:
     with streets.engine.connect() as c:
         plain = geocode(c, "新华北路")
         for address, number in (("新华北路１２３号", "123"), ("新华北路45弄6号", "45弄6")):
@@ -189,7 +189,7 @@ def test_house_numbers_are_read_but_do_not_move_the_point(streets) -> None:  # n
             assert (g.lon, g.lat) == (plain.lon, plain.lat)
 
 
-def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets) -> None:  # noqa: ANN001
+def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets) -> None:
     r = api.post(
         "/api/incidents",
         json={"category": "road", "address": "测试区测试街道新华北路与西街交叉口", "actor": "热线"},
@@ -229,7 +229,7 @@ def test_api_address_only_intersection_is_stored_routed_and_flagged(api, streets
     assert [i["id"] for i in listed["items"]] == [inc["id"]]
 
 
-def test_api_street_named_area_narrows_a_shared_name(api, streets) -> None:  # noqa: ANN001
+def test_api_street_named_area_narrows_a_shared_name(api, streets) -> None:
     with streets.engine.connect() as c:
         apart = c.scalar(
             sa.text(
@@ -255,7 +255,7 @@ def test_api_street_named_area_narrows_a_shared_name(api, streets) -> None:  # n
             assert _to_street(c, inc["lon"], inc["lat"], "同名巷") < 0.5
 
 
-def test_api_bad_addresses_are_400_and_store_nothing(api, streets) -> None:  # noqa: ANN001
+def test_api_bad_addresses_are_400_and_store_nothing(api, streets) -> None:
     before = _count(streets.engine)
     r = api.post("/api/incidents", json={"category": "road", "address": "火星基地1号"})
     assert r.status_code == 400
@@ -272,14 +272,14 @@ def test_api_bad_addresses_are_400_and_store_nothing(api, streets) -> None:  # n
 
 
 @pytest.fixture
-def server(streets, make_app):  # noqa: ANN001, ANN201
+def server(streets, make_app):
     s = LiveServer(make_app(streets.engine, OPEN311_API_KEYS=["k-123"]))
     yield s
     s.stop()
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_open311_address_string_only_end_to_end(server, streets, fmt: str) -> None:  # noqa: ANN001
+def test_open311_address_string_only_end_to_end(server, streets, fmt: str) -> None:
     r = requests.post(
         f"{server.url}/open311/v2/requests.json",
         data={

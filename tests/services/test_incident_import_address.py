@@ -24,7 +24,7 @@ from mapsvc.services.geocode import geocode, geocode_many
 from mapsvc.services.incident_import import ColumnMapping, ImportRejected, import_csv
 from tests.conftest import demo_arguments
 from tests.core.recording_progress import RecordingProgress
-from tests.incidents.conftest import run_cli, write_csv
+from tests.fixtures.incidents import run_cli, write_csv
 
 HEADER = ["工单号", "纬度", "经度", "类别", "受理时间", "地址"]
 MAP = "id=工单号,lat=纬度,lon=经度,category=类别,opened=受理时间,address=地址"
@@ -36,7 +36,7 @@ NONSENSE = "火星基地1号"
 
 
 @pytest.fixture(scope="module")
-def demo_db(make_database, template_db):  # noqa: ANN001, ANN201
+def demo_db(make_database, template_db):
     """A writable demo district (no incidents) for this module's imports."""
     from mapsvc.demo import load_demo
 
@@ -46,7 +46,7 @@ def demo_db(make_database, template_db):  # noqa: ANN001, ANN201
     engine.dispose()
 
 
-def _places(engine) -> dict:  # noqa: ANN001
+def _places(engine) -> dict:
     """Names and points of the demo district the test addresses are made of."""
     with engine.connect() as c:
         srid = metric_epsg_for_data(c)
@@ -109,7 +109,7 @@ def _places(engine) -> dict:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def places(demo_db) -> dict:  # noqa: ANN001
+def places(demo_db) -> dict:
     return _places(demo_db)
 
 
@@ -150,7 +150,7 @@ def _rows(p: dict, prefix: str) -> tuple[list[list[str]], dict[str, str]]:
     return rows, kind
 
 
-def _counts(engine) -> tuple[int, int]:  # noqa: ANN001
+def _counts(engine) -> tuple[int, int]:
     with engine.connect() as c:
         return (
             c.scalar(sa.text("SELECT count(*) FROM incident")),
@@ -158,7 +158,7 @@ def _counts(engine) -> tuple[int, int]:  # noqa: ANN001
         )
 
 
-def _metres(conn, lon: float, lat: float, sql: str, **params) -> float:  # noqa: ANN001, ANN003
+def _metres(conn, lon: float, lat: float, sql: str, **params) -> float:
     """Metres (geography) from the point to the nearest geometry ``sql`` selects as g."""
     return conn.scalar(
         sa.text(
@@ -172,7 +172,7 @@ def _metres(conn, lon: float, lat: float, sql: str, **params) -> float:  # noqa:
 # --------------------------------------------------------------------------- import
 
 
-def test_bad_addresses_reject_the_whole_file(demo_db, places, tmp_path) -> None:  # noqa: ANN001
+def test_bad_addresses_reject_the_whole_file(demo_db, places, tmp_path) -> None:
     rows, kind = _rows(places, "R")
     f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     before = _counts(demo_db)
@@ -191,7 +191,7 @@ def test_bad_addresses_reject_the_whole_file(demo_db, places, tmp_path) -> None:
     assert _counts(demo_db) == before
 
 
-def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_path) -> None:  # noqa: ANN001
+def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_path) -> None:
     rows, kind = _rows(places, "S")
     f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     out = tmp_path / "bad.csv"
@@ -317,7 +317,7 @@ def test_skip_bad_imports_located_rows_on_their_streets(demo_db, places, tmp_pat
     assert {r.external_id for r in stored if r.located_by != "coordinates"} <= listed
 
 
-def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> None:  # noqa: ANN001
+def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> None:
     rows, _ = _rows(places, "C")
     f = write_csv(tmp_path / "hotline.csv", HEADER, rows)
     bar = RecordingProgress()
@@ -346,7 +346,7 @@ def test_each_distinct_address_is_geocoded_once(demo_db, places, tmp_path) -> No
     assert result.seconds["geocode"] < 5.0
 
 
-def test_coordinate_file_does_no_geocoding(demo_db, places, tmp_path) -> None:  # noqa: ANN001
+def test_coordinate_file_does_no_geocoding(demo_db, places, tmp_path) -> None:
     # an address column, but every row has coordinates: no geocoding step at all
     rows, kind = _rows(places, "K")
     keep = [r for r in rows if kind[r[0]].startswith("coordinates")]
@@ -362,7 +362,7 @@ def test_coordinate_file_does_no_geocoding(demo_db, places, tmp_path) -> None:  
     assert [s[0] for s in bar.steps if s[0] == "geocode"] == []
 
 
-def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, tmp_path) -> None:  # noqa: ANN001
+def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, tmp_path) -> None:
     lon, lat = places["grid_points"][1]
     glat, glon = _gcj(lon, lat)
     rows = [
@@ -390,7 +390,7 @@ def test_half_missing_coordinates_stay_bad_despite_an_address(demo_db, places, t
 # --------------------------------------------------------------------------- mapsvc geocode
 
 
-def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None:  # noqa: ANN001
+def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None:
     p = _places(demo_engine)
     a, b, cx, cy = p["crossing"]
     res = run_cli(demo_engine, "geocode", f"{p['street']}12号", f"{a}和{b}路口")
@@ -422,7 +422,7 @@ def test_geocode_command_prints_point_precision_and_match(demo_engine) -> None: 
     assert d < 1.0
 
 
-def test_geocode_command_refuses_with_reason_and_exit_1(demo_engine) -> None:  # noqa: ANN001
+def test_geocode_command_refuses_with_reason_and_exit_1(demo_engine) -> None:
     p = _places(demo_engine)
     res = run_cli(demo_engine, "geocode", NONSENSE)
     assert res.exit_code == 1
@@ -437,7 +437,7 @@ def test_geocode_command_refuses_with_reason_and_exit_1(demo_engine) -> None:  #
 # --------------------------------------------------------------------------- geocode_many
 
 
-def test_geocode_many_equals_geocode_with_fewer_lookups(demo_engine) -> None:  # noqa: ANN001
+def test_geocode_many_equals_geocode_with_fewer_lookups(demo_engine) -> None:
     """Sharing one lookup between addresses that differ only in door numbers gives each
     address exactly what geocode() gives it alone (grid names with digits included)."""
     p = _places(demo_engine)

@@ -11,7 +11,7 @@ from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.db import session_scope
 from mapsvc.models import STATES
 from mapsvc.services import incidents as svc
-from tests.incidents.conftest import ll
+from tests.fixtures.incidents import ll
 
 #: how to reach each state from "received" through allowed transitions
 PATH = {
@@ -37,12 +37,12 @@ ALLOWED = {
 }
 
 
-def _new(s, x: float = 100, y: float = 250, **extra) -> int:  # noqa: ANN001, ANN003
+def _new(s, x: float = 100, y: float = 250, **extra) -> int:
     lon, lat = ll(x, y)
     return svc.create_incident(s, {"category": "road", "lon": lon, "lat": lat, **extra}).id
 
 
-def _at(s, state: str) -> int:  # noqa: ANN001
+def _at(s, state: str) -> int:
     iid = _new(s)
     for st in PATH[state]:
         svc.transition(s, iid, st, actor="walker")
@@ -55,7 +55,7 @@ def test_transition_table_matches_the_loop() -> None:
 
 @pytest.mark.parametrize("src", STATES)
 @pytest.mark.parametrize("dst", STATES)
-def test_every_transition(district, src: str, dst: str) -> None:  # noqa: ANN001
+def test_every_transition(district, src: str, dst: str) -> None:
     with session_scope(district.engine) as s:
         iid = _at(s, src)
         assert svc.get_incident(s, iid).state == src
@@ -78,7 +78,7 @@ def test_every_transition(district, src: str, dst: str) -> None:  # noqa: ANN001
             assert len(svc.events(s, iid)) == n_events
 
 
-def test_closing_sets_closed_at_and_rating_rules(district) -> None:  # noqa: ANN001
+def test_closing_sets_closed_at_and_rating_rules(district) -> None:
     with session_scope(district.engine) as s:
         iid = _at(s, "verified")
         with pytest.raises(Conflict):
@@ -96,7 +96,7 @@ def test_closing_sets_closed_at_and_rating_rules(district) -> None:  # noqa: ANN
         assert inc.closed_at is None and inc.rating is None
 
 
-def test_bad_input_names_the_field_and_changes_nothing(district) -> None:  # noqa: ANN001
+def test_bad_input_names_the_field_and_changes_nothing(district) -> None:
     lon, lat = ll(100, 100)
     cases = [
         ({"lon": lon, "lat": lat}, "category"),
@@ -129,7 +129,7 @@ def test_bad_input_names_the_field_and_changes_nothing(district) -> None:  # noq
             svc.transition(s, _new(s), "dispatched", actor="")
 
 
-def test_time_limits_overdue_and_figures(district) -> None:  # noqa: ANN001
+def test_time_limits_overdue_and_figures(district) -> None:
     now = dt.datetime.now(dt.UTC)
     limits = svc.time_limits()
     with session_scope(district.engine) as s:
@@ -172,7 +172,7 @@ def test_time_limits_overdue_and_figures(district) -> None:  # noqa: ANN001
         assert [i["id"] for i in listed["items"]] == [late]
 
 
-def test_figures_replay_a_past_moment(district) -> None:  # noqa: ANN001
+def test_figures_replay_a_past_moment(district) -> None:
     """``as_of`` replays the loop's history: states, closing times and overdue as they stood."""
     now = dt.datetime.now(dt.UTC)
     t0 = now - dt.timedelta(hours=200)

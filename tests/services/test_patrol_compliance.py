@@ -14,7 +14,7 @@ from mapsvc.config import Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.services import patrol
 from mapsvc.services.chinacrs import wgs84_to_gcj02
-from tests.patrol.conftest import DAY, add_chief, add_segments, lonlat
+from tests.fixtures.patrol import DAY, add_chief, add_segments, lonlat
 
 T0 = dt.datetime.combine(DAY, dt.time(8, 0), tzinfo=Settings().tz).timestamp()
 WALK = 1.4  # m/s
@@ -35,7 +35,7 @@ def walk(points_m: list[tuple[float, float]], step: float = 5.0, t0: float = T0)
 
 
 @pytest.fixture
-def street(session):  # noqa: ANN001, ANN201
+def street(session):
     ids = add_segments(
         session,
         {

@@ -10,8 +10,8 @@ import pytest
 
 from mapsvc.core.errors import ValidationError
 from mapsvc.services import patrol_routes
-from tests.patrol import reference
-from tests.patrol.conftest import add_chief, add_segments, lengths, lonlat
+from tests.fixtures.patrol import add_chief, add_segments, lengths, lonlat
+from tests.services import patrol_routes_reference as reference
 
 #  D(0,50) ---- C(100,50)
 #    |      /      |
@@ -358,7 +358,7 @@ def test_t_join_on_separate_parts_is_refused():
     """Two dead-end streets on separate parts cannot be paired, even with a core elsewhere."""
     import shapely
 
-    def line(*pts):  # noqa: ANN002, ANN202
+    def line(*pts):
         return shapely.LineString([(118.58 + x / 1e4, 24.90 + y / 1e4) for x, y in pts])
 
     lines = [line((0, 0), (10, 0)), line((200, 0), (210, 0))]

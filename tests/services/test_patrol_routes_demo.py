@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.services import patrol, patrol_routes
-from tests.patrol.test_postman import _check_walk
+from tests.services.test_patrol_routes import _check_walk
 
 
 def _busiest_grid(session: Session) -> str:

@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 from mapsvc.config import DEFAULTS, Settings
 from mapsvc.core.errors import ValidationError
 from mapsvc.services.quota import coefficients, quota_table, to_csv, to_xlsx
-from tests.staffing.conftest import COMMUNITIES, TODAY
-from tests.staffing.test_density import expected_counts, geodesic_km2
+from tests.fixtures.staffing import COMMUNITIES, TODAY
+from tests.services.test_density import expected_counts, geodesic_km2
 
 
 def test_coefficients_config_and_overrides() -> None:
@@ -29,7 +29,7 @@ def test_coefficients_config_and_overrides() -> None:
 
 
 @pytest.mark.parametrize("coef", [{"a": 8.0, "b": 2.0, "c": 1.0}, {"a": 3.0, "b": 10.0, "c": 0.5}])
-def test_quota_formula_and_gap(staffing_db, coef: dict) -> None:  # noqa: ANN001
+def test_quota_formula_and_gap(staffing_db, coef: dict) -> None:
     with Session(staffing_db.engine) as s:
         table = quota_table(s, TODAY, coef, group="all")
         default = quota_table(s, TODAY, coef)
@@ -52,7 +52,7 @@ def test_quota_formula_and_gap(staffing_db, coef: dict) -> None:  # noqa: ANN001
     assert t["shortfall"] == sum(-r["gap"] for r in rows.values() if r["gap"] < 0)
 
 
-def test_quota_by_group(staffing_db) -> None:  # noqa: ANN001
+def test_quota_by_group(staffing_db) -> None:
     with Session(staffing_db.engine) as s:
         table = quota_table(s, TODAY, coefficients(Settings()), group="community_workers")
         with pytest.raises(ValidationError, match="group"):
@@ -62,7 +62,7 @@ def test_quota_by_group(staffing_db) -> None:  # noqa: ANN001
         assert r["actual"] == counts.get(r["code"], {}).get("community_workers", 0)
 
 
-def test_csv_and_xlsx_parse_back(staffing_db, tmp_path) -> None:  # noqa: ANN001
+def test_csv_and_xlsx_parse_back(staffing_db, tmp_path) -> None:
     with Session(staffing_db.engine) as s:
         table = quota_table(s, TODAY, coefficients(Settings()), group="all")
     path = tmp_path / "quota.csv"

@@ -10,10 +10,10 @@ from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
 from mapsvc.services.chinacrs import wgs84_to_bd09, wgs84_to_gcj02
 from mapsvc.services.routing import reroute_open
-from tests.incidents.conftest import ll, wgs
+from tests.fixtures.incidents import ll, wgs
 
 
-def _create(engine, x: float, y: float, crs: str | None = None, **extra):  # noqa: ANN001, ANN003, ANN202
+def _create(engine, x: float, y: float, crs: str | None = None, **extra):
     lon, lat = ll(x, y)
     if crs == "gcj02":
         lon, lat = (float(v) for v in wgs84_to_gcj02(lon, lat))
@@ -26,7 +26,7 @@ def _create(engine, x: float, y: float, crs: str | None = None, **extra):  # noq
         return svc.incident_dict(inc)
 
 
-def test_inside_a_grid_far_from_boundaries_and_segments(district) -> None:  # noqa: ANN001
+def test_inside_a_grid_far_from_boundaries_and_segments(district) -> None:
     r = _create(district.engine, 100, 250)  # 50 m from A1's top edge, 100 m from seg1
     assert r["grid_id"] == district.grid["A1"]
     assert r["community_id"] == district.community["A"]
@@ -35,7 +35,7 @@ def test_inside_a_grid_far_from_boundaries_and_segments(district) -> None:  # no
     assert r["location_to_confirm"] is False
 
 
-def test_nearest_segment_within_30_m_gives_the_chief(district) -> None:  # noqa: ANN001
+def test_nearest_segment_within_30_m_gives_the_chief(district) -> None:
     r = _create(district.engine, 200, 170)  # 20 m above seg1
     assert r["segment_id"] == district.segment["seg1"]
     assert r["chief_id"] == district.staff["chief1"]
@@ -48,7 +48,7 @@ def test_nearest_segment_within_30_m_gives_the_chief(district) -> None:  # noqa:
     assert r["segment_distance_m"] == pytest.approx(12.0, abs=0.05)
 
 
-def _add_segment(engine, code: str, line: LineString) -> int:  # noqa: ANN001
+def _add_segment(engine, code: str, line: LineString) -> int:
     """Insert a segment drawn in local metres (no chief); return its id."""
     with session_scope(engine) as s:
         return s.scalar(
@@ -60,7 +60,7 @@ def _add_segment(engine, code: str, line: LineString) -> int:  # noqa: ANN001
         )
 
 
-def test_nearest_of_two_segments_wins(district) -> None:  # noqa: ANN001
+def test_nearest_of_two_segments_wins(district) -> None:
     # seg1b runs 25 m above seg1 (y=150) and is inserted later, so its id is the higher:
     # a point between them is within the 30 m reach of both, and only the distance may
     # decide, whichever of the two has the lower id
@@ -81,14 +81,14 @@ def test_nearest_of_two_segments_wins(district) -> None:  # noqa: ANN001
     assert r["segment_distance_m"] == pytest.approx(20.0, abs=0.05)
 
 
-def test_segment_without_chief_routes_to_segment_only(district) -> None:  # noqa: ANN001
+def test_segment_without_chief_routes_to_segment_only(district) -> None:
     r = _create(district.engine, 700, 440)
     assert r["segment_id"] == district.segment["seg3"]
     assert r["chief_id"] is None
     assert r["grid_id"] == district.grid["B1"]
 
 
-def test_near_a_grid_boundary_is_flagged(district) -> None:  # noqa: ANN001
+def test_near_a_grid_boundary_is_flagged(district) -> None:
     r = _create(district.engine, 100, 290)  # 10 m below A1/A2 boundary
     assert r["grid_id"] == district.grid["A1"]
     assert r["location_to_confirm"] is True
@@ -101,7 +101,7 @@ def test_near_a_grid_boundary_is_flagged(district) -> None:  # noqa: ANN001
     assert r["location_to_confirm"] is True
 
 
-def test_inside_a_community_outside_every_grid_gets_the_community(district) -> None:  # noqa: ANN001
+def test_inside_a_community_outside_every_grid_gets_the_community(district) -> None:
     # B1 shrinks to the lower half of community B: the upper half has no grid
     with session_scope(district.engine) as s:
         s.execute(
@@ -116,7 +116,7 @@ def test_inside_a_community_outside_every_grid_gets_the_community(district) -> N
     assert r["grid_id"] == district.grid["B1"] and r["community_id"] == district.community["B"]
 
 
-def test_outside_all_grids_is_flagged(district) -> None:  # noqa: ANN001
+def test_outside_all_grids_is_flagged(district) -> None:
     r = _create(district.engine, 1200, 100)
     assert r["grid_id"] is None and r["community_id"] is None and r["grid_head_id"] is None
     assert r["location_to_confirm"] is True
@@ -126,7 +126,7 @@ def test_outside_all_grids_is_flagged(district) -> None:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("crs", ["gcj02", "bd09"])
-def test_chinese_coordinates_are_converted_before_routing(district, crs: str) -> None:  # noqa: ANN001
+def test_chinese_coordinates_are_converted_before_routing(district, crs: str) -> None:
     # GCJ-02 shifts Quanzhou by several hundred metres: routing the raw coordinates would
     # land far from seg1; converted, the point is 20 m above seg1 as drawn
     lon, lat = ll(200, 170)
@@ -138,7 +138,7 @@ def test_chinese_coordinates_are_converted_before_routing(district, crs: str) ->
     assert r["grid_id"] == district.grid["A1"]
 
 
-def test_reroute_after_grids_change(district) -> None:  # noqa: ANN001
+def test_reroute_after_grids_change(district) -> None:
     import sqlalchemy as sa
 
     r = _create(district.engine, 100, 250)
@@ -151,7 +151,7 @@ def test_reroute_after_grids_change(district) -> None:  # noqa: ANN001
         for name, (y0, y1) in (("A1", (0, 200)), ("A2", (200, 600))):
             from shapely.geometry import MultiPolygon, box
 
-            from tests.incidents.conftest import wgs
+            from tests.fixtures.incidents import wgs
 
             c.execute(
                 sa.text("UPDATE grid SET geom = ST_GeomFromText(:g, 4326) WHERE id = :id"),

@@ -15,7 +15,7 @@ from mapsvc.services.density import density
 GEOD = Geod(ellps="WGS84")
 
 
-def _areas(engine, table: str) -> dict[str, float]:  # noqa: ANN001
+def _areas(engine, table: str) -> dict[str, float]:
     """Geodesic km² of every polygon of ``table``, computed here with pyproj."""
     with engine.connect() as conn:
         rows = conn.execute(sa.text(f"SELECT code, ST_AsBinary(geom) FROM {table}")).all()
@@ -23,7 +23,7 @@ def _areas(engine, table: str) -> dict[str, float]:  # noqa: ANN001
 
 
 @pytest.mark.parametrize("level", ["community", "subdistrict", "district"])
-def test_demo_density_uses_geodesic_areas(demo_engine, level: str) -> None:  # noqa: ANN001
+def test_demo_density_uses_geodesic_areas(demo_engine, level: str) -> None:
     areas = _areas(demo_engine, level)
     with Session(demo_engine) as s:
         rows = density(s, level, Settings().today())
@@ -35,7 +35,7 @@ def test_demo_density_uses_geodesic_areas(demo_engine, level: str) -> None:  # n
             assert r["staff_per_km2"] == pytest.approx(r["staff"] / km2, rel=1e-3, abs=1e-3)
 
 
-def test_demo_coverage_is_consistent(demo_engine) -> None:  # noqa: ANN001
+def test_demo_coverage_is_consistent(demo_engine) -> None:
     with Session(demo_engine) as s:
         rep = coverage_report(s, Settings().today())
         grids = s.scalar(sa.text("SELECT count(*) FROM grid"))
@@ -49,7 +49,7 @@ def test_demo_coverage_is_consistent(demo_engine) -> None:  # noqa: ANN001
     assert 0 < sm["segments_no_chief"] == rep["uncovered"]["segments_count"] < segments
 
 
-def test_demo_dashboard_in_browser(live_server, page) -> None:  # noqa: ANN001
+def test_demo_dashboard_in_browser(live_server, page) -> None:
     page.goto(f"{live_server.url}/dashboard?lang=zh_CN")
     page.wait_for_function("window.dashboardReady === true")
     assert page.errors == []

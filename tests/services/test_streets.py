@@ -13,7 +13,7 @@ from pyproj import Geod
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.services import streets
 from tests.core.recording_progress import RecordingProgress
-from tests.patrol.conftest import add_chief, add_segments, lonlat
+from tests.fixtures.patrol import add_chief, add_segments, lonlat
 
 TEST_PBF = pyrosm.get_data("test_pbf")  # shipped inside the wheel: no download
 
@@ -190,7 +190,7 @@ def test_segment_grids_derived_spatially(session):
         )
     ).scalar_one()
 
-    def box(x0, y0, x1, y1):  # noqa: ANN001, ANN202
+    def box(x0, y0, x1, y1):
         (a, b), (c, d) = lonlat(x0, y0), lonlat(x1, y1)
         return f"ST_Multi(ST_MakeEnvelope({a}, {b}, {c}, {d}, 4326))"
 

@@ -10,11 +10,11 @@ import pytest
 from openpyxl import load_workbook
 
 from mapsvc.config import DEFAULTS
-from tests.staffing.conftest import COMMUNITIES, DISTRICT, GRIDS, INCIDENTS, TODAY, add_incidents
-from tests.staffing.test_density import expected_counts, geodesic_km2
+from tests.fixtures.staffing import COMMUNITIES, DISTRICT, GRIDS, INCIDENTS, TODAY, add_incidents
+from tests.services.test_density import expected_counts, geodesic_km2
 
 
-def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: ANN001
+def test_dashboard_json_figures(staffing_db, staffing_client) -> None:
     add_incidents(staffing_db.engine)
     data = staffing_client.get("/api/dashboard").get_json()
     d = data["district"]
@@ -48,7 +48,7 @@ def test_dashboard_json_figures(staffing_db, staffing_client) -> None:  # noqa: 
     assert bad.status_code == 400 and "everything" in bad.get_json()["error"]
 
 
-def test_dashboard_past_date(staffing_db, staffing_client) -> None:  # noqa: ANN001
+def test_dashboard_past_date(staffing_db, staffing_client) -> None:
     add_incidents(staffing_db.engine)
     day = TODAY - dt.timedelta(days=2)
     past = staffing_client.get(f"/api/dashboard?date={day}").get_json()
@@ -65,7 +65,7 @@ def test_dashboard_past_date(staffing_db, staffing_client) -> None:  # noqa: ANN
     assert sum(old["charts"]["incidents_by_month"]["values"]) == 0
 
 
-def test_density_endpoint(staffing_client) -> None:  # noqa: ANN001
+def test_density_endpoint(staffing_client) -> None:
     r = staffing_client.get("/api/density?level=grid&group=grid_staff&scheme=quantiles&k=3")
     data = r.get_json()
     assert r.status_code == 200
@@ -94,7 +94,7 @@ def test_density_endpoint(staffing_client) -> None:  # noqa: ANN001
         ("/api/quota?group=robots", "group"),
     ],
 )
-def test_bad_parameters_are_named(staffing_client, query: str, field: str | None) -> None:  # noqa: ANN001
+def test_bad_parameters_are_named(staffing_client, query: str, field: str | None) -> None:
     r = staffing_client.get(query)
     assert r.status_code == 400
     body = r.get_json()
@@ -105,7 +105,7 @@ def test_bad_parameters_are_named(staffing_client, query: str, field: str | None
         assert "bbox" in body["error"]
 
 
-def test_coverage_features_and_bbox(staffing_client) -> None:  # noqa: ANN001
+def test_coverage_features_and_bbox(staffing_client) -> None:
     grids = staffing_client.get("/api/coverage/grids").get_json()
     assert len(grids["features"]) == len(GRIDS)
     statuses = {f["properties"]["code"]: f["properties"]["status"] for f in grids["features"]}
@@ -114,7 +114,7 @@ def test_coverage_features_and_bbox(staffing_client) -> None:  # noqa: ANN001
     assert [f["properties"]["code"] for f in segs.get_json()["features"]] == ["S1"]
 
 
-def test_quota_json_csv_xlsx(staffing_client) -> None:  # noqa: ANN001
+def test_quota_json_csv_xlsx(staffing_client) -> None:
     default = staffing_client.get("/api/quota").get_json()
     assert default["coefficients"] == {
         k: float(v) for k, v in DEFAULTS["QUOTA_COEFFICIENTS"].items()
@@ -136,7 +136,7 @@ def test_quota_json_csv_xlsx(staffing_client) -> None:  # noqa: ANN001
     ]
 
 
-def test_pages_render_and_escape(staffing_client) -> None:  # noqa: ANN001
+def test_pages_render_and_escape(staffing_client) -> None:
     for url in ("/dashboard", "/coverage", "/density", "/quota", "/density?level=grid"):
         r = staffing_client.get(url)
         assert r.status_code == 200, url
@@ -156,7 +156,7 @@ def test_pages_render_and_escape(staffing_client) -> None:  # noqa: ANN001
     assert r.status_code == 400 and b"scheme" in r.data
 
 
-def test_pages_on_an_empty_database(fresh_engine, make_app) -> None:  # noqa: ANN001
+def test_pages_on_an_empty_database(fresh_engine, make_app) -> None:
     client = make_app(fresh_engine).test_client()
     for url in ("/dashboard", "/coverage", "/density", "/density?level=grid", "/quota"):
         assert client.get(url).status_code == 200, url

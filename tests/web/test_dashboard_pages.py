@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
-from tests.staffing.conftest import CENTRES, COMMUNITIES, GRIDS, SEGMENTS
+from tests.fixtures.staffing import CENTRES, COMMUNITIES, GRIDS, SEGMENTS
 
 #: JS: how many pixels of a canvas are not fully transparent (a drawn chart has many)
 PAINTED = """(id) => {
@@ -23,7 +23,7 @@ def _json(url: str) -> dict:
         return json.loads(r.read())
 
 
-def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:  # noqa: ANN001
+def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:
     base = staffing_live.url
     page.goto(f"{base}/dashboard?lang=zh_CN")
     page.wait_for_function("window.dashboardReady === true")
@@ -56,14 +56,14 @@ def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:  # noqa:
     assert page.errors == []
 
 
-def test_dashboard_in_english(staffing_live, page) -> None:  # noqa: ANN001
+def test_dashboard_in_english(staffing_live, page) -> None:
     page.goto(f"{staffing_live.url}/dashboard?lang=en")
     page.wait_for_function("window.dashboardReady === true")
     assert "Grid management at a glance" in page.inner_text("h1")
     assert page.errors == []
 
 
-def test_coverage_map(staffing_live, page) -> None:  # noqa: ANN001
+def test_coverage_map(staffing_live, page) -> None:
     page.goto(f"{staffing_live.url}/coverage?lang=zh_CN")
     page.wait_for_selector(".leaflet-overlay-pane path")
     assert page.locator(".leaflet-overlay-pane path").count() == len(GRIDS) + len(SEGMENTS)
@@ -78,7 +78,7 @@ def test_coverage_map(staffing_live, page) -> None:  # noqa: ANN001
     assert page.errors == []
 
 
-def test_density_map_classes_and_tooltips(staffing_live, page) -> None:  # noqa: ANN001
+def test_density_map_classes_and_tooltips(staffing_live, page) -> None:
     url = f"{staffing_live.url}/density?level=grid&group=grid_staff&scheme=equal_interval&k=3"
     page.goto(url + "&lang=zh_CN")
     page.wait_for_selector(".leaflet-overlay-pane path")
@@ -97,7 +97,7 @@ def test_density_map_classes_and_tooltips(staffing_live, page) -> None:  # noqa:
     assert page.errors == []
 
 
-def test_quota_map(staffing_live, page) -> None:  # noqa: ANN001
+def test_quota_map(staffing_live, page) -> None:
     page.goto(f"{staffing_live.url}/quota?lang=zh_CN")
     page.wait_for_selector(".leaflet-overlay-pane path")
     assert page.locator(".leaflet-overlay-pane path").count() == 3
@@ -105,7 +105,7 @@ def test_quota_map(staffing_live, page) -> None:  # noqa: ANN001
     assert page.errors == []
 
 
-def test_density_map_of_service_centres(staffing_live, page) -> None:  # noqa: ANN001
+def test_density_map_of_service_centres(staffing_live, page) -> None:
     page.goto(f"{staffing_live.url}/density?level=community&group=centres&lang=zh_CN")
     page.wait_for_selector(".leaflet-overlay-pane path")
     # three community polygons and one circle per service centre
@@ -118,10 +118,10 @@ def test_density_map_of_service_centres(staffing_live, page) -> None:  # noqa: A
 HOSTILE = '<img src=x onerror="window.__pwned=1">{{ 7*7 }}社区'
 
 
-def test_map_panels_show_hostile_names_as_text(staffing_db, make_app, page) -> None:  # noqa: ANN001
+def test_map_panels_show_hostile_names_as_text(staffing_db, make_app, page) -> None:
     import sqlalchemy as sa
 
-    from tests.conftest import LiveServer
+    from tests.fixtures.web import LiveServer
 
     with staffing_db.engine.begin() as con:
         con.execute(

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from tests.incidents.conftest import ll
+from tests.fixtures.incidents import ll
 
 
 @pytest.fixture
-def client(district, make_app):  # noqa: ANN001, ANN201
+def client(district, make_app):
     return make_app(district.engine).test_client()
 
 
-def _create(client, x: float = 200, y: float = 170, **extra):  # noqa: ANN001, ANN003, ANN202
+def _create(client, x: float = 200, y: float = 170, **extra):
     lon, lat = ll(x, y)
     r = client.post(
         "/api/incidents",
@@ -22,7 +22,7 @@ def _create(client, x: float = 200, y: float = 170, **extra):  # noqa: ANN001, A
     return r.get_json()
 
 
-def test_create_read_and_route(client, district) -> None:  # noqa: ANN001
+def test_create_read_and_route(client, district) -> None:
     inc = _create(client, description="路面塌陷")
     assert inc["state"] == "received" and inc["grid_id"] == district.grid["A1"]
     assert inc["chief_id"] == district.staff["chief1"]
@@ -32,7 +32,7 @@ def test_create_read_and_route(client, district) -> None:  # noqa: ANN001
     assert body["events"][0]["to_state"] == "received" and body["events"][0]["actor"] == "热线"
 
 
-def test_unknown_ids_are_404(client) -> None:  # noqa: ANN001
+def test_unknown_ids_are_404(client) -> None:
     assert client.get("/api/incidents/999999").status_code == 404
     assert client.get("/api/incidents/abc").status_code == 404
     # beyond bigint: still "does not exist", not a database error
@@ -42,7 +42,7 @@ def test_unknown_ids_are_404(client) -> None:  # noqa: ANN001
     assert client.post("/api/incidents/424242/rating", json={"rating": 3}).status_code == 404
 
 
-def test_malformed_json_is_400_naming_the_field(client) -> None:  # noqa: ANN001
+def test_malformed_json_is_400_naming_the_field(client) -> None:
     r = client.post("/api/incidents", data="{not json", content_type="application/json")
     assert r.status_code == 400 and r.get_json()["field"] == "body"
     r = client.post("/api/incidents", json=[1, 2])
@@ -59,7 +59,7 @@ def test_malformed_json_is_400_naming_the_field(client) -> None:  # noqa: ANN001
     assert r.status_code == 400 and r.get_json()["field"] == "severity"
 
 
-def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> None:  # noqa: ANN001
+def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> None:
     """PostgreSQL text cannot hold NUL and bigint stops at 2**63-1: both are named 400s."""
     import sqlalchemy as sa
 
@@ -100,7 +100,7 @@ def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> N
     assert r.status_code == 200 and r.get_json()["items"] == []
 
 
-def test_text_fields_are_checked_for_type_and_column_length(client, district) -> None:  # noqa: ANN001
+def test_text_fields_are_checked_for_type_and_column_length(client, district) -> None:
     """Found by fuzzing: an object as description or a 101-character actor was a 500."""
     import sqlalchemy as sa
 
@@ -132,7 +132,7 @@ def test_text_fields_are_checked_for_type_and_column_length(client, district) ->
     assert count() == before + 1  # only the good incident's intake event
 
 
-def test_loop_over_http_with_409_listing_allowed(client) -> None:  # noqa: ANN001
+def test_loop_over_http_with_409_listing_allowed(client) -> None:
     inc = _create(client)
     url = f"/api/incidents/{inc['id']}/transitions"
     r = client.post(url, json={"state": "closed", "actor": "张三"})
@@ -155,7 +155,7 @@ def test_loop_over_http_with_409_listing_allowed(client) -> None:  # noqa: ANN00
     assert r.status_code == 200 and r.get_json()["rating"] == 4
 
 
-def test_lists_filters_and_stats(client, district) -> None:  # noqa: ANN001
+def test_lists_filters_and_stats(client, district) -> None:
     a = _create(client, 100, 250)
     b = _create(client, 700, 100, category="litter")
     c = _create(client, 1200, 100)  # outside every grid
@@ -187,7 +187,7 @@ def test_lists_filters_and_stats(client, district) -> None:  # noqa: ANN001
     )
 
 
-def test_dates_without_offset_are_beijing_time(client) -> None:  # noqa: ANN001
+def test_dates_without_offset_are_beijing_time(client) -> None:
     """A date filter is a day in the district: 07:00 on 1 March in Beijing is 23:00 UTC on
     28 February, and belongs to 1 March; a time written without an offset is local too."""
     early = _create(client, reported_at="2026-03-01T07:00:00+08:00")

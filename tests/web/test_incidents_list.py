@@ -1,9 +1,10 @@
 """The incident list (/incidents/list) and its CSV: the service on a hand-built district,
 the page through Flask, and the page in headless Chromium (transitions in place).
 
-The incidents are laid out by hand (conftest's district): their places decide the grid and
-the chief they are routed to, their times the order and "overdue", so every expected value
-below follows from the layout, not from the code under test.
+The incidents are laid out by hand (the district of ``tests/fixtures/incidents.py``): their
+places decide the grid and the chief they are routed to, their times the order and
+"overdue", so every expected value below follows from the layout, not from the code under
+test.
 """
 
 from __future__ import annotations
@@ -22,8 +23,8 @@ from mapsvc.db import session_scope
 from mapsvc.services import incident_list
 from mapsvc.services.incidents import transition
 from mapsvc.services.routing import route_incidents
-from tests.conftest import LiveServer
-from tests.incidents.conftest import add_random_incidents, ll
+from tests.fixtures.incidents import add_random_incidents, ll
+from tests.fixtures.web import LiveServer
 
 NOW = dt.datetime.now(dt.UTC)
 HOSTILE = '<img src=x onerror="window.__pwned = 1">'
@@ -44,7 +45,7 @@ LAYOUT = {
 ORDER = ["a", "d", "g", "f", "b", "c", "e"]
 
 
-def _add_layout(d) -> dict[str, int]:  # noqa: ANN001
+def _add_layout(d) -> dict[str, int]:
     """Insert LAYOUT in the order written (ids ascending), route it; ``{name: id}``."""
     ids = {}
     with session_scope(d.engine) as s:
@@ -78,17 +79,17 @@ def _add_layout(d) -> dict[str, int]:  # noqa: ANN001
 
 
 @pytest.fixture
-def listed(district):  # noqa: ANN001, ANN201
+def listed(district):
     district.ids = _add_layout(district)
     return district
 
 
-def _page(d, filters: dict | None = None, **kw):  # noqa: ANN001, ANN003, ANN202
+def _page(d, filters: dict | None = None, **kw):
     with session_scope(d.engine) as s:
         return incident_list.page(s, filters or {}, **kw)
 
 
-def _names(d, items: list[dict]) -> list[str]:  # noqa: ANN001
+def _names(d, items: list[dict]) -> list[str]:
     by_id = {v: k for k, v in d.ids.items()}
     return [by_id[r["id"]] for r in items]
 
@@ -96,7 +97,7 @@ def _names(d, items: list[dict]) -> list[str]:  # noqa: ANN001
 # --------------------------------------------------------------------------- the service
 
 
-def test_layout_is_routed_as_drawn(listed) -> None:  # noqa: ANN001
+def test_layout_is_routed_as_drawn(listed) -> None:
     """The premise of the expected values below: places decide grid and chief."""
     d = listed
     with session_scope(d.engine) as s:
@@ -110,7 +111,7 @@ def test_layout_is_routed_as_drawn(listed) -> None:  # noqa: ANN001
     assert got[d.ids["d"]] == (d.grid["B1"], None)
 
 
-def test_page_is_newest_first_with_filters(listed) -> None:  # noqa: ANN001
+def test_page_is_newest_first_with_filters(listed) -> None:
     d = listed
     everything = _page(d)
     assert everything["total"] == 7
@@ -140,7 +141,7 @@ def test_page_is_newest_first_with_filters(listed) -> None:  # noqa: ANN001
             assert incident_list.count(s, filters) == len(expected), filters
 
 
-def test_rows_say_what_a_chief_reads(listed) -> None:  # noqa: ANN001
+def test_rows_say_what_a_chief_reads(listed) -> None:
     d = listed
     rows = {r["id"]: r for r in _page(d)["items"]}
     a, b, c, dd, e = (rows[d.ids[k]] for k in ("a", "b", "c", "d", "e"))
@@ -167,7 +168,7 @@ def test_rows_say_what_a_chief_reads(listed) -> None:  # noqa: ANN001
     )
 
 
-def test_pages_cover_every_row_once_with_totals(populated) -> None:  # noqa: ANN001
+def test_pages_cover_every_row_once_with_totals(populated) -> None:
     d = populated  # 600 random incidents
     with session_scope(d.engine) as s:
         chief = d.staff["chief1"]
@@ -202,7 +203,7 @@ def test_pages_cover_every_row_once_with_totals(populated) -> None:  # noqa: ANN
     assert big["total"] == 600
 
 
-def test_unknown_ids_and_bad_values_are_named(listed) -> None:  # noqa: ANN001
+def test_unknown_ids_and_bad_values_are_named(listed) -> None:
     d = listed
     with pytest.raises(NotFound, match="chief: staff 999999 does not exist"):
         _page(d, {"chief": 999999})
@@ -220,7 +221,7 @@ def _csv_rows(text: str) -> list[list[str]]:
     return list(csv.reader(io.StringIO(text)))
 
 
-def test_csv_has_every_matching_row_and_a_bom(listed) -> None:  # noqa: ANN001
+def test_csv_has_every_matching_row_and_a_bom(listed) -> None:
     d = listed
     add_random_incidents(d, 2500)  # more than a page, and more than one fetch batch
     with session_scope(d.engine) as s:
@@ -262,7 +263,7 @@ def test_csv_has_every_matching_row_and_a_bom(listed) -> None:  # noqa: ANN001
 # --------------------------------------------------------------------------- through Flask
 
 
-def test_page_and_csv_over_http(listed, make_app) -> None:  # noqa: ANN001
+def test_page_and_csv_over_http(listed, make_app) -> None:
     d = listed
     client = make_app(d.engine).test_client()
     r = client.get(f"/incidents/list?lang=zh_CN&chief={d.staff['chief1']}&limit=3")
@@ -321,22 +322,22 @@ def test_page_and_csv_over_http(listed, make_app) -> None:  # noqa: ANN001
 
 
 @pytest.fixture
-def server(listed, make_app):  # noqa: ANN001, ANN201
+def server(listed, make_app):
     s = LiveServer(make_app(listed.engine))
     yield s
     s.stop()
 
 
-def _state(d, name: str) -> str:  # noqa: ANN001
+def _state(d, name: str) -> str:
     with d.engine.connect() as c:
         return c.scalar(sa.text("SELECT state FROM incident WHERE id = :i"), {"i": d.ids[name]})
 
 
-def _row(page, d, name: str):  # noqa: ANN001, ANN202
+def _row(page, d, name: str):
     return page.locator(f'tr[data-id="{d.ids[name]}"]')
 
 
-def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:  # noqa: ANN001
+def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:
     d = listed
     page.goto(f"{server.url}/incidents/list?lang=zh_CN")
     assert page.locator("#list-count").inner_text() == "第 1–7 条，共 7 条"
@@ -385,7 +386,7 @@ def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:  # n
     assert page.errors == []
 
 
-def test_browser_shows_the_apis_refusal(listed, server, page) -> None:  # noqa: ANN001
+def test_browser_shows_the_apis_refusal(listed, server, page) -> None:
     d = listed
     page.goto(f"{server.url}/incidents/list?lang=zh_CN&state=open")
     page.fill("#actor", "李四")
@@ -424,7 +425,7 @@ def test_browser_shows_the_apis_refusal(listed, server, page) -> None:  # noqa: 
     ]
 
 
-def test_browser_shows_hostile_text_as_text(listed, server, page) -> None:  # noqa: ANN001
+def test_browser_shows_hostile_text_as_text(listed, server, page) -> None:
     d = listed
     page.goto(f"{server.url}/incidents/list?lang=zh_CN")
     row = _row(page, d, "g")
@@ -434,7 +435,7 @@ def test_browser_shows_hostile_text_as_text(listed, server, page) -> None:  # no
     assert page.errors == []
 
 
-def test_browser_english_and_filters_from_the_query(listed, server, page) -> None:  # noqa: ANN001
+def test_browser_english_and_filters_from_the_query(listed, server, page) -> None:
     d = listed
     page.goto(f"{server.url}/incidents/list?lang=en&overdue=1")
     heads = page.locator("#incident-table thead th").all_inner_texts()

@@ -22,7 +22,7 @@ from mapsvc.services.areas import district_extent
 HOSTILE = '<img src=x onerror="window.__pwned=1">{{ 7*7 }}'
 
 
-def _extent(engine, table: str) -> tuple[float, float, float, float]:  # noqa: ANN001
+def _extent(engine, table: str) -> tuple[float, float, float, float]:
     with engine.connect() as c:
         return tuple(
             c.execute(
@@ -42,13 +42,13 @@ def _fitted(page: str) -> tuple[float, float, float, float]:
     return (w, s, e, n)
 
 
-def _drop_district(engine) -> None:  # noqa: ANN001
+def _drop_district(engine) -> None:
     with session_scope(engine) as s:
         s.execute(sa.text("UPDATE subdistrict SET district_id = NULL"))
         s.execute(sa.text("DELETE FROM district"))
 
 
-def test_district_extent_is_the_district_else_the_incidents(populated) -> None:  # noqa: ANN001
+def test_district_extent_is_the_district_else_the_incidents(populated) -> None:
     d = populated
     district = _extent(d.engine, "district")
     with Session(d.engine) as s:
@@ -65,7 +65,7 @@ def test_district_extent_is_the_district_else_the_incidents(populated) -> None: 
         assert district_extent(s) is None
 
 
-def test_both_map_pages_open_on_the_district(populated, make_app) -> None:  # noqa: ANN001
+def test_both_map_pages_open_on_the_district(populated, make_app) -> None:
     d = populated
     client = make_app(d.engine).test_client()
     district = _extent(d.engine, "district")
@@ -83,7 +83,7 @@ def _form(page: str) -> str:
     return m.group(0)
 
 
-def test_filter_form_keeps_the_url(populated, make_app) -> None:  # noqa: ANN001
+def test_filter_form_keeps_the_url(populated, make_app) -> None:
     d = populated
     client = make_app(d.engine).test_client()
     query = (
@@ -124,7 +124,7 @@ def test_filter_form_keeps_the_url(populated, make_app) -> None:  # noqa: ANN001
     assert 'name="bins"' not in form and ">Incident heatmap</a>" in form
 
 
-def test_filter_form_shows_hostile_names_as_text(populated, make_app) -> None:  # noqa: ANN001
+def test_filter_form_shows_hostile_names_as_text(populated, make_app) -> None:
     d = populated
     with session_scope(d.engine) as s:
         s.execute(sa.text("UPDATE community SET name = :n"), {"n": HOSTILE})
@@ -144,7 +144,7 @@ def test_filter_form_shows_hostile_names_as_text(populated, make_app) -> None:  
         assert "{{ 7*7 }}" in form, url
 
 
-def test_focus_ring_moves_with_gcj02_tiles(populated, make_app) -> None:  # noqa: ANN001
+def test_focus_ring_moves_with_gcj02_tiles(populated, make_app) -> None:
     from mapsvc.services.chinacrs import wgs84_to_gcj02
 
     d = populated
@@ -171,7 +171,7 @@ def test_focus_ring_moves_with_gcj02_tiles(populated, make_app) -> None:  # noqa
     assert re.search(rf"#{iid} · [A-Z][a-z]+.* · [A-Z]", page)
 
 
-def test_pages_with_nothing_to_draw(populated, make_app) -> None:  # noqa: ANN001
+def test_pages_with_nothing_to_draw(populated, make_app) -> None:
     """Hexagons for a filter matching nothing, and pages of a district without incidents
     or grids, are drawn empty (folium's tooltip on an empty collection was a 500)."""
     client = make_app(populated.engine).test_client()

@@ -9,22 +9,22 @@ import pytest
 import requests
 from georeport import GeoReport
 
-from tests.conftest import LiveServer
-from tests.incidents.conftest import CATEGORIES, ll
+from tests.fixtures.incidents import CATEGORIES, ll
+from tests.fixtures.web import LiveServer
 
 
 @pytest.fixture
-def server(district, make_app):  # noqa: ANN001, ANN201
+def server(district, make_app):
     s = LiveServer(make_app(district.engine, OPEN311_API_KEYS=["k-123"]))
     yield s
     s.stop()
 
 
-def _post(server, **form):  # noqa: ANN001, ANN003, ANN202
+def _post(server, **form):
     return requests.post(f"{server.url}/open311/v2/requests.json", data=form, timeout=10)
 
 
-def _new(server, x: float, y: float, **extra) -> str:  # noqa: ANN001, ANN003
+def _new(server, x: float, y: float, **extra) -> str:
     lon, lat = ll(x, y)
     r = _post(server, api_key="k-123", service_code="road", lat=lat, long=lon, **extra)
     assert r.status_code == 201, r.text
@@ -34,7 +34,7 @@ def _new(server, x: float, y: float, **extra) -> str:  # noqa: ANN001, ANN003
 
 
 @pytest.mark.parametrize("fmt", ["json", "xml"])
-def test_reads_through_georeport_client(server, district, fmt: str) -> None:  # noqa: ANN001
+def test_reads_through_georeport_client(server, district, fmt: str) -> None:
     rid = _new(server, 200, 170, description="路面坑洞", **{"attribute[severity]": "major"})
     other = _new(server, 700, 100)
     client = GeoReport(f"{server.url}/open311/v2", output_format=fmt)
@@ -72,7 +72,7 @@ def test_reads_through_georeport_client(server, district, fmt: str) -> None:  # 
     assert {r["service_request_id"] for r in ranged} == {rid, other}
 
 
-def test_status_filter_and_severity_attribute(server, district) -> None:  # noqa: ANN001
+def test_status_filter_and_severity_attribute(server, district) -> None:
     from mapsvc.db import session_scope
     from mapsvc.services import incidents as svc
 
@@ -90,7 +90,7 @@ def test_status_filter_and_severity_attribute(server, district) -> None:  # noqa
     assert [r["service_request_id"] for r in opened] == [open_id]
 
 
-def test_tokens_discovery_and_errors(server) -> None:  # noqa: ANN001
+def test_tokens_discovery_and_errors(server) -> None:
     lon, lat = ll(200, 170)
     r = _post(server, api_key="k-123", service_code="noise", lat=lat, long=lon)
     token = r.json()[0]["token"]
@@ -129,7 +129,7 @@ def test_tokens_discovery_and_errors(server) -> None:  # noqa: ANN001
     assert len(listed) == 1
 
 
-def test_demo_live_server_through_georeport(live_server, demo_engine) -> None:  # noqa: ANN001
+def test_demo_live_server_through_georeport(live_server, demo_engine) -> None:
     import sqlalchemy as sa
 
     client = GeoReport(f"{live_server.url}/open311/v2")
@@ -155,7 +155,7 @@ def test_demo_live_server_through_georeport(live_server, demo_engine) -> None:  
     ],
 )
 def test_severity_attribute_names_the_classes_as_the_pages_do(
-    district,  # noqa: ANN001
+    district,
     locale: str,
     names: list[str],
     default_text: str,

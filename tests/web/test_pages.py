@@ -22,7 +22,7 @@ SEGMENT_COLOURS = """() => {
 }"""
 
 
-def test_page_embeds_communities_not_grids(small, small_client) -> None:  # noqa: ANN001
+def test_page_embeds_communities_not_grids(small, small_client) -> None:
     resp = small_client.get("/")
     assert resp.status_code == 200
     html = resp.get_data(as_text=True)
@@ -42,13 +42,13 @@ def test_page_embeds_communities_not_grids(small, small_client) -> None:  # noqa
     assert "1 条未分配街巷长" in html
 
 
-def test_page_in_english(small_client) -> None:  # noqa: ANN001
+def test_page_in_english(small_client) -> None:
     html = small_client.get("/?lang=en").get_data(as_text=True)
     assert "Legend" in html and "Grids (coloured by community)" in html
     assert "No chief assigned" in html
 
 
-def test_names_are_never_raw_html_in_the_page(small, small_client) -> None:  # noqa: ANN001
+def test_names_are_never_raw_html_in_the_page(small, small_client) -> None:
     html = small_client.get("/").get_data(as_text=True)
     assert small.evil not in html
     assert "<img src=x" not in html
@@ -56,19 +56,19 @@ def test_names_are_never_raw_html_in_the_page(small, small_client) -> None:  # n
     assert "&lt;img src=x onerror=alert(1)&gt;" in html or "\\u0026lt;img" in html
 
 
-def test_empty_database_page_says_what_to_do(fresh_engine, make_app) -> None:  # noqa: ANN001
+def test_empty_database_page_says_what_to_do(fresh_engine, make_app) -> None:
     html = make_app(fresh_engine).test_client().get("/").get_data(as_text=True)
     assert "mapsvc demo load" in html
 
 
-def _open(page, url: str) -> int:  # noqa: ANN001
+def _open(page, url: str) -> int:
     page.goto(url)
     page.wait_for_selector("html[data-map-drawn]", timeout=20000)
     return int(page.get_attribute("html", "data-grids-drawn"))
 
 
 @pytest.mark.browser
-def test_browser_draws_the_small_district_and_escapes(small, small_live, page) -> None:  # noqa: ANN001
+def test_browser_draws_the_small_district_and_escapes(small, small_live, page) -> None:
     dialogs: list[str] = []
     page.on("dialog", lambda d: (dialogs.append(d.message), d.dismiss()))
     assert _open(page, small_live.url + "/?lang=zh_CN") == 4
@@ -111,7 +111,7 @@ def test_browser_draws_the_small_district_and_escapes(small, small_live, page) -
 
 
 @pytest.mark.browser
-def test_browser_hover_highlights_and_shows_a_tooltip(small, small_live, page) -> None:  # noqa: ANN001
+def test_browser_hover_highlights_and_shows_a_tooltip(small, small_live, page) -> None:
     _open(page, small_live.url + "/?lang=zh_CN")
     widths = "ps => ps.map(p => p.getAttribute('stroke-width'))"
     assert set(page.eval_on_selector_all(GRID_PATHS, widths)) == {"1"}
@@ -141,7 +141,7 @@ def test_browser_hover_highlights_and_shows_a_tooltip(small, small_live, page) -
 
 
 @pytest.mark.browser
-def test_browser_draws_the_demo_and_refetches_for_the_view(live_server, page) -> None:  # noqa: ANN001
+def test_browser_draws_the_demo_and_refetches_for_the_view(live_server, page) -> None:
     """The demo district: grids drawn from the API; zooming in fetches only the view."""
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url) if "/api/" in r.url else None)
@@ -167,7 +167,7 @@ def test_browser_draws_the_demo_and_refetches_for_the_view(live_server, page) ->
     assert page.errors == []
 
 
-def _open_wait(page) -> int:  # noqa: ANN001
+def _open_wait(page) -> int:
     page.wait_for_selector("html[data-map-drawn]", timeout=20000)
     return int(page.get_attribute("html", "data-grids-drawn"))
 
@@ -186,7 +186,7 @@ def _open_wait(page) -> int:  # noqa: ANN001
         ({"BASEMAP": "amap"}, ["autonavi.com", '"crs": "gcj02"', "GCJ-02"], []),
     ],
 )
-def test_base_maps(small, make_app, config, present, absent) -> None:  # noqa: ANN001
+def test_base_maps(small, make_app, config, present, absent) -> None:
     html = make_app(small.engine, **config).test_client().get("/?lang=en").get_data(as_text=True)
     for text in present:
         assert text in html, text
@@ -194,7 +194,7 @@ def test_base_maps(small, make_app, config, present, absent) -> None:  # noqa: A
         assert text not in html, text
 
 
-def test_amap_page_draws_overlays_in_gcj02(small, make_app) -> None:  # noqa: ANN001
+def test_amap_page_draws_overlays_in_gcj02(small, make_app) -> None:
     """On GCJ-02 tiles the embedded outlines are shifted by the GCJ-02 offset."""
     from mapsvc.services.chinacrs import wgs84_to_gcj02
 

@@ -8,16 +8,16 @@ import gpxpy
 import pytest
 from sqlalchemy.orm import Session
 
-from tests.conftest import LiveServer
-from tests.patrol.conftest import DAY, add_chief, add_segments
-from tests.patrol.test_compliance import walk
-from tests.patrol.test_postman import RECT
+from tests.fixtures.patrol import DAY, add_chief, add_segments
+from tests.fixtures.web import LiveServer
+from tests.services.test_patrol_compliance import walk
+from tests.services.test_patrol_routes import RECT
 
 EVIL = '<img src=x onerror="window.__pwned=1">巷长'
 
 
 @pytest.fixture
-def patrol_app(fresh_engine, make_app):  # noqa: ANN001, ANN201
+def patrol_app(fresh_engine, make_app):
     with Session(bind=fresh_engine) as s:
         ids = add_segments(s, RECT | {"far": [(300, 0), (400, 0)], "link": [(100, 0), (300, 0)]})
         chief = add_chief(s, EVIL, [ids[n] for n in ("AB", "BC", "CD", "DA", "AC", "far")])
@@ -122,7 +122,7 @@ def test_wrong_types_and_sizes_are_named_400s_and_store_nothing(patrol_app, fres
     before = counts()
     pts = walk([(0, 2), (100, 2)])
 
-    def field(r) -> str:  # noqa: ANN001
+    def field(r) -> str:
         assert r.status_code == 400, r.get_data(as_text=True)
         return r.get_json()["field"]
 
@@ -144,7 +144,7 @@ def test_wrong_types_and_sizes_are_named_400s_and_store_nothing(patrol_app, fres
     assert r.status_code == 404 and r.get_json()["field"] == "staff"
 
     # the assignment CSV: not UTF-8, a NUL character, and an upload over the size limit
-    def upload(data: bytes):  # noqa: ANN202
+    def upload(data: bytes):
         return c.post(
             "/api/segments/assign",
             data={"file": (io.BytesIO(data), "chiefs.csv")},
@@ -195,7 +195,7 @@ def test_osm_streets_page_credits_openstreetmap(fresh_engine, make_app, page):
     import sqlalchemy as sa
 
     from mapsvc.services import streets
-    from tests.patrol.test_streets_import import TEST_PBF
+    from tests.services.test_streets import TEST_PBF
 
     with Session(bind=fresh_engine) as s:
         streets.import_osm(s, TEST_PBF)
@@ -295,7 +295,7 @@ def test_grid_compliance_api_by_day_and_week(patrol_app, fresh_engine):
     import datetime as dt
 
     from mapsvc.services import patrol
-    from tests.patrol.conftest import add_grids
+    from tests.fixtures.patrol import add_grids
 
     app, ids, chief, _other = patrol_app
     with Session(bind=fresh_engine) as s:
