@@ -17,7 +17,8 @@ For every chief the script prints, side by side:
   as the service's ``graph_for`` cache does, and that time is reported apart);
 * optimum: required + minimum perfect matching on the *complete* graph of odd junctions
   (exact for connected beats; computed independently of the solver by networkx in
-  ``tests/patrol/reference.py``, for cases up to ``--reference-max-odd`` odd junctions);
+  ``tests/services/patrol_routes_reference.py``, for cases up to ``--reference-max-odd``
+  odd junctions);
 * pgRouting ``pgr_chinesePostman`` on the chief's segments (two-way: it walks every alley
   in both directions; printed as it is; connected beats only, as it cannot connect pieces);
 * networkx ``eulerize`` (ignores lengths) on the chief's segments (connected beats only).
@@ -148,13 +149,14 @@ def optimum_connected(
 ) -> float | None:
     """required + complete-graph minimum perfect matching of the odd junctions (exact).
 
-    Computed by ``tests/patrol/reference.py`` (networkx Dijkstra on ``reference_net``, the
-    network built from the raw edge list, and networkx's blossom on the complete graph),
+    Computed by ``tests/services/patrol_routes_reference.py`` (networkx Dijkstra on
+    ``reference_net``, the network built from the raw edge list, and networkx's blossom on
+    the complete graph),
     which shares no code with the solver's sparse-blossom T-join. Its pure-Python blossom
     is cubic (about 17 s for 160 odd junctions), so a beat with more than ``max_odd`` odd
     junctions gets None: not checked.
     """
-    from tests.patrol.reference import t_join_cost
+    from tests.services.patrol_routes_reference import t_join_cost
 
     deg: dict[int, int] = {}
     for e in req_edges:
@@ -234,7 +236,7 @@ def run_network(
     reference_max_odd: int = REFERENCE_MAX_ODD,
 ) -> dict:
     from mapsvc.services import patrol_routes
-    from tests.patrol.reference import network, street_edges
+    from tests.services.patrol_routes_reference import network, street_edges
 
     with session_scope(engine) as s:
         t = time.perf_counter()

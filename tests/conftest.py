@@ -9,14 +9,18 @@ Databases
   demo, same generator). Read-only: tests must not change it.
 * ``fresh_engine`` (function): an empty database at the latest schema, cloned from a
   template in ~0.2 s, dropped afterwards. Use it for anything that writes.
+
+Hand-built layouts
+------------------
+The small districts that tests in several folders share live in plain modules under
+``tests/fixtures/`` (``incidents``, ``patrol``, ``staffing``, ``web``, ``demo``), registered
+below through ``pytest_plugins``; their helpers are imported from there.
 """
 
 from __future__ import annotations
 
 import itertools
 import os
-import socket
-import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -27,6 +31,21 @@ from sqlalchemy.engine import URL, Engine
 from mapsvc.chromium import CHROMIUM, launch
 from mapsvc.config import PROJECT_ROOT
 from mapsvc.db import EmbeddedPostgres, ensure_schema, make_engine, normalize_url
+
+# the fixture modules import each other: have pytest rewrite their asserts before the first
+pytest.register_assert_rewrite("tests.fixtures")
+
+from tests.fixtures.web import LiveServer  # noqa: E402
+
+#: the fixtures of the hand-built layouts, shared by tests in several folders; pytest reads
+#: ``pytest_plugins`` in the root conftest only
+pytest_plugins = [
+    "tests.fixtures.demo",
+    "tests.fixtures.incidents",
+    "tests.fixtures.patrol",
+    "tests.fixtures.staffing",
+    "tests.fixtures.web",
+]
 
 TEST_DEMO_INCIDENTS = 6000
 TEST_DEMO_SEED = 20261124
@@ -60,7 +79,7 @@ def _admin(server_url: URL) -> Engine:
 
 
 @pytest.fixture(scope="session")
-def make_database(server_url: URL):  # noqa: ANN201
+def make_database(server_url: URL):
     """Factory: ``make_database(template=None) -> URL`` of a new database; all dropped at end."""
     admin = _admin(server_url)
     created: list[str] = []
@@ -81,7 +100,7 @@ def make_database(server_url: URL):  # noqa: ANN201
 
 
 @pytest.fixture(scope="session")
-def template_db(make_database) -> str:  # noqa: ANN001
+def template_db(make_database) -> str:
     """A database at the latest schema, used as the template of ``fresh_engine``."""
     url = make_database()
     engine = make_engine(url)
@@ -91,14 +110,14 @@ def template_db(make_database) -> str:  # noqa: ANN001
 
 
 @pytest.fixture
-def fresh_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
+def fresh_engine(make_database, template_db) -> Iterator[Engine]:
     engine = make_engine(make_database(template=template_db))
     yield engine
     engine.dispose()
 
 
 @pytest.fixture(scope="session")
-def demo_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
+def demo_engine(make_database, template_db) -> Iterator[Engine]:
     from mapsvc.demo import load_demo
 
     engine = make_engine(make_database(template=template_db))
@@ -111,7 +130,7 @@ def demo_engine(make_database, template_db) -> Iterator[Engine]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="session")
-def app(demo_engine: Engine):  # noqa: ANN201
+def app(demo_engine: Engine):
     from mapsvc import create_app
 
     return create_app(
@@ -123,21 +142,21 @@ def app(demo_engine: Engine):  # noqa: ANN201
 
 
 @pytest.fixture
-def client(app):  # noqa: ANN001, ANN201
+def client(app):
     return app.test_client()
 
 
 @pytest.fixture
-def runner(app):  # noqa: ANN001, ANN201
+def runner(app):
     return app.test_cli_runner()
 
 
 @pytest.fixture
-def make_app():  # noqa: ANN201
+def make_app():
     """Factory for an app on another database (e.g. ``fresh_engine``)."""
     from mapsvc import create_app
 
-    def make(engine: Engine, **extra):  # noqa: ANN003, ANN202
+    def make(engine: Engine, **extra):
         return create_app(
             {
                 "TESTING": True,
@@ -149,24 +168,8 @@ def make_app():  # noqa: ANN201
     return make
 
 
-class LiveServer:
-    def __init__(self, app):  # noqa: ANN001
-        from werkzeug.serving import make_server
-
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
-        self.server = make_server("127.0.0.1", self.port, app, threaded=True)
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
-        self.thread.start()
-        self.url = f"http://127.0.0.1:{self.port}"
-
-    def stop(self) -> None:
-        self.server.shutdown()
-
-
 @pytest.fixture(scope="session")
-def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
+def live_server(app) -> Iterator[LiveServer]:
     server = LiveServer(app)
     yield server
     server.stop()
@@ -176,7 +179,7 @@ def live_server(app) -> Iterator[LiveServer]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="session")
-def browser():  # noqa: ANN201
+def browser():
     """Debian's Chromium driven by Playwright; fails (never skips) when it is missing."""
     from playwright.sync_api import sync_playwright
 
@@ -193,7 +196,7 @@ class PageErrors(list):
 
 
 @pytest.fixture
-def page(browser):  # noqa: ANN001, ANN201
+def page(browser):
     """A new page that blocks every non-localhost request and records errors.
 
     ``page.errors`` lists console errors, uncaught exceptions and blocked requests.
@@ -202,7 +205,7 @@ def page(browser):  # noqa: ANN001, ANN201
     pg = context.new_page()
     errors = PageErrors()
 
-    def route(r):  # noqa: ANN001, ANN202
+    def route(r):
         url = r.request.url
         if url.startswith(("http://127.0.0.1", "http://localhost", "data:", "blob:")):
             return r.continue_()

@@ -28,11 +28,11 @@ GEOMETRY_TABLES = {
 }
 
 
-def _tables(engine) -> set[str]:  # noqa: ANN001
+def _tables(engine) -> set[str]:
     return set(sa.inspect(engine).get_table_names())
 
 
-def test_migrations_from_empty_database(make_database) -> None:  # noqa: ANN001
+def test_migrations_from_empty_database(make_database) -> None:
     engine = make_engine(make_database())
     assert _tables(engine) == set()
     ensure_schema(engine)
@@ -62,7 +62,7 @@ def test_migrations_from_empty_database(make_database) -> None:  # noqa: ANN001
     engine.dispose()
 
 
-def test_areas_and_lengths_are_geodesic(fresh_engine) -> None:  # noqa: ANN001
+def test_areas_and_lengths_are_geodesic(fresh_engine) -> None:
     from pyproj import Geod
     from shapely import wkt
 
@@ -93,7 +93,7 @@ def test_areas_and_lengths_are_geodesic(fresh_engine) -> None:  # noqa: ANN001
     assert area > 1.0 and length > 1000
 
 
-def test_grid_needs_a_community_and_codes_are_unique(fresh_engine) -> None:  # noqa: ANN001
+def test_grid_needs_a_community_and_codes_are_unique(fresh_engine) -> None:
     poly = "MULTIPOLYGON(((0 0,1 0,1 1,0 0)))"
     with pytest.raises(sa.exc.IntegrityError):
         with fresh_engine.begin() as conn:
@@ -123,7 +123,7 @@ def test_unreachable_server_is_one_clear_line() -> None:
     assert "\n" not in msg
 
 
-def test_server_without_postgis_is_reported(make_database) -> None:  # noqa: ANN001
+def test_server_without_postgis_is_reported(make_database) -> None:
     engine = make_engine(make_database())
     with pytest.raises(DatabaseError, match="no PostGIS"):
         check_connection(engine)
@@ -145,7 +145,7 @@ def test_cli_with_bad_database_url_prints_one_line() -> None:
     assert len(res.stderr.strip().splitlines()) == 1
 
 
-def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:  # noqa: ANN001
+def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:
     """init, start, crash (SIGKILL leaves postmaster.pid behind), start again, stop."""
     pg = EmbeddedPostgres(tmp_path / "var")
     try:
@@ -178,12 +178,12 @@ def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:  # noqa: AN
         pg.destroy()
 
 
-def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:  # noqa: ANN001
+def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:
     """``mapsvc db status|start|reset|stop`` on a cluster initdb'd under a throwaway
     MAPSVC_VAR_DIR (the test session's own cluster is left alone). In-process: each
     ``mapsvc`` start costs seconds on a busy machine, and the commands read only the
     environment."""
-    from click.testing import CliRunner
+    from click.testing import CliRunner, Result
 
     from mapsvc.cli import main
 
@@ -191,10 +191,10 @@ def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:  #
     env = {k: None for k in os.environ if k == "DATABASE_URL" or k.startswith("MAPSVC_")}
     env["MAPSVC_VAR_DIR"] = str(var)
 
-    def run(*args: str, stdin: str | None = None):  # noqa: ANN202 - click Result
+    def run(*args: str, stdin: str | None = None) -> Result:
         return CliRunner().invoke(main, ["db", *args], env=env, input=stdin)
 
-    def districts(engine) -> int:  # noqa: ANN001
+    def districts(engine) -> int:
         with engine.connect() as conn:
             return conn.scalar(sa.text("SELECT count(*) FROM district"))
 

@@ -11,7 +11,7 @@ from tests.core.recording_progress import RecordingProgress
 
 
 @pytest.mark.parametrize("factory", [cli_progress, no_progress, RecordingProgress()])
-def test_every_factory_makes_the_same_kind_of_bar(factory) -> None:  # noqa: ANN001
+def test_every_factory_makes_the_same_kind_of_bar(factory) -> None:
     with factory([1, 2, 3], total=3, desc="copy", unit="rows") as bar:
         assert isinstance(bar, ProgressBar)
         assert list(bar) == [1, 2, 3]
@@ -22,7 +22,7 @@ def test_every_factory_makes_the_same_kind_of_bar(factory) -> None:  # noqa: ANN
     counter.close()
 
 
-def test_the_silent_default_iterates_and_shows_nothing(capsys) -> None:  # noqa: ANN001
+def test_the_silent_default_iterates_and_shows_nothing(capsys) -> None:
     with no_progress(range(4), desc="x") as bar:
         assert sum(bar) == 6
     assert list(no_progress()) == []
@@ -30,7 +30,7 @@ def test_the_silent_default_iterates_and_shows_nothing(capsys) -> None:  # noqa:
 
 
 @closes_bars
-def _stages(fail: bool, *, progress=no_progress) -> str:  # noqa: ANN001
+def _stages(fail: bool, *, progress=no_progress) -> str:
     bar = progress(total=2, desc="copy")  # opened without a with block
     bar.update(1)
     bar.set_description("insert")

@@ -17,12 +17,12 @@ import shapely
 from pyproj import Geod
 from shapely.geometry import shape
 
-from tests.demo.conftest import DATA, q, rounds_to
+from tests.fixtures.demo import DATA, q, rounds_to
 
 OFFICIAL_AREA_KM2 = 53.0  # Licheng's published area; the 2016 outline differs slightly
 
 
-def test_grids_tile_each_community(conn) -> None:  # noqa: ANN001
+def test_grids_tile_each_community(conn) -> None:
     rows = q(
         conn,
         """
@@ -58,7 +58,7 @@ def test_grids_tile_each_community(conn) -> None:  # noqa: ANN001
     assert worst_overlap < 1.0
 
 
-def test_every_grid_in_exactly_one_community_by_geometry(conn) -> None:  # noqa: ANN001
+def test_every_grid_in_exactly_one_community_by_geometry(conn) -> None:
     rows = q(
         conn,
         """
@@ -74,7 +74,7 @@ def test_every_grid_in_exactly_one_community_by_geometry(conn) -> None:  # noqa:
         assert r.hits == [r.community_id], f"grid {r.code} overlaps communities {r.hits}"
 
 
-def test_communities_and_subdistricts_tile_the_district(conn) -> None:  # noqa: ANN001
+def test_communities_and_subdistricts_tile_the_district(conn) -> None:
     sym = q(
         conn,
         """SELECT ST_Area(ST_SymDifference(d.geom, (SELECT ST_Union(geom) FROM community))
@@ -97,7 +97,7 @@ def test_communities_and_subdistricts_tile_the_district(conn) -> None:  # noqa: 
     assert sub_diff < 1.0
 
 
-def test_real_names_and_codes(conn, csv_rows) -> None:  # noqa: ANN001
+def test_real_names_and_codes(conn, csv_rows) -> None:
     comm_csv = {r[0]: (r[1], r[2]) for r in csv_rows if r[4] == "5"}
     sub_csv = {r[0]: r[2] for r in csv_rows if r[4] == "4"}
     db = {
@@ -119,7 +119,7 @@ def test_real_names_and_codes(conn, csv_rows) -> None:  # noqa: ANN001
     assert (d.code, d.name, d.source_crs) == ("350502000000", "鲤城区", "gcj02")
 
 
-def test_district_area_and_conversion(conn) -> None:  # noqa: ANN001
+def test_district_area_and_conversion(conn) -> None:
     area = q(conn, "SELECT area_km2 FROM district").scalar()
     print(f"measured district area: {area:.2f} km² (official about {OFFICIAL_AREA_KM2} km²)")
     assert abs(area - OFFICIAL_AREA_KM2) / OFFICIAL_AREA_KM2 < 0.12
@@ -150,7 +150,7 @@ def test_district_area_and_conversion(conn) -> None:  # noqa: ANN001
     assert 200 < shift < 900
 
 
-def test_published_points_lie_in_their_community(conn, csv_rows) -> None:  # noqa: ANN001
+def test_published_points_lie_in_their_community(conn, csv_rows) -> None:
     pts = [(r[0], float(r[12]), float(r[13])) for r in csv_rows if r[4] == "5" and r[12]]
     inside = 0
     for code, lon, lat in pts:
@@ -167,7 +167,7 @@ def test_published_points_lie_in_their_community(conn, csv_rows) -> None:  # noq
     assert inside >= 0.95 * len(pts)
 
 
-def test_grid_codes_and_figures(conn) -> None:  # noqa: ANN001
+def test_grid_codes_and_figures(conn) -> None:
     rows = q(
         conn,
         """SELECT g.code, c.code AS ccode, g.households, g.population FROM grid g
@@ -195,7 +195,7 @@ def test_grid_codes_and_figures(conn) -> None:  # noqa: ANN001
     assert 300 <= np.median(hh) <= 500
 
 
-def test_population_plausible_for_an_old_city(conn) -> None:  # noqa: ANN001
+def test_population_plausible_for_an_old_city(conn) -> None:
     total = q(conn, "SELECT sum(population) FROM community").scalar()
     dens = dict(
         q(
@@ -209,7 +209,7 @@ def test_population_plausible_for_an_old_city(conn) -> None:  # noqa: ANN001
     assert q(conn, "SELECT min(households), min(enterprises) FROM community").one()[0] > 0
 
 
-def test_readme_area_figures(conn) -> None:  # noqa: ANN001
+def test_readme_area_figures(conn) -> None:
     """README "What the demo shows": 80 / 9 communities, 394 grids, ≈ 440,000 people,
     160,000 households, 57.38 km²."""
     r = q(

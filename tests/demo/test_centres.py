@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tests.demo.conftest import q
+from tests.fixtures.demo import q
 
 
-def test_service_centres(conn) -> None:  # noqa: ANN001
+def test_service_centres(conn) -> None:
     n_comm = q(conn, "SELECT count(*) FROM community").scalar()
     rows = q(
         conn,
@@ -17,7 +17,7 @@ def test_service_centres(conn) -> None:  # noqa: ANN001
     assert q(conn, "SELECT count(DISTINCT community_id) FROM service_centre").scalar() == n_comm
 
 
-def test_one_centre_per_community_subdistrict_and_the_district(conn) -> None:  # noqa: ANN001
+def test_one_centre_per_community_subdistrict_and_the_district(conn) -> None:
     """README: 90 service centres, one per community, one per subdistrict, one for the
     district: each named after its area, communities' centres inside their community."""
     total = q(conn, "SELECT count(*) FROM service_centre").scalar()

@@ -8,10 +8,10 @@ import numpy as np
 
 from mapsvc.config import DEFAULTS
 from tests.conftest import TEST_DEMO_INCIDENTS
-from tests.demo.conftest import q, rounds_to
+from tests.fixtures.demo import q, rounds_to
 
 
-def test_incidents(conn) -> None:  # noqa: ANN001
+def test_incidents(conn) -> None:
     n = q(conn, "SELECT count(*) FROM incident").scalar()
     assert n == TEST_DEMO_INCIDENTS
     sev = dict(q(conn, "SELECT severity, count(*) FROM incident GROUP BY 1").all())
@@ -55,7 +55,7 @@ def test_incidents(conn) -> None:  # noqa: ANN001
         assert bad == 0, severity
 
 
-def test_incident_history_matches_state(conn) -> None:  # noqa: ANN001
+def test_incident_history_matches_state(conn) -> None:
     r = q(
         conn,
         """WITH last AS (
@@ -75,7 +75,7 @@ def test_incident_history_matches_state(conn) -> None:  # noqa: ANN001
     assert tuple(r) == (0, 0, 0, 0)
 
 
-def test_incidents_cluster_in_hotspots(conn) -> None:  # noqa: ANN001
+def test_incidents_cluster_in_hotspots(conn) -> None:
     dens = [
         d
         for (d,) in q(
@@ -90,7 +90,7 @@ def test_incidents_cluster_in_hotspots(conn) -> None:  # noqa: ANN001
     assert top > 4 * median
 
 
-def test_nineteen_categories(conn) -> None:  # noqa: ANN001
+def test_nineteen_categories(conn) -> None:
     """README: 19 categories (占道经营, 乱堆乱放, 井盖缺失, …), each with a class it usually gets."""
     names = dict(q(conn, "SELECT name_zh, default_severity FROM incident_category").all())
     assert len(names) == 19
@@ -98,7 +98,7 @@ def test_nineteen_categories(conn) -> None:  # noqa: ANN001
     assert set(names.values()) <= {"minor", "ordinary", "major", "grave"}
 
 
-def test_about_five_events_per_incident(conn) -> None:  # noqa: ANN001
+def test_about_five_events_per_incident(conn) -> None:
     """README: ≈ 500,000 incident events for 100,000 incidents (one per closed-loop step,
     most incidents closed): 4.5 <= events per incident < 5.5, whatever the incident count."""
     events, incidents = q(

@@ -58,13 +58,13 @@ class Recorder:
 
     def __call__(
         self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit="it"
-    ) -> RecordedBar:  # noqa: ANN001
+    ) -> RecordedBar:
         bar = RecordedBar(iterable, total, desc, unit)
         self.bars.append(bar)
         return bar
 
 
-def _digests(engine) -> tuple[str, str, dict[str, int]]:  # noqa: ANN001
+def _digests(engine) -> tuple[str, str, dict[str, int]]:
     with engine.connect() as c:
         counts = {
             t: c.execute(sa.text(f"SELECT count(*) FROM {t}")).scalar() for t in table_names()
@@ -77,7 +77,7 @@ def _digests(engine) -> tuple[str, str, dict[str, int]]:  # noqa: ANN001
 
 
 @pytest.fixture(scope="module")
-def loads(make_database, template_db):  # noqa: ANN001, ANN201
+def loads(make_database, template_db):
     """Three demos at a fixed now: seeds 11, 11 and 12; the first with a recorded progress."""
     engines = [make_engine(make_database(template=template_db)) for _ in range(3)]
     recorder = Recorder()
@@ -95,7 +95,7 @@ def loads(make_database, template_db):  # noqa: ANN001, ANN201
         e.dispose()
 
 
-def test_same_seed_same_demo(loads) -> None:  # noqa: ANN001
+def test_same_seed_same_demo(loads) -> None:
     engines, sums, _ = loads
     d = [_digests(e) for e in engines]
     assert sums[0] == sums[1]
@@ -106,7 +106,7 @@ def test_same_seed_same_demo(loads) -> None:  # noqa: ANN001
     assert all(f"{t}" in text for t in sums[0]["counts"])
 
 
-def test_summary_counts_every_table_and_the_demo_fills_them(loads) -> None:  # noqa: ANN001
+def test_summary_counts_every_table_and_the_demo_fills_them(loads) -> None:
     engines, sums, _ = loads
     counts = sums[0]["counts"]
     assert tuple(counts) == table_names()
@@ -115,7 +115,7 @@ def test_summary_counts_every_table_and_the_demo_fills_them(loads) -> None:  # n
     assert counts["incident"] == INCIDENTS
 
 
-def test_progress_sees_every_stage_and_every_incident(loads) -> None:  # noqa: ANN001
+def test_progress_sees_every_stage_and_every_incident(loads) -> None:
     _, _, recorder = loads
     stages = recorder.bars[0]
     assert (stages.desc, stages.total, stages.n, stages.closed) == (
@@ -131,7 +131,7 @@ def test_progress_sees_every_stage_and_every_incident(loads) -> None:  # noqa: A
     assert len(set(names)) == len(names)
 
 
-def test_a_failed_load_changes_nothing(loads) -> None:  # noqa: ANN001
+def test_a_failed_load_changes_nothing(loads) -> None:
     """One transaction: a stage failing after others wrote (the incidents, here with no time
     limits) leaves the previous demo exactly as it was."""
     engines, _, _ = loads

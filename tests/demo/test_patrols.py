@@ -6,13 +6,13 @@ import datetime as dt
 from collections import defaultdict
 
 from mapsvc.config import Settings
-from tests.demo.conftest import q, rounds_to
+from tests.fixtures.demo import q, rounds_to
 
 #: chiefs with a round on each of the last five days (the rest walked yesterday only)
 WEEK_CHIEFS = 8
 
 
-def test_patrol_tracks(conn) -> None:  # noqa: ANN001
+def test_patrol_tracks(conn) -> None:
     rows = q(
         conn,
         """SELECT t.staff_id, GeometryType(t.geom) gt, ST_NPoints(t.geom) np, t.points_total,
@@ -34,7 +34,7 @@ def test_patrol_tracks(conn) -> None:  # noqa: ANN001
         assert r.near > 0.95
 
 
-def test_weekly_visits(conn) -> None:  # noqa: ANN001
+def test_weekly_visits(conn) -> None:
     r = q(
         conn,
         """SELECT count(*),
@@ -56,7 +56,7 @@ def test_weekly_visits(conn) -> None:  # noqa: ANN001
     assert rounds_to(r[0], 11_000, 1000), r[0]
 
 
-def test_about_one_visitor_in_ten_mostly_skips(conn) -> None:  # noqa: ANN001
+def test_about_one_visitor_in_ten_mostly_skips(conn) -> None:
     """Chiefs and grid members visit in most of the eight weeks; about one in ten skips
     most weeks (fewer than four), so weekly compliance has something to show."""
     weeks = dict(
@@ -74,7 +74,7 @@ def test_about_one_visitor_in_ten_mostly_skips(conn) -> None:  # noqa: ANN001
     assert 0.05 <= share <= 0.15
 
 
-def test_tracks_yesterday_and_a_week_of_eight_chiefs(conn) -> None:  # noqa: ANN001
+def test_tracks_yesterday_and_a_week_of_eight_chiefs(conn) -> None:
     """README: 243 tracks, yesterday's morning round of about 85 % of the chiefs and 8
     chiefs over each of the last 5 days, starting 08:00-09:30 on the district's clock."""
     chiefs = set(

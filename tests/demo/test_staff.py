@@ -6,10 +6,10 @@ from collections import defaultdict
 
 import networkx as nx
 
-from tests.demo.conftest import q, rounds_to
+from tests.fixtures.demo import q, rounds_to
 
 
-def _current(conn, role: str, target: str) -> dict[int, list[int]]:  # noqa: ANN001
+def _current(conn, role: str, target: str) -> dict[int, list[int]]:
     out: dict[int, list[int]] = defaultdict(list)
     for staff_id, tid in q(
         conn,
@@ -21,7 +21,7 @@ def _current(conn, role: str, target: str) -> dict[int, list[int]]:  # noqa: ANN
     return out
 
 
-def test_chiefs_hold_contiguous_groups(conn) -> None:  # noqa: ANN001
+def test_chiefs_hold_contiguous_groups(conn) -> None:
     chiefs = _current(conn, "alley_chief", "segment")
     ends = {
         sid: (a, b)
@@ -47,7 +47,7 @@ def test_chiefs_hold_contiguous_groups(conn) -> None:  # noqa: ANN001
     assert deputies and all(len(v) >= 5 for v in deputies.values())
 
 
-def test_staff_in_every_role(conn) -> None:  # noqa: ANN001
+def test_staff_in_every_role(conn) -> None:
     roles = dict(q(conn, "SELECT role, count(*) FROM staff GROUP BY role").all())
     for role in ("community_worker", "grid_head", "grid_member", "alley_chief", "deputy_chief"):
         assert roles.get(role, 0) > 0, role
@@ -79,7 +79,7 @@ def test_staff_in_every_role(conn) -> None:  # noqa: ANN001
     assert q(conn, "SELECT max(valid_from) < current_date FROM assignment").scalar()
 
 
-def test_readme_staff_figures(conn) -> None:  # noqa: ANN001
+def test_readme_staff_figures(conn) -> None:
     """README: ≈ 2,600 staff, 9,000 assignments (2,550 <= staff < 2,650, to the hundred;
     8,500 <= assignments < 9,500, to the thousand)."""
     staff, assignments = q(
@@ -89,7 +89,7 @@ def test_readme_staff_figures(conn) -> None:  # noqa: ANN001
     assert rounds_to(assignments, 9000, 1000), assignments
 
 
-def test_about_one_post_in_twenty_changed_hands(conn) -> None:  # noqa: ANN001
+def test_about_one_post_in_twenty_changed_hands(conn) -> None:
     """README: "about 1 post in 20 changed hands during the year (history kept)".
 
     A post is held by one person: a grid's head, or an alley chief's group of segments

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from tests.demo.conftest import q, rounds_to
+from tests.fixtures.demo import q, rounds_to
 
 
-def test_segments_named_and_split_at_junctions(conn) -> None:  # noqa: ANN001
+def test_segments_named_and_split_at_junctions(conn) -> None:
     n, km, bad_code, bad_name = q(
         conn,
         r"""SELECT count(*), sum(length_m) / 1000,

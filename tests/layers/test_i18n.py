@@ -191,7 +191,7 @@ def _leftover(texts: list[str], data: dict) -> str:
     return text
 
 
-def _drawn(engine, locale: str) -> dict[str, tuple[list[str], dict]]:  # noqa: ANN001
+def _drawn(engine, locale: str) -> dict[str, tuple[list[str], dict]]:
     """Coverage, density (staff and centres) and quota layers drawn from the demo."""
     today = dt.date.today()
     out = {}
@@ -215,7 +215,7 @@ def _drawn(engine, locale: str) -> dict[str, tuple[list[str], dict]]:  # noqa: A
     return out
 
 
-def test_drawn_layers_speak_one_language(demo_engine) -> None:  # noqa: ANN001
+def test_drawn_layers_speak_one_language(demo_engine) -> None:
     zh, en = _drawn(demo_engine, "zh_CN"), _drawn(demo_engine, "en")
     for name in zh:
         zh_texts, zh_data = zh[name]
@@ -254,14 +254,14 @@ def _title(page: str) -> str:
     return html.unescape(m.group(1))
 
 
-def _coverage(client, query: str = "", **headers: str) -> str:  # noqa: ANN001
+def _coverage(client, query: str = "", **headers: str) -> str:
     r = client.get(f"/coverage{query}", headers=headers)
     assert r.status_code == 200
     return r.get_data(as_text=True)
 
 
 @pytest.mark.parametrize("accept", [None, "de-DE,de;q=0.9"])
-def test_pages_default_to_chinese(client, accept: str | None) -> None:  # noqa: ANN001
+def test_pages_default_to_chinese(client, accept: str | None) -> None:
     page = _coverage(client, **({"Accept-Language": accept} if accept else {}))
     zh = translator("zh_CN")
     assert _title(page).startswith(zh("Staffing coverage") + " · ")
@@ -272,7 +272,7 @@ def test_pages_default_to_chinese(client, accept: str | None) -> None:  # noqa: 
     assert ">English</a>" in page and ">中文</a>" not in page
 
 
-def test_lang_parameter_cookie_and_accept_language_switch(client) -> None:  # noqa: ANN001
+def test_lang_parameter_cookie_and_accept_language_switch(client) -> None:
     zh = translator("zh_CN")
     en_page = _coverage(client, "?lang=en")
     assert _title(en_page).startswith("Staffing coverage · ")
@@ -288,7 +288,7 @@ def test_lang_parameter_cookie_and_accept_language_switch(client) -> None:  # no
     assert _title(_coverage(client)).startswith(zh("Staffing coverage"))
 
 
-def test_accept_language_english_without_cookie(app) -> None:  # noqa: ANN001
+def test_accept_language_english_without_cookie(app) -> None:
     fresh = app.test_client()
     page = _coverage(fresh, **{"Accept-Language": "en-US,en;q=0.9,zh;q=0.5"})
     assert _title(page).startswith("Staffing coverage")

@@ -34,12 +34,12 @@ GRID_FIELDS = FieldNames(parent="community")
 GEOD = Geod(ellps="WGS84")
 
 
-def _imp(engine, level: str, path: Path, **kw):  # noqa: ANN001, ANN003, ANN202
+def _imp(engine, level: str, path: Path, **kw):
     with session_scope(engine) as s:
         return import_boundaries(s, level, path, **kw)
 
 
-def _snapshot(engine) -> tuple:  # noqa: ANN001
+def _snapshot(engine) -> tuple:
     """Every boundary row, to prove a rejected import changed nothing."""
     with engine.connect() as c:
         return tuple(
@@ -65,13 +65,13 @@ def _gcj2wgs(lon: float, lat: float) -> tuple[float, float]:
     return x, y
 
 
-def _wgs_exact(g):  # noqa: ANN001, ANN202
+def _wgs_exact(g):
     """GCJ-02 -> WGS84 with eviltransform (independent of mapsvc.services.chinacrs)."""
     return shapely.transform(g, lambda c: np.array([_gcj2wgs(x, y) for x, y in c]))
 
 
 @pytest.fixture
-def communities_engine(fresh_engine):  # noqa: ANN001, ANN201
+def communities_engine(fresh_engine):
     """District, 海滨街道 and its communities imported from the GCJ-02 samples."""
     _imp(fresh_engine, "district", DISTRICT, crs="gcj02")
     _imp(fresh_engine, "subdistricts", SUBDISTRICT, crs="gcj02")
@@ -84,7 +84,7 @@ def grids_gcj() -> gpd.GeoDataFrame:
     return gpd.read_file(GRIDS)
 
 
-def _write(gdf: gpd.GeoDataFrame, path: Path, **kw) -> Path:  # noqa: ANN003
+def _write(gdf: gpd.GeoDataFrame, path: Path, **kw) -> Path:
     gdf.to_file(path, **kw)
     return path
 
@@ -103,7 +103,7 @@ def _zip_shapefile(gdf: gpd.GeoDataFrame, tmp: Path, name: str = "grids") -> Pat
 # --------------------------------------------------------------------------- formats and CRSs
 
 
-def test_geojson_gcj02_levels_and_areas(communities_engine) -> None:  # noqa: ANN001
+def test_geojson_gcj02_levels_and_areas(communities_engine) -> None:
     rep = _imp(communities_engine, "grids", GRIDS, crs="gcj02", fields=GRID_FIELDS)
     src = gpd.read_file(GRIDS)
     assert rep.imported == len(src) and rep.source_crs == "gcj02"
@@ -130,7 +130,7 @@ def test_geojson_gcj02_levels_and_areas(communities_engine) -> None:  # noqa: AN
         assert all(pop)
 
 
-def test_gpkg_in_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_gpkg_in_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:
     wgs = grids_gcj.set_geometry([_wgs_exact(g) for g in grids_gcj.geometry], crs=4490)
     path = _write(wgs, tmp_path / "grids.gpkg", driver="GPKG")
     rep = _imp(communities_engine, "grids", path, fields=GRID_FIELDS)
@@ -147,7 +147,7 @@ def test_gpkg_in_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:  # n
             assert hd < 1e-9  # CGCS2000 taken as-is
 
 
-def test_zipped_shapefile_in_web_mercator(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_zipped_shapefile_in_web_mercator(communities_engine, grids_gcj, tmp_path) -> None:
     wgs = grids_gcj.set_geometry([_wgs_exact(g) for g in grids_gcj.geometry], crs=4326)
     merc = wgs.to_crs(3857)
     path = _zip_shapefile(merc, tmp_path)
@@ -167,7 +167,7 @@ def test_zipped_shapefile_in_web_mercator(communities_engine, grids_gcj, tmp_pat
     assert worst < 1e-8
 
 
-def test_crs_option_overrides_the_file(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_crs_option_overrides_the_file(communities_engine, grids_gcj, tmp_path) -> None:
     wgs = grids_gcj.set_geometry([_wgs_exact(g) for g in grids_gcj.geometry], crs=4326)
     no_crs = wgs.to_crs(3857).set_crs(None, allow_override=True)
     path = _write(no_crs, tmp_path / "nocrs.gpkg", driver="GPKG")
@@ -179,7 +179,7 @@ def test_crs_option_overrides_the_file(communities_engine, grids_gcj, tmp_path) 
     assert rep.source_crs == "EPSG:3857" and rep.imported == len(wgs)
 
 
-def test_bd09_input(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_bd09_input(communities_engine, grids_gcj, tmp_path) -> None:
     bd = grids_gcj.set_geometry(
         [
             shapely.transform(
@@ -195,7 +195,7 @@ def test_bd09_input(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: A
     assert rep.tiling == []  # converted well enough to still tile the communities
 
 
-def test_parent_by_geometry_when_no_parent_field(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_parent_by_geometry_when_no_parent_field(communities_engine, grids_gcj, tmp_path) -> None:
     path = _write(grids_gcj.drop(columns=["community"]), tmp_path / "g.geojson", driver="GeoJSON")
     _imp(communities_engine, "grids", path, crs="gcj02")
     with communities_engine.connect() as c:
@@ -211,7 +211,7 @@ def test_parent_by_geometry_when_no_parent_field(communities_engine, grids_gcj, 
 # --------------------------------------------------------------------------- bad input
 
 
-def _reject(engine, path: Path, *, match: str, crs: str = "gcj02", **kw) -> ImportRejected:  # noqa: ANN001, ANN003
+def _reject(engine, path: Path, *, match: str, crs: str = "gcj02", **kw) -> ImportRejected:
     before = _snapshot(engine)
     with pytest.raises(ImportRejected) as err:
         _imp(engine, "grids", path, crs=crs, **{"fields": GRID_FIELDS, **kw})
@@ -222,7 +222,7 @@ def _reject(engine, path: Path, *, match: str, crs: str = "gcj02", **kw) -> Impo
     return err.value
 
 
-def test_broken_file(communities_engine, tmp_path) -> None:  # noqa: ANN001
+def test_broken_file(communities_engine, tmp_path) -> None:
     bad = tmp_path / "broken.geojson"
     bad.write_text('{"type": "FeatureCollection", "features": [{"type": ', encoding="utf-8")
     before = _snapshot(communities_engine)
@@ -237,7 +237,7 @@ def test_broken_file(communities_engine, tmp_path) -> None:  # noqa: ANN001
 
 def test_invalid_geometry_rejected_with_location_or_repaired(
     communities_engine, grids_gcj, tmp_path
-) -> None:  # noqa: ANN001
+) -> None:
     gdf = grids_gcj.copy()
     minx, miny, maxx, maxy = gdf.geometry.iloc[3].bounds
     cx, cy = (minx + maxx) / 2, (miny + maxy) / 2
@@ -258,7 +258,7 @@ def test_invalid_geometry_rejected_with_location_or_repaired(
     assert any(gdf.loc[3, "community"] in w for w in rep.warnings), "the hole is reported"
 
 
-def test_empty_and_non_polygon_geometry(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_empty_and_non_polygon_geometry(communities_engine, grids_gcj, tmp_path) -> None:
     gdf = grids_gcj.copy()
     gdf.loc[1, "geometry"] = Polygon()
     gdf.loc[2, "geometry"] = gdf.geometry.iloc[2].centroid
@@ -268,7 +268,7 @@ def test_empty_and_non_polygon_geometry(communities_engine, grids_gcj, tmp_path)
     assert any("Point, expected Polygon" in p.message for p in err.problems)
 
 
-def test_duplicate_codes_in_file_and_database(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_duplicate_codes_in_file_and_database(communities_engine, grids_gcj, tmp_path) -> None:
     gdf = grids_gcj.copy()
     gdf.loc[5, "code"] = gdf.loc[4, "code"]
     path = _write(gdf, tmp_path / "dup.geojson", driver="GeoJSON")
@@ -279,7 +279,7 @@ def test_duplicate_codes_in_file_and_database(communities_engine, grids_gcj, tmp
     assert len(err.problems) == len(grids_gcj)
 
 
-def test_outside_parent_beyond_tolerance(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_outside_parent_beyond_tolerance(communities_engine, grids_gcj, tmp_path) -> None:
     gdf = grids_gcj.copy()
     gdf.loc[0, "geometry"] = shapely.affinity.translate(gdf.geometry.iloc[0], xoff=0.003)  # ~300 m
     path = _write(gdf, tmp_path / "out.geojson", driver="GeoJSON")
@@ -296,7 +296,7 @@ def test_outside_parent_beyond_tolerance(communities_engine, grids_gcj, tmp_path
     assert rep.tiling and rep.tiling[0][0] == gdf.loc[0, "community"]
 
 
-def test_unknown_parent_code(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_unknown_parent_code(communities_engine, grids_gcj, tmp_path) -> None:
     gdf = grids_gcj.copy()
     gdf.loc[2, "community"] = "350502999999"
     path = _write(gdf, tmp_path / "parent.geojson", driver="GeoJSON")
@@ -305,7 +305,7 @@ def test_unknown_parent_code(communities_engine, grids_gcj, tmp_path) -> None:  
     )
 
 
-def test_unknown_field_name(communities_engine) -> None:  # noqa: ANN001
+def test_unknown_field_name(communities_engine) -> None:
     before = _snapshot(communities_engine)
     with pytest.raises(
         ValidationError, match=r"no field 'gridcode' for the code; the file has: .*community"
@@ -322,7 +322,7 @@ def test_unknown_field_name(communities_engine) -> None:  # noqa: ANN001
     assert _snapshot(communities_engine) == before
 
 
-def test_bad_numbers(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_bad_numbers(communities_engine, grids_gcj, tmp_path) -> None:
     gdf = grids_gcj.copy()
     gdf["households"] = gdf["households"].astype(object)
     gdf.loc[6, "households"] = "many"
@@ -334,7 +334,7 @@ def test_bad_numbers(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: 
     )
 
 
-def test_tiling_gap_warns_or_rejects(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_tiling_gap_warns_or_rejects(communities_engine, grids_gcj, tmp_path) -> None:
     missing = grids_gcj.drop(index=7).reset_index(drop=True)
     path = _write(missing, tmp_path / "gap.geojson", driver="GeoJSON")
     ref_gap = abs(GEOD.geometry_area_perimeter(_wgs_exact(grids_gcj.geometry.iloc[7]))[0])
@@ -347,14 +347,14 @@ def test_tiling_gap_warns_or_rejects(communities_engine, grids_gcj, tmp_path) ->
     assert "gap" in rep.warnings[0]
 
 
-def test_parent_level_must_exist(fresh_engine) -> None:  # noqa: ANN001
+def test_parent_level_must_exist(fresh_engine) -> None:
     with pytest.raises(ValidationError, match="no district yet"):
         _imp(fresh_engine, "subdistricts", SUBDISTRICT, crs="gcj02")
     with pytest.raises(ValidationError, match="unknown level"):
         _imp(fresh_engine, "towns", SUBDISTRICT, crs="gcj02")
 
 
-def test_gbk_shapefile_without_cpg(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_gbk_shapefile_without_cpg(communities_engine, grids_gcj, tmp_path) -> None:
     """Chinese Shapefiles often carry GBK text and no .cpg: --encoding reads the names."""
     folder = tmp_path / "gbk"
     folder.mkdir()
@@ -370,7 +370,7 @@ def test_gbk_shapefile_without_cpg(communities_engine, grids_gcj, tmp_path) -> N
     assert rep.areas[0][1].endswith("网格")
 
 
-def test_gauss_kruger_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:  # noqa: ANN001
+def test_gauss_kruger_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:
     """Planning offices' usual projected CRS: CGCS2000 3-degree Gauss-Krüger, CM 120°E."""
     wgs = grids_gcj.set_geometry([_wgs_exact(g) for g in grids_gcj.geometry], crs=4326)
     path = _write(wgs.to_crs(4549), tmp_path / "gk.gpkg", driver="GPKG")

@@ -8,7 +8,7 @@ from mapsvc.db import session_scope
 from mapsvc.services.categories import DEFAULT_CATEGORIES, ensure_categories
 
 
-def test_ensure_categories_is_idempotent_and_keeps_edits(fresh_engine) -> None:  # noqa: ANN001
+def test_ensure_categories_is_idempotent_and_keeps_edits(fresh_engine) -> None:
     with session_scope(fresh_engine) as s:
         added = ensure_categories(s)
     assert added == len(DEFAULT_CATEGORIES) >= 15

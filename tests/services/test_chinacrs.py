@@ -17,7 +17,7 @@ from mapsvc.services import chinacrs
 GEOD = Geod(ellps="WGS84")
 
 
-def _metres(lon1, lat1, lon2, lat2) -> np.ndarray:  # noqa: ANN001
+def _metres(lon1, lat1, lon2, lat2) -> np.ndarray:
     return np.asarray(GEOD.inv(lon1, lat1, lon2, lat2)[2])
 
 
@@ -30,7 +30,7 @@ def china_points() -> tuple[np.ndarray, np.ndarray]:
     return lon, lat
 
 
-def test_forward_matches_eviltransform(china_points) -> None:  # noqa: ANN001
+def test_forward_matches_eviltransform(china_points) -> None:
     lon, lat = china_points
     glon, glat = chinacrs.wgs84_to_gcj02(lon, lat)
     ref = np.array([eviltransform.wgs2gcj(b, a) for a, b in zip(lon, lat, strict=True)])
@@ -51,7 +51,7 @@ def test_forward_matches_eviltransform(china_points) -> None:  # noqa: ANN001
 ROUND_TRIP_M = 1e-6
 
 
-def test_inverse_round_trip_within_a_micrometre(china_points) -> None:  # noqa: ANN001
+def test_inverse_round_trip_within_a_micrometre(china_points) -> None:
     lon, lat = china_points
     glon, glat = chinacrs.wgs84_to_gcj02(lon, lat)
     wlon, wlat = chinacrs.gcj02_to_wgs84(glon, glat)
@@ -64,7 +64,7 @@ def test_inverse_round_trip_within_a_micrometre(china_points) -> None:  # noqa: 
     assert d.max() < d1.max()
 
 
-def test_inverse_matches_eviltransform_exact(china_points) -> None:  # noqa: ANN001
+def test_inverse_matches_eviltransform_exact(china_points) -> None:
     lon, lat = china_points
     glon, glat = chinacrs.wgs84_to_gcj02(lon[:300], lat[:300])
     wlon, wlat = chinacrs.gcj02_to_wgs84(glon, glat)
@@ -74,7 +74,7 @@ def test_inverse_matches_eviltransform_exact(china_points) -> None:  # noqa: ANN
     assert _metres(wlon, wlat, ref[:, 1], ref[:, 0]).max() < 0.2
 
 
-def test_bd09_forward_and_round_trip(china_points) -> None:  # noqa: ANN001
+def test_bd09_forward_and_round_trip(china_points) -> None:
     lon, lat = china_points
     blon, blat = chinacrs.wgs84_to_bd09(lon, lat)
     ref = np.array([eviltransform.wgs2bd(b, a) for a, b in zip(lon, lat, strict=True)])
@@ -95,7 +95,7 @@ def test_outside_china_unchanged() -> None:
     assert eviltransform.outOfChina(51.5072, -0.1276)
 
 
-def test_vectorised_equals_scalar(china_points) -> None:  # noqa: ANN001
+def test_vectorised_equals_scalar(china_points) -> None:
     lon, lat = china_points
     vx, vy = chinacrs.gcj02_to_wgs84(lon[:50], lat[:50])
     for i in range(50):

@@ -13,14 +13,14 @@ from shapely.geometry import shape
 GEOD = Geod(ellps="WGS84")
 
 
-def codes(resp) -> set[str]:  # noqa: ANN001
+def codes(resp) -> set[str]:
     assert resp.status_code == 200, resp.get_data(as_text=True)
     fc = resp.get_json()
     assert fc["type"] == "FeatureCollection"
     return {f["properties"]["code"] for f in fc["features"]}
 
 
-def test_grids_bbox_keeps_features_inside_and_drops_those_outside(small, small_client) -> None:  # noqa: ANN001
+def test_grids_bbox_keeps_features_inside_and_drops_those_outside(small, small_client) -> None:
     c = small_client
     every = codes(c.get("/api/grids"))
     assert every == set(small.grids)
@@ -45,13 +45,13 @@ def test_grids_bbox_keeps_features_inside_and_drops_those_outside(small, small_c
         assert got == want and got
 
 
-def shape_box(b):  # noqa: ANN001, ANN201
+def shape_box(b):
     from shapely.geometry import box
 
     return box(*b)
 
 
-def test_segments_and_communities_bbox(small, small_client) -> None:  # noqa: ANN001
+def test_segments_and_communities_bbox(small, small_client) -> None:
     c = small_client
     assert codes(c.get("/api/segments")) == set(small.segments)
     assert codes(c.get("/api/segments?bbox=118.580,24.904,118.586,24.906")) == {"t:S1"}
@@ -63,7 +63,7 @@ def test_segments_and_communities_bbox(small, small_client) -> None:  # noqa: AN
     assert codes(c.get("/api/district?bbox=100,10,101,11")) == set()
 
 
-def test_areas_and_lengths_are_geodesic(small, small_client) -> None:  # noqa: ANN001
+def test_areas_and_lengths_are_geodesic(small, small_client) -> None:
     grids = small_client.get("/api/grids").get_json()["features"]
     for f in grids:
         poly = small.grids[f["properties"]["code"]]
@@ -83,7 +83,7 @@ def test_areas_and_lengths_are_geodesic(small, small_client) -> None:  # noqa: A
     assert {f["properties"]["grids"] for f in comms} == {2}
 
 
-def test_properties_name_community_head_and_colours(small, small_client) -> None:  # noqa: ANN001
+def test_properties_name_community_head_and_colours(small, small_client) -> None:
     grids = {
         f["properties"]["code"]: f["properties"]
         for f in small_client.get("/api/grids").get_json()["features"]
@@ -107,7 +107,7 @@ def test_properties_name_community_head_and_colours(small, small_client) -> None
         assert small.communities[code].contains(Point(p["label_lon"], p["label_lat"]))
 
 
-def test_segments_show_the_chief_in_post_on_a_date(small, small_client) -> None:  # noqa: ANN001
+def test_segments_show_the_chief_in_post_on_a_date(small, small_client) -> None:
     def by_code(url: str) -> dict:
         return {
             f["properties"]["code"]: f["properties"]
@@ -137,14 +137,14 @@ def test_segments_show_the_chief_in_post_on_a_date(small, small_client) -> None:
         ("date=2025-13-01", "date"),
     ],
 )
-def test_bad_parameters_are_400_with_a_message(small_client, query: str, message: str) -> None:  # noqa: ANN001
+def test_bad_parameters_are_400_with_a_message(small_client, query: str, message: str) -> None:
     for layer in ("grids", "segments", "communities", "district"):
         resp = small_client.get(f"/api/{layer}?{query}")
         assert resp.status_code == 400
         assert message in resp.get_json()["error"]
 
 
-def test_gcj02_output_and_bbox(small, small_client) -> None:  # noqa: ANN001
+def test_gcj02_output_and_bbox(small, small_client) -> None:
     """``crs=gcj02`` shifts geometries by the GCJ-02 offset and reads the bbox in GCJ-02."""
     from mapsvc.services.chinacrs import gcj02_to_wgs84
 
@@ -165,7 +165,7 @@ def test_gcj02_output_and_bbox(small, small_client) -> None:  # noqa: ANN001
     assert got == {"350502001001-01"}
 
 
-def test_crs_spellings_are_those_of_an_import(small_client) -> None:  # noqa: ANN001
+def test_crs_spellings_are_those_of_an_import(small_client) -> None:
     """``crs=bd09ll`` (Baidu's name) and ``GCJ-02`` are read as an import reads them."""
     bd = small_client.get("/api/grids?crs=bd09").get_json()
     assert small_client.get("/api/grids?crs=bd09ll").get_json() == bd
@@ -182,7 +182,7 @@ def test_crs_spellings_are_those_of_an_import(small_client) -> None:  # noqa: AN
     }
 
 
-def test_gzip_when_accepted(small_client) -> None:  # noqa: ANN001
+def test_gzip_when_accepted(small_client) -> None:
     plain = small_client.get("/api/grids")
     packed = small_client.get("/api/grids", headers={"Accept-Encoding": "gzip, deflate"})
     assert plain.headers.get("Content-Encoding") is None
@@ -191,7 +191,7 @@ def test_gzip_when_accepted(small_client) -> None:  # noqa: ANN001
     assert json.loads(gzip.decompress(packed.data)) == plain.get_json()
 
 
-def test_zoom_simplifies_the_demo_outlines(client) -> None:  # noqa: ANN001
+def test_zoom_simplifies_the_demo_outlines(client) -> None:
     """On the real district, a far zoom ships fewer vertices; the same features either way."""
 
     def vertices(fc: dict) -> int:
@@ -207,7 +207,7 @@ def test_zoom_simplifies_the_demo_outlines(client) -> None:  # noqa: ANN001
     ]
 
 
-def _polys(fc: dict):  # noqa: ANN202
+def _polys(fc: dict):
     for f in fc["features"]:
         g = shape(f["geometry"])
         yield from (g.geoms if hasattr(g, "geoms") else [g])

@@ -21,7 +21,7 @@ def closed_port() -> int:
         return s.getsockname()[1]
 
 
-def test_healthz_reports_versions(small_client, small) -> None:  # noqa: ANN001
+def test_healthz_reports_versions(small_client, small) -> None:
     resp = small_client.get("/healthz")
     assert resp.status_code == 200
     body = resp.get_json()
@@ -36,7 +36,7 @@ def test_healthz_reports_versions(small_client, small) -> None:  # noqa: ANN001
     assert body["postgis"].split(".")[:2] == postgis.split(".")[:2]
 
 
-def test_healthz_is_503_when_the_database_is_gone(make_database, template_db, make_app) -> None:  # noqa: ANN001
+def test_healthz_is_503_when_the_database_is_gone(make_database, template_db, make_app) -> None:
     """Drop the app's database under it: /healthz must say so with 503, not crash."""
     from mapsvc.db import drop_database, make_engine
 

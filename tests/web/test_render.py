@@ -10,7 +10,7 @@ from layers.base import LegendItem, legend_html
 from mapsvc.web.render import attachment, leaflet_bounds
 
 
-def _disposition(resp) -> tuple[str, dict[str, str]]:  # noqa: ANN001
+def _disposition(resp) -> tuple[str, dict[str, str]]:
     return parse_options_header(resp.headers["Content-Disposition"])
 
 
@@ -54,7 +54,7 @@ def test_legend_partial_escapes_and_keeps_one_div_per_row() -> None:
     assert out.count("<div>") == 2 and out.index("</b><div>") > 0
 
 
-def test_nav_links_the_pages_and_switches_language(small_client) -> None:  # noqa: ANN001
+def test_nav_links_the_pages_and_switches_language(small_client) -> None:
     page = small_client.get("/?lang=en").get_data(as_text=True)
     nav = page[page.index('<nav class="mapsvc-nav"') : page.index("</nav>")]
     assert nav.index('href="/"') < nav.index('href="/incidents/map"')
