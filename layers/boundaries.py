@@ -119,7 +119,7 @@ SEGMENT_MIN_ZOOM = 12
 def labels(locale: str = "zh_CN") -> dict[str, str]:
     """The layer's UI strings in ``locale`` (message id -> text), for Python and ``map.js``.
 
-    Read through :func:`layers.base.translator`, the catalogues the pages use.
+    Read through :func:`mapsvc.core.i18n.translator`, the catalogues the pages use.
     """
     _ = translator(locale)
     return {m: _(m) for m in MESSAGES}

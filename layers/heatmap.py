@@ -188,7 +188,7 @@ def labels(locale: str = "zh_CN") -> dict[str, str]:
     """The layers' UI strings in ``locale`` (message id -> text), no request needed.
 
     :data:`MESSAGES` and the class and state labels (:mod:`mapsvc.core.labels`), read
-    through :func:`layers.base.translator`, the catalogues the pages use.
+    through :func:`mapsvc.core.i18n.translator`, the catalogues the pages use.
     """
     _ = translator(locale)
     return {m: _(m) for m in (*MESSAGES, *CODE_LABELS.values())}

@@ -19,7 +19,7 @@ from collections.abc import Callable
 
 from mapsvc.core.i18n import N_
 
-#: severity class code -> message id (the classes of ``mapsvc.models.core.SEVERITIES``)
+#: severity class code -> message id (the classes of ``mapsvc.models.SEVERITIES``)
 SEVERITY_LABELS: dict[str, str] = {
     "minor": N_("Minor"),
     "ordinary": N_("Ordinary"),
@@ -27,7 +27,7 @@ SEVERITY_LABELS: dict[str, str] = {
     "grave": N_("Grave"),
 }
 
-#: closed-loop state code -> message id (the states of ``mapsvc.models.core.STATES``)
+#: closed-loop state code -> message id (the states of ``mapsvc.models.STATES``)
 STATE_LABELS: dict[str, str] = {
     "received": N_("Received"),
     "dispatched": N_("Dispatched"),

@@ -2,7 +2,7 @@
 
 Why one place: a JSON body can hold any type where text is expected, and a text longer
 than its column made PostgreSQL refuse the insert (a 500). Each check raises a
-:class:`~mapsvc.services.errors.ValidationError` naming the field, and text lengths come
+:class:`~mapsvc.core.errors.ValidationError` naming the field, and text lengths come
 from the model's own column, so the limit is written once.
 """
 

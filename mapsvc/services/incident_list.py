@@ -8,7 +8,7 @@ module answers the rows; the page (``/incidents/list``) and its CSV
 
 The filters are :func:`mapsvc.services.incidents.incident_filter`'s, so the list, the JSON
 API and the heatmap always mean the same incidents; ids that name nothing are its
-:class:`~mapsvc.services.errors.NotFound`. A page is one query (the incident joined to
+:class:`~mapsvc.core.errors.NotFound`. A page is one query (the incident joined to
 its category, grid and chief) plus one count, both on the indexed ``incident`` columns.
 
 Times are shown in the district's local time (``Settings.tz``):
@@ -211,8 +211,8 @@ def page(
     session : Session
     filters : dict
         As :func:`mapsvc.services.incidents.incident_filter` takes them (``class`` is an alias
-        of ``severity``); unknown ids raise :class:`~mapsvc.services.errors.NotFound`,
-        malformed values :class:`~mapsvc.services.errors.ValidationError`.
+        of ``severity``); unknown ids raise :class:`~mapsvc.core.errors.NotFound`,
+        malformed values :class:`~mapsvc.core.errors.ValidationError`.
     limit, offset : int
         The page: ``limit`` is cut to :data:`MAX_PAGE_SIZE`.
     locale : str
@@ -268,7 +268,7 @@ def csv_lines(
     without holding it in memory and with no row limit. The first chunk starts with a
     UTF-8 byte order mark (encoded as UTF-8, Excel then opens the Chinese text correctly)
     and the translated headings. The filters are checked before the first chunk, so an
-    unknown id is a :class:`~mapsvc.services.errors.NotFound`, not a broken download.
+    unknown id is a :class:`~mapsvc.core.errors.NotFound`, not a broken download.
     """
     f = incident_filter(filters, session)
     _ = translator(locale)

@@ -1,7 +1,7 @@
 """Blueprint ``incidents``: the incidents JSON API, the heatmap and choropleth pages.
 
 Thin adapters: parse the request, call :mod:`mapsvc.services.incidents` or the layers of
-:mod:`layers.heatmap`, respond. Services raise :class:`~mapsvc.services.errors.ServiceError`
+:mod:`layers.heatmap`, respond. Services raise :class:`~mapsvc.core.errors.ServiceError`
 (400 / 404 / 409 with the field or the allowed transitions named); the app maps them to
 JSON.
 

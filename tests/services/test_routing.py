@@ -171,10 +171,10 @@ def test_route_incidents_routes_the_ids_it_is_given(district) -> None:
     those incidents are routed again; None routes every incident."""
     import sqlalchemy as sa
     from shapely.geometry import MultiPolygon, box
-    from tests.fixtures.incidents import wgs
 
     from mapsvc.models import Incident
     from mapsvc.services.routing import route_incidents
+    from tests.fixtures.incidents import wgs
 
     made = {name: _create(district.engine, x, 250) for name, x in (("a", 100), ("b", 120))}
     made["c"] = _create(district.engine, 140, 250, category="litter")
