@@ -242,8 +242,13 @@ def parse_zoom(value: Any) -> float:
     return z
 
 
+@lru_cache(maxsize=1)
 def _incidents() -> sa.Alias:
-    """``incident i``: the relation the layers' queries read."""
+    """``incident i``: the relation the layers' queries read.
+
+    One alias for every query: building an alias's column collection costs about a
+    millisecond per request, and an alias is only a name for the table in a statement.
+    """
     from mapsvc.models import Incident
 
     return Incident.__table__.alias("i")

@@ -69,6 +69,19 @@ YES = N_("Yes")
 _TIME_FORMAT = "YYYY-MM-DD HH24:MI"
 
 
+@lru_cache(maxsize=1)
+def _aliases() -> tuple[sa.Alias, ...]:
+    """The incident and the tables a row names (one set, built once: an alias is only a
+    name in a statement, and building its column collection costs time on every page)."""
+    return (
+        Incident.__table__.alias("i"),
+        IncidentCategory.__table__.alias("c"),
+        Grid.__table__.alias("g"),
+        Community.__table__.alias("cm"),
+        Staff.__table__.alias("s"),
+    )
+
+
 def _select(f: IncidentFilter, page: tuple[int, int] | None, tz: str) -> sa.Select:
     """The rows of the incidents ``f`` matches, newest first, each with the names it shows.
 
@@ -76,7 +89,7 @@ def _select(f: IncidentFilter, page: tuple[int, int] | None, tz: str) -> sa.Sele
     filter, the order and the offset on the narrow ``incident`` index columns first (a
     materialised CTE of ids), so a deep page sorts ids, not descriptions and joined names.
     """
-    i = Incident.__table__.alias("i")
+    i, c, g, cm, s = _aliases()
     order = (i.c.reported_at.desc(), i.c.id.desc())
     if page is None:
         source, where = i, f.clauses(i)
@@ -92,10 +105,6 @@ def _select(f: IncidentFilter, page: tuple[int, int] | None, tz: str) -> sa.Sele
             .prefix_with("MATERIALIZED")
         )
         source, where = ids.join(i, i.c.id == ids.c.id), []
-    c = IncidentCategory.__table__.alias("c")
-    g = Grid.__table__.alias("g")
-    cm = Community.__table__.alias("cm")
-    s = Staff.__table__.alias("s")
 
     def local(col: sa.ColumnElement[Any], name: str) -> sa.Label:
         return sa.func.to_char(sa.func.timezone(tz, col), _TIME_FORMAT).label(name)
