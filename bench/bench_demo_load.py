@@ -51,7 +51,7 @@ def main() -> None:
     runs = args.runs or (1 if args.quick else 3)
 
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
-    pg.start()
+    pg.start(durable=False)
     url = pg.url(DB_NAME)
     drop_database(url)
     create_database(url)

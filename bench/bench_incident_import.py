@@ -41,7 +41,7 @@ SEED = 20261124
 def setup_database(fresh: bool) -> sa.Engine:
     """The benchmark database with the demo district (grids, segments, chiefs), no incidents."""
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
-    pg.start()
+    pg.start(durable=False)
     url = pg.url(DB_NAME)
     if fresh:
         drop_database(url)

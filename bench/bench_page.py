@@ -63,7 +63,7 @@ def database_url(reload: bool) -> str:
     from mapsvc.db import EmbeddedPostgres, create_database, ensure_schema, make_engine
 
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
-    pg.start()
+    pg.start(durable=False)
     url = pg.url(DB_NAME)
     create_database(url)
     engine = make_engine(url)

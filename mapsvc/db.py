@@ -25,6 +25,12 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 
+#: server options of a cluster that keeps its data through a power cut (set on the command
+#: line, so they win over any postgresql.conf)
+DURABLE_OPTIONS = "-c fsync=on -c synchronous_commit=on -c full_page_writes=on"
+#: the same for throw-away databases (tests, benchmarks): a crash may lose or corrupt them
+DISPOSABLE_OPTIONS = "-c fsync=off -c synchronous_commit=off -c full_page_writes=off"
+
 PG_BIN_CANDIDATES = ["/usr/lib/postgresql/15/bin", "/usr/lib/postgresql/16/bin"]
 
 
@@ -156,7 +162,6 @@ class EmbeddedPostgres:
                 "listen_addresses = '127.0.0.1'\n"
                 f"port = {port}\n"
                 f"unix_socket_directories = '{target}'\n"
-                "fsync = off\nsynchronous_commit = off\nfull_page_writes = off\n"
                 "shared_buffers = 512MB\nwork_mem = 64MB\nmaintenance_work_mem = 512MB\n"
                 "max_wal_size = 4GB\nmax_connections = 100\n"
             )
@@ -174,8 +179,14 @@ class EmbeddedPostgres:
         res = self._run([_pg_bin() / "pg_ctl", "status", "-D", self.datadir], check=False)
         return res.returncode == 0
 
-    def start(self) -> None:
-        """Start the server (initialising it first); a stale pid file does not block this."""
+    def start(self, durable: bool = True) -> None:
+        """Start the server (initialising it first); a stale pid file does not block this.
+
+        The server is durable (fsync, synchronous commit, full-page writes), whatever a
+        ``postgresql.conf`` written by an older version says. Only the tests and the
+        benchmarks, whose databases are thrown away, pass ``durable=False`` for speed.
+        When the server already runs it is used as it is.
+        """
         self.init()
         if self.running():
             return
@@ -202,6 +213,8 @@ class EmbeddedPostgres:
                 self.datadir,
                 "-l",
                 self.logfile,
+                "-o",
+                DURABLE_OPTIONS if durable else DISPOSABLE_OPTIONS,
             ]
         )
 

@@ -70,7 +70,7 @@ def server_url() -> URL:
     if ext:
         return normalize_url(ext)
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
-    pg.start()
+    pg.start(durable=False)
     return pg.url("postgres")
 
 

@@ -154,6 +154,9 @@ def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:
         engine = make_engine(pg.url("postgres"))
         with engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT 1")) == 1
+            # the service's own cluster keeps its data through a power cut
+            for name in ("fsync", "synchronous_commit", "full_page_writes"):
+                assert conn.scalar(sa.text(f"SHOW {name}")) == "on", name
         engine.dispose()
         pid = int((pg.datadir / "postmaster.pid").read_text().splitlines()[0])
         os.kill(pid, signal.SIGKILL)
