@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
-from collections.abc import Iterable, Iterator
 
 import pytest
 import sqlalchemy as sa
@@ -14,6 +13,7 @@ from mapsvc.config import PROJECT_ROOT
 from mapsvc.db import make_engine
 from mapsvc.models import table_names
 from tests.conftest import demo_arguments
+from tests.core.recording_progress import RecordingProgress
 
 NOW = dt.datetime(2026, 6, 1, tzinfo=dt.UTC)
 INCIDENTS = 500
@@ -22,46 +22,6 @@ INCIDENT_DIGEST = (
     "SELECT md5(string_agg(ST_AsEWKB(geom)::text || category || reported_at, ',' ORDER BY id)) "
     "FROM incident"
 )
-
-
-class RecordedBar:
-    """A progress bar that remembers what it was told (the protocol of load_demo)."""
-
-    def __init__(self, iterable: Iterable | None, total: int | None, desc: str, unit: str):
-        self.iterable, self.total, self.desc, self.unit = iterable, total, desc, unit
-        self.n = 0
-        self.closed = False
-
-    def __iter__(self) -> Iterator:
-        for item in self.iterable:
-            self.n += 1
-            yield item
-
-    def update(self, n: float = 1) -> None:
-        self.n += n
-
-    def close(self) -> None:
-        self.closed = True
-
-    def __enter__(self) -> RecordedBar:
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self.close()
-
-
-class Recorder:
-    """A progress factory keeping every bar it made."""
-
-    def __init__(self) -> None:
-        self.bars: list[RecordedBar] = []
-
-    def __call__(
-        self, iterable: Iterable | None = None, total: int | None = None, desc: str = "", unit="it"
-    ) -> RecordedBar:
-        bar = RecordedBar(iterable, total, desc, unit)
-        self.bars.append(bar)
-        return bar
 
 
 def _digests(engine) -> tuple[str, str, dict[str, int]]:
@@ -80,7 +40,7 @@ def _digests(engine) -> tuple[str, str, dict[str, int]]:
 def loads(make_database, template_db):
     """Three demos at a fixed now: seeds 11, 11 and 12; the first with a recorded progress."""
     engines = [make_engine(make_database(template=template_db)) for _ in range(3)]
-    recorder = Recorder()
+    recorder = RecordingProgress()
     sums = [
         demo.load_demo(
             e,
@@ -118,13 +78,13 @@ def test_summary_counts_every_table_and_the_demo_fills_them(loads) -> None:
 def test_progress_sees_every_stage_and_every_incident(loads) -> None:
     _, _, recorder = loads
     stages = recorder.bars[0]
-    assert (stages.desc, stages.total, stages.n, stages.closed) == (
+    assert (stages.names[0], stages.total, stages.n, stages.closed) == (
         "demo",
         len(demo.STAGES),
         len(demo.STAGES),
         True,
     )
-    incidents = [b for b in recorder.bars if b.desc == "incidents"]
+    incidents = [b for b in recorder.bars if b.names[0] == "incidents"]
     assert len(incidents) == 1
     assert (incidents[0].total, incidents[0].n, incidents[0].closed) == (INCIDENTS, INCIDENTS, True)
     names = [s.name for s in demo.STAGES]
