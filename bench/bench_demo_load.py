@@ -52,7 +52,7 @@ def main() -> None:
 
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
     pg.start(durable=False)
-    url = pg.url(DB_NAME)
+    url = pg.admin_url(DB_NAME)
     drop_database(url)
     create_database(url)
     engine = make_engine(url)

@@ -62,7 +62,7 @@ VIEWPORT = (1280, 870)
 def setup(rows: int, fresh: bool) -> sa.Engine:
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
     pg.start(durable=False)
-    url = pg.url(DB_NAME)
+    url = pg.admin_url(DB_NAME)
     if fresh:
         drop_database(url)
     create_database(url)

@@ -42,7 +42,7 @@ def setup_database(fresh: bool) -> sa.Engine:
     """The benchmark database with the demo district (grids, segments, chiefs), no incidents."""
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
     pg.start(durable=False)
-    url = pg.url(DB_NAME)
+    url = pg.admin_url(DB_NAME)
     if fresh:
         drop_database(url)
     created = create_database(url)

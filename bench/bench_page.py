@@ -64,7 +64,7 @@ def database_url(reload: bool) -> str:
 
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
     pg.start(durable=False)
-    url = pg.url(DB_NAME)
+    url = pg.admin_url(DB_NAME)
     create_database(url)
     engine = make_engine(url)
     ensure_schema(engine)

@@ -73,7 +73,7 @@ REFERENCE_MAX_ODD = 200
 def database(name: str) -> sa.Engine:
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
     pg.start(durable=False)
-    url = pg.url(f"mapsvc_bench_postman_{name}")
+    url = pg.admin_url(f"mapsvc_bench_postman_{name}")
     drop_database(url)
     create_database(url)
     engine = make_engine(url)

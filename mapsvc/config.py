@@ -43,6 +43,9 @@ class Settings:
     database_url: str | None = None
     var_dir: str = str(PROJECT_ROOT / "var")
     db_name: str = "mapsvc"
+    # The embedded cluster listens on its private Unix socket only; True adds 127.0.0.1
+    # (password still required), for tools that cannot use a socket
+    db_listen_tcp: bool = False
     # Web
     host: str = "127.0.0.1"
     port: int = 5000

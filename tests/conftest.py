@@ -64,14 +64,23 @@ def demo_arguments(seed: int = TEST_DEMO_SEED, incidents: int = TEST_DEMO_INCIDE
 
 
 @pytest.fixture(scope="session")
-def server_url() -> URL:
-    """URL of the maintenance database on the test server."""
+def server_url() -> Iterator[URL]:
+    """URL of the maintenance database on the test server, as a user who may create
+    databases (the embedded cluster's superuser; the tests' apps use it too).
+
+    The embedded cluster is stopped at the end of the run when the run started it; one
+    that ran before (``make demo`` in another terminal) is left running.
+    """
     ext = os.environ.get("MAPSVC_TEST_DATABASE_URL")
     if ext:
-        return normalize_url(ext)
+        yield normalize_url(ext)
+        return
     pg = EmbeddedPostgres(PROJECT_ROOT / "var")
+    was_running = pg.running()
     pg.start(durable=False)
-    return pg.url("postgres")
+    yield pg.admin_url("postgres")
+    if not was_running:
+        pg.stop()
 
 
 def _admin(server_url: URL) -> Engine:

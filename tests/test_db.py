@@ -151,7 +151,7 @@ def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:
     try:
         pg.start()
         assert pg.running()
-        engine = make_engine(pg.url("postgres"))
+        engine = make_engine(pg.admin_url("postgres"))
         with engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT 1")) == 1
             # the service's own cluster keeps its data through a power cut
@@ -171,7 +171,7 @@ def test_embedded_cluster_lifecycle_and_stale_pid(tmp_path) -> None:
         assert (pg.datadir / "postmaster.pid").exists()  # stale
         pg.start()
         assert pg.running()
-        engine = make_engine(pg.url("postgres"))
+        engine = make_engine(pg.admin_url("postgres"))
         with engine.connect() as conn:
             assert conn.scalar(sa.text("SELECT 1")) == 1
         engine.dispose()
@@ -211,7 +211,9 @@ def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:
         engine = make_engine(pg.url("mapsvc"))
         assert CORE_TABLES <= _tables(engine)  # started at the latest schema
         r = run("status")
-        assert r.exit_code == 0 and f"running on 127.0.0.1:{pg.port}" in r.output
+        assert r.exit_code == 0, r.output
+        assert f"running on socket {pg.socket_dir}/.s.PGSQL.{pg.port} only (no TCP)" in r.output
+        assert "mapsvc db stop" in r.output  # how to stop one left running
         with engine.begin() as conn:
             conn.execute(
                 sa.text(

@@ -2,18 +2,14 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+import sqlalchemy as sa
+from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
 from mapsvc.web.args import reject_nul
-
-
-def _wants_json() -> bool:
-    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
-        request.accept_mimetypes.best == "application/json"
-    )
+from mapsvc.web.outage import database_unavailable, wants_json
 
 
 def init_app(app: Flask) -> None:
@@ -27,12 +23,18 @@ def init_app(app: Flask) -> None:
     def _service_error(exc: ServiceError) -> ResponseReturnValue:
         return jsonify(exc.to_dict()), exc.status
 
+    @app.errorhandler(sa.exc.OperationalError)
+    @app.errorhandler(sa.exc.InterfaceError)
+    def _database_down(exc: sa.exc.DBAPIError) -> ResponseReturnValue:
+        app.logger.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0])
+        return database_unavailable()
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH"):
             # werkzeug's text names no size: say the limit, so the user can split the file
             limit_mb = app.config["MAX_CONTENT_LENGTH"] / 1024 / 1024
             exc.description = f"the upload is larger than the limit of {limit_mb:g} MB"
-        if _wants_json():
+        if wants_json():
             return jsonify({"error": exc.description, "status": exc.code}), exc.code
         return exc

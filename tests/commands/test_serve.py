@@ -66,7 +66,7 @@ def test_serve_loads_demo_once_and_ctrl_c_stops_everything(tmp_path: Path) -> No
     try:
         proc = _serve(var_dir, port)
         health = _wait_healthy(proc, port, 300)
-        assert health["status"] == "ok" and health["postgis"].startswith("3")
+        assert health == {"status": "ok"}
         with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=30) as r:
             page = r.read().decode()
         assert "leaflet" in page.lower()
