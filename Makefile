@@ -4,7 +4,7 @@
 PORT ?= 5000
 VENV := .venv/bin
 
-.PHONY: setup setup-test demo test lint format bench screenshot clean
+.PHONY: setup setup-test demo db-stop test lint format bench screenshot clean
 
 setup:
 	@scripts/setup.sh
@@ -14,6 +14,10 @@ setup-test:
 
 demo: setup
 	MAPSVC_PORT=$(PORT) $(VENV)/mapsvc serve
+
+# stop an embedded database left running (`mapsvc db status` says whether one runs)
+db-stop:
+	$(VENV)/mapsvc db stop
 
 test: setup-test
 	$(VENV)/ruff check .

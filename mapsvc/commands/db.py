@@ -58,14 +58,15 @@ def stop() -> None:
 
 def _listening(pg: EmbeddedPostgres) -> str:
     """Where a running embedded server accepts connections (asked of the server)."""
-    engine = make_engine(pg.admin_url())
     try:
-        with engine.connect() as conn:
-            tcp = conn.scalar(sa.text("SHOW listen_addresses"))
-    except (sa.exc.DBAPIError, DatabaseError):
-        tcp = ""
-    finally:
-        engine.dispose()
+        engine = make_engine(pg.admin_url())
+        try:
+            with engine.connect() as conn:
+                tcp = conn.scalar(sa.text("SHOW listen_addresses"))
+        finally:
+            engine.dispose()
+    except (sa.exc.DBAPIError, DatabaseError):  # an older version's cluster, no passwords yet
+        tcp = "127.0.0.1"
     where = f"socket {pg.socket_dir}/.s.PGSQL.{pg.port}"
     return f"{where} and {tcp}:{pg.port}" if tcp else f"{where} only (no TCP)"
 

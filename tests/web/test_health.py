@@ -57,6 +57,38 @@ def test_healthz_is_503_when_the_database_is_gone(make_database, template_db, ma
     assert client.get("/healthz").status_code == 503
 
 
+def test_pages_and_apis_answer_503_while_the_database_is_away(
+    make_database, template_db, make_app
+) -> None:
+    """The app's database goes away under it: the APIs answer a short JSON 503 and the
+    pages a short HTML one (Chinese first, English on request), both with Retry-After,
+    naming nothing about the connection."""
+    from mapsvc.db import drop_database, make_engine
+
+    url = make_database(template=template_db)
+    engine = make_engine(url)
+    app = make_app(engine)
+    client = app.test_client()
+    assert client.get("/api/communities").status_code == 200
+    engine.dispose()
+    with app.app_context():
+        from mapsvc.web.context import get_engine
+
+        get_engine().dispose()
+    drop_database(url)
+    resp = client.get("/api/communities")
+    assert resp.status_code == 503 and int(resp.headers["Retry-After"]) > 0
+    body = resp.get_json()
+    assert body["status"] == 503 and "数据库" in body["error"]
+    page = client.get("/", headers={"Accept": "text/html"})
+    assert page.status_code == 503 and page.headers["Retry-After"] == resp.headers["Retry-After"]
+    assert page.mimetype == "text/html" and "服务暂时不可用" in page.get_data(as_text=True)
+    english = client.get("/?lang=en", headers={"Accept": "text/html"}).get_data(as_text=True)
+    assert "Service unavailable" in english and "database is unavailable" in english
+    for text in (resp.get_data(as_text=True), page.get_data(as_text=True), english):
+        assert url.database not in text and "Traceback" not in text and "psycopg" not in text
+
+
 def test_create_app_with_unreachable_database_names_the_host() -> None:
     from mapsvc import create_app
     from mapsvc.db import DatabaseError
