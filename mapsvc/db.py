@@ -435,21 +435,22 @@ class EmbeddedPostgres:
 #: objects in the app's schemas that do not belong to an extension, with the ALTER
 #: command that changes their owner
 _OWNED_OBJECTS = """
-WITH ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
+WITH me AS (SELECT oid FROM pg_roles WHERE rolname = :role),
+ext AS (SELECT classid, objid FROM pg_depend WHERE deptype = 'e'),
 app_ns AS (
     SELECT oid, nspname FROM pg_namespace
     WHERE nspname NOT IN ('pg_catalog', 'information_schema')
       AND nspname NOT LIKE 'pg\\_toast%' AND nspname NOT LIKE 'pg\\_temp%'
 )
 SELECT 'SCHEMA', quote_ident(n.nspname) FROM app_ns n JOIN pg_namespace s ON s.oid = n.oid
-WHERE s.nspowner NOT IN ((SELECT oid FROM pg_roles WHERE rolname = :role), 'pg_database_owner'::regrole)
+WHERE s.nspowner NOT IN ((SELECT oid FROM me), 'pg_database_owner'::regrole)
   AND (s.oid) NOT IN (SELECT objid FROM ext WHERE classid = 'pg_namespace'::regclass)
 UNION ALL
 SELECT CASE c.relkind WHEN 'v' THEN 'VIEW' WHEN 'm' THEN 'MATERIALIZED VIEW'
                       WHEN 'S' THEN 'SEQUENCE' WHEN 'f' THEN 'FOREIGN TABLE' ELSE 'TABLE' END,
        c.oid::regclass::text
 FROM pg_class c JOIN app_ns n ON n.oid = c.relnamespace
-WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relowner <> (SELECT oid FROM pg_roles WHERE rolname = :role)
+WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relowner <> (SELECT oid FROM me)
   AND c.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_class'::regclass)
   -- sequences of serial and identity columns follow their table
   AND NOT (c.relkind = 'S' AND EXISTS (
@@ -458,13 +459,13 @@ WHERE c.relkind IN ('r', 'p', 'v', 'm', 'S', 'f') AND c.relowner <> (SELECT oid 
 UNION ALL
 SELECT 'TYPE', t.oid::regtype::text
 FROM pg_type t JOIN app_ns n ON n.oid = t.typnamespace
-WHERE t.typtype IN ('e', 'd', 'r', 'c') AND t.typowner <> (SELECT oid FROM pg_roles WHERE rolname = :role)
+WHERE t.typtype IN ('e', 'd', 'r', 'c') AND t.typowner <> (SELECT oid FROM me)
   AND (t.typrelid = 0 OR (SELECT relkind FROM pg_class WHERE oid = t.typrelid) = 'c')
   AND t.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_type'::regclass)
 UNION ALL
 SELECT 'ROUTINE', p.oid::regprocedure::text
 FROM pg_proc p JOIN app_ns n ON n.oid = p.pronamespace
-WHERE p.proowner <> (SELECT oid FROM pg_roles WHERE rolname = :role)
+WHERE p.proowner <> (SELECT oid FROM me)
   AND p.oid NOT IN (SELECT objid FROM ext WHERE classid = 'pg_proc'::regclass)
 """
 
