@@ -15,7 +15,7 @@ from mapsvc.models.incidents import (
     IncidentEvent,
 )
 from mapsvc.models.patrol import PatrolTrack, PatrolVisit
-from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, Assignment, Staff
+from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, SINGLE_HOLDER_ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
 
@@ -35,6 +35,7 @@ __all__ = [
     "DISPATCHED_KINDS",
     "LENGTH_M",
     "ROLES",
+    "SINGLE_HOLDER_ROLES",
     "SEVERITIES",
     "SOURCES",
     "STATES",

@@ -361,6 +361,8 @@ def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
         raise ValidationError("the CSV has no rows", field="rows")
     from mapsvc.services.assignments import assign
 
-    for seg, staff, role, day in todo:
+    # segments are locked in id order (rows of one segment keep the file's order), so two
+    # files assigning the same segments cannot wait on each other's locks
+    for seg, staff, role, day in sorted(todo, key=lambda r: r[0]):
         assign(session, staff, role, segment_id=seg, valid_from=day)
     return {"assigned": len(todo)}
