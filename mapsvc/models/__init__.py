@@ -7,6 +7,7 @@ models from here (``from mapsvc.models import Incident``), not from the area mod
 from mapsvc.models.areas import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.models.base import AREA_KM2, LENGTH_M, Base
 from mapsvc.models.incidents import (
+    EXTERNAL_ID_UNIQUE,
     SEVERITIES,
     SOURCES,
     STATES,
@@ -38,6 +39,7 @@ __all__ = [
     "SINGLE_HOLDER_ROLES",
     "SEVERITIES",
     "SOURCES",
+    "EXTERNAL_ID_UNIQUE",
     "STATES",
     "AlleySegment",
     "Assignment",

@@ -31,6 +31,9 @@ SEVERITIES = ("minor", "ordinary", "major", "grave")
 #: closed-loop states
 STATES = ("received", "dispatched", "in_hand", "verified", "closed", "returned", "reopened")
 SOURCES = ("hotline", "patrol", "resident")
+#: the unique constraint of ``incident.external_id`` (PostgreSQL's name for it), which
+#: decides between concurrent intakes of one external id
+EXTERNAL_ID_UNIQUE = "incident_external_id_key"
 
 
 class IncidentCategory(Base):

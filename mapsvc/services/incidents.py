@@ -28,6 +28,7 @@ from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.core.values import BBox
 from mapsvc.models import (
+    EXTERNAL_ID_UNIQUE,
     SEVERITIES,
     SOURCES,
     STATES,
@@ -43,6 +44,7 @@ from mapsvc.models import (
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN, number, record_id, text
 from mapsvc.services.geocode import geocode
+from mapsvc.services.integrity import constraint_errors
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
 #: allowed transitions of the closed loop (state -> states it may go to)
@@ -226,10 +228,11 @@ def create_incident(
     description = text(data.get("description"), "description", Incident.description)
     actor = text(actor, "actor", IncidentEvent.actor)
     note = text(data.get("note"), "note", IncidentEvent.note)
+    duplicate = Conflict(f"external_id {ext!r} already exists", field="external_id")
     if ext is not None and session.scalar(
         sa.select(Incident.id).where(Incident.external_id == ext)
     ):
-        raise Conflict(f"external_id {ext!r} already exists", field="external_id")
+        raise duplicate
     inc = Incident(
         external_id=ext,
         source=source,
@@ -244,8 +247,11 @@ def create_incident(
         reported_at=reported,
         due_at=due,
     )
-    session.add(inc)
-    session.flush()
+    # the check above answers most duplicates; one created meanwhile by a concurrent
+    # request is refused by the unique constraint, and answered the same way
+    with constraint_errors(session, {EXTERNAL_ID_UNIQUE: duplicate}):
+        session.add(inc)
+        session.flush()
     route_incidents(
         session,
         [inc.id],
@@ -277,12 +283,20 @@ def create_incident(
     return inc
 
 
-def get_incident(session: Session, incident_id: Any) -> Incident:
-    """The incident or :class:`NotFound` (also for ids that are not integers)."""
+def get_incident(session: Session, incident_id: Any, *, for_update: bool = False) -> Incident:
+    """The incident or :class:`NotFound` (also for ids that are not integers).
+
+    ``for_update`` locks its row (``SELECT ... FOR UPDATE``) until the transaction ends
+    and reads it afresh, so a change decided on its state (a transition, a rating) cannot
+    interleave with another one: the second waits and then sees the first's result.
+    """
     iid = record_id(incident_id)
     if iid is None:
         raise NotFound(f"incident {str(incident_id)[:40]!r} does not exist")
-    inc = session.get(Incident, iid)
+    if for_update:
+        inc = session.get(Incident, iid, with_for_update=True, populate_existing=True)
+    else:
+        inc = session.get(Incident, iid)
     if inc is None:
         raise NotFound(f"incident {iid} does not exist")
     return inc
@@ -328,7 +342,7 @@ def transition(
         raise ValidationError(
             f"state must be one of {', '.join(STATES)}; got {to_state!r}", field="state"
         )
-    inc = session.get(Incident, get_incident(session, incident_id).id, with_for_update=True)
+    inc = get_incident(session, incident_id, for_update=True)
     allowed = TRANSITIONS[inc.state]
     if to_state not in allowed:
         raise Conflict(
@@ -358,8 +372,13 @@ def transition(
 
 
 def rate(session: Session, incident_id: Any, rating: Any) -> Incident:
-    """Record the satisfaction rating (1-5); only a closed incident can be rated."""
-    inc = get_incident(session, incident_id)
+    """Record the satisfaction rating (1-5); only a closed incident can be rated.
+
+    The rule holds under concurrency: the rating and every transition lock the incident's
+    row, so a rating racing a reopen either comes first (and the reopen clears it) or
+    comes second and is refused (409); ``ck_incident_rated_closed`` is the last word.
+    """
+    inc = get_incident(session, incident_id, for_update=True)
     if isinstance(rating, bool) or not isinstance(rating, int | str):
         raise ValidationError("rating must be an integer from 1 to 5", field="rating")
     try:
