@@ -332,7 +332,13 @@ def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
         )
     problems: list[str] = []
     todo: list[tuple[int, int, str, dt.date | None]] = []
-    for lineno, raw in enumerate(reader, start=2):
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a cell beyond the csv module's field limit, a stray quote
+        raise ValidationError(
+            f"line {reader.line_num + 1} of the CSV cannot be read: {exc}", field="file"
+        ) from None
+    for lineno, raw in enumerate(rows, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         seg = _find_segment(session, row.get("segment", ""))
         staff = _find_staff(session, row.get("staff", ""))
