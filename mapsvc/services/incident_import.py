@@ -41,6 +41,7 @@ from sqlalchemy.engine import Connection
 from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, ValidationError
 from mapsvc.core.progress import Progress, ProgressBar, closes_bars, no_progress
+from mapsvc.core.values import LAT_RANGE, LON_RANGE
 from mapsvc.models import EXTERNAL_ID_UNIQUE, SEVERITIES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.geocode import Geocoded, geocode_many
@@ -275,8 +276,15 @@ def read_and_check(
     flag((lat_s == "") & ~by_address, mapping.lat, "missing coordinate")
     flag((lon_s != "") & ~np.isfinite(lon), mapping.lon, "unparsable coordinate")
     flag((lat_s != "") & ~np.isfinite(lat), mapping.lat, "unparsable coordinate")
-    flag(np.isfinite(lon) & ((lon < -180) | (lon > 180)), mapping.lon, "longitude out of range")
-    flag(np.isfinite(lat) & ((lat < -90) | (lat > 90)), mapping.lat, "latitude out of range")
+    for values, name, what, (low, high) in (
+        (lon, mapping.lon, "longitude", LON_RANGE),
+        (lat, mapping.lat, "latitude", LAT_RANGE),
+    ):
+        flag(
+            np.isfinite(values) & ((values < low) | (values > high)),
+            name,
+            f"{what} out of range {low:g}..{high:g}",
+        )
     cat = col(mapping.category).str.strip()
     flag(cat == "", mapping.category, "missing category")
     flag((cat != "") & ~cat.isin(categories), mapping.category, "unknown category")

@@ -26,7 +26,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
-from mapsvc.core.values import BBox
+from mapsvc.core.values import BBox, check_lonlat
 from mapsvc.models import (
     EXTERNAL_ID_UNIQUE,
     SEVERITIES,
@@ -165,6 +165,8 @@ def create_incident(
     actor: str | None = None,
     settings: Settings | None = None,
     address_field: str = "address",
+    lon_field: str = "lon",
+    lat_field: str = "lat",
 ) -> Incident:
     """Validate ``data``, store the incident, route it and record the intake event.
 
@@ -180,7 +182,8 @@ def create_incident(
     ``location_to_confirm``, the intake event's note says what matched, and the result is
     kept on the returned object as ``inc.geocoded`` for the caller's response. An address
     that matches nothing raises a :class:`ValidationError` on ``address_field`` (the name
-    the caller's request used) before anything is stored.
+    the caller's request used) before anything is stored; ``lon_field`` and ``lat_field``
+    likewise name the coordinates in errors (Open311 calls them ``long`` and ``lat``).
     """
     settings = settings or Settings()
     if not isinstance(data, dict):
@@ -208,16 +211,14 @@ def create_incident(
         geocoded = geocode(session, address, field=address_field)
         x, y, crs = [geocoded.lon], [geocoded.lat], "EPSG:4326"  # the gazetteer's CRS
     else:
-        lon, lat = number(data.get("lon"), "lon"), number(data.get("lat"), "lat")
-        if not (-180 <= lon <= 180):
-            raise ValidationError("lon must be between -180 and 180", field="lon")
-        if not (-90 <= lat <= 90):
-            raise ValidationError("lat must be between -90 and 90", field="lat")
+        lon, lat = number(data.get("lon"), lon_field), number(data.get("lat"), lat_field)
+        check_lonlat(lon, lat, "the request", fields=(lon_field, lat_field))
         crs = data.get("crs") or "EPSG:4326"
         try:
             x, y = points_to_wgs84([lon], [lat], crs)
         except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
             raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
+        check_lonlat(float(x[0]), float(y[0]), f"the request converted from {crs}", ("lon", "lat"))
     reported = parse_time(data.get("reported_at"), "reported_at", settings.tz) or now()
     if reported > now() + dt.timedelta(minutes=5):
         raise ValidationError("reported_at is in the future", field="reported_at")

@@ -185,6 +185,7 @@ def create_request(
         actor="open311",
         settings=settings,
         address_field="address_string",
+        lon_field="long",
     )
     hours = svc.time_limits(settings)[inc.severity]
     notice = f"expected within {hours:g} hours"

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.core.progress import Progress, no_progress
 from mapsvc.core.values import BBox
+from mapsvc.services.geo import geometry_lonlat_problem
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -74,6 +75,9 @@ def split_ways(ways: GeoDataFrame, bbox: BBox | None = None) -> list[dict[str, A
     ):
         if geom is None or geom.is_empty:
             continue
+        off = geometry_lonlat_problem(geom)  # OSM is longitude/latitude by definition
+        if off is not None:
+            raise ValidationError(f"{off} in OSM way {int(wid)}", field="file")
         lines = list(geom.geoms) if geom.geom_type == "MultiLineString" else [geom]
         for line in lines:
             parts.append((int(wid), _clean(name), _clean(highway), list(line.coords)))
