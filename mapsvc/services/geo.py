@@ -99,6 +99,19 @@ def geometry_lonlat_problem(geom: Any) -> str | None:
     return None if found is None else found[1]
 
 
+def is_lonlat_crs(name: str | None) -> bool:
+    """Whether coordinates in ``name`` are longitude/latitude degrees (None is WGS84;
+    GCJ-02 and BD-09 are degrees too). Raises pyproj's CRSError for an unknown name."""
+    from mapsvc.services.chinacrs import CHINA_CRS, normalize_crs_name
+
+    norm = normalize_crs_name(name)
+    if norm is None or norm in CHINA_CRS or norm.upper() in ("EPSG:4326", "EPSG:4490"):
+        return True
+    from pyproj import CRS
+
+    return bool(CRS.from_user_input(norm).is_geographic)
+
+
 def check_crs(name: str, where: str) -> str:
     """``name`` as the service spells a CRS ('EPSG:4490', 'gcj02'), or a ValidationError
     naming it and ``where`` it was found when pyproj does not know it.

@@ -43,6 +43,7 @@ from mapsvc.models import (
 )
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN, number, record_id, text
+from mapsvc.services.geo import is_lonlat_crs
 from mapsvc.services.geocode import geocode
 from mapsvc.services.integrity import constraint_errors
 from mapsvc.services.routing import OPEN_STATES, route_incidents
@@ -212,13 +213,20 @@ def create_incident(
         x, y, crs = [geocoded.lon], [geocoded.lat], "EPSG:4326"  # the gazetteer's CRS
     else:
         lon, lat = number(data.get("lon"), lon_field), number(data.get("lat"), lat_field)
-        check_lonlat(lon, lat, "the request", fields=(lon_field, lat_field))
         crs = data.get("crs") or "EPSG:4326"
         try:
+            lonlat_input = is_lonlat_crs(crs)
+            if lonlat_input:  # degrees are checked as given, before any conversion
+                check_lonlat(lon, lat, "the request", fields=(lon_field, lat_field))
             x, y = points_to_wgs84([lon], [lat], crs)
+        except ValidationError:
+            raise
         except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
             raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
-        check_lonlat(float(x[0]), float(y[0]), f"the request converted from {crs}", ("lon", "lat"))
+        if not lonlat_input:  # metres of a projected CRS, beyond the area it covers
+            check_lonlat(
+                float(x[0]), float(y[0]), f"the request converted from {crs}", ("lon", "lat")
+            )
     reported = parse_time(data.get("reported_at"), "reported_at", settings.tz) or now()
     if reported > now() + dt.timedelta(minutes=5):
         raise ValidationError("reported_at is in the future", field="reported_at")

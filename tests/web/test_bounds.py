@@ -204,3 +204,29 @@ def test_a_csv_cell_too_big_to_read_is_a_named_400(client) -> None:
     )
     assert r.status_code == 400
     assert r.get_json()["error"].startswith("line 2 of the CSV cannot be read: field larger")
+
+
+def test_coordinates_out_of_range_are_named_by_the_api_and_open311(client, district) -> None:
+    lon, _ = ll(200, 170)
+    r = client.post("/api/incidents", json={"category": "road", "lon": lon, "lat": 500})
+    assert r.status_code == 400
+    assert r.get_json() == {
+        "error": "latitude 500 out of range -90..90 in the request",
+        "field": "lat",
+    }
+    form = {"api_key": "k-1", "service_code": "road", "lat": 45, "long": 500}
+    r = client.post("/open311/v2/requests.json", data=form)
+    assert r.status_code == 400
+    assert r.get_json() == [
+        {"code": 400, "description": "longitude 500 out of range -180..180 in the request"}
+    ]
+    r = client.post(
+        "/api/patrol/tracks",
+        json={
+            "staff": district.staff["chief1"],
+            "points": [[lon, 24.9, 1767225600 + i] for i in range(3)] + [[lon, 95, 1767225700]],
+        },
+    )
+    assert r.status_code == 400 and r.get_json()["field"] == "points"
+    assert r.get_json()["error"].startswith("latitude 95 out of range -90..90 in point 4")
+    assert _incidents(district) == 0
