@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import datetime as dt
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from typing import Any
@@ -233,3 +234,97 @@ def test_the_database_refuses_a_rating_on_an_open_incident(district) -> None:
     with pytest.raises(sa.exc.IntegrityError, match="ck_incident_rated_closed"):
         with district.engine.begin() as c:
             c.execute(sa.text("UPDATE incident SET rating = 5 WHERE id = :i"), {"i": iid})
+
+
+def test_concurrent_imports_of_one_file_store_it_once(district, tmp_path) -> None:
+    from mapsvc.services.incident_import import ImportRejected, import_csv
+
+    lines = ["id,lat,lon,category,opened"]
+    for k in range(3):
+        lon, lat = ll(100 + 50 * k, 150)
+        lines.append(f"imp-{k},{lat},{lon},road,2026-01-05T08:00:00+08:00")
+    path = tmp_path / "twice.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    n = 4
+    barrier = threading.Barrier(n)
+    results: list[Any] = [None] * n
+
+    def run(i: int) -> None:
+        with district.engine.connect() as conn:
+            barrier.wait()
+            try:
+                with conn.begin():
+                    results[i] = import_csv(conn, path).imported
+            except Exception as exc:  # noqa: BLE001 - the outcome is what is tested
+                results[i] = exc
+
+    threads = [threading.Thread(target=run, args=(i,)) for i in range(n)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(120)
+    assert results.count(3) == 1, results
+    for r in results:
+        if r == 3:
+            continue
+        # checked before the first committed: the id stored meanwhile; after: already imported
+        assert isinstance(r, Conflict | ImportRejected), r
+        if isinstance(r, Conflict):
+            assert "stored meanwhile by another intake" in r.message and "imp-" in r.message
+    with district.engine.connect() as c:
+        assert (
+            c.scalar(sa.text("SELECT count(*) FROM incident WHERE external_id LIKE 'imp-%'")) == 3
+        )
+        assert c.scalar(sa.text("SELECT count(*) FROM incident_event")) == 3
+
+
+def test_an_id_stored_during_an_import_is_a_409_and_nothing_imported(district, tmp_path) -> None:
+    """The interleaving made certain: another intake holds ``imp-1`` uncommitted while the
+    import checks its ids (not seen yet) and inserts (waits for it); then it commits."""
+    from mapsvc.services.incident_import import import_csv
+
+    lines = ["id,lat,lon,category,opened"]
+    for k in range(3):
+        lon, lat = ll(100 + 50 * k, 150)
+        lines.append(f"imp-{k},{lat},{lon},road,2026-01-05T08:00:00+08:00")
+    path = tmp_path / "meanwhile.csv"
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    other = Session(district.engine)
+    create_incident(other, _incident("imp-1"), actor="热线")  # flushed, not committed
+    outcome: list[Any] = []
+
+    def run() -> None:
+        with district.engine.connect() as conn:
+            try:
+                with conn.begin():
+                    outcome.append(import_csv(conn, path).imported)
+            except Exception as exc:  # noqa: BLE001 - the outcome is what is tested
+                outcome.append(exc)
+
+    t = threading.Thread(target=run)
+    t.start()
+    with district.engine.connect() as c:  # wait until the import waits on imp-1's row
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline:
+            waiting = c.scalar(
+                sa.text(
+                    "SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' "
+                    "AND query LIKE '%INSERT INTO incident%'"
+                )
+            )
+            c.rollback()  # pg_stat_activity is a snapshot per transaction
+            if waiting or not t.is_alive():
+                break
+            threading.Event().wait(0.05)
+    assert waiting == 1, outcome
+    other.commit()
+    other.close()
+    t.join(60)
+    (err,) = outcome
+    assert isinstance(err, Conflict), err
+    assert err.message.startswith(
+        "an id of the file was stored meanwhile by another intake "
+        "(Key (external_id)=(imp-1) already exists.)"
+    )
+    with district.engine.connect() as c:
+        assert c.scalars(sa.text("SELECT external_id FROM incident")).all() == ["imp-1"]
