@@ -28,6 +28,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import ValidationError
+from mapsvc.models import Community, District, Grid, Subdistrict
 from mapsvc.services.chinacrs import CHINA_CRS, geometry_to_wgs84, normalize_crs_name
 from mapsvc.services.geo import file_crs, geometry_lonlat_problem
 
@@ -50,7 +51,15 @@ NUMBERS: dict[str, tuple[str, ...]] = {
     "communities": ("population", "households", "enterprises"),
     "grids": ("population", "households"),
 }
-CODE_LEN = {"district": 12, "subdistricts": 12, "communities": 12, "grids": 20}
+#: the model of each level, whose columns size the code and the name
+MODELS = {
+    "district": District,
+    "subdistricts": Subdistrict,
+    "communities": Community,
+    "grids": Grid,
+}
+CODE_LEN = {level: model.code.type.length for level, model in MODELS.items()}
+NAME_LEN = {level: model.name.type.length for level, model in MODELS.items()}
 SQM_REPORT = 1.0  # gaps/overlaps below one square metre are floating-point noise
 
 
@@ -319,6 +328,8 @@ def import_boundaries(
         name = _text(col_values[name_col][i]) if name_col else None
         if not name:
             bad.append(f"no name in field {name_col!r}")
+        elif len(name) > NAME_LEN[level]:
+            bad.append(f"name in field {name_col!r} longer than {NAME_LEN[level]} characters")
         nums = {}
         for n, col in num_cols.items():
             v = col_values[col][i] if col else 0

@@ -440,3 +440,16 @@ def test_a_prj_pyproj_cannot_read_is_an_error_naming_it(
     with pytest.raises(ValidationError, match=r"unknown CRS in grids\.prj: pyproj cannot read"):
         _imp(communities_engine, "grids", folder / "grids.shp", fields=GRID_FIELDS)
     assert _snapshot(communities_engine) == before
+
+
+def test_a_name_longer_than_its_column_is_named(communities_engine, grids_gcj, tmp_path) -> None:
+    gdf = grids_gcj.copy()
+    gdf.loc[1, "name"] = "网" * 101
+    path = _write(gdf, tmp_path / "longname.geojson", driver="GeoJSON")
+    before = _snapshot(communities_engine)
+    with pytest.raises(ImportRejected) as info:
+        _imp(communities_engine, "grids", path, crs="gcj02", fields=GRID_FIELDS)
+    assert [str(p) for p in info.value.problems] == [
+        f"feature #1 (code {gdf['code'][1]}): name in field 'name' longer than 100 characters"
+    ]
+    assert _snapshot(communities_engine) == before
