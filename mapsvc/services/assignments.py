@@ -209,8 +209,19 @@ def assign(
 
 
 def end_assignment(session: Session, assignment_id: int, last_day: dt.date | None = None) -> None:
-    """End an assignment on ``last_day`` (inclusive; default yesterday)."""
-    a = session.get(Assignment, assignment_id)
+    """End an assignment on ``last_day`` (inclusive; default yesterday).
+
+    The day before it began withdraws it (in force on no day); earlier is a
+    :class:`ValidationError`, since such a range means nothing.
+    """
+    a = session.get(Assignment, assignment_id, with_for_update=True, populate_existing=True)
     if a is None:
         raise NotFound(f"assignment {assignment_id} does not exist")
-    a.valid_to = last_day or (Settings().today() - dt.timedelta(days=1))
+    last = last_day or (Settings().today() - dt.timedelta(days=1))
+    if last < a.valid_from - dt.timedelta(days=1):
+        raise ValidationError(
+            f"assignment {assignment_id} began on {a.valid_from.isoformat()}; it cannot end "
+            f"on {last.isoformat()}",
+            field="last_day",
+        )
+    a.valid_to = last

@@ -328,3 +328,23 @@ def test_an_id_stored_during_an_import_is_a_409_and_nothing_imported(district, t
     )
     with district.engine.connect() as c:
         assert c.scalars(sa.text("SELECT external_id FROM incident")).all() == ["imp-1"]
+
+
+def test_ending_a_post_before_it_began_is_named(district) -> None:
+    from mapsvc.core.errors import ValidationError
+    from mapsvc.services.assignments import end_assignment
+
+    with Session(district.engine) as s:
+        (aid, began) = s.execute(
+            sa.text(
+                "SELECT id, valid_from FROM assignment WHERE segment_id = :s AND valid_to IS NULL"
+            ),
+            {"s": district.segment["seg1"]},
+        ).one()
+        with pytest.raises(ValidationError, match=f"began on {began.isoformat()}"):
+            end_assignment(s, aid, began - dt.timedelta(days=2))
+        end_assignment(s, aid, began - dt.timedelta(days=1))  # withdrawn: in force on no day
+        s.commit()
+    assert _posts(district.engine, district.segment["seg1"])[0].valid_to == began - dt.timedelta(
+        days=1
+    )
