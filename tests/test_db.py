@@ -239,3 +239,109 @@ def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:
         assert r.exit_code == 3 and "embedded database stopped" in r.output
     finally:
         pg.destroy()
+
+
+def _at_0005_with_broken_rows(engine) -> dict[str, int]:
+    """A database at revision 0005 holding what the older code let in: two chiefs of one
+    segment at once, a same-day replacement, a reopened incident with a rating."""
+    downgrade(engine, "0005")
+    ids: dict[str, int] = {}
+    with engine.begin() as c:
+        ids["seg"] = c.scalar(
+            sa.text(
+                "INSERT INTO alley_segment (code, geom, source) VALUES "
+                "('m1', ST_GeomFromText('LINESTRING(118.58 24.90,118.59 24.90)', 4326), 't') "
+                "RETURNING id"
+            )
+        )
+        for who in ("a", "b", "c", "d"):
+            ids[who] = c.scalar(
+                sa.text(
+                    "INSERT INTO staff (code, name, role) VALUES (:w, :w, 'alley_chief') "
+                    "RETURNING id"
+                ),
+                {"w": who},
+            )
+        for key, who, start, end in (
+            ("pa", "a", "2024-01-01", None),  # overlapped by b and c (the race's residue)
+            ("pb", "b", "2024-06-01", None),
+            ("pc", "c", "2024-06-01", "2024-06-01"),  # replaced the day it began, by d
+            ("pd", "d", "2024-06-01", None),
+        ):
+            ids[key] = c.scalar(
+                sa.text(
+                    "INSERT INTO assignment (staff_id, role, segment_id, valid_from, valid_to) "
+                    "VALUES (:s, 'alley_chief', :g, :f, :t) RETURNING id"
+                ),
+                {"s": ids[who], "g": ids["seg"], "f": start, "t": end},
+            )
+        c.execute(
+            sa.text(
+                "INSERT INTO incident_category (code, name_zh, name_en, default_severity) "
+                "VALUES ('r', '路', 'road', 'minor')"
+            )
+        )
+        ids["inc"] = c.scalar(
+            sa.text(
+                "INSERT INTO incident (source, category, severity, state, geom, reported_at, "
+                "rating, location_to_confirm) VALUES ('hotline', 'r', 'minor', 'reopened', "
+                "ST_SetSRID(ST_MakePoint(118.58, 24.9), 4326), now(), 4, false) RETURNING id"
+            )
+        )
+    return ids
+
+
+def test_migration_0008_repairs_overlapping_posts_and_stray_ratings(fresh_engine, caplog) -> None:
+    ids = _at_0005_with_broken_rows(fresh_engine)
+    with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
+        upgrade(fresh_engine)
+    with fresh_engine.connect() as c:
+        posts = {
+            r.id: (str(r.valid_from), r.valid_to and str(r.valid_to))
+            for r in c.execute(sa.text("SELECT id, valid_from, valid_to FROM assignment"))
+        }
+        rated = c.execute(
+            sa.text("SELECT state, rating FROM incident WHERE id = :i"), {"i": ids["inc"]}
+        ).one()
+    # ordered by start then id, each post ends the day before the next one starts: a ends
+    # before b, b and c (same start) are withdrawn, d (the last written) holds the post
+    assert posts == {
+        ids["pa"]: ("2024-01-01", "2024-05-31"),
+        ids["pb"]: ("2024-06-01", "2024-05-31"),
+        ids["pc"]: ("2024-06-01", "2024-05-31"),
+        ids["pd"]: ("2024-06-01", None),
+    }
+    assert tuple(rated) == ("reopened", None)
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    assert f"assignment {ids['pa']} (alley_chief of segment {ids['seg']})" in logged
+    assert f"incident {ids['inc']} is reopened: its rating was cleared" in logged
+    # and the database now holds the rule itself
+    with pytest.raises(sa.exc.IntegrityError, match="ex_assignment_segment_post"):
+        with fresh_engine.begin() as c:
+            c.execute(
+                sa.text(
+                    "INSERT INTO assignment (staff_id, role, segment_id, valid_from) "
+                    "VALUES (:s, 'alley_chief', :g, '2025-01-01')"
+                ),
+                {"s": ids["a"], "g": ids["seg"]},
+            )
+
+
+def test_migration_0008_stops_on_text_too_long_naming_the_rows(fresh_engine) -> None:
+    ids = _at_0005_with_broken_rows(fresh_engine)
+    with fresh_engine.begin() as c:
+        c.execute(
+            sa.text("UPDATE incident SET description = repeat('长', 5001) WHERE id = :i"),
+            {"i": ids["inc"]},
+        )
+    with pytest.raises(RuntimeError) as info:
+        upgrade(fresh_engine)
+    assert f"incident.description longer than 5000 characters in ids [{ids['inc']}]" in str(
+        info.value
+    )
+    with fresh_engine.connect() as c:  # nothing of 0008 was applied
+        assert c.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0005"
+        assert c.scalar(sa.text("SELECT rating FROM incident")) == 4
+    with fresh_engine.begin() as c:
+        c.execute(sa.text("UPDATE incident SET description = left(description, 5000)"))
+    upgrade(fresh_engine)

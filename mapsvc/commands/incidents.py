@@ -65,7 +65,7 @@ def import_cmd(
     number, column, reason).
     """
     from mapsvc.commands.common import open_engine, progress
-    from mapsvc.core.errors import ValidationError
+    from mapsvc.core.errors import ServiceError, ValidationError
     from mapsvc.services.incident_import import (
         ColumnMapping,
         ImportRejected,
@@ -102,7 +102,7 @@ def import_cmd(
             f"{r.bad_rows} of {r.rows} rows are bad; nothing was imported "
             "(use --skip-bad FILE to import the good rows)"
         ) from None
-    except ValidationError as exc:
+    except ServiceError as exc:  # a bad file, or an id stored meanwhile (a Conflict)
         raise click.ClickException(exc.message) from None
     if skip_bad is not None and result.bad:
         n = write_bad_rows(skip_bad, file, result.bad, encoding=encoding)

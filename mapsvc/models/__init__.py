@@ -7,6 +7,7 @@ models from here (``from mapsvc.models import Incident``), not from the area mod
 from mapsvc.models.areas import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.models.base import AREA_KM2, LENGTH_M, Base
 from mapsvc.models.incidents import (
+    EXTERNAL_ID_UNIQUE,
     SEVERITIES,
     SOURCES,
     STATES,
@@ -15,7 +16,7 @@ from mapsvc.models.incidents import (
     IncidentEvent,
 )
 from mapsvc.models.patrol import PatrolTrack, PatrolVisit
-from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, Assignment, Staff
+from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, SINGLE_HOLDER_ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
 
@@ -35,8 +36,10 @@ __all__ = [
     "DISPATCHED_KINDS",
     "LENGTH_M",
     "ROLES",
+    "SINGLE_HOLDER_ROLES",
     "SEVERITIES",
     "SOURCES",
+    "EXTERNAL_ID_UNIQUE",
     "STATES",
     "AlleySegment",
     "Assignment",

@@ -20,7 +20,6 @@ from sqlalchemy import (
     Index,
     SmallInteger,
     String,
-    Text,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -32,6 +31,9 @@ SEVERITIES = ("minor", "ordinary", "major", "grave")
 #: closed-loop states
 STATES = ("received", "dispatched", "in_hand", "verified", "closed", "returned", "reopened")
 SOURCES = ("hotline", "patrol", "resident")
+#: the unique constraint of ``incident.external_id`` (PostgreSQL's name for it), which
+#: decides between concurrent intakes of one external id
+EXTERNAL_ID_UNIQUE = "incident_external_id_key"
 
 
 class IncidentCategory(Base):
@@ -55,7 +57,8 @@ class Incident(Base):
     category: Mapped[str] = mapped_column(ForeignKey("incident_category.code"), index=True)
     severity: Mapped[str] = mapped_column(String(10), default="ordinary")
     state: Mapped[str] = mapped_column(String(12), default="received", index=True)
-    description: Mapped[str | None] = mapped_column(Text)
+    #: the caller's words; sized so one request cannot make every list heavy
+    description: Mapped[str | None] = mapped_column(String(5000))
     address: Mapped[str | None] = mapped_column(String(300))
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=False)
     source_crs: Mapped[str | None] = mapped_column(String(40))
@@ -95,6 +98,8 @@ class Incident(Base):
         CheckConstraint(f"severity IN {SEVERITIES!r}", name="ck_incident_severity"),
         CheckConstraint(f"state IN {STATES!r}", name="ck_incident_state"),
         CheckConstraint("rating IS NULL OR rating BETWEEN 1 AND 5", name="ck_incident_rating"),
+        # the rating judges a closure: a reopen clears it, an open incident cannot have one
+        CheckConstraint("rating IS NULL OR state = 'closed'", name="ck_incident_rated_closed"),
     )
 
 
@@ -110,5 +115,5 @@ class IncidentEvent(Base):
     to_state: Mapped[str] = mapped_column(String(12))
     actor: Mapped[str] = mapped_column(String(100))
     at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(String(2000))
     __table_args__ = (Index("ix_incident_event_incident_at", "incident_id", "at"),)

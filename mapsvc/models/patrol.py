@@ -13,7 +13,6 @@ from sqlalchemy import (
     Index,
     Integer,
     String,
-    Text,
     func,
 )
 from sqlalchemy.orm import Mapped, mapped_column
@@ -52,7 +51,7 @@ class PatrolVisit(Base):
         ForeignKey("grid.id", ondelete="SET NULL"), index=True
     )
     place: Mapped[str | None] = mapped_column(String(200))
-    note: Mapped[str | None] = mapped_column(Text)
+    note: Mapped[str | None] = mapped_column(String(2000))
     geom = mapped_column(Geometry("POINT", srid=4326, spatial_index=True), nullable=True)
     created_at: Mapped[dt.datetime] = mapped_column(
         DateTime(timezone=True), server_default=func.now()

@@ -2,7 +2,13 @@
 
 Assignments carry ``valid_from`` / ``valid_to`` (both inclusive; ``valid_to`` NULL means
 open-ended) so history is kept: ending a post sets ``valid_to`` rather than deleting a row,
-and every map or figure can be computed "as of" any past date.
+and every map or figure can be computed "as of" any past date. A post replaced on the day
+it began is kept as withdrawn (``valid_to = valid_from - 1``: in force on no day).
+
+Concurrent changes of one post are serialised by a row lock on the post's target (the
+segment, grid or community), and the database refuses two holders of a single-holder post
+on one day (``ex_assignment_*_post``) as the last word: a request that still collides is a
+409, never two chiefs.
 """
 
 from __future__ import annotations
@@ -16,11 +22,12 @@ from sqlalchemy.dialects.postgresql import distinct_on
 from sqlalchemy.orm import Session, aliased
 
 from mapsvc.config import Settings
-from mapsvc.core.errors import NotFound, ValidationError
-from mapsvc.models import Assignment, Staff
+from mapsvc.core.errors import Conflict, NotFound, ValidationError
+from mapsvc.models import SINGLE_HOLDER_ROLES, AlleySegment, Assignment, Community, Grid, Staff
+from mapsvc.services.integrity import constraint_errors
 
-#: roles held by one person at a time on a target; others (grid members...) may be many
-SINGLE_HOLDER_ROLES = {"grid_head", "alley_chief", "deputy_chief"}
+#: the table of each kind of target, locked while one of its posts changes
+TARGET_MODELS = {"grid": Grid, "segment": AlleySegment, "community": Community}
 TARGET_ROLES = {
     "grid": {"grid_head", "grid_member"},
     "segment": {"alley_chief", "deputy_chief"},
@@ -127,8 +134,21 @@ def assign(
 ) -> Assignment:
     """Give ``staff_id`` a post from ``valid_from`` (default today).
 
-    For single-holder roles the current holder's assignment ends the day before, so the
-    history shows who held the post when. The caller owns the transaction.
+    For single-holder roles the current holder's assignment ends the day before (or is
+    withdrawn, when it began that same day), so the history shows who held the post
+    when; giving the post to its current holder again changes nothing. The target's row
+    is locked (``SELECT ... FOR UPDATE``) until the caller's transaction ends, so two
+    requests for one post run one after the other. The caller owns the transaction.
+
+    Raises
+    ------
+    ValidationError
+        No single target, or a role the target cannot have.
+    NotFound
+        The staff member or the target does not exist.
+    Conflict
+        Another holder's assignment already covers a day from ``valid_from`` on (a
+        later appointment), so the post would have two holders.
     """
     targets = {"grid": grid_id, "segment": segment_id, "community": community_id}
     given = {k: v for k, v in targets.items() if v is not None}
@@ -145,25 +165,63 @@ def assign(
         )
     if session.get(Staff, staff_id) is None:
         raise NotFound(f"staff {staff_id} does not exist", field="staff_id")
+    model = TARGET_MODELS[target]
+    locked = session.scalar(sa.select(model.id).where(model.id == target_id).with_for_update())
+    if locked is None:
+        raise NotFound(f"{target} {target_id} does not exist", field=f"{target}_id")
     start = valid_from or Settings().today()
+    col = getattr(Assignment, f"{target}_id")
     if role in SINGLE_HOLDER_ROLES:
-        col = getattr(Assignment, f"{target}_id")
         current = session.scalars(
-            sa.select(Assignment).where(Assignment.role == role, col == target_id, valid_on(start))
+            sa.select(Assignment)
+            .where(Assignment.role == role, col == target_id, valid_on(start))
+            .order_by(Assignment.valid_from, Assignment.id)
+            .execution_options(populate_existing=True)
         ).all()
         for a in current:
             if a.staff_id == staff_id:
                 return a
-            a.valid_to = max(a.valid_from, start - dt.timedelta(days=1))
+        for a in current:
+            a.valid_to = start - dt.timedelta(days=1)
+        later = session.scalars(
+            sa.select(Assignment)
+            .where(Assignment.role == role, col == target_id, Assignment.valid_from > start)
+            .order_by(Assignment.valid_from, Assignment.id)
+            .limit(1)
+        ).first()
+        if later is not None:
+            raise Conflict(
+                f"{role} of {target} {target_id} is already given to staff {later.staff_id} "
+                f"from {later.valid_from.isoformat()}; end that assignment first",
+                field="valid_from",
+                assignment_id=later.id,
+            )
     a = Assignment(staff_id=staff_id, role=role, valid_from=start, **{f"{target}_id": target_id})
-    session.add(a)
-    session.flush()
+    busy = Conflict(
+        f"{role} of {target} {target_id} has another holder on a day from "
+        f"{start.isoformat()} on; try again",
+        field=f"{target}_id",
+    )
+    with constraint_errors(session, {f"ex_assignment_{target}_post": busy}):
+        session.add(a)
+        session.flush()
     return a
 
 
 def end_assignment(session: Session, assignment_id: int, last_day: dt.date | None = None) -> None:
-    """End an assignment on ``last_day`` (inclusive; default yesterday)."""
-    a = session.get(Assignment, assignment_id)
+    """End an assignment on ``last_day`` (inclusive; default yesterday).
+
+    The day before it began withdraws it (in force on no day); earlier is a
+    :class:`ValidationError`, since such a range means nothing.
+    """
+    a = session.get(Assignment, assignment_id, with_for_update=True, populate_existing=True)
     if a is None:
         raise NotFound(f"assignment {assignment_id} does not exist")
-    a.valid_to = last_day or (Settings().today() - dt.timedelta(days=1))
+    last = last_day or (Settings().today() - dt.timedelta(days=1))
+    if last < a.valid_from - dt.timedelta(days=1):
+        raise ValidationError(
+            f"assignment {assignment_id} began on {a.valid_from.isoformat()}; it cannot end "
+            f"on {last.isoformat()}",
+            field="last_day",
+        )
+    a.valid_to = last

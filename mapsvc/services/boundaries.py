@@ -28,7 +28,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import ValidationError
+from mapsvc.models import Community, District, Grid, Subdistrict
 from mapsvc.services.chinacrs import CHINA_CRS, geometry_to_wgs84, normalize_crs_name
+from mapsvc.services.geo import file_crs, geometry_lonlat_problem
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -49,7 +51,15 @@ NUMBERS: dict[str, tuple[str, ...]] = {
     "communities": ("population", "households", "enterprises"),
     "grids": ("population", "households"),
 }
-CODE_LEN = {"district": 12, "subdistricts": 12, "communities": 12, "grids": 20}
+#: the model of each level, whose columns size the code and the name
+MODELS = {
+    "district": District,
+    "subdistricts": Subdistrict,
+    "communities": Community,
+    "grids": Grid,
+}
+CODE_LEN = {level: model.code.type.length for level, model in MODELS.items()}
+NAME_LEN = {level: model.name.type.length for level, model in MODELS.items()}
 SQM_REPORT = 1.0  # gaps/overlaps below one square metre are floating-point noise
 
 
@@ -126,6 +136,8 @@ def read_features(
     path = Path(path)
     if not path.exists():
         raise ValidationError(f"{path}: no such file")
+    if not crs:  # the file's own CRS: one pyproj cannot read is an error, never WGS84
+        file_crs(path)
     try:
         kw = {"encoding": encoding} if encoding else {}
         raw = gpd.read_file(path, engine="pyogrio", **kw)
@@ -280,6 +292,7 @@ def import_boundaries(
     rows: list[dict] = []
     # 1. per-feature checks in the file's own coordinates (where the planner can find them)
     fixed = src_geoms.copy()
+    geographic = source_crs in CHINA_CRS or (raw.crs is not None and raw.crs.is_geographic)
     for i, (g, code) in enumerate(zip(src_geoms, codes, strict=True)):
         bad = []
         if code is None:
@@ -294,6 +307,8 @@ def import_boundaries(
             bad.append("empty geometry")
         elif g.geom_type not in ("Polygon", "MultiPolygon"):
             bad.append(f"geometry is a {g.geom_type}, expected Polygon or MultiPolygon")
+        elif geographic and (off := geometry_lonlat_problem(g)) is not None:
+            bad.append(f"{off} (coordinates in {source_crs})")
         elif not g.is_valid:
             why = explain_validity(g)
             if repair:
@@ -313,6 +328,8 @@ def import_boundaries(
         name = _text(col_values[name_col][i]) if name_col else None
         if not name:
             bad.append(f"no name in field {name_col!r}")
+        elif len(name) > NAME_LEN[level]:
+            bad.append(f"name in field {name_col!r} longer than {NAME_LEN[level]} characters")
         nums = {}
         for n, col in num_cols.items():
             v = col_values[col][i] if col else 0
@@ -335,6 +352,11 @@ def import_boundaries(
         wgs[good] = _to_wgs84(sub, source_crs)
     for i in list(good):
         g = wgs[i]
+        off = geometry_lonlat_problem(g)  # a projected file's metres beyond its CRS's area
+        if off is not None:
+            problems.append(Problem(i, codes[i], f"{off} after conversion from {source_crs}"))
+            good.remove(i)
+            continue
         if not g.is_valid:  # a reprojection can fold a hairline spike
             why = explain_validity(g)
             if not repair:

@@ -11,8 +11,9 @@ An alley segment is ``chief`` when an alley chief holds it on the day, else ``no
 
 Who holds which post always comes from :mod:`mapsvc.services.assignments` (``holders`` and
 ``valid_on``), so any past date works and the rules about single-holder posts live in one
-place. A grid where the data still has two heads in force (for example rows imported
-directly) is counted as headed and flagged ``multiple_heads`` so planners can fix it.
+place. ``multiple_heads`` flags a grid with two heads in force on the day; the database
+refuses that state since its exclusion constraint on posts (``ex_assignment_grid_post``),
+so the flag stays False and remains only as a check in the figures.
 
 Segments are placed in the grid (and community) that holds their midpoint: a segment that
 straddles a boundary is counted once, where most people would look for it.

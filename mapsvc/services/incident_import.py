@@ -39,11 +39,13 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mapsvc.config import Settings
-from mapsvc.core.errors import ValidationError
+from mapsvc.core.errors import Conflict, ValidationError
 from mapsvc.core.progress import Progress, ProgressBar, closes_bars, no_progress
-from mapsvc.models import SEVERITIES, STATES, Incident
+from mapsvc.core.values import LAT_RANGE, LON_RANGE
+from mapsvc.models import EXTERNAL_ID_UNIQUE, SEVERITIES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.geocode import Geocoded, geocode_many
+from mapsvc.services.integrity import translate
 from mapsvc.services.routing import (
     ROUTED_COLUMNS,
     CreateTempTable,
@@ -87,6 +89,7 @@ COPY_CHUNK = 100_000
 #: widths of the text columns a row is checked against (from the model: one definition)
 EXTERNAL_ID_MAX = Incident.external_id.type.length
 ADDRESS_MAX = Incident.address.type.length
+DESCRIPTION_MAX = Incident.description.type.length
 #: from this many rows on (and at least the rows already stored), foreign keys are checked
 #: once after the insert and indexes rebuilt, rather than per row
 BULK_ROWS = 50_000
@@ -257,14 +260,13 @@ def read_and_check(
     )
     flag(ext.str.contains("\x00", regex=False), mapping.id, "contains a NUL character")
     texts: dict[str, Any] = {}
-    for key, limit in (("description", None), ("address", ADDRESS_MAX)):
+    for key, limit in (("description", DESCRIPTION_MAX), ("address", ADDRESS_MAX)):
         name = getattr(mapping, key)
         if not name or name not in df.columns:
             continue
         texts[key] = df[name].str.strip()
         flag(texts[key].str.contains("\x00", regex=False), name, "contains a NUL character")
-        if limit is not None:
-            flag(texts[key].str.len() > limit, name, f"longer than {limit} characters")
+        flag(texts[key].str.len() > limit, name, f"longer than {limit} characters")
     # rows with an address and no coordinate at all are located by the geocoder later
     # (import_csv); a row with coordinates keeps them, even when it also has an address
     by_address = np.zeros(n, dtype=bool)
@@ -274,8 +276,15 @@ def read_and_check(
     flag((lat_s == "") & ~by_address, mapping.lat, "missing coordinate")
     flag((lon_s != "") & ~np.isfinite(lon), mapping.lon, "unparsable coordinate")
     flag((lat_s != "") & ~np.isfinite(lat), mapping.lat, "unparsable coordinate")
-    flag(np.isfinite(lon) & ((lon < -180) | (lon > 180)), mapping.lon, "longitude out of range")
-    flag(np.isfinite(lat) & ((lat < -90) | (lat > 90)), mapping.lat, "latitude out of range")
+    for values, name, what, (low, high) in (
+        (lon, mapping.lon, "longitude", LON_RANGE),
+        (lat, mapping.lat, "latitude", LAT_RANGE),
+    ):
+        flag(
+            np.isfinite(values) & ((values < low) | (values > high)),
+            name,
+            f"{what} out of range {low:g}..{high:g}",
+        )
     cat = col(mapping.category).str.strip()
     flag(cat == "", mapping.category, "missing category")
     flag((cat != "") & ~cat.isin(categories), mapping.category, "unknown category")
@@ -450,6 +459,27 @@ def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
             parts.append(var[i])
         chunks.append(b"".join(parts))
     return chunks
+
+
+@contextmanager
+def _ids_taken_meanwhile() -> Iterator[None]:
+    """An id the database checks found free but a concurrent intake (another import, the
+    API, Open311) stored before this insert: a 409 naming it, and nothing is imported."""
+    try:
+        yield
+    except sa.exc.IntegrityError as exc:
+        detail = (getattr(getattr(exc.orig, "diag", None), "message_detail", None) or "").strip()
+        raise translate(
+            exc,
+            {
+                EXTERNAL_ID_UNIQUE: Conflict(
+                    "an id of the file was stored meanwhile by another intake "
+                    f"({detail or 'external_id already exists'}); nothing was imported, "
+                    "run the import again to see which rows are already there",
+                    field="id",
+                )
+            },
+        ) from None
 
 
 def _none_if_empty(s: Any) -> Any:
@@ -756,7 +786,7 @@ def import_csv(
             "COALESCE((SELECT g.note FROM _import_geo g "
             "WHERE g.external_id = ins.external_id), 'imported')"
         )
-    with bulk:
+    with bulk, _ids_taken_meanwhile():
         res = conn.execute(
             sa.text(
                 f"""WITH ins AS (

@@ -26,8 +26,9 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
-from mapsvc.core.values import BBox
+from mapsvc.core.values import BBox, check_lonlat
 from mapsvc.models import (
+    EXTERNAL_ID_UNIQUE,
     SEVERITIES,
     SOURCES,
     STATES,
@@ -42,7 +43,9 @@ from mapsvc.models import (
 )
 from mapsvc.services.chinacrs import points_to_wgs84
 from mapsvc.services.fields import BIGINT_MAX, BIGINT_MIN, number, record_id, text
+from mapsvc.services.geo import is_lonlat_crs
 from mapsvc.services.geocode import geocode
+from mapsvc.services.integrity import constraint_errors
 from mapsvc.services.routing import OPEN_STATES, route_incidents
 
 #: allowed transitions of the closed loop (state -> states it may go to)
@@ -163,6 +166,8 @@ def create_incident(
     actor: str | None = None,
     settings: Settings | None = None,
     address_field: str = "address",
+    lon_field: str = "lon",
+    lat_field: str = "lat",
 ) -> Incident:
     """Validate ``data``, store the incident, route it and record the intake event.
 
@@ -178,7 +183,8 @@ def create_incident(
     ``location_to_confirm``, the intake event's note says what matched, and the result is
     kept on the returned object as ``inc.geocoded`` for the caller's response. An address
     that matches nothing raises a :class:`ValidationError` on ``address_field`` (the name
-    the caller's request used) before anything is stored.
+    the caller's request used) before anything is stored; ``lon_field`` and ``lat_field``
+    likewise name the coordinates in errors (Open311 calls them ``long`` and ``lat``).
     """
     settings = settings or Settings()
     if not isinstance(data, dict):
@@ -206,16 +212,21 @@ def create_incident(
         geocoded = geocode(session, address, field=address_field)
         x, y, crs = [geocoded.lon], [geocoded.lat], "EPSG:4326"  # the gazetteer's CRS
     else:
-        lon, lat = number(data.get("lon"), "lon"), number(data.get("lat"), "lat")
-        if not (-180 <= lon <= 180):
-            raise ValidationError("lon must be between -180 and 180", field="lon")
-        if not (-90 <= lat <= 90):
-            raise ValidationError("lat must be between -90 and 90", field="lat")
+        lon, lat = number(data.get("lon"), lon_field), number(data.get("lat"), lat_field)
         crs = data.get("crs") or "EPSG:4326"
         try:
+            lonlat_input = is_lonlat_crs(crs)
+            if lonlat_input:  # degrees are checked as given, before any conversion
+                check_lonlat(lon, lat, "the request", fields=(lon_field, lat_field))
             x, y = points_to_wgs84([lon], [lat], crs)
+        except ValidationError:
+            raise
         except Exception:  # noqa: BLE001 - pyproj raises several types for bad CRS names
             raise ValidationError(f"unknown crs {crs!r}", field="crs") from None
+        if not lonlat_input:  # metres of a projected CRS, beyond the area it covers
+            check_lonlat(
+                float(x[0]), float(y[0]), f"the request converted from {crs}", ("lon", "lat")
+            )
     reported = parse_time(data.get("reported_at"), "reported_at", settings.tz) or now()
     if reported > now() + dt.timedelta(minutes=5):
         raise ValidationError("reported_at is in the future", field="reported_at")
@@ -226,10 +237,11 @@ def create_incident(
     description = text(data.get("description"), "description", Incident.description)
     actor = text(actor, "actor", IncidentEvent.actor)
     note = text(data.get("note"), "note", IncidentEvent.note)
+    duplicate = Conflict(f"external_id {ext!r} already exists", field="external_id")
     if ext is not None and session.scalar(
         sa.select(Incident.id).where(Incident.external_id == ext)
     ):
-        raise Conflict(f"external_id {ext!r} already exists", field="external_id")
+        raise duplicate
     inc = Incident(
         external_id=ext,
         source=source,
@@ -244,8 +256,11 @@ def create_incident(
         reported_at=reported,
         due_at=due,
     )
-    session.add(inc)
-    session.flush()
+    # the check above answers most duplicates; one created meanwhile by a concurrent
+    # request is refused by the unique constraint, and answered the same way
+    with constraint_errors(session, {EXTERNAL_ID_UNIQUE: duplicate}):
+        session.add(inc)
+        session.flush()
     route_incidents(
         session,
         [inc.id],
@@ -277,12 +292,20 @@ def create_incident(
     return inc
 
 
-def get_incident(session: Session, incident_id: Any) -> Incident:
-    """The incident or :class:`NotFound` (also for ids that are not integers)."""
+def get_incident(session: Session, incident_id: Any, *, for_update: bool = False) -> Incident:
+    """The incident or :class:`NotFound` (also for ids that are not integers).
+
+    ``for_update`` locks its row (``SELECT ... FOR UPDATE``) until the transaction ends
+    and reads it afresh, so a change decided on its state (a transition, a rating) cannot
+    interleave with another one: the second waits and then sees the first's result.
+    """
     iid = record_id(incident_id)
     if iid is None:
         raise NotFound(f"incident {str(incident_id)[:40]!r} does not exist")
-    inc = session.get(Incident, iid)
+    if for_update:
+        inc = session.get(Incident, iid, with_for_update=True, populate_existing=True)
+    else:
+        inc = session.get(Incident, iid)
     if inc is None:
         raise NotFound(f"incident {iid} does not exist")
     return inc
@@ -328,7 +351,7 @@ def transition(
         raise ValidationError(
             f"state must be one of {', '.join(STATES)}; got {to_state!r}", field="state"
         )
-    inc = session.get(Incident, get_incident(session, incident_id).id, with_for_update=True)
+    inc = get_incident(session, incident_id, for_update=True)
     allowed = TRANSITIONS[inc.state]
     if to_state not in allowed:
         raise Conflict(
@@ -358,8 +381,13 @@ def transition(
 
 
 def rate(session: Session, incident_id: Any, rating: Any) -> Incident:
-    """Record the satisfaction rating (1-5); only a closed incident can be rated."""
-    inc = get_incident(session, incident_id)
+    """Record the satisfaction rating (1-5); only a closed incident can be rated.
+
+    The rule holds under concurrency: the rating and every transition lock the incident's
+    row, so a rating racing a reopen either comes first (and the reopen clears it) or
+    comes second and is refused (409); ``ck_incident_rated_closed`` is the last word.
+    """
+    inc = get_incident(session, incident_id, for_update=True)
     if isinstance(rating, bool) or not isinstance(rating, int | str):
         raise ValidationError("rating must be an integer from 1 to 5", field="rating")
     try:

@@ -169,10 +169,6 @@ def create_request(
     severity = form.get("attribute[severity]") or None
     detail = form.get("attribute[address_detail]") or ""
     address = " ".join(p for p in (form.get("address_string") or "", detail) if p) or None
-    if address and len(address) > 300:
-        raise ValidationError(
-            "address_string is longer than 300 characters", field="address_string"
-        )
     token = TOKEN_PREFIX + uuid.uuid4().hex
     inc = svc.create_incident(
         session,
@@ -189,6 +185,7 @@ def create_request(
         actor="open311",
         settings=settings,
         address_field="address_string",
+        lon_field="long",
     )
     hours = svc.time_limits(settings)[inc.severity]
     notice = f"expected within {hours:g} hours"

@@ -31,7 +31,9 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import NotFound, ValidationError
+from mapsvc.core.values import check_lonlat
 from mapsvc.services.fields import text
+from mapsvc.services.geo import first_out_of_range, geojson_crs, out_of_range
 
 #: a track where more than this share of points is noise is refused as a whole
 MAX_NOISE_SHARE = 0.5
@@ -120,7 +122,10 @@ def parse_json(data: Any) -> tuple[list[tuple[float, float, float]], str | None]
         data = {"points": data}
     if not isinstance(data, dict):
         raise ValidationError("track JSON must be an object or a list of points", field="file")
-    crs = text(data.get("crs"), "crs")
+    member = data.get("crs")
+    crs = (
+        geojson_crs(member, "the track's crs") if isinstance(member, dict) else text(member, "crs")
+    )
     pts: list[tuple[float, float, float]] = []
     if data.get("type") in ("Feature", "LineString"):
         geom = data.get("geometry", data) if data.get("type") == "Feature" else data
@@ -188,6 +193,21 @@ def parse_track(
 # ---------------------------------------------------------------------------- cleaning
 
 
+def _check_points(lon: np.ndarray, lat: np.ndarray, note: str) -> None:
+    """A ValidationError naming the first point out of longitude/latitude range (and
+    listing all of them), e.g. ``latitude 500 out of range -90..90 in point 3``."""
+    found = first_out_of_range(lon, lat)
+    if found is None:
+        return
+    i, problem = found
+    bad = np.flatnonzero(out_of_range(lon, lat))
+    raise ValidationError(
+        f"{problem} in point {i + 1}{note}; {len(bad)} such point(s)",
+        field="points",
+        points=(bad + 1).tolist()[:200],
+    )
+
+
 def clean_track(
     lon: np.ndarray, lat: np.ndarray, t: np.ndarray, max_speed_kmh: float
 ) -> tuple[np.ndarray, list[dict[str, Any]]]:
@@ -203,13 +223,7 @@ def clean_track(
         raise ValidationError("the track is empty: no points", field="points")
     if n == 1:
         raise ValidationError("the track has a single point; a patrol needs at least two")
-    bad = np.where((np.abs(lon) > 180) | (np.abs(lat) > 90))[0]
-    if len(bad):
-        raise ValidationError(
-            f"points {(bad[:10] + 1).tolist()} have coordinates outside longitude/latitude range",
-            field="points",
-            points=(bad + 1).tolist(),
-        )
+    _check_points(lon, lat, " (in WGS84)")
     back = np.where(np.diff(t) < 0)[0] + 1
     if len(back):
         i = int(back[0])
@@ -300,9 +314,10 @@ def upload_track(
         crs_name = None
     if crs_name not in (None, "gcj02", "bd09"):
         raise ValidationError(
-            f"unsupported track CRS {crs!r}; use wgs84, gcj02 or bd09", field="crs"
+            f"unsupported track CRS {crs or doc_crs!r}; use wgs84, gcj02 or bd09", field="crs"
         )
     arr = np.asarray(pts, dtype=float).reshape(-1, 3)
+    _check_points(arr[:, 0], arr[:, 1], "")
     lon, lat = (
         points_to_wgs84(arr[:, 0], arr[:, 1], crs_name) if len(arr) else (arr[:, 0], arr[:, 1])
     )
@@ -713,6 +728,7 @@ def log_visit(
         raise NotFound(f"grid {grid_id} does not exist", field="grid_id")
     geom = None
     if lonlat is not None:
+        check_lonlat(lonlat[0], lonlat[1], "the visit", fields=("lon", "lat"))
         lon, lat = points_to_wgs84([lonlat[0]], [lonlat[1]], crs)
         geom = sa.func.ST_SetSRID(sa.func.ST_MakePoint(float(lon[0]), float(lat[0])), 4326)
     v = PatrolVisit(

@@ -28,6 +28,7 @@ from sqlalchemy.orm import Session
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.core.progress import Progress, no_progress
 from mapsvc.core.values import BBox
+from mapsvc.services.geo import geometry_lonlat_problem
 
 if TYPE_CHECKING:
     from geopandas import GeoDataFrame
@@ -74,6 +75,9 @@ def split_ways(ways: GeoDataFrame, bbox: BBox | None = None) -> list[dict[str, A
     ):
         if geom is None or geom.is_empty:
             continue
+        off = geometry_lonlat_problem(geom)  # OSM is longitude/latitude by definition
+        if off is not None:
+            raise ValidationError(f"{off} in OSM way {int(wid)}", field="file")
         lines = list(geom.geoms) if geom.geom_type == "MultiLineString" else [geom]
         for line in lines:
             parts.append((int(wid), _clean(name), _clean(highway), list(line.coords)))
@@ -332,7 +336,13 @@ def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
         )
     problems: list[str] = []
     todo: list[tuple[int, int, str, dt.date | None]] = []
-    for lineno, raw in enumerate(reader, start=2):
+    try:
+        rows = list(reader)
+    except csv.Error as exc:  # a cell beyond the csv module's field limit, a stray quote
+        raise ValidationError(
+            f"line {reader.line_num + 1} of the CSV cannot be read: {exc}", field="file"
+        ) from None
+    for lineno, raw in enumerate(rows, start=2):
         row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
         seg = _find_segment(session, row.get("segment", ""))
         staff = _find_staff(session, row.get("staff", ""))
@@ -361,6 +371,8 @@ def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
         raise ValidationError("the CSV has no rows", field="rows")
     from mapsvc.services.assignments import assign
 
-    for seg, staff, role, day in todo:
+    # segments are locked in id order (rows of one segment keep the file's order), so two
+    # files assigning the same segments cannot wait on each other's locks
+    for seg, staff, role, day in sorted(todo, key=lambda r: r[0]):
         assign(session, staff, role, segment_id=seg, valid_from=day)
     return {"assigned": len(todo)}

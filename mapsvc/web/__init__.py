@@ -14,7 +14,9 @@ from mapsvc.web.outage import database_unavailable, wants_json
 
 def init_app(app: Flask) -> None:
     from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol
+    from mapsvc.web.bodies import BoundedRequest, too_large
 
+    app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
     for module in (pages, api, health, incidents, open311, patrol, dashboard):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
@@ -33,8 +35,7 @@ def init_app(app: Flask) -> None:
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH"):
             # werkzeug's text names no size: say the limit, so the user can split the file
-            limit_mb = app.config["MAX_CONTENT_LENGTH"] / 1024 / 1024
-            exc.description = f"the upload is larger than the limit of {limit_mb:g} MB"
+            exc.description = too_large(app.config["MAX_CONTENT_LENGTH"])
         if wants_json():
             return jsonify({"error": exc.description, "status": exc.code}), exc.code
         return exc

@@ -11,11 +11,12 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, current_app, request, url_for
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
 from mapsvc.services import open311
+from mapsvc.web.bodies import too_large
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 
@@ -79,6 +80,9 @@ def _service_error(exc: ServiceError) -> Response:
 
 @bp.errorhandler(HTTPException)
 def _http_error(exc: HTTPException) -> Response:
+    limit = current_app.config.get("MAX_CONTENT_LENGTH")
+    if exc.code == 413 and limit:
+        return _error(413, too_large(limit))
     return _error(exc.code or 500, exc.description or exc.name)
 
 

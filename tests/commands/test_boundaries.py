@@ -246,3 +246,16 @@ def test_import_strict_tiling_option_rejects_a_gap(with_communities, tmp_path) -
     warnings = [ln for ln in r.stdout.splitlines() if ln.startswith("Warning:")]
     assert len(warnings) == 1 and community in warnings[0] and "gap" in warnings[0]
     assert counts(with_communities)["grid"] == len(gdf)
+
+
+def test_import_unknown_crs_in_the_file_is_one_line(fresh_engine, tmp_path) -> None:
+    import json
+
+    doc = json.loads((SAMPLES / "licheng-district-gcj02.geojson").read_text(encoding="utf-8"))
+    doc["crs"] = {"type": "name", "properties": {"name": "EPSG::999999"}}
+    path = tmp_path / "d.geojson"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    r = run(fresh_engine, "import", "district", str(path))
+    assert r.returncode == 1 and "Traceback" not in r.stderr
+    assert "unknown CRS 'EPSG::999999' in the crs member of d.geojson" in r.stderr
+    assert counts(fresh_engine)["district"] == 0

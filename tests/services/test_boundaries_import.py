@@ -8,6 +8,7 @@ pyproj.Geod, not from the code under test.
 
 from __future__ import annotations
 
+import json
 import zipfile
 from pathlib import Path
 
@@ -379,3 +380,76 @@ def test_gauss_kruger_cgcs2000(communities_engine, grids_gcj, tmp_path) -> None:
     for (code, _, km2), g in zip(rep.areas, wgs.geometry, strict=True):
         ref = abs(GEOD.geometry_area_perimeter(g)[0]) / 1e6
         assert km2 == pytest.approx(ref, abs=1e-6), code
+
+
+# --------------------------------------------------------------------------- coordinates, CRS
+
+
+def test_a_latitude_out_of_range_is_named_with_its_feature(
+    communities_engine, grids_gcj, tmp_path
+) -> None:
+    gdf = grids_gcj.copy()
+    gdf.loc[3, "geometry"] = Polygon(
+        [(118.58, 24.9), (118.59, 24.9), (118.59, 500), (118.58, 24.9)]
+    )
+    path = _write(gdf, tmp_path / "lat500.geojson", driver="GeoJSON")
+    before = _snapshot(communities_engine)
+    with pytest.raises(ImportRejected) as info:
+        _imp(communities_engine, "grids", path, crs="gcj02", fields=GRID_FIELDS)
+    code = gdf["code"][3]
+    assert [str(p) for p in info.value.problems] == [
+        f"feature #3 (code {code}): latitude 500 out of range -90..90 (coordinates in gcj02)"
+    ]
+    assert _snapshot(communities_engine) == before
+
+
+def test_an_unknown_crs_in_a_geojson_is_an_error_naming_it(communities_engine, tmp_path) -> None:
+    doc = json.loads(GRIDS.read_text(encoding="utf-8"))
+    doc["crs"] = {"type": "name", "properties": {"name": "urn:ogc:def:crs:EPSG::999999"}}
+    path = tmp_path / "crs999999.geojson"
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    before = _snapshot(communities_engine)
+    with pytest.raises(ValidationError) as info:
+        _imp(communities_engine, "grids", path, fields=GRID_FIELDS)
+    assert info.value.message.startswith(
+        "unknown CRS 'urn:ogc:def:crs:EPSG::999999' in the crs member of crs999999.geojson"
+    )
+    assert info.value.details == {"field": "crs"}
+    # a member that names nothing is an error too, not WGS84
+    doc["crs"] = {"type": "name", "properties": {}}
+    path.write_text(json.dumps(doc, ensure_ascii=False), encoding="utf-8")
+    with pytest.raises(ValidationError, match="the crs member of crs999999.geojson names no CRS"):
+        _imp(communities_engine, "grids", path, fields=GRID_FIELDS)
+    assert _snapshot(communities_engine) == before
+
+
+def test_a_prj_pyproj_cannot_read_is_an_error_naming_it(
+    communities_engine, grids_gcj, tmp_path
+) -> None:
+    folder = tmp_path / "shp"
+    folder.mkdir()
+    grids_gcj.to_file(folder / "grids.shp", encoding="utf-8")
+    (folder / "grids.prj").write_text('PROJCS["made up",GEOGCS["nowhere"]]', encoding="utf-8")
+    out = tmp_path / "grids.zip"
+    with zipfile.ZipFile(out, "w") as z:
+        for f in folder.iterdir():
+            z.write(f, f.name)
+    before = _snapshot(communities_engine)
+    with pytest.raises(ValidationError, match=r"unknown CRS in grids\.prj in grids\.zip"):
+        _imp(communities_engine, "grids", out, fields=GRID_FIELDS)
+    with pytest.raises(ValidationError, match=r"unknown CRS in grids\.prj: pyproj cannot read"):
+        _imp(communities_engine, "grids", folder / "grids.shp", fields=GRID_FIELDS)
+    assert _snapshot(communities_engine) == before
+
+
+def test_a_name_longer_than_its_column_is_named(communities_engine, grids_gcj, tmp_path) -> None:
+    gdf = grids_gcj.copy()
+    gdf.loc[1, "name"] = "网" * 101
+    path = _write(gdf, tmp_path / "longname.geojson", driver="GeoJSON")
+    before = _snapshot(communities_engine)
+    with pytest.raises(ImportRejected) as info:
+        _imp(communities_engine, "grids", path, crs="gcj02", fields=GRID_FIELDS)
+    assert [str(p) for p in info.value.problems] == [
+        f"feature #1 (code {gdf['code'][1]}): name in field 'name' longer than 100 characters"
+    ]
+    assert _snapshot(communities_engine) == before

@@ -28,10 +28,10 @@ def test_grid_status_today_edge_cases(staffing_db) -> None:
     assert g["350502001001-02"]["status"] == "no_head"
     assert g["350502001001-02"]["head_name"] is None
     assert g["350502001001-02"]["members"] == 2
-    # two heads in force: headed, flagged, the later one shown
+    # a head replaced 50 days ago: the new one shown, one head
     assert g["350502001002-01"]["status"] == "staffed"
-    assert g["350502001002-01"]["multiple_heads"] is True
-    assert g["350502001002-01"]["heads"] == 2
+    assert g["350502001002-01"]["multiple_heads"] is False
+    assert g["350502001002-01"]["heads"] == 1
     assert g["350502001002-01"]["head_name"] == "赵三"
     # a head with no members
     assert g["350502001002-02"]["status"] == "understaffed"
@@ -45,7 +45,7 @@ def test_grid_status_today_edge_cases(staffing_db) -> None:
     # the head listed as a member too is not counted as one of the members
     assert g["350502002001-03"]["members"] == 2
     assert g["350502002001-03"]["status"] == "staffed"
-    assert not any(r["multiple_heads"] for c, r in g.items() if c != "350502001002-01")
+    assert not any(r["multiple_heads"] for r in g.values())
 
 
 def test_grid_status_past_date_and_requirement(staffing_db) -> None:
@@ -103,7 +103,7 @@ def test_coverage_report_rollups(staffing_db) -> None:
     assert summary["grids"] == len(GRIDS)
     assert summary["grids_no_head"] == 2
     assert summary["grids_understaffed"] == 2
-    assert summary["grids_multiple_heads"] == 1
+    assert summary["grids_multiple_heads"] == 0  # the database refuses two heads
     assert summary["segments_no_chief"] == 1
     un = rep["uncovered"]
     assert un["grids_count"] == 4
@@ -114,7 +114,7 @@ def test_coverage_report_rollups(staffing_db) -> None:
         "350502002001-02",
     }
     assert [x["code"] for x in un["segments"]] == ["S2"]
-    assert un["multiple_heads_count"] == 1
+    assert un["multiple_heads_count"] == 0
 
 
 def test_segments_layer_and_coverage_read_the_same_posts(staffing_db) -> None:

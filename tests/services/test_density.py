@@ -119,7 +119,7 @@ def test_density_matches_geodesic_areas(staffing_db, level: str) -> None:
 def test_staff_per_10k_residents_by_hand(staffing_db) -> None:
     """Per 10,000 residents, with the spec's people counted by hand (not by a helper)."""
     # 一社区 (12,000 people): h1 m1 m2 (grid -01), m3 m4 (-02; h2's post has ended), chief c1
-    # and deputy d1 of S1, workers w1 w2 = 9. 二社区 (8,000): h4 (the later of two heads),
+    # and deputy d1 of S1, workers w1 w2 = 9. 二社区 (8,000): h4 (who replaced h3),
     # m5 m6, h5, police p1 = 5. 三社区 (15,000): h6 m7, h7 (head, member and chief: once),
     # m8 m9, c3, w3 = 7 (the doctor starts in ten days). The district: 21 of 35,000.
     with Session(staffing_db.engine) as s:
