@@ -398,9 +398,12 @@ class EmbeddedPostgres:
     def destroy(self) -> None:
         self.stop()
         target = self.datadir
-        if self.link.is_symlink():
+        moved = self.link.is_symlink()  # the cluster lives in /var/tmp/mapsvc-<uid>-<hash>
+        if moved:
             self.link.unlink()
         shutil.rmtree(target, ignore_errors=True)
+        if moved and target.parent.name.startswith("mapsvc-"):
+            shutil.rmtree(target.parent, ignore_errors=True)
         for role in (SUPERUSER, SERVICE_ROLE):
             self.password_file(role).unlink(missing_ok=True)
 
