@@ -114,8 +114,8 @@ class EmbeddedPostgres:
 
     Nobody but the cluster's owner gets in: the server listens on a Unix socket inside its
     data directory (mode 0700, so another OS user cannot even reach the socket) and on
-    127.0.0.1 only when ``listen_tcp`` asks for it; every connection needs a password
-    (scram-sha-256, no ``trust``, no replication). Two roles: the superuser ``postgres``
+    127.0.0.1 only when ``listen_tcp`` asks for it (and not for the superuser); every
+    connection needs a password (scram-sha-256, no ``trust``, no replication). Two roles: the superuser ``postgres``
     creates databases and extensions, the service role ``mapsvc`` (no superuser) owns the
     app's database and tables and is the one the app connects as. Their random passwords
     are in ``var_dir/pg-<role>.password`` (mode 0600, owned by whoever runs mapsvc).
@@ -289,6 +289,8 @@ class EmbeddedPostgres:
             "local   all   all                  scram-sha-256",
         ]
         if self.listen_tcp:
+            # the superuser only ever comes in through the private socket
+            hba.append(f"host    all   {SUPERUSER}   127.0.0.1/32   reject")
             hba.append("host    all   all   127.0.0.1/32   scram-sha-256")
         (self.datadir / "pg_hba.conf").write_text("\n".join(hba) + "\n")
         for name in ("postgresql.conf", "pg_hba.conf"):
@@ -396,9 +398,12 @@ class EmbeddedPostgres:
     def destroy(self) -> None:
         self.stop()
         target = self.datadir
-        if self.link.is_symlink():
+        moved = self.link.is_symlink()  # the cluster lives in /var/tmp/mapsvc-<uid>-<hash>
+        if moved:
             self.link.unlink()
         shutil.rmtree(target, ignore_errors=True)
+        if moved and target.parent.name.startswith("mapsvc-"):
+            shutil.rmtree(target.parent, ignore_errors=True)
         for role in (SUPERUSER, SERVICE_ROLE):
             self.password_file(role).unlink(missing_ok=True)
 

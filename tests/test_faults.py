@@ -174,6 +174,7 @@ def test_every_connection_needs_a_password_and_the_files_are_private(own_cluster
     pg = own_cluster
     assert _hba(pg) == [
         ["local", "all", "all", "scram-sha-256"],
+        ["host", "all", SUPERUSER, "127.0.0.1/32", "reject"],
         ["host", "all", "all", "127.0.0.1/32", "scram-sha-256"],
     ]
     assert stat.S_IMODE(pg.datadir.stat().st_mode) == 0o700
@@ -184,14 +185,22 @@ def test_every_connection_needs_a_password_and_the_files_are_private(own_cluster
     assert len(pg.password(SERVICE_ROLE)) >= 24
     # no password, no entry: psql as the very user who runs the cluster's tools
     env = {k: v for k, v in os.environ.items() if not k.startswith("PG")}
-    for host in (str(pg.socket_dir), "127.0.0.1"):
+    for host, role in ((str(pg.socket_dir), SUPERUSER), ("127.0.0.1", SERVICE_ROLE)):
         res = subprocess.run(
-            [PSQL, "-w", "-h", host, "-p", str(pg.port), "-U", SUPERUSER, "-c", "SELECT 1"],
+            [PSQL, "-w", "-h", host, "-p", str(pg.port), "-U", role, "-c", "SELECT 1"],
             capture_output=True,
             text=True,
             env=env,
         )
         assert res.returncode != 0 and "no password supplied" in res.stderr, res.stderr
+    # the superuser not over TCP at all, even with its password
+    res = subprocess.run(
+        [PSQL, "-w", "-h", "127.0.0.1", "-p", str(pg.port), "-U", SUPERUSER, "-c", "SELECT 1"],
+        capture_output=True,
+        text=True,
+        env={**env, "PGPASSWORD": pg.password(SUPERUSER)},
+    )
+    assert res.returncode != 0 and "pg_hba.conf rejects connection" in res.stderr, res.stderr
     # a wrong password neither
     res = subprocess.run(
         [PSQL, "-w", "-h", "127.0.0.1", "-p", str(pg.port), "-U", SERVICE_ROLE, "-c", "SELECT 1"],
@@ -204,7 +213,8 @@ def test_every_connection_needs_a_password_and_the_files_are_private(own_cluster
 
 def test_an_unprivileged_os_user_cannot_connect(own_cluster) -> None:
     """As root (the CI), ``nobody`` tries psql on the socket and on 127.0.0.1 and fails:
-    the socket's folder is closed to it, and TCP wants a password it cannot read.
+    the socket's folder is closed to it, TCP refuses the superuser and wants the service
+    role's password, which nobody cannot read.
 
     Not as root there is no other account to switch to; then what decides it is asserted
     instead: the socket's folder mode 0700 and the password files 0600 (checked in the
@@ -216,13 +226,15 @@ def test_an_unprivileged_os_user_cannot_connect(own_cluster) -> None:
         for role in (SUPERUSER, SERVICE_ROLE):
             assert stat.S_IMODE(pg.password_file(role).stat().st_mode) == 0o600
         return
-    for host, reason in (
-        (str(pg.socket_dir), "Permission denied"),
-        ("127.0.0.1", "no password supplied"),
+    for host, role, reason in (
+        (str(pg.socket_dir), SUPERUSER, "Permission denied"),
+        (str(pg.socket_dir), SERVICE_ROLE, "Permission denied"),
+        ("127.0.0.1", SUPERUSER, "pg_hba.conf rejects connection"),
+        ("127.0.0.1", SERVICE_ROLE, "no password supplied"),
     ):
         res = subprocess.run(
             ["runuser", "-u", "nobody", "--", PSQL, "-w", "-h", host, "-p", str(pg.port)]
-            + ["-U", SUPERUSER, "-d", "mapsvc", "-c", "SELECT phone FROM staff"],
+            + ["-U", role, "-d", "mapsvc", "-c", "SELECT phone FROM staff"],
             capture_output=True,
             text=True,
             cwd="/",
