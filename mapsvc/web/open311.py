@@ -11,13 +11,14 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from flask import Blueprint, Response, request, url_for
+from flask import Blueprint, Response, request
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
 from mapsvc.services import open311
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
+from mapsvc.web.urls import external_url
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -87,7 +88,7 @@ FMT = "<any(json, xml):fmt>"
 
 @bp.get(f"/discovery.{FMT}")
 def discovery(fmt: str) -> Response:
-    base = url_for("open311.discovery", fmt="json", _external=True).rsplit("/", 1)[0]
+    base = external_url("open311.discovery", fmt="json").rsplit("/", 1)[0]
     return _respond(open311.discovery(base), fmt, "discovery")
 
 
