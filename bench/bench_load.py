@@ -12,8 +12,8 @@ Each server is a real process (``mapsvc serve --no-demo``) on 127.0.0.1 and a fr
 on the full demo (seed 20261124, 100,000 incidents) in the benchmarks' database
 ``mapsvc_bench_page`` (shared with ``bench_page.py``, loaded once), one server at a time.
 The clients are a bounded pool of threads in this process, each with its own keep-alive
-connection; they accept gzip like a browser. Every URL is fetched once before the clock
-starts. Latency is from sending the request to the last byte of the answer; an error is
+connection; they accept gzip like a browser. Every URL is fetched by four connections at
+once before the clock starts (so each worker process has answered it once). Latency is from sending the request to the last byte of the answer; an error is
 anything but a 200 (or a connection failure). The load average is the 1-minute one at the
 end of each run (it includes this process and PostgreSQL). The run stops by itself.
 
@@ -188,16 +188,38 @@ def run_load(kind: str, port: int, clients: int, seconds: float, headers: dict[s
     return result
 
 
+def warm_up(kind: str, port: int, headers: dict[str, str], connections: int = 4) -> None:
+    """Each URL by a few connections at once, so that every worker process of the server
+    has answered it (first requests, the dashboard's cache) before the clock starts."""
+
+    problems: list[str] = []
+
+    def fetch(path: str) -> None:
+        conn = http.client.HTTPConnection(HOST, port, timeout=300)
+        try:
+            status = _get(conn, path, headers)
+            if status != 200:
+                problems.append(f"{path} answered {status}")
+        except (OSError, http.client.HTTPException) as exc:
+            problems.append(f"{path}: {exc}")
+        finally:
+            conn.close()
+
+    for path in MIX:
+        threads = [threading.Thread(target=fetch, args=(path,)) for _ in range(connections)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+    if problems:
+        raise SystemExit(f"{kind} before the load: {'; '.join(problems)}")
+
+
 def bench(kind: str, url: str, clients: int, seconds: float, headers: dict[str, str]) -> Result:
     port = free_port()
     proc = start_server(kind, url, port)
     try:
-        conn = http.client.HTTPConnection(HOST, port, timeout=120)
-        for path in MIX:  # first requests (imports, caches) are not what is measured
-            status = _get(conn, path, headers)
-            if status != 200:
-                raise SystemExit(f"{kind}: {path} answered {status} before the load")
-        conn.close()
+        warm_up(kind, port, headers)
         return run_load(kind, port, clients, seconds, headers)
     finally:
         stop_server(proc)
