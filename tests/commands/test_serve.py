@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.error
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -325,3 +326,66 @@ def test_make_demo_ends_quietly_on_ctrl_c(demo_engine) -> None:
     assert "serving on" in out, out
     assert "Interrupt" not in out and "Error" not in out and "make:" not in out, out
     assert "Traceback" not in out, out
+
+
+def test_concurrent_first_requests_in_a_new_worker_all_succeed(demo_engine) -> None:
+    """Everything a request imports is loaded before the workers fork: sixteen first
+    requests at once, on pages and APIs that use pyproj, folium, geopandas and the layers,
+    all answer 200 (pyproj's half-imported ``pyproj.database`` used to answer 500)."""
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapsvc.cli", "serve", "--no-demo", "--port", str(port)],
+        env=_env(
+            DATABASE_URL=demo_engine.url.render_as_string(hide_password=False),
+            MAPSVC_SERVER_WORKERS="1",
+            MAPSVC_SERVER_THREADS="16",
+        ),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    paths = [
+        "/",
+        "/coverage",
+        "/density",
+        "/incidents/map",
+        "/patrol",
+        "/api/grids?crs=gcj02",
+        "/api/segments",
+        "/api/heatmap",
+        "/api/density",
+        "/api/coverage",
+        "/api/quota",
+        "/incidents/list",
+        "/open311/v2/services.json",
+        "/api/communities?crs=bd09",
+        "/api/district",
+        "/dashboard",
+    ]
+    try:
+        # the port answers as soon as the worker runs; no request has been served before
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                assert time.monotonic() < deadline and proc.poll() is None, "serve did not start"
+                time.sleep(0.2)
+
+        def status(path: str) -> int:
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=180) as r:
+                    return r.status
+            except urllib.error.HTTPError as exc:
+                return exc.code
+
+        with ThreadPoolExecutor(len(paths)) as pool:
+            statuses = dict(zip(paths, pool.map(status, paths), strict=True))
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert statuses == dict.fromkeys(paths, 200), out
+    assert "partially initialized" not in out and "Traceback" not in out, out
