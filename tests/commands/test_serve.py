@@ -389,3 +389,26 @@ def test_concurrent_first_requests_in_a_new_worker_all_succeed(demo_engine) -> N
             proc.kill()
     assert statuses == dict.fromkeys(paths, 200), out
     assert "partially initialized" not in out and "Traceback" not in out, out
+
+
+def test_dev_runs_werkzeug_without_a_version_banner(fresh_engine) -> None:
+    port = _free_port()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "mapsvc.cli", "serve", "--dev", "--no-demo", "--port", str(port)],
+        env=_env(DATABASE_URL=fresh_engine.url.render_as_string(hide_password=False)),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        _wait_healthy(proc, port, 120)
+        headers = _headers(port, "/healthz")
+        proc.send_signal(signal.SIGTERM)
+        out, _ = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+    assert headers["Server"] == "mapsvc", headers
+    assert headers["X-Content-Type-Options"] == "nosniff"
+    assert "development server" in out  # Werkzeug's own warning: it is the dev server
+    assert proc.returncode == 0, out
