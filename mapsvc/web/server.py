@@ -110,7 +110,7 @@ def production_server(
     app: Flask, host: str, port: int, settings: Settings, on_ready: Callable[[], None]
 ) -> Any:
     """The gunicorn application serving ``app`` on ``host:port``; ``.run()`` serves until
-    Ctrl-C, SIGTERM or SIGHUP and then returns (raising ``SystemExit(0)`` in the master).
+    Ctrl-C, SIGTERM or SIGHUP, then ends by raising ``SystemExit(0)`` in the master.
 
     ``on_ready`` is called once the port is bound, before the workers start.
 
