@@ -12,8 +12,10 @@ setup:
 setup-test:
 	@scripts/setup.sh --test
 
+# exec: serve replaces the recipe's shell, so Ctrl-C reaches serve alone, which stops the
+# web server and the database and exits 0, and make has no "Interrupt" line to print
 demo: setup
-	MAPSVC_PORT=$(PORT) $(VENV)/mapsvc serve
+	@exec env MAPSVC_PORT=$(PORT) $(VENV)/mapsvc serve
 
 # stop an embedded database left running (`mapsvc db status` says whether one runs)
 db-stop:

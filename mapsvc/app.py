@@ -7,7 +7,7 @@ from typing import Any
 from flask import Flask
 
 from mapsvc.config import PROJECT_ROOT, Settings, from_environment
-from mapsvc.web import context, i18n
+from mapsvc.web import context, i18n, security
 from mapsvc.web import init_app as init_web
 
 
@@ -33,4 +33,5 @@ def create_app(test_config: dict[str, Any] | None = None) -> Flask:
     i18n.init_app(app)
     context.init_app(app)
     init_web(app)
+    security.init_app(app)
     return app

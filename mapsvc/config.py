@@ -49,6 +49,20 @@ class Settings:
     # Web
     host: str = "127.0.0.1"
     port: int = 5000
+    # The address users reach the service at (scheme, host, port, any path prefix of a
+    # reverse proxy). Absolute links (Open311 discovery) are built from it, never from the
+    # request's Host header, which any client can set. Empty: http://HOST:PORT
+    public_url: str = ""
+    # The production server (gunicorn, gthread workers): processes x threads. Two processes
+    # use both cores of a small server (the database shares them); threads overlap the
+    # time each request waits for PostgreSQL
+    server_workers: int = 2
+    server_threads: int = 8
+    # Seconds a stopping server lets running requests finish (Ctrl-C, SIGTERM, SIGHUP)
+    server_graceful_timeout: int = 10
+    # Seconds the dashboard's figures are reused while no write happened in the database
+    # (0: always recompute); see mapsvc.services.dashboard
+    dashboard_cache_seconds: float = 30.0
     max_content_length: int = 50 * 1024 * 1024
     babel_default_locale: str = "zh_CN"
     languages: list[str] = _const(["zh_CN", "en"])
@@ -95,6 +109,12 @@ class Settings:
         still "yesterday".
         """
         return ZoneInfo(str(self.timezone))
+
+    @property
+    def base_url(self) -> str:
+        """The service's public address without a trailing slash (:attr:`public_url`, else
+        ``http://HOST:PORT``): the root of every absolute URL the service writes."""
+        return (str(self.public_url) or f"http://{self.host}:{self.port}").rstrip("/")
 
     def today(self) -> dt.date:
         """Today's date in the district (:attr:`tz`)."""

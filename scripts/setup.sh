@@ -35,15 +35,18 @@ fi
 stamp=.venv/.mapsvc-installed
 if [ ! -f "$stamp" ] || [ setup.cfg -nt "$stamp" ] || [ pyproject.toml -nt "$stamp" ]; then
   echo "setup: installing the project and its dependencies into .venv"
-  .venv/bin/python -m pip install -q --upgrade pip
-  .venv/bin/python -m pip install -q -e '.[test]'
+  # the build backend's notices (setuptools' "editable installation" warning) are noise
+  # to the user: -q hides pip's own, PYTHONWARNINGS those of the build
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q --upgrade pip
+  PYTHONWARNINGS=ignore .venv/bin/python -m pip install -q -e '.[test]'
   touch "$stamp"
 fi
 
 vstamp=node_modules/.mapsvc-installed
 if [ ! -f "$vstamp" ] || [ package-lock.json -nt "$vstamp" ] || [ static/vendor.json -nt "$vstamp" ] || [ ! -d static/vendor ]; then
   echo "setup: installing browser assets from npm"
-  npm ci --no-audit --no-fund --loglevel=error
+  # errors only: no funding, audit or "added N packages" notices
+  npm ci --no-audit --no-fund --loglevel=error >/dev/null
   .venv/bin/python scripts/vendor.py
   touch "$vstamp"
 fi

@@ -11,7 +11,7 @@ import json
 import xml.etree.ElementTree as ET
 from typing import Any
 
-from flask import Blueprint, Response, current_app, request, url_for
+from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
@@ -19,6 +19,7 @@ from mapsvc.services import open311
 from mapsvc.web.bodies import too_large
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
+from mapsvc.web.urls import external_url
 
 bp = Blueprint("open311", __name__, url_prefix="/open311/v2")
 
@@ -91,7 +92,7 @@ FMT = "<any(json, xml):fmt>"
 
 @bp.get(f"/discovery.{FMT}")
 def discovery(fmt: str) -> Response:
-    base = url_for("open311.discovery", fmt="json", _external=True).rsplit("/", 1)[0]
+    base = external_url("open311.discovery", fmt="json").rsplit("/", 1)[0]
     return _respond(open311.discovery(base), fmt, "discovery")
 
 

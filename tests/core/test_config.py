@@ -37,6 +37,15 @@ def test_defaults_and_environment_overrides() -> None:
         s.timezone = WEST  # type: ignore[misc]
 
 
+def test_the_public_address_defaults_to_host_and_port() -> None:
+    assert Settings().base_url == "http://127.0.0.1:5000"
+    assert Settings(host="10.0.0.7", port=8080).base_url == "http://10.0.0.7:8080"
+    env = {"MAPSVC_PUBLIC_URL": "https://grid.example.gov.cn/map/"}
+    assert Settings.from_environment(env).base_url == "https://grid.example.gov.cn/map"
+    s = Settings.from_environment({"MAPSVC_SERVER_WORKERS": "3", "MAPSVC_SERVER_THREADS": "4"})
+    assert (s.server_workers, s.server_threads) == (3, 4)
+
+
 def test_today_is_the_districts_date_not_the_servers() -> None:
     # a server clock set to UTC-12 and a district at UTC+14 are always a day or more
     # apart: the date comes from the setting (MAPSVC_TIMEZONE), never from the machine

@@ -15,7 +15,9 @@ from tests.fixtures.web import LiveServer
 
 @pytest.fixture
 def server(district, make_app):
-    s = LiveServer(make_app(district.engine, OPEN311_API_KEYS=["k-123"]))
+    s = LiveServer(
+        make_app(district.engine, OPEN311_API_KEYS=["k-123"], PUBLIC_URL="https://311.example.cn")
+    )
     yield s
     s.stop()
 
@@ -99,7 +101,8 @@ def test_tokens_discovery_and_errors(server) -> None:
     x = requests.get(f"{server.url}/open311/v2/tokens/{token}.xml", timeout=10)
     assert x.headers["content-type"].startswith("text/xml") and token in x.text
     d = requests.get(f"{server.url}/open311/v2/discovery.json", timeout=10).json()
-    assert d["endpoints"][0]["url"] == f"{server.url}/open311/v2"
+    # built from the configured public address, not from the Host the client sent
+    assert d["endpoints"][0]["url"] == "https://311.example.cn/open311/v2"
     assert "<discovery>" in requests.get(f"{server.url}/open311/v2/discovery.xml", timeout=10).text
     # errors in the spec's shape, nothing created
     bad = _post(server, api_key="wrong", service_code="noise", lat=lat, long=lon)
