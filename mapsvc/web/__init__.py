@@ -10,18 +10,20 @@ from mapsvc.core.errors import ServiceError
 from mapsvc.web.args import reject_nul
 
 
-def _wants_json() -> bool:
+def wants_json() -> bool:
+    """Whether the request is for JSON (an API path, or JSON asked for) rather than a page."""
     return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
         request.accept_mimetypes.best == "application/json"
     )
 
 
 def init_app(app: Flask) -> None:
-    from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol
+    from mapsvc.web import api, auth, dashboard, health, incidents, open311, pages, patrol
 
     for module in (pages, api, health, incidents, open311, patrol, dashboard):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
+    auth.init_app(app)  # after reject_nul: identify, CSRF, the endpoint's permission
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> ResponseReturnValue:
@@ -33,6 +35,6 @@ def init_app(app: Flask) -> None:
             # werkzeug's text names no size: say the limit, so the user can split the file
             limit_mb = app.config["MAX_CONTENT_LENGTH"] / 1024 / 1024
             exc.description = f"the upload is larger than the limit of {limit_mb:g} MB"
-        if _wants_json():
+        if wants_json():
             return jsonify({"error": exc.description, "status": exc.code}), exc.code
         return exc
