@@ -215,23 +215,27 @@ def may_open(endpoint: str) -> bool:
 
 
 def _guard() -> ResponseReturnValue | None:
-    """``before_request``: identify, check CSRF, check the endpoint's permission."""
+    """``before_request``: identify, check the endpoint's permission, then (for a write
+    the request may make) the CSRF token."""
     _identify()
     if request.url_rule is None:  # 404 / 405: nothing to guard
         return None
     endpoint = request.endpoint or ""
-    if (
-        request.method in WRITE_METHODS
-        and not g.via_token
-        and endpoint not in CSRF_EXEMPT
-        and current_app.config.get("WTF_CSRF_ENABLED", True)
-    ):
-        csrf.protect()
     permission = POLICY.get(endpoint)
     principal = current_principal()
     if permission is None:
-        raise Forbidden(f"endpoint {endpoint} has no access rule; it is closed to everybody")
+        raise Forbidden(
+            f"endpoint {endpoint} has no access rule; it is closed to everybody",
+            permission=None,
+        )
     if principal.can(permission):
+        if (
+            request.method in WRITE_METHODS
+            and not g.via_token
+            and endpoint not in CSRF_EXEMPT
+            and current_app.config.get("WTF_CSRF_ENABLED", True)
+        ):
+            csrf.protect()
         return None
     if not principal.authenticated and not wants_json():
         return redirect(url_for("auth.login", next=request.full_path.rstrip("?")))
@@ -363,9 +367,10 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     # one limiter per app (its counts in this process's memory), limiting the login POST
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
-    limiter.limit(_login_limit, methods=["POST"])(login)
     app.extensions["mapsvc.limiter"] = limiter
     app.register_blueprint(bp)
+    # the limit is checked by the wrapper, so this app's login view is the wrapped one
+    app.view_functions["auth.login"] = limiter.limit(_login_limit, methods=["POST"])(login)
     app.before_request(_guard)
 
     @app.context_processor
