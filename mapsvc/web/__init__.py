@@ -2,19 +2,12 @@
 
 from __future__ import annotations
 
-from flask import Flask, jsonify, request
+from flask import Flask, jsonify
 from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
-from mapsvc.web.args import reject_nul
-
-
-def wants_json() -> bool:
-    """Whether the request is for JSON (an API path, or JSON asked for) rather than a page."""
-    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
-        request.accept_mimetypes.best == "application/json"
-    )
+from mapsvc.web.args import reject_nul, wants_json
 
 
 def init_app(app: Flask) -> None:
@@ -23,7 +16,10 @@ def init_app(app: Flask) -> None:
     for module in (pages, api, health, incidents, open311, patrol, dashboard):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
-    auth.init_app(app)  # after reject_nul: identify, CSRF, the endpoint's permission
+    auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF
+    from mapsvc.web.render import nav_html
+
+    app.jinja_env.globals["nav_html"] = nav_html  # the nav bar of templates without a view
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> ResponseReturnValue:

@@ -50,7 +50,7 @@ from mapsvc.core.secrets import stored_secret
 from mapsvc.models import AppUser
 from mapsvc.services import accounts
 from mapsvc.services.permissions import NOBODY, Principal
-from mapsvc.web import wants_json
+from mapsvc.web.args import wants_json
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 
@@ -249,9 +249,9 @@ def _guard() -> ResponseReturnValue | None:
 
 
 def _frame() -> dict[str, Any]:
-    from mapsvc.web.render import nav_html
-
-    return {"locale": current_locale(), "nav": nav_html(request.endpoint or "")}
+    """What the auth templates' frame needs (the nav bar is ``nav_html`` in Jinja, from
+    :mod:`mapsvc.web.render`, which itself asks this module what to link)."""
+    return {"locale": current_locale()}
 
 
 def _safe_next(target: str | None) -> str:
