@@ -117,6 +117,21 @@ def district_view(engine: sa.Engine) -> tuple[tuple[float, float, float, float],
     return (x0, y0, x1, y1), int(math.floor(z))
 
 
+#: the API token the timed requests send (the heatmap API needs a login)
+TOKEN = ""
+
+
+def bench_token(engine: sa.Engine) -> str:
+    """A token of a ``bench`` reader account (made on first use), for the timed requests."""
+    from mapsvc.db import session_scope
+    from mapsvc.services import accounts
+
+    with session_scope(engine) as s:
+        if not s.scalar(sa.text("SELECT 1 FROM app_user WHERE username = 'bench'")):
+            accounts.create_user(s, "bench", None, "leader")
+        return accounts.create_token(s, "bench", "bench_heatmap")[0]
+
+
 def serve(engine: sa.Engine) -> tuple[BaseWSGIServer, str]:
     """The real app on a free localhost port, in a thread: (server, base URL)."""
     import logging
@@ -128,6 +143,8 @@ def serve(engine: sa.Engine) -> tuple[BaseWSGIServer, str]:
 
     app = create_app({"DATABASE_URL": engine.url.render_as_string(hide_password=False)})
     server = make_server("127.0.0.1", 0, app, threaded=True)
+    global TOKEN
+    TOKEN = bench_token(engine)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server, f"http://127.0.0.1:{server.server_port}"
 
@@ -137,6 +154,7 @@ def time_requests(url: str, repeat: int) -> tuple[list[float], int, dict, int]:
     import requests
 
     s = requests.Session()
+    s.headers["Authorization"] = f"Bearer {TOKEN}"
     s.get(url, timeout=60)  # warm-up: connection pool, plan cache, page cache
     times, size, body, wire = [], 0, {}, 0
     for _ in range(repeat):

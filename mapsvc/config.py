@@ -72,16 +72,30 @@ class Settings:
     # Base map: none | osm | tianditu | amap (amap tiles are GCJ-02; see layers.basemap)
     basemap: str = "none"
     tianditu_key: str = ""
+    # Accounts and sessions. An empty secret_key means "the one kept in var_dir/secret_key"
+    # (made at first start); there is no default secret.
+    secret_key: str | None = None
+    # Secure cookies: "auto" (when the request came over HTTPS), true or false
+    session_cookie_secure: str | bool = "auto"
+    # trust one reverse proxy's X-Forwarded-Proto/-For/-Host (only behind such a proxy)
+    proxy_fix: bool = False
+    session_hours: float = 12.0
+    # failed logins before an account is locked, and for how long
+    login_max_failures: int = 5
+    login_lock_minutes: float = 15.0
+    # login attempts per client address (Flask-Limiter syntax), on top of the lockout
+    login_rate_limit: str = "20 per minute"
     # Demo
     demo_seed: int = 20261124
     demo_incidents: int = 100_000
+    # the demo accounts' password; empty: made up once and kept in var_dir/demo_password
+    demo_password: str = ""
     # Incidents: routing to a segment, the boundary margin, time limits per class (hours)
     incident_segment_max_m: float = 30.0
     incident_boundary_confirm_m: float = 15.0
     incident_time_limit_hours: dict[str, float] = _const(
         {"minor": 24, "ordinary": 72, "major": 168, "grave": 360}
     )
-    open311_api_keys: list[str] = _const(["demo-key"])
     # Patrol: coverage share and buffer of a patrolled segment, track checks, walking speed
     patrol_cover_share: float = 0.8
     patrol_buffer_m: float = 20.0

@@ -35,11 +35,18 @@ from mapsvc.db import EmbeddedPostgres, ensure_schema, make_engine, normalize_ur
 # the fixture modules import each other: have pytest rewrite their asserts before the first
 pytest.register_assert_rewrite("tests.fixtures")
 
+from tests.fixtures.accounts import (  # noqa: E402
+    ADMIN,
+    ADMIN_PASSWORD,
+    AccountClient,
+    install_test_admin,
+)
 from tests.fixtures.web import LiveServer  # noqa: E402
 
 #: the fixtures of the hand-built layouts, shared by tests in several folders; pytest reads
 #: ``pytest_plugins`` in the root conftest only
 pytest_plugins = [
+    "tests.fixtures.accounts",
     "tests.fixtures.demo",
     "tests.fixtures.incidents",
     "tests.fixtures.patrol",
@@ -110,10 +117,12 @@ def make_database(server_url: URL):
 
 @pytest.fixture(scope="session")
 def template_db(make_database) -> str:
-    """A database at the latest schema, used as the template of ``fresh_engine``."""
+    """A database at the latest schema with the test admin (``tests.fixtures.accounts``),
+    used as the template of ``fresh_engine``."""
     url = make_database()
     engine = make_engine(url)
     ensure_schema(engine)
+    install_test_admin(engine)
     engine.dispose()
     return url.database
 
@@ -131,6 +140,7 @@ def demo_engine(make_database, template_db) -> Iterator[Engine]:
 
     engine = make_engine(make_database(template=template_db))
     load_demo(engine, **demo_arguments())
+    install_test_admin(engine)  # the load replaced every account with the demo's
     yield engine
     engine.dispose()
 
@@ -142,16 +152,19 @@ def demo_engine(make_database, template_db) -> Iterator[Engine]:
 def app(demo_engine: Engine):
     from mapsvc import create_app
 
-    return create_app(
+    app = create_app(
         {
             "TESTING": True,
             "DATABASE_URL": demo_engine.url.render_as_string(hide_password=False),
         }
     )
+    app.test_client_class = AccountClient
+    return app
 
 
 @pytest.fixture
 def client(app):
+    """The demo app's test client, authenticated as the test admin (Bearer token)."""
     return app.test_client()
 
 
@@ -166,13 +179,15 @@ def make_app():
     from mapsvc import create_app
 
     def make(engine: Engine, **extra):
-        return create_app(
+        app = create_app(
             {
                 "TESTING": True,
                 "DATABASE_URL": engine.url.render_as_string(hide_password=False),
                 **extra,
             }
         )
+        app.test_client_class = AccountClient  # test_client() is the admin, token=None not
+        return app
 
     return make
 
@@ -204,13 +219,49 @@ class PageErrors(list):
     """Console errors, page errors and blocked external requests seen by a page."""
 
 
+@pytest.fixture(scope="session")
+def admin_browser_state(browser, make_database, template_db) -> dict:
+    """The browser state (session cookie) of the test admin, logged in once through the
+    real login form of an app on a copy of the template; valid on every test app, which
+    share the secret key in ``var/`` and the admin's row."""
+    from mapsvc import create_app
+
+    url = make_database(template=template_db)
+    app = create_app({"TESTING": True, "DATABASE_URL": url.render_as_string(hide_password=False)})
+    server = LiveServer(app)
+    context = browser.new_context()
+    try:
+        pg = context.new_page()
+        pg.goto(f"{server.url}/login")
+        pg.fill("#username", ADMIN)
+        pg.fill("#password", ADMIN_PASSWORD)
+        pg.click("#login-submit")
+        pg.wait_for_url(f"{server.url}/")
+        return context.storage_state()
+    finally:
+        context.close()
+        server.stop()
+        app.extensions["mapsvc.engine"].dispose()
+
+
 @pytest.fixture
-def page(browser):
-    """A new page that blocks every non-localhost request and records errors.
+def page(browser, admin_browser_state):
+    """A new page, logged in as the test admin, that blocks every non-localhost request and
+    records errors.
 
     ``page.errors`` lists console errors, uncaught exceptions and blocked requests.
     """
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+    yield from _page(browser, admin_browser_state)
+
+
+@pytest.fixture
+def anon_page(browser):
+    """Like ``page``, without a login."""
+    yield from _page(browser, None)
+
+
+def _page(browser, state: dict | None):
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, storage_state=state)
     pg = context.new_page()
     errors = PageErrors()
 

@@ -10,12 +10,12 @@ from __future__ import annotations
 
 import click
 
-from mapsvc.commands import boundaries, db, demo, incidents, serve, staffing, streets
+from mapsvc.commands import boundaries, db, demo, incidents, serve, staffing, streets, users
 
 __all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = [
     command
-    for module in (db, serve, demo, boundaries, incidents, streets, staffing)
+    for module in (db, serve, demo, boundaries, incidents, streets, staffing, users)
     for command in module.COMMANDS
 ]

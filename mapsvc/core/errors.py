@@ -45,6 +45,22 @@ class BadRequest(ValidationError, ValueError):
         self.field = field
 
 
+class Unauthorized(ServiceError):
+    """A request that needs a login (or an API token) and has none -> 401."""
+
+    status = 401
+
+
+class Forbidden(ServiceError):
+    """An authenticated request for something its account may not do -> 403.
+
+    The message names what is refused (the permission, or the incident, track or district
+    outside the account's scope), so the person can ask for the right account.
+    """
+
+    status = 403
+
+
 class NotFound(ServiceError):
     """An id that names nothing (incident, staff, grid...) -> 404."""
 
@@ -57,4 +73,12 @@ class Conflict(ServiceError):
     status = 409
 
 
-__all__ = ["BadRequest", "Conflict", "NotFound", "ServiceError", "ValidationError"]
+__all__ = [
+    "BadRequest",
+    "Conflict",
+    "Forbidden",
+    "NotFound",
+    "ServiceError",
+    "Unauthorized",
+    "ValidationError",
+]

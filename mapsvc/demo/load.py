@@ -22,6 +22,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.progress import Progress, no_progress
+from mapsvc.demo.accounts import demo_password, write_accounts
 from mapsvc.demo.areas import AreaPlan, plan_areas, write_boundaries, write_grids
 from mapsvc.demo.centres import write_centres
 from mapsvc.demo.geometry import Metric, as_multi, dense
@@ -57,11 +58,13 @@ class DemoBuild:
     tz: ZoneInfo
     now: dt.datetime
     progress: Progress
+    password: str = ""
     metric: Metric = field(init=False)
     areas: AreaPlan = field(init=False)
     names: Names = field(init=False)
     streets: list[Street] = field(init=False)
     staff: StaffPlan = field(init=False)
+    logins: dict[str, Any] = field(init=False)
 
     @property
     def conn(self) -> Connection:
@@ -160,6 +163,11 @@ def _visits(b: DemoBuild) -> None:
     write_visits(b.conn, b.rng(6), b.now, b.tz, b.metric, b.segments_m, b.areas, b.staff)
 
 
+def _accounts(b: DemoBuild) -> None:
+    """One account per role (the people linked to demo staff) and the hotline's token."""
+    b.logins = write_accounts(b.session, b.password, b.seed)
+
+
 def _sequences(b: DemoBuild) -> None:
     reset_sequences(b.conn, table_names())
 
@@ -177,6 +185,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("routing", _routing),
     Stage("patrol tracks", _tracks),
     Stage("weekly visits", _visits),
+    Stage("accounts", _accounts),
     Stage("sequences", _sequences),
 )
 
@@ -188,6 +197,7 @@ def load_demo(
     incidents: int,
     time_limits_h: Mapping[str, float],
     tz: ZoneInfo,
+    password: str,
     progress: Progress = no_progress,
     now: dt.datetime | None = None,
 ) -> dict:
@@ -216,6 +226,9 @@ def load_demo(
     progress : callable, optional
         Progress factory like :func:`mapsvc.core.progress.no_progress` (the default, which
         shows nothing); the CLI passes ``mapsvc.commands.common.progress``.
+    password : str
+        The password of every demo account (``demo_password``; see
+        :func:`mapsvc.demo.accounts.demo_password`); the summary's ``logins`` show it.
     now : datetime, optional
         The demo's "now" (default: today 00:00 UTC, so a day's loads are identical).
 
@@ -230,11 +243,11 @@ def load_demo(
         Session(bind=engine, expire_on_commit=False) as session,
         session.begin(),
     ):
-        build = DemoBuild(session, seed, incidents, time_limits_h, tz, now, progress)
+        build = DemoBuild(session, seed, incidents, time_limits_h, tz, now, progress, password)
         for stage in STAGES:
             stage.run(build)
             bar.update(1)
-        return summarize(build.conn, seed)
+        return {**summarize(build.conn, seed), "logins": build.logins}
 
 
 def arguments_from_settings(
@@ -244,9 +257,11 @@ def arguments_from_settings(
 
     ``seed`` and ``incidents`` override ``settings.demo_seed`` and ``demo_incidents`` (the
     CLI's ``--seed`` and ``--incidents``); the time limits and the time zone always come
-    from the settings, so the demo's incidents are due as live ones would be.
+    from the settings, so the demo's incidents are due as live ones would be. The demo
+    accounts' password is ``settings.demo_password`` or the one kept in the var folder.
     """
     return {
+        "password": demo_password(settings)[0],
         "seed": int(settings.demo_seed) if seed is None else seed,
         "incidents": int(settings.demo_incidents) if incidents is None else incidents,
         "time_limits_h": {k: float(v) for k, v in settings.incident_time_limit_hours.items()},

@@ -52,5 +52,11 @@ def format_summary(summary: dict) -> str:
     if summary.get("incidents_by_state"):
         states = ", ".join(f"{k} {v:,}" for k, v in summary["incidents_by_state"].items())
         lines.append(f"  incidents by state: {states}")
+    logins = summary.get("logins")
+    if logins:
+        lines.append(
+            f"Demo logins ({', '.join(logins['usernames'])}), password: {logins['password']}"
+        )
+        lines.append(f"  12345 hotline API token (Open311 api_key): {logins['hotline_token']}")
     lines.append(f"Boundaries: {summary.get('attribution', ATTRIBUTION)}")
     return "\n".join(lines)

@@ -4,6 +4,7 @@ Importing it registers every table on ``Base.metadata`` (Alembic reads it). Code
 models from here (``from mapsvc.models import Incident``), not from the area modules.
 """
 
+from mapsvc.models.accounts import ACCOUNT_ROLES, ApiToken, AppUser
 from mapsvc.models.areas import Community, District, Grid, ServiceCentre, Subdistrict
 from mapsvc.models.base import AREA_KM2, LENGTH_M, Base
 from mapsvc.models.incidents import (
@@ -32,6 +33,7 @@ def table_names() -> tuple[str, ...]:
 
 
 __all__ = [
+    "ACCOUNT_ROLES",
     "AREA_KM2",
     "DISPATCHED_KINDS",
     "LENGTH_M",
@@ -42,6 +44,8 @@ __all__ = [
     "EXTERNAL_ID_UNIQUE",
     "STATES",
     "AlleySegment",
+    "ApiToken",
+    "AppUser",
     "Assignment",
     "Base",
     "Community",

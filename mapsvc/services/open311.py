@@ -24,10 +24,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
-from mapsvc.core.errors import NotFound, ServiceError, ValidationError
+from mapsvc.core.errors import Forbidden, NotFound, ValidationError
 from mapsvc.core.i18n import translator
 from mapsvc.core.labels import code_label
-from mapsvc.models import SEVERITIES, Incident, IncidentCategory
+from mapsvc.models import SEVERITIES, AppUser, Incident, IncidentCategory
+from mapsvc.services import accounts
 from mapsvc.services import incidents as svc
 from mapsvc.services.fields import record_id
 
@@ -44,12 +45,6 @@ PRECISION_NAMES = {
     "grid": ("网格", "grid"),
     "community": ("社区", "community"),
 }
-
-
-class Forbidden(ServiceError):
-    """Missing or unknown ``api_key`` (403)."""
-
-    status = 403
 
 
 def _en(locale: str) -> bool:
@@ -141,23 +136,29 @@ def service_definition(session: Session, code: str, locale: str = "zh_CN") -> di
     }
 
 
-def check_api_key(api_key: str | None, keys: list[str]) -> None:
+def check_api_key(session: Session, api_key: Any) -> AppUser:
+    """The account whose API token ``api_key`` is (the spec's key is one of our tokens)."""
     if not api_key:
         raise Forbidden("api_key is required to create requests", field="api_key")
-    if api_key not in keys:
-        raise Forbidden("api_key is not valid", field="api_key")
+    user = accounts.resolve_token(session, str(api_key))
+    if user is None:
+        raise Forbidden("api_key is not valid (unknown, revoked or disabled)", field="api_key")
+    return user
 
 
 def create_request(
     session: Session,
     form: dict[str, Any],
     *,
-    api_keys: list[str],
     settings: Settings | None = None,
 ) -> list[dict[str, Any]]:
     """POST requests: validate, create and route the incident; ``[{service_request_id,
-    token, service_notice}]``. Attributes arrive as ``attribute[code]`` form fields."""
-    check_api_key(form.get("api_key"), api_keys)
+    token, service_notice}]``. Attributes arrive as ``attribute[code]`` form fields.
+
+    ``api_key`` must be an API token (``mapsvc users token``); the intake is recorded
+    against its account (a 12345 hotline system's, say).
+    """
+    client = check_api_key(session, form.get("api_key"))
     code = form.get("service_code")
     if not code:
         raise ValidationError("service_code is required", field="service_code")
@@ -182,7 +183,7 @@ def create_request(
             "address": address,
             "external_id": token,
         },
-        actor="open311",
+        actor=accounts.handled_by(session, client.id) or "open311",
         settings=settings,
         address_field="address_string",
         lon_field="long",

@@ -19,6 +19,7 @@ import csv
 import datetime as dt
 import io
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -308,8 +309,15 @@ def assign_segment(
     }
 
 
-def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
+def assign_csv(
+    session: Session,
+    text: str | bytes,
+    check_segment: Callable[[int], None] | None = None,
+) -> dict[str, Any]:
     """Assign segments from CSV text with columns ``segment,staff[,role][,valid_from]``.
+
+    ``check_segment(segment_id)``, when given, is called for every segment before anything
+    is assigned and may refuse one by raising (the caller's scope check).
 
     ``segment`` is a segment code (``osm:123:0``) or id; ``staff`` a staff code or id;
     ``role`` alley_chief (default) or deputy_chief; ``valid_from`` YYYY-MM-DD (default today).
@@ -369,6 +377,9 @@ def assign_csv(session: Session, text: str | bytes) -> dict[str, Any]:
         )
     if not todo:
         raise ValidationError("the CSV has no rows", field="rows")
+    if check_segment is not None:
+        for seg, *_rest in todo:
+            check_segment(seg)
     from mapsvc.services.assignments import assign
 
     # segments are locked in id order (rows of one segment keep the file's order), so two

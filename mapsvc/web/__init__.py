@@ -8,18 +8,22 @@ from flask.typing import ResponseReturnValue
 from werkzeug.exceptions import HTTPException
 
 from mapsvc.core.errors import ServiceError
-from mapsvc.web.args import reject_nul
-from mapsvc.web.outage import database_unavailable, wants_json
+from mapsvc.web.args import reject_nul, wants_json
+from mapsvc.web.outage import database_unavailable
 
 
 def init_app(app: Flask) -> None:
-    from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol
+    from mapsvc.web import api, auth, dashboard, health, incidents, open311, pages, patrol
     from mapsvc.web.bodies import BoundedRequest, too_large
 
     app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
     for module in (pages, api, health, incidents, open311, patrol, dashboard):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
+    auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF
+    from mapsvc.web.render import nav_html
+
+    app.jinja_env.globals["nav_html"] = nav_html  # the nav bar of templates without a view
 
     @app.errorhandler(ServiceError)
     def _service_error(exc: ServiceError) -> ResponseReturnValue:

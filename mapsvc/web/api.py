@@ -10,6 +10,9 @@ Thin views: parse the query string, call the layer's query half, respond. Parame
 * ``date=YYYY-MM-DD`` -- posts (grid head, chief, deputy) as of that day (default today);
 * ``community=<code>`` -- grids of one community.
 
+These are the public map's data: without a login (an account lacking the ``contacts``
+permission) the names of grid heads, chiefs and deputies read "assigned" instead.
+
 Responses are gzip-compressed when the client accepts it: GeoJSON compresses about five
 to one, and the map page fetches it on every pan.
 """
@@ -20,11 +23,14 @@ import gzip
 import json
 
 from flask import Blueprint, Response, request
+from flask_babel import gettext as _
 
 from layers import get_layer
 from layers.basemap import bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.boundaries import parse_zoom
 from mapsvc.core.values import parse_bbox, parse_date
+from mapsvc.services.permissions import strip_staff
+from mapsvc.web.auth import current_principal
 from mapsvc.web.context import get_session
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -54,6 +60,8 @@ def _layer_response(name: str) -> Response:
         day=parse_date(request.args.get("date")),
         community=request.args.get("community") or None,
     )
+    if not current_principal().can("contacts"):  # the public map: no staff names
+        data = strip_staff(data, _("assigned"))
     return geojson_response(collection_to_crs(data, crs))
 
 

@@ -119,3 +119,10 @@ def reject_nul() -> None:
             raise ValidationError("the JSON body is nested too deeply", field="body") from None
         if field is not None:
             raise ValidationError(f"field {field} contains a NUL character", field=field)
+
+
+def wants_json() -> bool:
+    """Whether the request is for JSON (an API path, or JSON asked for) rather than a page."""
+    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
+        request.accept_mimetypes.best == "application/json"
+    )

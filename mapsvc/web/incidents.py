@@ -49,10 +49,13 @@ from mapsvc.core.values import parse_bbox
 from mapsvc.models import SEVERITIES
 from mapsvc.services import incident_list
 from mapsvc.services import incidents as svc
+from mapsvc.services.accounts import handled_by
 from mapsvc.services.areas import district_extent
 from mapsvc.services.categories import category_names
+from mapsvc.services.permissions import check_district, check_transition, incident_district
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
+from mapsvc.web.auth import current_principal
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import (
@@ -86,12 +89,30 @@ def _page_filters(f: dict[str, Any]) -> dict[str, Any]:
 # --------------------------------------------------------------------------- JSON API
 
 
+def _handler(data: dict[str, Any]) -> str:
+    """Who an intake or a transition is recorded against: the logged-in account (and its
+    staff member). A typed ``actor`` is refused rather than silently replaced, so a client
+    written for the old API learns that the field is gone."""
+    if data.get("actor") not in (None, ""):
+        raise ValidationError(
+            "actor is no longer accepted: the handler is the logged-in account",
+            field="actor",
+        )
+    label = handled_by(get_session(), current_principal().user_id)
+    if label is None:  # the guard lets no anonymous write through; this names it if it did
+        raise ValidationError("a handler account is required", field="actor")
+    return label
+
+
 @bp.post("/api/incidents")
 def create_api() -> ResponseReturnValue:
-    """Create an incident (routed on arrival); 201 with the stored incident."""
+    """Create an incident (routed on arrival); 201 with the stored incident.
+
+    The intake is recorded against the logged-in account.
+    """
     session = get_session()
     data = json_object()
-    inc = svc.create_incident(session, data, actor=data.get("actor"), settings=get_settings())
+    inc = svc.create_incident(session, data, actor=_handler(data), settings=get_settings())
     out = svc.incident_dict(inc)
     session.commit()
     return jsonify(out), 201, {"Location": url_for("incidents.get_api", incident_id=inc.id)}
@@ -125,9 +146,15 @@ def _transition(incident_id: str) -> Response:
     state = data.get("state") or data.get("to")
     if not state:
         raise ValidationError("state is required", field="state")
-    inc = svc.transition(
-        session, incident_id, str(state), actor=data.get("actor") or "", note=data.get("note")
+    actor = _handler(data)
+    check_transition(
+        session,
+        current_principal(),
+        svc.get_incident(session, incident_id),
+        str(state),
+        get_settings().today(),
     )
+    inc = svc.transition(session, incident_id, str(state), actor=actor, note=data.get("note"))
     out = {**svc.incident_dict(inc), "events": svc.events(session, inc.id)}
     session.commit()
     return jsonify(out)
@@ -135,7 +162,8 @@ def _transition(incident_id: str) -> Response:
 
 @bp.post("/api/incidents/<incident_id>/transitions")
 def transition_api(incident_id: str) -> Response:
-    """Change state: ``{"state": ..., "actor": ..., "note": ...}``; 409 lists allowed ones."""
+    """Change state: ``{"state": ..., "note": ...}`` as the logged-in account; 409 lists the
+    allowed ones, 403 when the incident or the state is outside the account's scope."""
     return _transition(incident_id)
 
 
@@ -152,6 +180,8 @@ def rating_api(incident_id: str) -> Response:
     data = json_object()
     if "rating" not in data:
         raise ValidationError("rating is required", field="rating")
+    found = svc.get_incident(session, incident_id)
+    check_district(current_principal(), [incident_district(session, found)], f"incident {found.id}")
     inc = svc.rate(session, incident_id, data["rating"])
     out = svc.incident_dict(inc)
     session.commit()

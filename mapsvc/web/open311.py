@@ -123,12 +123,7 @@ def create_request(fmt: str) -> Response:
         if not isinstance(form, dict):
             return _error(400, "send the request as form fields (or a JSON object)")
     session = get_session()
-    data = open311.create_request(
-        session,
-        form,
-        api_keys=list(get_settings().open311_api_keys),
-        settings=get_settings(),
-    )
+    data = open311.create_request(session, form, settings=get_settings())
     session.commit()
     return _respond(data, fmt, "service_requests", "request", status=201)
 

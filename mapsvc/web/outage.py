@@ -2,17 +2,11 @@
 
 from __future__ import annotations
 
-from flask import jsonify, render_template, request
+from flask import jsonify, render_template
 from flask.typing import ResponseReturnValue
 from flask_babel import gettext as _
 
-
-def wants_json() -> bool:
-    """Whether the request gets its error as JSON (the APIs) rather than a page."""
-    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
-        request.accept_mimetypes.best == "application/json"
-    )
-
+from mapsvc.web.args import wants_json
 
 #: seconds a client is asked to wait before it tries again while the database is away
 RETRY_AFTER_S = 5

@@ -18,7 +18,9 @@ from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import parse_date
 from mapsvc.services import patrol, patrol_routes, streets
 from mapsvc.services.fields import number, text
+from mapsvc.services.permissions import check_own_staff, check_segment_edit
 from mapsvc.web.args import date_arg, int_arg, json_object
+from mapsvc.web.auth import current_principal
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import attachment
@@ -113,6 +115,8 @@ def upload_track_api() -> ResponseReturnValue:
     else:
         payload = request.get_data()
         staff = int_arg("staff", required=True)
+    assert staff is not None
+    check_own_staff(current_principal(), staff, "a patrol track")
     crs = request.values.get("crs")  # else the document's own (patrol.parse_json)
     day = parse_date(request.values.get("day"), "day")
     report = patrol.upload_track(
@@ -158,9 +162,12 @@ def visit_api() -> ResponseReturnValue:
     lonlat = None
     if body.get("lon") is not None and body.get("lat") is not None:
         lonlat = (number(body["lon"], "lon"), number(body["lat"], "lat"))
+    staff = int_arg("staff", required=True, value=body.get("staff"))
+    assert staff is not None
+    check_own_staff(current_principal(), staff, "a visit")
     out = patrol.log_visit(
         session,
-        int_arg("staff", required=True, value=body.get("staff")),
+        staff,
         day,
         segment_id=int_arg("segment_id", value=body.get("segment_id")),
         grid_id=int_arg("grid_id", value=body.get("grid_id")),
@@ -183,6 +190,7 @@ def segment_chief_api(segment_id: int) -> ResponseReturnValue:
         raise ValidationError("field staff is required", field="staff")
     day = parse_date(body.get("valid_from"), "valid_from")
     session = get_session()
+    check_segment_edit(session, current_principal(), segment_id)
     out = streets.assign_segment(
         session, segment_id, body["staff"], body.get("role") or "alley_chief", day
     )
@@ -203,7 +211,10 @@ def segments_assign_csv() -> ResponseReturnValue:
     else:
         text = request.get_data(as_text=True)
     session = get_session()
-    out = streets.assign_csv(session, text)
+    principal = current_principal()
+    out = streets.assign_csv(
+        session, text, check_segment=lambda seg: check_segment_edit(session, principal, seg)
+    )
     session.commit()
     return jsonify(out), 200
 

@@ -112,23 +112,29 @@ def add_html(m: folium.Map, html: str) -> None:
 def nav_html(active: str) -> str:
     """The top bar (``templates/_nav.html``): page links and a 中文/English switch.
 
-    Only links whose endpoint is registered are shown, so an app without a blueprint has
-    no dead link. The switch keeps the page and its parameters and names the other
-    language in that language (English / 中文, Babel's CLDR data).
+    Only links whose endpoint is registered and open to the visitor's account are shown,
+    so an app without a blueprint has no dead link and the public sees the public map.
+    The switch keeps the page and its parameters and names the other language in that
+    language (English / 中文, Babel's CLDR data). The right end shows the account (and a
+    logout button) or the login link.
     """
     from babel import Locale
+
+    from mapsvc.web.auth import may_open
 
     links = [
         (url_for(endpoint), label, endpoint == active)
         for endpoint, label in NAV
-        if endpoint in current_app.view_functions
+        if endpoint in current_app.view_functions and may_open(endpoint)
     ]
     other = "en" if not current_locale().startswith("en") else "zh_CN"
     args = {**request.args.to_dict(), "lang": other}
     return render_template(
         "_nav.html",
         links=links,
-        switch_url=url_for(request.endpoint, **(request.view_args or {}), **args),
+        switch_url=url_for(request.endpoint, **(request.view_args or {}), **args)
+        if request.endpoint
+        else url_for("pages.index", lang=other),
         switch_label=Locale.parse(other).language_name,
     )
 

@@ -1,18 +1,17 @@
 /* Incident list page (/incidents/list): move incidents along the closed loop in place.
  *
  * Each open incident's row has one button per state the loop allows next (the server's
- * TRANSITIONS, as the API's allowed_transitions). A click posts {state, actor, note} to
+ * TRANSITIONS, as the API's allowed_transitions). A click posts {state, note} to
  * POST /api/incidents/<id>/transitions; on success the row shows the new state, its
  * overdue badge and the buttons the answer allows; on a 409 (someone else moved it
  * first) or a 400 the API's message is shown next to the row, and after a 409 the row
- * takes the state the API reports, so the right buttons are offered. The actor's name is
- * remembered in localStorage, so a chief types it once. Text is set with textContent
- * only: nothing from the server is parsed as HTML.
+ * takes the state the API reports, so the right buttons are offered. The handler is the
+ * logged-in account (the session cookie, with the page's CSRF token in X-CSRFToken).
+ * Text is set with textContent only: nothing from the server is parsed as HTML.
  */
 (function () {
   "use strict";
 
-  var ACTOR_KEY = "mapsvc.incidents.actor";
   var cfg = JSON.parse(document.getElementById("incidents-list-config").textContent);
   var L = cfg.labels;
 
@@ -20,21 +19,8 @@
     window.MapsvcHeatmap.wireFilterForm(); // grid list limited to the chosen community
   }
 
-  var actor = document.getElementById("actor");
-  if (actor) {
-    try {
-      actor.value = window.localStorage.getItem(ACTOR_KEY) || "";
-    } catch (e) {
-      /* storage disabled: the name is typed each time */
-    }
-    actor.addEventListener("change", function () {
-      try {
-        window.localStorage.setItem(ACTOR_KEY, actor.value.trim());
-      } catch (e) {
-        /* storage disabled */
-      }
-    });
-  }
+  var csrfMeta = document.querySelector('meta[name="csrf-token"]');
+  var csrfToken = csrfMeta ? csrfMeta.getAttribute("content") : "";
 
   function stateLabel(code) {
     return cfg.states[code] || code;
@@ -93,14 +79,6 @@
   }
 
   function move(row, to, button) {
-    var name = actor ? actor.value.trim() : "";
-    if (!name) {
-      message(row, L.need_actor, "error");
-      if (actor) {
-        actor.focus();
-      }
-      return;
-    }
     var note = row.querySelector("[data-note]");
     var buttons = row.querySelectorAll("[data-moves] button");
     Array.prototype.forEach.call(buttons, function (b) {
@@ -110,8 +88,9 @@
     var url = cfg.transitions_url.replace("__ID__", encodeURIComponent(row.getAttribute("data-id")));
     fetch(url, {
       method: "POST",
-      headers: { "Content-Type": "application/json", Accept: "application/json" },
-      body: JSON.stringify({ state: to, actor: name, note: note && note.value.trim() ? note.value.trim() : null }),
+      credentials: "same-origin",
+      headers: { "Content-Type": "application/json", Accept: "application/json", "X-CSRFToken": csrfToken },
+      body: JSON.stringify({ state: to, note: note && note.value.trim() ? note.value.trim() : null }),
     })
       .then(function (resp) {
         return resp

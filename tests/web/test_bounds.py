@@ -11,6 +11,7 @@ from collections.abc import Iterator
 import pytest
 import sqlalchemy as sa
 
+from tests.fixtures.accounts import make_account
 from tests.fixtures.incidents import ll
 from tests.fixtures.web import LiveServer
 
@@ -45,7 +46,13 @@ class CountingInput:
 
 @pytest.fixture
 def app(district, make_app):
-    return make_app(district.engine, MAX_CONTENT_LENGTH=LIMIT, OPEN311_API_KEYS=["k-1"])
+    return make_app(district.engine, MAX_CONTENT_LENGTH=LIMIT)
+
+
+@pytest.fixture
+def api_key(district) -> str:
+    """Open311's api_key: the token of a hotline system's account."""
+    return make_account(district.engine, "public")[1]
 
 
 @pytest.fixture
@@ -161,7 +168,7 @@ def test_notes_have_a_size(client, district) -> None:
     inc = client.post("/api/incidents", json={"category": "road", "lon": lon, "lat": lat})
     iid = inc.get_json()["id"]
     url = f"/api/incidents/{iid}/transitions"
-    r = client.post(url, json={"state": "dispatched", "actor": "a", "note": "n" * 2001})
+    r = client.post(url, json={"state": "dispatched", "note": "n" * 2001})
     assert r.status_code == 400 and r.get_json()["field"] == "note"
     assert "2001 characters, at most 2000" in r.get_json()["error"]
     after = client.get(f"/api/incidents/{iid}").get_json()
@@ -180,9 +187,9 @@ def test_notes_have_a_size(client, district) -> None:
         assert c.scalar(sa.text("SELECT count(*) FROM patrol_visit")) == 0
 
 
-def test_open311_description_and_address_have_sizes(client, district) -> None:
+def test_open311_description_and_address_have_sizes(client, district, api_key) -> None:
     lon, lat = ll(200, 170)
-    form = {"api_key": "k-1", "service_code": "road", "lat": lat, "long": lon}
+    form = {"api_key": api_key, "service_code": "road", "lat": lat, "long": lon}
     r = client.post("/open311/v2/requests.json", data={**form, "description": "x" * 5001})
     assert r.status_code == 400
     assert r.get_json() == [
@@ -206,7 +213,9 @@ def test_a_csv_cell_too_big_to_read_is_a_named_400(client) -> None:
     assert r.get_json()["error"].startswith("line 2 of the CSV cannot be read: field larger")
 
 
-def test_coordinates_out_of_range_are_named_by_the_api_and_open311(client, district) -> None:
+def test_coordinates_out_of_range_are_named_by_the_api_and_open311(
+    client, district, api_key
+) -> None:
     lon, _ = ll(200, 170)
     r = client.post("/api/incidents", json={"category": "road", "lon": lon, "lat": 500})
     assert r.status_code == 400
@@ -214,7 +223,7 @@ def test_coordinates_out_of_range_are_named_by_the_api_and_open311(client, distr
         "error": "latitude 500 out of range -90..90 in the request",
         "field": "lat",
     }
-    form = {"api_key": "k-1", "service_code": "road", "lat": 45, "long": 500}
+    form = {"api_key": api_key, "service_code": "road", "lat": 45, "long": 500}
     r = client.post("/open311/v2/requests.json", data=form)
     assert r.status_code == 400
     assert r.get_json() == [

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import urllib.request
 
+from tests.fixtures.accounts import ADMIN_TOKEN
 from tests.fixtures.staffing import CENTRES, COMMUNITIES, GRIDS, SEGMENTS
 
 #: JS: how many pixels of a canvas are not fully transparent (a drawn chart has many)
@@ -19,7 +20,9 @@ PAINTED = """(id) => {
 
 
 def _json(url: str) -> dict:
-    with urllib.request.urlopen(url) as r:  # noqa: S310 - the local live server
+    """The JSON at ``url`` of a live server, read as the test admin (API token)."""
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(req) as r:  # noqa: S310 - the local live server
         return json.loads(r.read())
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from tests.fixtures.accounts import ADMIN
 from tests.fixtures.incidents import ll
 
 
@@ -16,7 +17,7 @@ def _create(client, x: float = 200, y: float = 170, **extra):
     lon, lat = ll(x, y)
     r = client.post(
         "/api/incidents",
-        json={"category": "road", "lon": lon, "lat": lat, "actor": "热线", **extra},
+        json={"category": "road", "lon": lon, "lat": lat, **extra},
     )
     assert r.status_code == 201, r.get_json()
     return r.get_json()
@@ -29,7 +30,9 @@ def test_create_read_and_route(client, district) -> None:
     r = client.get(f"/api/incidents/{inc['id']}")
     body = r.get_json()
     assert r.status_code == 200 and body["description"] == "路面塌陷"
-    assert body["events"][0]["to_state"] == "received" and body["events"][0]["actor"] == "热线"
+    assert (
+        body["events"][0]["to_state"] == "received" and body["events"][0]["actor"] == ADMIN
+    )  # the account, not typed text
 
 
 def test_unknown_ids_are_404(client) -> None:
@@ -37,7 +40,7 @@ def test_unknown_ids_are_404(client) -> None:
     assert client.get("/api/incidents/abc").status_code == 404
     # beyond bigint: still "does not exist", not a database error
     assert client.get("/api/incidents/99999999999999999999").status_code == 404
-    r = client.post("/api/incidents/999999/transitions", json={"state": "dispatched", "actor": "a"})
+    r = client.post("/api/incidents/999999/transitions", json={"state": "dispatched"})
     assert r.status_code == 404
     assert client.post("/api/incidents/424242/rating", json={"rating": 3}).status_code == 404
 
@@ -51,10 +54,14 @@ def test_malformed_json_is_400_naming_the_field(client) -> None:
     r = client.post("/api/incidents", json={"category": "road", "lon": lon, "lat": "north"})
     assert r.status_code == 400 and r.get_json()["field"] == "lat"
     inc = _create(client)
-    r = client.post(f"/api/incidents/{inc['id']}/transitions", json={"actor": "a"})
+    r = client.post(f"/api/incidents/{inc['id']}/transitions", json={"note": "a"})
     assert r.status_code == 400 and r.get_json()["field"] == "state"
-    r = client.post(f"/api/incidents/{inc['id']}/transitions", json={"state": "dispatched"})
+    # the handler is the account: a typed actor is refused, and nothing moves
+    r = client.post(
+        f"/api/incidents/{inc['id']}/transitions", json={"state": "dispatched", "actor": "a"}
+    )
     assert r.status_code == 400 and r.get_json()["field"] == "actor"
+    assert client.get(f"/api/incidents/{inc['id']}").get_json()["state"] == "received"
     r = client.get("/api/incidents?severity=huge")
     assert r.status_code == 400 and r.get_json()["field"] == "severity"
 
@@ -74,7 +81,7 @@ def test_nul_characters_and_huge_integers_are_400_not_500(client, district) -> N
     r = client.get("/api/grids?community=%00x")
     assert r.status_code == 400 and r.get_json()["field"] == "community"
     lon, lat = ll(200, 170)
-    body = {"category": "road", "lon": lon, "lat": lat, "actor": "热线"}
+    body = {"category": "road", "lon": lon, "lat": lat}
     r = client.post("/api/incidents", json={**body, "description": "坑\x00洞"})
     assert r.status_code == 400 and r.get_json()["field"] == "description"
     r = client.post("/api/incidents", json={**body, "photos": ["a", "b\x00"]})
@@ -110,10 +117,10 @@ def test_text_fields_are_checked_for_type_and_column_length(client, district) ->
 
     before = count()
     lon, lat = ll(200, 170)
-    body = {"category": "road", "lon": lon, "lat": lat, "actor": "热线"}
+    body = {"category": "road", "lon": lon, "lat": lat}
     for key, value, words in (
         ("description", {"a": 1}, "must be text"),
-        ("actor", "张" * 101, "101 characters, at most 100"),
+        ("actor", "张" * 101, "no longer accepted"),
         ("address", "路" * 301, "at most 300"),
         ("external_id", [1], "must be text"),
         ("note", ["x"], "must be text"),
@@ -125,7 +132,7 @@ def test_text_fields_are_checked_for_type_and_column_length(client, district) ->
     inc = _create(client, external_id=12345)  # a number is fine as an id, stored as text
     assert inc["external_id"] == "12345"
     url = f"/api/incidents/{inc['id']}/transitions"
-    r = client.post(url, json={"state": "dispatched", "actor": "a", "note": {"x": 1}})
+    r = client.post(url, json={"state": "dispatched", "note": {"x": 1}})
     assert r.status_code == 400 and r.get_json()["field"] == "note"
     r = client.post(url, json={"state": "dispatched", "actor": "a" * 101})
     assert r.status_code == 400 and r.get_json()["field"] == "actor"
@@ -135,12 +142,12 @@ def test_text_fields_are_checked_for_type_and_column_length(client, district) ->
 def test_loop_over_http_with_409_listing_allowed(client) -> None:
     inc = _create(client)
     url = f"/api/incidents/{inc['id']}/transitions"
-    r = client.post(url, json={"state": "closed", "actor": "张三"})
+    r = client.post(url, json={"state": "closed"})
     assert r.status_code == 409
     assert r.get_json()["allowed"] == ["dispatched"] and r.get_json()["state"] == "received"
     for st in ("dispatched", "in_hand", "verified"):
-        assert client.post(url, json={"state": st, "actor": "张三", "note": st}).status_code == 200
-    r = client.patch(f"/api/incidents/{inc['id']}", json={"state": "closed", "actor": "李四"})
+        assert client.post(url, json={"state": st, "note": st}).status_code == 200
+    r = client.patch(f"/api/incidents/{inc['id']}", json={"state": "closed"})
     assert r.status_code == 200 and r.get_json()["closed_at"]
     assert [e["to_state"] for e in r.get_json()["events"]] == [
         "received",

@@ -20,9 +20,11 @@ import sqlalchemy as sa
 
 from mapsvc.core.errors import NotFound, ValidationError
 from mapsvc.db import session_scope
+from mapsvc.models import STATES
 from mapsvc.services import incident_list
 from mapsvc.services.incidents import transition
 from mapsvc.services.routing import route_incidents
+from tests.fixtures.accounts import ADMIN
 from tests.fixtures.incidents import add_random_incidents, ll
 from tests.fixtures.web import LiveServer
 
@@ -347,12 +349,8 @@ def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:
     assert ids == [d.ids[k] for k in ORDER]
     row = _row(page, d, "a")
     assert row.locator("[data-state-label]").inner_text() == "受理"
-    # without a name nothing is sent
-    row.locator('button[data-to="dispatched"]').click()
-    assert "经办人" in row.locator("[data-msg]").inner_text()
-    assert _state(d, "a") == "received"
-    page.fill("#actor", "张三")
-    page.locator("#actor").dispatch_event("change")
+    # the handler is the logged-in account, named at the top of the list
+    assert page.locator("#handler").inner_text() == f"经办人 {ADMIN}"
     row.locator("[data-note]").fill("已派城管中队")
     row.locator('button[data-to="dispatched"]').click()
     row.locator('[data-state-label]:text-is("派遣")').wait_for()
@@ -365,7 +363,7 @@ def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:
             ),
             {"i": d.ids["a"]},
         ).one()
-    assert tuple(ev) == ("received", "dispatched", "张三", "已派城管中队")
+    assert tuple(ev) == ("received", "dispatched", ADMIN, "已派城管中队")
     # the row offers what the loop allows now, and no reload happened
     buttons = row.locator("[data-moves] button").evaluate_all(
         "bs => bs.map(b => b.dataset.to + ':' + b.textContent)"
@@ -379,9 +377,9 @@ def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:
     assert _state(d, "a") == "closed"
     assert row.locator("[data-moves] button").count() == 0
     assert row.locator("[data-note]").count() == 0
-    # the name is remembered for the next visit
+    # after a reload the same account is still the handler
     page.reload()
-    assert page.input_value("#actor") == "张三"
+    assert page.locator("#handler").inner_text() == f"经办人 {ADMIN}"
     assert _row(page, d, "a").locator("[data-state-label]").inner_text() == "结案"
     assert page.errors == []
 
@@ -389,8 +387,6 @@ def test_browser_lists_and_moves_an_incident(listed, server, page) -> None:
 def test_browser_shows_the_apis_refusal(listed, server, page) -> None:
     d = listed
     page.goto(f"{server.url}/incidents/list?lang=zh_CN&state=open")
-    page.fill("#actor", "李四")
-    page.locator("#actor").dispatch_event("change")
     row = _row(page, d, "b")  # in hand: verified or returned offered
     # meanwhile someone else sends it back
     with session_scope(d.engine) as s:
@@ -409,13 +405,13 @@ def test_browser_shows_the_apis_refusal(listed, server, page) -> None:
     assert row.locator("[data-moves] button").evaluate_all("bs => bs.map(b => b.dataset.to)") == [
         "dispatched"
     ]
-    # a 400 too: a name longer than the event's column (set past the input's maxlength)
-    page.evaluate("document.getElementById('actor').value = 'x'.repeat(101)")
-    row.locator('button[data-to="dispatched"]').click()
-    msg.locator("text=too long").wait_for()
-    assert msg.inner_text() == "未变更： actor is too long: 101 characters, at most 100"
+    # a 400 too: a state the loop does not know (a page edited in the browser)
+    row.locator('button[data-to="dispatched"]').evaluate("b => b.setAttribute('data-to', 'gone')")
+    row.locator('button[data-to="gone"]').click()
+    msg.locator("text=state must be one of").wait_for()
+    assert msg.inner_text() == (f"未变更： state must be one of {', '.join(STATES)}; got 'gone'")
     assert _state(d, "b") == "returned"
-    assert row.locator('button[data-to="dispatched"]').is_enabled()  # free to try again
+    assert row.locator('button[data-to="gone"]').is_enabled()  # free to try again
     # the browser itself logs each refused response; nothing else went wrong
     assert page.errors == [
         "console error: Failed to load resource: the server responded with a status of 409 "

@@ -9,15 +9,16 @@ import pytest
 import requests
 from georeport import GeoReport
 
+from tests.fixtures.accounts import make_account
 from tests.fixtures.incidents import CATEGORIES, ll
 from tests.fixtures.web import LiveServer
 
 
 @pytest.fixture
 def server(district, make_app):
-    s = LiveServer(
-        make_app(district.engine, OPEN311_API_KEYS=["k-123"], PUBLIC_URL="https://311.example.cn")
-    )
+    s = LiveServer(make_app(district.engine, PUBLIC_URL="https://311.example.cn"))
+    # Open311's api_key is an API token: a hotline system's account
+    s.api_key = make_account(district.engine, "public")[1]
     yield s
     s.stop()
 
@@ -28,7 +29,7 @@ def _post(server, **form):
 
 def _new(server, x: float, y: float, **extra) -> str:
     lon, lat = ll(x, y)
-    r = _post(server, api_key="k-123", service_code="road", lat=lat, long=lon, **extra)
+    r = _post(server, api_key=server.api_key, service_code="road", lat=lat, long=lon, **extra)
     assert r.status_code == 201, r.text
     body = r.json()
     assert len(body) == 1 and body[0]["token"].startswith("o311-")
@@ -94,7 +95,7 @@ def test_status_filter_and_severity_attribute(server, district) -> None:
 
 def test_tokens_discovery_and_errors(server) -> None:
     lon, lat = ll(200, 170)
-    r = _post(server, api_key="k-123", service_code="noise", lat=lat, long=lon)
+    r = _post(server, api_key=server.api_key, service_code="noise", lat=lat, long=lon)
     token = r.json()[0]["token"]
     t = requests.get(f"{server.url}/open311/v2/tokens/{token}.json", timeout=10).json()
     assert t == [{"service_request_id": r.json()[0]["service_request_id"], "token": token}]
@@ -109,11 +110,11 @@ def test_tokens_discovery_and_errors(server) -> None:
     assert bad.status_code == 403 and bad.json()[0]["code"] == 403
     bad = _post(server, service_code="noise", lat=lat, long=lon)
     assert bad.status_code == 403
-    bad = _post(server, api_key="k-123", service_code="ufo", lat=lat, long=lon)
+    bad = _post(server, api_key=server.api_key, service_code="ufo", lat=lat, long=lon)
     assert bad.status_code == 404 and "ufo" in bad.json()[0]["description"]
-    bad = _post(server, api_key="k-123", service_code="noise", lat="north", long=lon)
+    bad = _post(server, api_key=server.api_key, service_code="noise", lat="north", long=lon)
     assert bad.status_code == 400 and "lat" in bad.json()[0]["description"]
-    bad = _post(server, api_key="k-123", service_code="noise", address_string="某街1号")
+    bad = _post(server, api_key=server.api_key, service_code="noise", address_string="某街1号")
     assert bad.status_code == 400
     x = requests.get(f"{server.url}/open311/v2/requests/999999.xml", timeout=10)
     assert x.status_code == 404 and "<errors><error><code>404</code>" in x.text
