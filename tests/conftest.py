@@ -13,7 +13,7 @@ Databases
 Hand-built layouts
 ------------------
 The small districts that tests in several folders share live in plain modules under
-``tests/fixtures/`` (``incidents``, ``patrol``, ``staffing``, ``web``, ``demo``), registered
+``tests/fixtures/`` (``incidents``, ``patrol``, ``staffing``, ``web``, ``demo``, ``audit``), registered
 below through ``pytest_plugins``; their helpers are imported from there.
 """
 
@@ -40,6 +40,7 @@ from tests.fixtures.web import LiveServer  # noqa: E402
 #: the fixtures of the hand-built layouts, shared by tests in several folders; pytest reads
 #: ``pytest_plugins`` in the root conftest only
 pytest_plugins = [
+    "tests.fixtures.audit",
     "tests.fixtures.demo",
     "tests.fixtures.incidents",
     "tests.fixtures.patrol",
