@@ -53,8 +53,8 @@ TABLE_LABELS = {
     "patrol_track": N_("Patrol tracks"),
     "patrol_visit": N_("Weekly visits"),
 }
-#: the filter parameters the page keeps in its links
-FILTER_KEYS = ("user", "table", "record", "action", "date_from", "date_to")
+#: the parameters the page keeps in its links (the filters, the page size, the language)
+KEPT_ARGS = ("user", "table", "record", "action", "date_from", "date_to", "limit", "lang")
 
 
 @bp.get("/audit")
@@ -78,9 +78,7 @@ def audit_page() -> ResponseReturnValue:
         )
     except ServiceError as exc:
         error, status = exc.message, exc.status
-    args = {k: request.args[k] for k in FILTER_KEYS if request.args.get(k)}
-    if request.args.get("lang"):
-        args["lang"] = request.args["lang"]
+    args = {k: request.args[k] for k in KEPT_ARGS if request.args.get(k)}
     return (
         render_template(
             "admin/audit.html",
