@@ -11,7 +11,13 @@ Revises: 0005
 import sqlalchemy as sa
 from alembic import op
 
-from mapsvc.migrations.audit import CREATE_SQL, DROP_SQL, attach_audit, detach_audit
+from mapsvc.migrations.audit import (
+    CREATE_SQL,
+    DROP_SQL,
+    attach_audit,
+    detach_audit,
+    execute_script,
+)
 
 revision = "0007"
 down_revision = "0005"
@@ -28,7 +34,7 @@ def _audited_tables() -> list[str]:
 
 
 def upgrade() -> None:
-    op.get_bind().exec_driver_sql(CREATE_SQL)
+    execute_script(op, CREATE_SQL)
     for table in _audited_tables():
         attach_audit(op, table)
 
@@ -36,4 +42,4 @@ def upgrade() -> None:
 def downgrade() -> None:
     for table in _audited_tables():
         detach_audit(op, table)
-    op.get_bind().exec_driver_sql(DROP_SQL)
+    execute_script(op, DROP_SQL)
