@@ -52,6 +52,19 @@ def request_actor() -> Actor:
     return actor
 
 
+def use_actor(actor: Actor) -> None:
+    """Make ``actor`` the author of the request (``g.actor``), from now on.
+
+    The login code calls this once it knows who is asking. Transactions begun later name
+    ``actor`` by themselves; one the request has already begun (the session that looked
+    the account up) is told here, so its writes are not recorded as anonymous.
+    """
+    g.actor = actor
+    session = g.get("db_session")
+    if session is not None and session.in_transaction():
+        set_actor(session, request_actor())
+
+
 def _name_the_actor(conn: Connection) -> None:
     """Engine ``begin`` event: a transaction begun for a request records its author."""
     if has_request_context():

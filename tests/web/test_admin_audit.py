@@ -77,6 +77,28 @@ def test_each_transaction_of_a_request_names_its_author(fresh_engine, make_app) 
     assert audit_rows(fresh_engine, rows[-1]["id"])[0]["via"] == "sql"
 
 
+def test_an_actor_known_after_the_transaction_began_is_recorded(fresh_engine, make_app) -> None:
+    """The login code looks the account up (beginning the request's transaction) before it
+    knows the actor: ``use_actor`` names it to that transaction too."""
+    from mapsvc.web.context import use_actor
+
+    app = make_app(fresh_engine)
+    since = last_audit_id(fresh_engine)
+    with app.test_request_context("/", environ_base={"REMOTE_ADDR": "10.0.0.5"}):
+        s = get_session()
+        s.execute(sa.text("SELECT 1"))  # the lookup: the transaction is anonymous so far
+        use_actor(Actor(user_id=8, username="carol", via="session"))
+        s.execute(sa.text("INSERT INTO staff (code, name, role) VALUES ('c', 'C', 'grid_head')"))
+        s.commit()
+        s.execute(sa.text("UPDATE staff SET phone = '2' WHERE code = 'c'"))
+        s.commit()
+    rows = audit_rows(fresh_engine, since)
+    assert [(r["action"], r["user_id"], r["username"], r["address"], r["via"]) for r in rows] == [
+        ("insert", 8, "carol", "10.0.0.5", "session"),
+        ("update", 8, "carol", "10.0.0.5", "session"),
+    ]
+
+
 def test_an_http_write_is_recorded_with_the_requests_author(district, make_app) -> None:
     """A JSON write through the test client: the incident and its intake event are recorded
     with the logged-in actor (set here by a before_request, as the login code does)."""
