@@ -13,7 +13,7 @@ Databases
 Hand-built layouts
 ------------------
 The small districts that tests in several folders share live in plain modules under
-``tests/fixtures/`` (``incidents``, ``patrol``, ``staffing``, ``web``, ``demo``), registered
+``tests/fixtures/`` (``incidents``, ``patrol``, ``staffing``, ``web``, ``demo``, ``audit``), registered
 below through ``pytest_plugins``; their helpers are imported from there.
 """
 
@@ -47,6 +47,7 @@ from tests.fixtures.web import LiveServer  # noqa: E402
 #: ``pytest_plugins`` in the root conftest only
 pytest_plugins = [
     "tests.fixtures.accounts",
+    "tests.fixtures.audit",
     "tests.fixtures.demo",
     "tests.fixtures.incidents",
     "tests.fixtures.patrol",

@@ -241,10 +241,15 @@ def test_db_start_reset_stop_commands_on_their_own_cluster(tmp_path) -> None:
         pg.destroy()
 
 
-def _at_0005_with_broken_rows(engine) -> dict[str, int]:
-    """A database at revision 0005 holding what the older code let in: two chiefs of one
-    segment at once, a same-day replacement, a reopened incident with a rating."""
-    downgrade(engine, "0005")
+#: the revision 0008 (the invariants) follows
+BEFORE_0008 = "0007"
+
+
+def _before_0008_with_broken_rows(engine) -> dict[str, int]:
+    """A database at the revision before 0008 holding what the older code let in: two
+    chiefs of one segment at once, a same-day replacement, a reopened incident with a
+    rating."""
+    downgrade(engine, BEFORE_0008)
     ids: dict[str, int] = {}
     with engine.begin() as c:
         ids["seg"] = c.scalar(
@@ -292,7 +297,7 @@ def _at_0005_with_broken_rows(engine) -> dict[str, int]:
 
 
 def test_migration_0008_repairs_overlapping_posts_and_stray_ratings(fresh_engine, caplog) -> None:
-    ids = _at_0005_with_broken_rows(fresh_engine)
+    ids = _before_0008_with_broken_rows(fresh_engine)
     with caplog.at_level("WARNING", logger="alembic.runtime.migration"):
         upgrade(fresh_engine)
     with fresh_engine.connect() as c:
@@ -328,7 +333,7 @@ def test_migration_0008_repairs_overlapping_posts_and_stray_ratings(fresh_engine
 
 
 def test_migration_0008_stops_on_text_too_long_naming_the_rows(fresh_engine) -> None:
-    ids = _at_0005_with_broken_rows(fresh_engine)
+    ids = _before_0008_with_broken_rows(fresh_engine)
     with fresh_engine.begin() as c:
         c.execute(
             sa.text("UPDATE incident SET description = repeat('长', 5001) WHERE id = :i"),
@@ -340,7 +345,7 @@ def test_migration_0008_stops_on_text_too_long_naming_the_rows(fresh_engine) -> 
         info.value
     )
     with fresh_engine.connect() as c:  # nothing of 0008 was applied
-        assert c.scalar(sa.text("SELECT version_num FROM alembic_version")) == "0005"
+        assert c.scalar(sa.text("SELECT version_num FROM alembic_version")) == BEFORE_0008
         assert c.scalar(sa.text("SELECT rating FROM incident")) == 4
     with fresh_engine.begin() as c:
         c.execute(sa.text("UPDATE incident SET description = left(description, 5000)"))

@@ -1,4 +1,8 @@
-"""What the CLI's commands share: opening the configured database, the progress bar."""
+"""What the CLI's commands share: opening the configured database, the progress bar.
+
+The engine of a command names the command's author to the audit trail in every
+transaction it begins (:func:`cli_actor`: the operating system's user, ``via = "cli"``).
+"""
 
 from __future__ import annotations
 
@@ -6,9 +10,11 @@ from collections.abc import Iterable
 from typing import TYPE_CHECKING, Any
 
 import click
-from sqlalchemy.engine import Engine
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 
 from mapsvc.config import Settings
+from mapsvc.core.actor import Actor
 from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engine, resolve_url
 
 if TYPE_CHECKING:
@@ -20,14 +26,41 @@ def settings() -> Settings:
     return Settings.from_environment()
 
 
+def cli_actor() -> Actor:
+    """The author of a command's writes: the operating system's user running it.
+
+    Read from the process's user id (not from ``$USER``, which anyone can set); a user id
+    without a name in the password database is recorded as the number.
+    """
+    import os
+    import pwd
+
+    uid = os.geteuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:
+        name = str(uid)
+    return Actor(username=name, via="cli")
+
+
 def open_engine(settings: Settings | None = None) -> Engine:
     """Engine for the configured database (starting the embedded one), schema at head.
 
     Database problems become one clear line (click.ClickException), not a traceback.
+    Writes through it are recorded in the audit trail as the command's (:func:`cli_actor`).
     """
+    from mapsvc.services.audit import set_actor
+
     settings = settings or Settings.from_environment()
     try:
         engine = make_engine(resolve_url(settings))
+        actor = cli_actor()
+
+        @event.listens_for(engine, "begin")
+        def _name_the_actor(conn: Connection) -> None:
+            """Every transaction of the command records its author."""
+            set_actor(conn, actor)
+
         ensure_schema(engine)
         check_connection(engine)
     except DatabaseError as exc:

@@ -39,8 +39,9 @@ from mapsvc.services.categories import ensure_categories
 from mapsvc.services.routing import route_incidents
 
 #: tables a demo load leaves as they are: a district's edited category names survive it
-#: (:func:`~mapsvc.services.categories.ensure_categories` only adds missing ones)
-KEPT_TABLES = frozenset({"incident_category"})
+#: (:func:`~mapsvc.services.categories.ensure_categories` only adds missing ones), and the
+#: audit trail, which cannot be emptied (it records the load's TRUNCATE and its rows)
+KEPT_TABLES = frozenset({"incident_category", "audit_log"})
 
 
 @dataclass

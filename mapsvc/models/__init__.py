@@ -6,6 +6,7 @@ models from here (``from mapsvc.models import Incident``), not from the area mod
 
 from mapsvc.models.accounts import ACCOUNT_ROLES, ApiToken, AppUser
 from mapsvc.models.areas import Community, District, Grid, ServiceCentre, Subdistrict
+from mapsvc.models.audit import AUDIT_ACTIONS, AuditEntry
 from mapsvc.models.base import AREA_KM2, LENGTH_M, Base
 from mapsvc.models.incidents import (
     EXTERNAL_ID_UNIQUE,
@@ -32,9 +33,19 @@ def table_names() -> tuple[str, ...]:
     return tuple(t.name for t in Base.metadata.sorted_tables)
 
 
+def audited_tables() -> tuple[str, ...]:
+    """The tables whose every write is recorded in ``audit_log``: all but the trail itself.
+
+    The migrations attach the audit triggers to these (``mapsvc.migrations.audit``), and a
+    test checks that each of them has them.
+    """
+    return tuple(t for t in table_names() if t != AuditEntry.__tablename__)
+
+
 __all__ = [
     "ACCOUNT_ROLES",
     "AREA_KM2",
+    "AUDIT_ACTIONS",
     "DISPATCHED_KINDS",
     "LENGTH_M",
     "ROLES",
@@ -47,6 +58,7 @@ __all__ = [
     "ApiToken",
     "AppUser",
     "Assignment",
+    "AuditEntry",
     "Base",
     "Community",
     "District",
@@ -59,5 +71,6 @@ __all__ = [
     "ServiceCentre",
     "Staff",
     "Subdistrict",
+    "audited_tables",
     "table_names",
 ]

@@ -253,7 +253,7 @@ def page(
     }
 
 
-def _cell(value: Any) -> Any:
+def spreadsheet_cell(value: Any) -> Any:
     """A CSV cell that a spreadsheet shows as text, never runs as a formula.
 
     Descriptions and addresses come from the public (hotline, Open311): one starting with
@@ -294,7 +294,7 @@ def csv_lines(
             w = csv.writer(buf, lineterminator="\r\n")
             for r in batch:
                 row = _row(r, locale)
-                w.writerow([_cell(row[k]) for k, _h in CSV_COLUMNS])
+                w.writerow([spreadsheet_cell(row[k]) for k, _h in CSV_COLUMNS])
             yield buf.getvalue()
 
     return generate()

@@ -51,7 +51,7 @@ from mapsvc.models import AppUser
 from mapsvc.services import accounts
 from mapsvc.services.permissions import NOBODY, Principal
 from mapsvc.web.args import wants_json
-from mapsvc.web.context import get_session, get_settings
+from mapsvc.web.context import get_session, get_settings, use_actor
 from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("auth", __name__)
@@ -122,6 +122,8 @@ POLICY: dict[str, str] = {
     "patrol.visit_api": "patrol.record",
     "patrol.segment_chief_api": "assignments.edit",
     "patrol.segments_assign_csv": "assignments.edit",
+    # administration
+    "admin.audit_page": "audit.read",
 }
 
 #: writes that authenticate by a field of their own instead of a cookie (no CSRF token)
@@ -189,18 +191,18 @@ def _identify() -> None:
         user = accounts.resolve_token(get_session(), token)
         if user is None:
             raise Unauthorized("the API token is not valid (unknown, revoked or disabled)")
-        get_session().commit()  # the token's last use
         g.principal = accounts.principal(user)
-        g.actor = Actor(user.id, user.username, address, "token")
+        use_actor(Actor(user.id, user.username, address, "token"))
+        get_session().commit()  # the token's last use, recorded against its owner
         g.via_token = True
         return
     g.via_token = False
     if current_user.is_authenticated:
         g.principal = current_user.principal
-        g.actor = Actor(g.principal.user_id, g.principal.username, address, "session")
+        use_actor(Actor(g.principal.user_id, g.principal.username, address, "session"))
     else:
         g.principal = NOBODY
-        g.actor = Actor(address=address)
+        use_actor(Actor(address=address))
 
 
 def current_principal() -> Principal:

@@ -1,17 +1,24 @@
 """What a view takes from its app: the settings, the one engine, the request's session.
 
 One engine per app, made when the app is created; one session per request, made on first
-use and closed on teardown (rolled back when the request failed).
+use and closed on teardown (rolled back when the request failed). Every transaction the
+engine begins during a request names the request's author to the audit trail
+(:func:`request_actor`), whichever session or connection it runs on.
 """
 
 from __future__ import annotations
 
-from flask import Flask, current_app, g
-from sqlalchemy.engine import Engine
+import dataclasses
+
+from flask import Flask, current_app, g, has_request_context, request
+from sqlalchemy import event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.orm import Session, sessionmaker
 
 from mapsvc.config import Settings
+from mapsvc.core.actor import ANONYMOUS, Actor
 from mapsvc.db import check_connection, ensure_schema, make_engine, resolve_url
+from mapsvc.services.audit import set_actor
 
 
 def init_app(app: Flask) -> None:
@@ -22,6 +29,7 @@ def init_app(app: Flask) -> None:
         ensure_schema(engine)
         check_connection(engine)
     app.extensions["mapsvc.engine"] = engine
+    event.listen(engine, "begin", _name_the_actor)
     app.extensions["mapsvc.sessionmaker"] = sessionmaker(bind=engine, expire_on_commit=False)
 
     @app.teardown_appcontext
@@ -31,6 +39,36 @@ def init_app(app: Flask) -> None:
             if exc is not None:
                 session.rollback()
             session.close()
+
+
+def request_actor() -> Actor:
+    """Who makes the current request: ``g.actor`` (set by the login code), else anonymous.
+
+    The request's client address is filled in when the actor carries none.
+    """
+    actor = g.get("actor") or ANONYMOUS
+    if actor.address is None:
+        actor = dataclasses.replace(actor, address=request.remote_addr)
+    return actor
+
+
+def use_actor(actor: Actor) -> None:
+    """Make ``actor`` the author of the request (``g.actor``), from now on.
+
+    The login code calls this once it knows who is asking. Transactions begun later name
+    ``actor`` by themselves; one the request has already begun (the session that looked
+    the account up) is told here, so its writes are not recorded as anonymous.
+    """
+    g.actor = actor
+    session = g.get("db_session")
+    if session is not None and session.in_transaction():
+        set_actor(session, request_actor())
+
+
+def _name_the_actor(conn: Connection) -> None:
+    """Engine ``begin`` event: a transaction begun for a request records its author."""
+    if has_request_context():
+        set_actor(conn, request_actor())
 
 
 def get_settings() -> Settings:

@@ -90,6 +90,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "patrol.visit_api": WALKERS,
     "patrol.segment_chief_api": PLANNERS,
     "patrol.segments_assign_csv": PLANNERS,
+    "admin.audit_page": frozenset({"admin"}),
 }
 
 #: values for the URL variables of the rules

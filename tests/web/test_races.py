@@ -134,9 +134,7 @@ def test_rating_racing_a_reopen_over_http(app, client, district) -> None:
             lambda c, i, iid=iid: (
                 c.post(f"/api/incidents/{iid}/rating", json={"rating": 5})
                 if i == 0
-                else c.post(
-                    f"/api/incidents/{iid}/transitions", json={"state": "reopened"}
-                )
+                else c.post(f"/api/incidents/{iid}/transitions", json={"state": "reopened"})
             ),
             n=2,
         )

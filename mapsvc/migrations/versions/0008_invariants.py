@@ -23,7 +23,7 @@ Text longer than its new size is not cut: the migration stops with a message nam
 rows, so nobody's words are lost without being asked.
 
 Revision ID: 0008
-Revises: 0005
+Revises: 0007
 """
 
 import logging
@@ -32,7 +32,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0008"
-down_revision = "0005"
+down_revision = "0007"
 branch_labels = None
 depends_on = None
 
