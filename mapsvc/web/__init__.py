@@ -11,15 +11,15 @@ from mapsvc.web.args import reject_nul
 
 
 def _wants_json() -> bool:
-    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
+    return request.path.startswith(("/api/", "/open311/", "/healthz", "/tiles/")) or (
         request.accept_mimetypes.best == "application/json"
     )
 
 
 def init_app(app: Flask) -> None:
-    from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol
+    from mapsvc.web import api, dashboard, health, incidents, open311, pages, patrol, tiles
 
-    for module in (pages, api, health, incidents, open311, patrol, dashboard):
+    for module in (pages, api, health, incidents, open311, patrol, dashboard, tiles):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
 
