@@ -336,6 +336,16 @@ def community_label_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
     )
 
 
+def grid_label_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
+    """One point per grid (inside it) with its name, or its code when it has none."""
+    from mapsvc.models import Grid as G
+
+    point = sa.func.ST_PointOnSurface(G.geom)
+    return sa.select(
+        G.id, G.code, sa.func.coalesce(G.name, G.code).label("name"), mvt_geom(_merc(point), tile)
+    ).where(_meets(point, tile), _in_district(G.community_id, f.get("district")))
+
+
 def grid_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
     from mapsvc.models import Community as C
     from mapsvc.models import Grid as G
@@ -578,7 +588,8 @@ class IncidentTiles(TileLayer):
 @register_tile
 class BaseMapTiles(_AreaTiles):
     """The offline base map: streets with names, community and grid outlines, label
-    points for communities, service centres. Drawn by ``static/js/basemap.js``."""
+    points for communities and grids, service centres. Drawn by ``static/js/basemap.js``
+    (which asks for tiles up to z16 and draws those larger nearer in)."""
 
     name = "basemap"
     title_msgid = N_("District base map")
@@ -587,6 +598,7 @@ class BaseMapTiles(_AreaTiles):
         "communities": _COMMUNITY_FIELDS,
         "community_labels": _AREA,
         "grids": _GRID_FIELDS,
+        "grid_labels": _AREA,
         "streets": {"id": "Number", "name": "String", "highway": "String"},
         "centres": _CENTRE_FIELDS,
     }
@@ -600,6 +612,8 @@ class BaseMapTiles(_AreaTiles):
         # grids and streets are too small to see below these zooms: the tile stays light
         if tile.z >= 13:
             out["grids"] = grid_rows(tile, filters)
+        if tile.z >= 15:
+            out["grid_labels"] = grid_label_rows(tile, filters)
         if tile.z >= 12:
             out["streets"] = street_rows(tile, filters)
         if tile.z >= 14:
