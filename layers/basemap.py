@@ -78,6 +78,11 @@ TIANDITU = (
 )
 
 
+def local_only(locale: str = DEFAULT_LOCALE) -> Basemap:
+    """The local base map alone (the district's own data, offline, WGS84)."""
+    return Basemap("local", local_name=translator(locale)("District base map"))
+
+
 def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
     """The base map of ``settings`` (``basemap``, ``tianditu_key``).
 
@@ -90,7 +95,7 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
     local = _("District base map")
     choice = str(settings.basemap or "none").lower()
     if choice == "local":
-        return Basemap("local", local_name=local)
+        return local_only(locale)
     if choice == "osm":
         return Basemap(
             "osm",
@@ -109,7 +114,7 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
         key = str(settings.tianditu_key or "")
         if not key:
             log.warning("BASEMAP=tianditu needs TIANDITU_KEY; showing the local base map")
-            return Basemap("local", local_name=local)
+            return local_only(locale)
         credit = "© 天地图 Tianditu (GS(2024)0650号)"
         return Basemap(
             "tianditu",
@@ -150,7 +155,7 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
             "unknown BASEMAP %r (local|osm|tianditu|amap|none); showing the local base map",
             choice,
         )
-        return Basemap("local", local_name=local)
+        return local_only(locale)
     return Basemap("none", local=False)
 
 

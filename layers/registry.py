@@ -1,7 +1,7 @@
 """The registries of map layers and of vector-tile layers: name -> the one instance.
 
 Layer modules register themselves with ``@register`` (:class:`~layers.base.MapLayer`, a
-folium layer with its query) or ``@register_tile`` (:class:`~layers.tiles.TileLayer`, a
+folium layer with its query) or ``@register_tile`` (:class:`~layers.tile_base.TileLayer`, a
 vector tile made by PostGIS); ``layers/__init__.py`` imports each layer module once (one
 line per module), so importing anything from :mod:`layers` fills the registries before
 :func:`get_layer` or :func:`get_tile_layer` is asked.
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, TypeVar
 from layers.base import MapLayer
 
 if TYPE_CHECKING:
-    from layers.tiles import TileLayer
+    from layers.tile_base import TileLayer
 
 REGISTRY: dict[str, MapLayer] = {}
 TILE_REGISTRY: dict[str, TileLayer] = {}

@@ -15,7 +15,7 @@ import hashlib
 from flask import Blueprint, Response, jsonify, request, url_for
 
 from layers import get_tile_layer
-from layers.tiles import parse_tile
+from layers.tile_base import parse_tile
 from mapsvc.services.areas import district_extent
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale

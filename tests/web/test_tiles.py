@@ -7,7 +7,7 @@ import pytest
 import shapely
 from shapely.geometry import box, shape
 
-from layers.tiles import EXTENT, Tile
+from layers.tile_base import EXTENT, Tile
 
 
 def _tile_for(lon: float, lat: float, z: int) -> Tile:
@@ -202,3 +202,56 @@ def test_incident_counts_at_low_zoom_add_up_to_the_api_total(client):
         feats = _decode(body).get("incidents", {"features": []})["features"]
         assert sum(f["properties"]["n"] for f in feats) == total, query
         assert len(feats) < total or total <= 1  # binned: fewer cells than incidents
+
+
+def test_centre_tile_points_are_the_centres(client, demo_engine):
+    """Each service centre in a tile's square is there once, at its place (to a tile unit)."""
+    import sqlalchemy as sa
+
+    with demo_engine.connect() as c:
+        lon, lat = c.execute(
+            sa.text("SELECT ST_X(geom), ST_Y(geom) FROM service_centre ORDER BY id LIMIT 1")
+        ).one()
+        tile = _tile_for(lon, lat, 14)
+        want = {
+            r.id: (r.name, r.x, r.y)
+            for r in c.execute(
+                sa.text(
+                    "SELECT id, name, ST_X(geom) AS x, ST_Y(geom) AS y FROM service_centre "
+                    "WHERE ST_Intersects(geom, ST_MakeEnvelope(:w, :s, :e, :n, 4326))"
+                ),
+                dict(zip("wsen", tile.bounds(), strict=True)),
+            )
+        }
+    body = client.get(f"/tiles/centres/{tile.z}/{tile.x}/{tile.y}.mvt").get_data()
+    feats = _decode(body)["centres"]["features"]
+    assert sorted(f["id"] for f in feats) == sorted(want)
+    for f in feats:
+        name, x, y = want[f["id"]]
+        assert f["properties"]["name"] == name
+        point = _to_lonlat(tile, f["geometry"])
+        assert point.distance(shapely.Point(x, y)) < 2 * _unit(tile)
+
+
+def test_basemap_tile_has_its_layers(client, demo_engine):
+    """A street-level base map tile holds streets with names, outlines and label points."""
+    import sqlalchemy as sa
+
+    with demo_engine.connect() as c:
+        code, name, lon, lat = c.execute(
+            sa.text(
+                "SELECT code, coalesce(name, code), ST_X(p), ST_Y(p) FROM "
+                "(SELECT code, name, ST_PointOnSurface(geom) AS p FROM grid ORDER BY code LIMIT 1) g"
+            )
+        ).one()
+    tile = _tile_for(lon, lat, 16)
+    layers = _decode(client.get(f"/tiles/basemap/{tile.z}/{tile.x}/{tile.y}.mvt").get_data())
+    assert {"communities", "grids", "streets", "grid_labels"} <= set(layers)
+    labels = {
+        f["properties"]["code"]: f["properties"]["name"] for f in layers["grid_labels"]["features"]
+    }
+    assert labels[code] == name
+    names = [f["properties"].get("name") for f in layers["streets"]["features"]]
+    assert names and all(names), "every demo street has a name"
+    far = _decode(client.get(f"/tiles/basemap/10/{tile.x >> 6}/{tile.y >> 6}.mvt").get_data())
+    assert "streets" not in far and "communities" in far  # light far out
