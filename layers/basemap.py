@@ -1,7 +1,12 @@
-"""Optional base maps (config ``BASEMAP``: none | osm | tianditu | amap) and their datum.
+"""Base maps (config ``BASEMAP``: local | osm | tianditu | amap | none) and their datum.
 
-The service's pages work with no internet, so the default is ``none``: no tiles, a plain
-background, and the overlays alone. The other choices add a tile layer and its credit.
+The service's pages work with no internet, so the default is ``local``: a light base map
+drawn in the browser from the district's own data (streets with their names, community
+and grid outlines with labels, service centres), served as vector tiles by the service
+itself (``/tiles/basemap/...``, :mod:`layers.tiles`) and painted by protomaps-leaflet
+(``static/js/basemap.js``). Nothing leaves the machine. The raster choices add their
+provider's tiles on top of that, shown first, with the local map one click away in the
+layer switch; ``none`` draws the overlays alone.
 
 Tianditu (天地图) serves CGCS2000 tiles, which agree with our WGS84 data to centimetres, so
 nothing is shifted. Amap (高德) tiles are drawn in GCJ-02, hundreds of metres off WGS84 in
@@ -50,6 +55,20 @@ class Basemap:
     tiles: list[TileSpec] = field(default_factory=list)
     #: credit line parts (in the page's language; shown in Leaflet's attribution control)
     attribution: list[str] = field(default_factory=list)
+    #: whether the local base map (the district's own data, in WGS84) is offered
+    local: bool = True
+    #: its name in the layer switch
+    local_name: str = ""
+
+
+@dataclass
+class LocalBaseMap:
+    """Where a page finds the local base map: its tile URL and the script that paints it."""
+
+    tiles: str
+    script: str
+    library: str
+    max_zoom: int = 20
 
 
 TIANDITU = (
@@ -57,6 +76,11 @@ TIANDITU = (
     "&LAYER=%s&STYLE=default&TILEMATRIXSET=w&FORMAT=tiles"
     "&TILEMATRIX={z}&TILEROW={y}&TILECOL={x}&tk=%s"
 )
+
+
+def local_only(locale: str = DEFAULT_LOCALE) -> Basemap:
+    """The local base map alone (the district's own data, offline, WGS84)."""
+    return Basemap("local", local_name=translator(locale)("District base map"))
 
 
 def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
@@ -68,10 +92,14 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
     credits stay as the providers write them.
     """
     _ = translator(locale)
+    local = _("District base map")
     choice = str(settings.basemap or "none").lower()
+    if choice == "local":
+        return local_only(locale)
     if choice == "osm":
         return Basemap(
             "osm",
+            local_name=local,
             tiles=[
                 TileSpec(
                     "https://tile.openstreetmap.org/{z}/{x}/{y}.png",
@@ -85,11 +113,12 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
     if choice == "tianditu":
         key = str(settings.tianditu_key or "")
         if not key:
-            log.warning("BASEMAP=tianditu needs TIANDITU_KEY; showing no base map")
-            return Basemap("none")
+            log.warning("BASEMAP=tianditu needs TIANDITU_KEY; showing the local base map")
+            return local_only(locale)
         credit = "© 天地图 Tianditu (GS(2024)0650号)"
         return Basemap(
             "tianditu",
+            local_name=local,
             tiles=[
                 TileSpec(
                     TIANDITU % ("vec", "vec", key), _("Tianditu"), credit, "01234567", max_zoom=18
@@ -101,9 +130,11 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
             attribution=[credit],
         )
     if choice == "amap":
+        # the overlays are shifted to GCJ-02 for these tiles; the local map is WGS84
         return Basemap(
             "amap",
             crs="gcj02",
+            local=False,
             tiles=[
                 TileSpec(
                     "https://webrd0{s}.is.autonavi.com/appmaptile?lang=zh_cn&size=1&scale=1"
@@ -120,14 +151,22 @@ def basemap_for(settings: Settings, locale: str = DEFAULT_LOCALE) -> Basemap:
             ],
         )
     if choice != "none":
-        log.warning("unknown BASEMAP %r (none|osm|tianditu|amap); showing no base map", choice)
-    return Basemap("none")
+        log.warning(
+            "unknown BASEMAP %r (local|osm|tianditu|amap|none); showing the local base map",
+            choice,
+        )
+        return local_only(locale)
+    return Basemap("none", local=False)
 
 
-def add_tiles(m: folium.Map, basemap: Basemap) -> None:
-    """Add the base map's tile layers (nothing for ``none``) to a folium map."""
+def add_tiles(m: folium.Map, basemap: Basemap, local: LocalBaseMap | None = None) -> None:
+    """Add the base map's layers to a folium map: the raster tiles (shown first) and the
+    local vector base map (shown when there are no raster tiles), both in the layer switch.
+    """
     import folium
 
+    if basemap.local and local is not None:
+        _local_layer(basemap, local, show=not basemap.tiles).add_to(m)
     for t in basemap.tiles:
         folium.TileLayer(
             tiles=t.url,
@@ -183,3 +222,27 @@ def collection_to_crs(fc: dict, crs: str) -> dict:
     for f, g in zip(fc["features"], moved, strict=True):
         f["geometry"] = shapely.geometry.mapping(g)
     return fc
+
+
+def _local_layer(basemap: Basemap, local: LocalBaseMap, show: bool) -> folium.map.Layer:
+    """The local base map as a folium base layer (a radio button in the layer switch)."""
+    from folium.elements import JSCSSMixin
+    from folium.map import Layer
+    from folium.template import Template
+
+    class LocalBase(JSCSSMixin, Layer):
+        _template = Template(
+            """
+            {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = mapsvcBasemap.layer({{ this.options|tojson }});
+            {% endmacro %}
+            """
+        )
+        default_js = [("protomaps_leaflet", local.library), ("mapsvc_basemap_js", local.script)]
+
+        def __init__(self) -> None:
+            super().__init__(name=basemap.local_name, overlay=False, control=True, show=show)
+            self._name = "LocalBase"
+            self.options = {"url": local.tiles, "maxZoom": local.max_zoom}
+
+    return LocalBase()

@@ -69,8 +69,10 @@ class Settings:
     # The district's clock: what "today" is, where a day starts, and how times written
     # without an offset (API, imports, date filters) are read
     timezone: str = "Asia/Shanghai"
-    # Base map: none | osm | tianditu | amap (amap tiles are GCJ-02; see layers.basemap)
-    basemap: str = "none"
+    # Base map: local (drawn from the district's own data, offline) | osm | tianditu | amap
+    # | none; a raster choice is added on top of the local one (amap tiles are GCJ-02; see
+    # layers.basemap)
+    basemap: str = "local"
     tianditu_key: str = ""
     # Accounts and sessions. An empty secret_key means "the one kept in var_dir/secret_key"
     # (made at first start); there is no default secret.
@@ -85,6 +87,8 @@ class Settings:
     login_lock_minutes: float = 15.0
     # login attempts per client address (Flask-Limiter syntax), on top of the lockout
     login_rate_limit: str = "20 per minute"
+    # Vector tiles: how long a browser may use a tile before it revalidates it (ETag)
+    tile_cache_seconds: int = 60
     # Demo
     demo_seed: int = 20261124
     demo_incidents: int = 100_000

@@ -13,11 +13,22 @@ from mapsvc.web.outage import database_unavailable
 
 
 def init_app(app: Flask) -> None:
-    from mapsvc.web import admin, api, auth, dashboard, health, incidents, open311, pages, patrol
+    from mapsvc.web import (
+        admin,
+        api,
+        auth,
+        dashboard,
+        health,
+        incidents,
+        open311,
+        pages,
+        patrol,
+        tiles,
+    )
     from mapsvc.web.bodies import BoundedRequest, too_large
 
     app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
-    for module in (pages, api, health, incidents, open311, patrol, dashboard, admin):
+    for module in (pages, api, health, incidents, open311, patrol, dashboard, admin, tiles):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
     auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF

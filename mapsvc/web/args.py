@@ -123,6 +123,6 @@ def reject_nul() -> None:
 
 def wants_json() -> bool:
     """Whether the request is for JSON (an API path, or JSON asked for) rather than a page."""
-    return request.path.startswith(("/api/", "/open311/", "/healthz")) or (
+    return request.path.startswith(("/api/", "/open311/", "/healthz", "/tiles/", "/ogc/")) or (
         request.accept_mimetypes.best == "application/json"
     )

@@ -124,6 +124,9 @@ POLICY: dict[str, str] = {
     "patrol.segments_assign_csv": "assignments.edit",
     # administration
     "admin.audit_page": "audit.read",
+    # vector tiles: the view refuses the staff layers to visitors without "read"
+    "tiles.tile": "public",
+    "tiles.tilejson": "public",
 }
 
 #: writes that authenticate by a field of their own instead of a cookie (no CSRF token)

@@ -182,7 +182,14 @@ def api_quota_xlsx() -> Response:
 
 
 def _map(*collections: dict) -> folium.Map:
-    return base_map(collection_bounds(*collections), zoom_start=14)
+    """A map fitted to ``collections`` on the configured base map, when its tiles are in
+    WGS84 like these layers (Amap's GCJ-02 tiles would put them off: the local one then)."""
+    from layers.basemap import basemap_for, local_only
+
+    basemap = basemap_for(get_settings(), current_locale())
+    if basemap.crs != "wgs84":
+        basemap = local_only(current_locale())
+    return base_map(collection_bounds(*collections), basemap, zoom_start=14)
 
 
 def _finish(
@@ -199,9 +206,12 @@ def _finish(
     The panel is a Jinja template so data text is escaped by autoescape, and it is added as
     rendered HTML (:func:`mapsvc.web.render.add_html`), never compiled as a template again.
     """
+    import folium
+
     layer = get_layer(layer_name)
     loc = current_locale()
     layer.draw(data, loc).add_to(m)
+    folium.LayerControl(collapsed=True).add_to(m)
     add_legend(m, legend_title, layer.legend(data, loc))
     add_html(m, render_template(panel, **context))
     add_attribution(m, f"{_('Data')}: {ATTRIBUTION}")

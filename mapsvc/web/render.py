@@ -21,7 +21,7 @@ from mapsvc.web.i18n import current_locale
 if TYPE_CHECKING:
     import folium
 
-    from layers.basemap import Basemap
+    from layers.basemap import Basemap, LocalBaseMap
 
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [
@@ -71,7 +71,7 @@ def base_map(
     options = {"zoom_start": 13, "control_scale": True, **options}
     m = folium.Map(location=None if fit else list(DEFAULT_CENTRE), tiles=None, **options)
     if basemap is not None:
-        add_tiles(m, basemap)
+        add_tiles(m, basemap, local_basemap())
         if fit and basemap.crs != fit_crs:
             from mapsvc.services.chinacrs import FROM_WGS84
 
@@ -81,6 +81,25 @@ def base_map(
     if fit:
         m.fit_bounds(fit)
     return m
+
+
+def local_basemap() -> LocalBaseMap | None:
+    """Where this app serves the local base map's tiles and scripts (None: no tiles here)."""
+    from pathlib import Path
+
+    from layers.basemap import LocalBaseMap
+    from layers.offline import vendor_url
+
+    if "tiles.tile" not in current_app.view_functions:
+        return None
+    tiles = url_for("tiles.tile", layer="basemap", z=0, x=0, y=0)
+    script = Path(current_app.static_folder or "") / "js" / "basemap.js"
+    version = int(script.stat().st_mtime) if script.exists() else 0
+    return LocalBaseMap(
+        tiles=tiles.replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt"),
+        script=url_for("static", filename="js/basemap.js", v=version),
+        library=vendor_url("protomaps_leaflet"),
+    )
 
 
 def add_attribution(m: folium.Map, text: str) -> None:

@@ -91,6 +91,8 @@ MATRIX: dict[str, frozenset[str]] = {
     "patrol.segment_chief_api": PLANNERS,
     "patrol.segments_assign_csv": PLANNERS,
     "admin.audit_page": frozenset({"admin"}),
+    "tiles.tile": EVERYONE,
+    "tiles.tilejson": EVERYONE,
 }
 
 #: values for the URL variables of the rules
@@ -104,6 +106,10 @@ SAMPLES = {
     "request_id": "1",
     "token": "o311-none",
     "filename": "css/auth.css",
+    "layer": "basemap",
+    "z": "0",
+    "x": "0",
+    "y": "0",
 }
 
 
