@@ -24,6 +24,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from mapsvc.core.errors import NotFound, ValidationError
+from mapsvc.core.i18n import N_
 from mapsvc.models import (
     AlleySegment,
     Community,
@@ -133,15 +134,15 @@ LAYERS: dict[str, FeatureLayer] = {
     layer.name: layer
     for layer in (
         FeatureLayer(
-            "districts", "Districts", "区: county-level districts", "MultiPolygon", None,
+            "districts", N_("Districts"), "区: county-level districts", "MultiPolygon", None,
             _areas(District),
         ),
         FeatureLayer(
-            "subdistricts", "Subdistricts", "街道: subdistricts and towns", "MultiPolygon",
+            "subdistricts", N_("Subdistricts"), "街道: subdistricts and towns", "MultiPolygon",
             None, _areas(Subdistrict, Subdistrict.district_id),
         ),
         FeatureLayer(
-            "communities", "Communities", "社区: communities with population and households",
+            "communities", N_("Communities"), "社区: communities with population and households",
             "MultiPolygon", None,
             _areas(
                 Community, Community.subdistrict_id, Community.population,
@@ -149,20 +150,20 @@ LAYERS: dict[str, FeatureLayer] = {
             ),
         ),
         FeatureLayer(
-            "grids", "Grids", "网格: the basic grids that tile each community",
+            "grids", N_("Grids"), "网格: the basic grids that tile each community",
             "MultiPolygon", None,
             _areas(Grid, Grid.community_id, Grid.population, Grid.households),
         ),
         FeatureLayer(
-            "segments", "Alley segments", "街巷段: streets and alleys with their chief and deputy",
+            "segments", N_("Alley segments"), "街巷段: streets and alleys with their chief and deputy",
             "LineString", None, _segments,
         ),
         FeatureLayer(
-            "service_centres", "Service centres", "党群服务中心: party and public service centres",
+            "service_centres", N_("Service centres"), "党群服务中心: party and public service centres",
             "Point", None, _service_centres,
         ),
         FeatureLayer(
-            "incidents", "Incidents", "事件: incidents with category, class and state",
+            "incidents", N_("Incidents"), "事件: incidents with category, class and state",
             "Point", "reported_at", _incidents,
         ),
     )

@@ -17,9 +17,19 @@ def _wants_json() -> bool:
 
 
 def init_app(app: Flask) -> None:
-    from mapsvc.web import api, dashboard, health, incidents, ogc, open311, pages, patrol
+    from mapsvc.web import (
+        api,
+        dashboard,
+        exports,
+        health,
+        incidents,
+        ogc,
+        open311,
+        pages,
+        patrol,
+    )
 
-    for module in (pages, api, health, incidents, open311, patrol, dashboard, ogc):
+    for module in (pages, api, health, incidents, open311, patrol, dashboard, ogc, exports):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
 

@@ -30,7 +30,10 @@ NAV = [
     ("incidents.list_page", N_("Incident list")),
     ("patrol.patrol_page", N_("Patrol")),
     ("dashboard.dashboard_page", N_("Dashboard")),
+    ("exports.index", N_("Downloads")),
 ]
+#: nav links that take the page's query along (the downloads keep the page's filters)
+NAV_CARRIES_ARGS = {"exports.index"}
 
 ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
@@ -118,8 +121,13 @@ def nav_html(active: str) -> str:
     """
     from babel import Locale
 
+    page_args = {k: v for k, v in request.args.items() if k not in ("lang", "offset", "limit")}
     links = [
-        (url_for(endpoint), label, endpoint == active)
+        (
+            url_for(endpoint, **(page_args if endpoint in NAV_CARRIES_ARGS else {})),
+            label,
+            endpoint == active,
+        )
         for endpoint, label in NAV
         if endpoint in current_app.view_functions
     ]
