@@ -27,9 +27,21 @@ def init_app(app: Flask) -> None:
         open311,
         pages,
         patrol,
+        printing,
     )
 
-    for module in (pages, api, health, incidents, open311, patrol, dashboard, ogc, exports):
+    for module in (
+        pages,
+        api,
+        health,
+        incidents,
+        open311,
+        patrol,
+        dashboard,
+        ogc,
+        exports,
+        printing,
+    ):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
 

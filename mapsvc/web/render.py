@@ -149,7 +149,41 @@ def folium_page(m: folium.Map, active: str, title: str) -> str:
     # rendered text: branca keeps it as it is (layers.base), the title is escaped here
     root.header.add_child(branca.element.Element(render_template("_map_head.html", title=title)))
     root.html.add_child(branca.element.Element(nav_html(active)))
+    root.html.add_child(branca.element.Element(print_layout_html(title)))
     return render_page(m)
+
+
+#: query parameters of a page that are not its filters (left out of the printed list)
+_NOT_FILTERS = {"lang", "print", "offset", "limit"}
+
+
+def print_layout_html(title: str) -> str:
+    """The print layout of a map page (``templates/_print_layout.html``).
+
+    Always present, hidden on screen; ``?print=1`` (what ``/print`` loads) shows it
+    instead of the nav and the zoom buttons. The "Print" link opens ``/print`` with the
+    page's path and query, so the printout shows the view and the filters on screen.
+    """
+    from mapsvc.services.areas import district_names
+    from mapsvc.web.context import get_session, get_settings
+
+    filters = [(k, v) for k, v in request.args.items() if k not in _NOT_FILTERS and v]
+    page = request.full_path.rstrip("?")
+    print_url = (
+        url_for("printing.print_view", page=page)
+        if "printing.print_view" in current_app.view_functions
+        else ""
+    )
+    return render_template(
+        "_print_layout.html",
+        title=title,
+        district=district_names(get_session()),
+        today=get_settings().today().isoformat(),
+        filters=filters,
+        credits=ATTRIBUTION,
+        print_url=print_url,
+        print_mode=request.args.get("print") == "1",
+    )
 
 
 def attachment(
