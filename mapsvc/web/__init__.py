@@ -28,6 +28,7 @@ def init_app(app: Flask) -> None:
         pages,
         patrol,
         printing,
+        screen,
     )
 
     for module in (
@@ -41,6 +42,7 @@ def init_app(app: Flask) -> None:
         ogc,
         exports,
         printing,
+        screen,
     ):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
