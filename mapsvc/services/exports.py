@@ -112,7 +112,8 @@ def _selection(
     if layer_name == "incidents":
         from sqlalchemy.orm import Session
 
-        f = incident_filter(filters or {}, Session(bind=conn))
+        with Session(bind=conn) as session:  # ids that name nothing are a NotFound
+            f = incident_filter(filters or {}, session)
         chosen = Incident.__table__
         where.append(table.c.id.in_(sa.select(chosen.c.id).where(*f.clauses(chosen))))
     return sa.select(table).where(*where).order_by(table.c.id).subquery(layer_name)
