@@ -110,6 +110,8 @@ class Settings:
     grid_members_required: int = 2
     # staff counted against the quota: community_workers (社区工作者员额) | all | grid_staff ...
     quota_group: str = "community_workers"
+    # The leadership big screen (/screen): seconds between refreshes of its figures
+    screen_refresh_s: int = 30
 
     def __post_init__(self) -> None:
         try:

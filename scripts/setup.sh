@@ -7,7 +7,7 @@ cd "$(dirname "$0")/.."
 
 need_tests=${1:-}
 pkgs=(postgresql-15 postgresql-15-postgis-3 postgresql-15-pgrouting)
-[ "$need_tests" = "--test" ] && pkgs+=(chromium chromium-driver fonts-noto-cjk)
+[ "$need_tests" = "--test" ] && pkgs+=(chromium chromium-driver fonts-noto-cjk gdal-bin)
 command -v npm >/dev/null 2>&1 || pkgs+=(nodejs npm)
 python3 -c 'import venv, ensurepip' >/dev/null 2>&1 || pkgs+=(python3-venv)
 

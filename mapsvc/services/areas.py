@@ -46,3 +46,10 @@ def district_extent(session: Session, *, or_incidents: bool = True) -> Extent | 
     if row is None or row[0] is None:
         return None
     return (float(row[0]), float(row[1]), float(row[2]), float(row[3]))
+
+
+def district_names(session: Session) -> str:
+    """The names of the districts in the database, joined (what a printed map is of)."""
+    from mapsvc.models import District
+
+    return "、".join(session.scalars(sa.select(District.name).order_by(District.id)))

@@ -18,17 +18,22 @@ def init_app(app: Flask) -> None:
         api,
         auth,
         dashboard,
+        exports,
         health,
         incidents,
+        ogc,
         open311,
         pages,
         patrol,
+        printing,
+        screen,
         tiles,
     )
     from mapsvc.web.bodies import BoundedRequest, too_large
 
     app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
-    for module in (pages, api, health, incidents, open311, patrol, dashboard, admin, tiles):
+    blueprints = (pages, api, health, incidents, open311, patrol, dashboard, admin, tiles)
+    for module in (*blueprints, ogc, exports, printing, screen):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
     auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF

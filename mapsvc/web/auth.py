@@ -127,6 +127,18 @@ POLICY: dict[str, str] = {
     # vector tiles: the view refuses the staff layers to visitors without "read"
     "tiles.tile": "public",
     "tiles.tilejson": "public",
+    # OGC API Features, downloads, print and the big screen: staff reads
+    "ogc.landing_page": "read",
+    "ogc.openapi": "read",
+    "ogc.conformance": "read",
+    "ogc.collections": "read",
+    "ogc.queryables": "read",
+    "ogc.items": "read",
+    "ogc.item": "read",
+    "exports.download": "read",
+    "exports.index": "read",
+    "printing.print_view": "read",
+    "screen.screen_page": "read",
 }
 
 #: writes that authenticate by a field of their own instead of a cookie (no CSRF token)

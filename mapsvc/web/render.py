@@ -30,7 +30,10 @@ NAV = [
     ("incidents.list_page", N_("Incident list")),
     ("patrol.patrol_page", N_("Patrol")),
     ("dashboard.dashboard_page", N_("Dashboard")),
+    ("exports.index", N_("Downloads")),
 ]
+#: nav links that take the page's query along (the downloads keep the page's filters)
+NAV_CARRIES_ARGS = {"exports.index"}
 
 ATTRIBUTION = "Vonng/adcode, CC BY 4.0"
 
@@ -141,8 +144,13 @@ def nav_html(active: str) -> str:
 
     from mapsvc.web.auth import may_open
 
+    page_args = {k: v for k, v in request.args.items() if k not in ("lang", "offset", "limit")}
     links = [
-        (url_for(endpoint), label, endpoint == active)
+        (
+            url_for(endpoint, **(page_args if endpoint in NAV_CARRIES_ARGS else {})),
+            label,
+            endpoint == active,
+        )
         for endpoint, label in NAV
         if endpoint in current_app.view_functions and may_open(endpoint)
     ]
@@ -166,7 +174,41 @@ def folium_page(m: folium.Map, active: str, title: str) -> str:
     # rendered text: branca keeps it as it is (layers.base), the title is escaped here
     root.header.add_child(branca.element.Element(render_template("_map_head.html", title=title)))
     root.html.add_child(branca.element.Element(nav_html(active)))
+    root.html.add_child(branca.element.Element(print_layout_html(title)))
     return render_page(m)
+
+
+#: query parameters of a page that are not its filters (left out of the printed list)
+_NOT_FILTERS = {"lang", "print", "offset", "limit"}
+
+
+def print_layout_html(title: str) -> str:
+    """The print layout of a map page (``templates/_print_layout.html``).
+
+    Always present, hidden on screen; ``?print=1`` (what ``/print`` loads) shows it
+    instead of the nav and the zoom buttons. The "Print" link opens ``/print`` with the
+    page's path and query, so the printout shows the view and the filters on screen.
+    """
+    from mapsvc.services.areas import district_names
+    from mapsvc.web.context import get_session, get_settings
+
+    filters = [(k, v) for k, v in request.args.items() if k not in _NOT_FILTERS and v]
+    page = request.full_path.rstrip("?")
+    print_url = (
+        url_for("printing.print_view", page=page)
+        if "printing.print_view" in current_app.view_functions
+        else ""
+    )
+    return render_template(
+        "_print_layout.html",
+        title=title,
+        district=district_names(get_session()),
+        today=get_settings().today().isoformat(),
+        filters=filters,
+        credits=ATTRIBUTION,
+        print_url=print_url,
+        print_mode=request.args.get("print") == "1",
+    )
 
 
 def attachment(

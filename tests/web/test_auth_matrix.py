@@ -93,6 +93,17 @@ MATRIX: dict[str, frozenset[str]] = {
     "admin.audit_page": frozenset({"admin"}),
     "tiles.tile": EVERYONE,
     "tiles.tilejson": EVERYONE,
+    "ogc.landing_page": READERS,
+    "ogc.openapi": READERS,
+    "ogc.conformance": READERS,
+    "ogc.collections": READERS,
+    "ogc.queryables": READERS,
+    "ogc.items": READERS,
+    "ogc.item": READERS,
+    "exports.download": READERS,
+    "exports.index": READERS,
+    "printing.print_view": READERS,
+    "screen.screen_page": READERS,
 }
 
 #: values for the URL variables of the rules
@@ -110,6 +121,9 @@ SAMPLES = {
     "z": "0",
     "x": "0",
     "y": "0",
+    "collection_id": "grids",
+    "item_id": "1",
+    "layer_name": "grids",
 }
 
 
