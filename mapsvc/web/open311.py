@@ -14,10 +14,11 @@ from typing import Any
 from flask import Blueprint, Response, current_app, request
 from werkzeug.exceptions import HTTPException
 
+from mapsvc.core.actor import Actor
 from mapsvc.core.errors import ServiceError
 from mapsvc.services import open311
 from mapsvc.web.bodies import too_large
-from mapsvc.web.context import get_session, get_settings
+from mapsvc.web.context import get_session, get_settings, use_actor
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.urls import external_url
 
@@ -123,6 +124,10 @@ def create_request(fmt: str) -> Response:
         if not isinstance(form, dict):
             return _error(400, "send the request as form fields (or a JSON object)")
     session = get_session()
+    # the intake is written by the account whose token the api_key is (the audit trail's
+    # author), whatever else the request carries
+    hotline = open311.check_api_key(session, form.get("api_key"))
+    use_actor(Actor(hotline.id, hotline.username, request.remote_addr, "token"))
     data = open311.create_request(session, form, settings=get_settings())
     session.commit()
     return _respond(data, fmt, "service_requests", "request", status=201)
