@@ -13,7 +13,8 @@ from urllib.parse import urlsplit
 
 from flask import Blueprint, Response, request
 
-from mapsvc.core.errors import ValidationError
+from mapsvc.core.errors import ServiceError, ValidationError
+from mapsvc.web.context import get_settings
 from mapsvc.web.render import attachment
 
 bp = Blueprint("printing", __name__)
@@ -22,6 +23,14 @@ bp = Blueprint("printing", __name__)
 PAPER_MM = {"A4": (210, 297), "A3": (297, 420)}
 ORIENTATIONS = ("landscape", "portrait")
 FORMATS = {"pdf": "application/pdf", "png": "image/png"}
+
+
+class PrintFailed(ServiceError):
+    """The server's own browser could not load the page to print."""
+
+    status = 502
+
+
 #: CSS pixels per millimetre (96 per inch)
 PX_PER_MM = 96 / 25.4
 #: how long a page may take to draw (ms)
@@ -48,6 +57,7 @@ def _page_path() -> str:
 @bp.get("/print")
 def print_view() -> Response:
     """The page ``page`` printed: ``paper`` A4|A3, ``orientation``, ``format`` pdf|png."""
+    from playwright.sync_api import Error as BrowserError
     from playwright.sync_api import sync_playwright
 
     from mapsvc.chromium import launch
@@ -60,7 +70,9 @@ def print_view() -> Response:
     if orientation == "landscape":
         width_mm, height_mm = height_mm, width_mm
     viewport = {"width": round(width_mm * PX_PER_MM), "height": round(height_mm * PX_PER_MM)}
-    origin = request.host_url.rstrip("/")
+    # the service's own configured address, never the Host header: the page is fetched
+    # with the caller's credentials, which must not go to a host a client names
+    origin = get_settings().base_url.rstrip("/")
     url = f"{origin}{page_path}{'&' if '?' in page_path else '?'}print=1"
     headers = {k: request.headers[k] for k in ("Cookie", "Authorization") if k in request.headers}
     with sync_playwright() as p:
@@ -78,7 +90,15 @@ def print_view() -> Response:
                     route.continue_() if route.request.url.startswith(origin) else route.abort()
                 ),
             )
-            tab.goto(url, wait_until="networkidle", timeout=TIMEOUT_MS)
+            try:
+                tab.goto(url, wait_until="networkidle", timeout=TIMEOUT_MS)
+            except BrowserError as exc:
+                first = str(exc).splitlines()[0]
+                raise PrintFailed(
+                    f"the page {page_path} could not be loaded from {origin} "
+                    f"(PUBLIC_URL must be an address this server reaches): {first}",
+                    field="page",
+                ) from None
             tab.wait_for_selector(".leaflet-container", state="attached", timeout=TIMEOUT_MS)
             if fmt == "pdf":
                 body = tab.pdf(

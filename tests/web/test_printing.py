@@ -9,6 +9,11 @@ import pytest
 import requests
 from pypdf import PdfReader
 
+from tests.fixtures.accounts import ADMIN_TOKEN
+
+#: the print service is for staff: the admin's token
+AUTH = {"Authorization": f"Bearer {ADMIN_TOKEN}"}
+
 PAPER_PT = {"A4": (595, 842), "A3": (842, 1191)}
 
 
@@ -17,6 +22,7 @@ def test_pdf_is_one_page_with_title_and_legend(small, small_live, paper, orienta
     page = quote("/incidents/choropleth?lang=en&state=open", safe="")
     resp = requests.get(
         f"{small_live.url}/print?page={page}&paper={paper}&orientation={orientation}&format=pdf",
+        headers=AUTH,
         timeout=120,
     )
     assert resp.status_code == 200, resp.text[:500]
@@ -29,7 +35,9 @@ def test_pdf_is_one_page_with_title_and_legend(small, small_live, paper, orienta
     assert (round(float(box.width)), round(float(box.height))) == pytest.approx(expected, abs=2)
     text = pdf.pages[0].extract_text()
     # the title band (title, district, filters), the legend and the credits
-    html = requests.get(f"{small_live.url}/incidents/choropleth?lang=en", timeout=60).text
+    html = requests.get(
+        f"{small_live.url}/incidents/choropleth?lang=en", headers=AUTH, timeout=60
+    ).text
     title = html.split("<title>", 1)[1].split("</title>", 1)[0]
     assert title.strip() and title.strip() in text, (title, text[:400])
     assert "测试区" in text
@@ -41,7 +49,9 @@ def test_pdf_is_one_page_with_title_and_legend(small, small_live, paper, orienta
 def test_png_at_paper_size(small, small_live):
     page = quote("/?lang=en", safe="")
     resp = requests.get(
-        f"{small_live.url}/print?page={page}&paper=A4&orientation=portrait&format=png", timeout=120
+        f"{small_live.url}/print?page={page}&paper=A4&orientation=portrait&format=png",
+        headers=AUTH,
+        timeout=120,
     )
     assert resp.status_code == 200, resp.text[:500]
     assert resp.content[:8] == b"\x89PNG\r\n\x1a\n"

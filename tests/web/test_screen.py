@@ -3,14 +3,27 @@
 from __future__ import annotations
 
 import json
+import time
 import urllib.request
 
 import pytest
 
+from tests.fixtures.accounts import ADMIN_TOKEN
+
 
 def _json(url: str) -> dict:
-    with urllib.request.urlopen(url) as r:  # noqa: S310 - the local live server
+    req = urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+    with urllib.request.urlopen(req) as r:  # noqa: S310 - the local live server
         return json.loads(r.read())
+
+
+def _wait_until(page, expression: str, timeout_s: float = 10.0) -> None:
+    """Poll ``expression`` in the page (Playwright's wait_for_function evaluates a string
+    predicate with eval, which the pages' Content-Security-Policy forbids)."""
+    deadline = time.monotonic() + timeout_s
+    while not page.evaluate(expression):
+        assert time.monotonic() < deadline, f"timed out waiting for {expression}"
+        page.wait_for_timeout(100)
 
 
 @pytest.fixture
@@ -42,7 +55,7 @@ def screen_live(small, make_app):
 def test_screen_at_1920x1080_shows_the_api_figures_and_refreshes(screen_live, page):
     page.set_viewport_size({"width": 1920, "height": 1080})
     page.goto(f"{screen_live.url}/screen?lang=zh_CN")
-    page.wait_for_function("window.screenUpdates >= 1")
+    _wait_until(page, "window.screenUpdates >= 1", 30)
     stats = _json(f"{screen_live.url}/api/incidents/stats?by=community")
     d = stats["district"]
     assert page.inner_text('[data-kpi="total"]') == f"{d['total']:,}"
@@ -60,7 +73,7 @@ def test_screen_at_1920x1080_shows_the_api_figures_and_refreshes(screen_live, pa
     assert page.locator("#screen-map .leaflet-interactive").count() == len(open_items)
     assert len(page.locator("#trend .bar").all()) == len(d["by_month"][-12:])
     # it refreshes itself, fills the screen and scrolls nowhere
-    page.wait_for_function("window.screenUpdates >= 2", timeout=10_000)
+    _wait_until(page, "window.screenUpdates >= 2")
     size = page.evaluate(
         "[document.documentElement.scrollWidth, document.documentElement.scrollHeight]"
     )
