@@ -51,6 +51,19 @@ def init_app(app: Flask) -> None:
         app.logger.warning("database unavailable: %s", str(exc.orig or exc).splitlines()[0])
         return database_unavailable()
 
+    @app.errorhandler(sa.exc.DBAPIError)
+    def _database_error(exc: sa.exc.DBAPIError) -> ResponseReturnValue:
+        # any other driver error on a connection the pool found dead is the outage too
+        if exc.connection_invalidated:
+            return _database_down(exc)
+        raise exc
+
+    @app.errorhandler(sa.exc.PendingRollbackError)
+    def _transaction_lost(exc: sa.exc.PendingRollbackError) -> ResponseReturnValue:
+        # the request's transaction died with its connection (the database went away)
+        app.logger.warning("database transaction lost: %s", str(exc).splitlines()[0])
+        return database_unavailable()
+
     @app.errorhandler(HTTPException)
     def _http_error(exc: HTTPException) -> ResponseReturnValue:
         if exc.code == 413 and app.config.get("MAX_CONTENT_LENGTH"):

@@ -21,6 +21,7 @@ import pytest
 
 from mapsvc.config import PROJECT_ROOT
 from mapsvc.db import EmbeddedPostgres
+from tests.fixtures.accounts import ADMIN_TOKEN
 
 
 def _free_port() -> int:
@@ -165,6 +166,11 @@ def stopped_cluster(tmp_path_factory) -> Iterator[Path]:
     pg.destroy()
 
 
+def _as_admin(url: str) -> urllib.request.Request:
+    """A request for ``url`` with the test admin's token (the demo database holds it)."""
+    return urllib.request.Request(url, headers={"Authorization": f"Bearer {ADMIN_TOKEN}"})
+
+
 def _headers(port: int, path: str = "/") -> dict[str, str]:
     with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=30) as r:
         return dict(r.headers)
@@ -244,7 +250,9 @@ def test_running_requests_finish_when_the_server_stops(demo_engine) -> None:
         url = f"http://127.0.0.1:{port}/api/dashboard"
         with ThreadPoolExecutor(4) as pool:
             t0 = time.monotonic()
-            answers = [pool.submit(urllib.request.urlopen, url, timeout=180) for _ in range(4)]
+            answers = [
+                pool.submit(urllib.request.urlopen, _as_admin(url), timeout=180) for _ in range(4)
+            ]
             time.sleep(0.3)  # the requests are in the server (two at work, two queued)
             proc.send_signal(signal.SIGTERM)
             statuses = [a.result().status for a in answers]
@@ -375,7 +383,8 @@ def test_concurrent_first_requests_in_a_new_worker_all_succeed(demo_engine) -> N
 
         def status(path: str) -> int:
             try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=180) as r:
+                url = f"http://127.0.0.1:{port}{path}"
+                with urllib.request.urlopen(_as_admin(url), timeout=180) as r:
                     return r.status
             except urllib.error.HTTPError as exc:
                 return exc.code

@@ -12,7 +12,7 @@ from mapsvc.core.errors import BadRequest
 from mapsvc.db import session_scope
 from mapsvc.services import incidents as svc
 from tests.fixtures.incidents import DISTRICT_TZ, layout_count, ll
-from tests.fixtures.web import LiveServer
+from tests.fixtures.web import LiveServer, wait_until
 
 FILTER_SETS = [
     {},
@@ -126,7 +126,7 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:
     server = LiveServer(make_app(populated.engine))
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
-        page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+        wait_until(page, "document.querySelector('.folium-map').dataset.heatLoading === '0'")
         total = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
         cells = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatCells"))
         in_view = page.evaluate(VIEW_BOUNDS)
@@ -138,16 +138,17 @@ def test_heatmap_page_in_chromium(populated, make_app, page) -> None:
         page.evaluate(
             "() => { const m = Object.values(window).find(v => v instanceof L.Map); m.setZoom(m.getZoom() + 2); }"
         )
-        page.wait_for_function(
+        wait_until(
+            page,
             f"document.querySelector('.folium-map').dataset.heatZoom !== undefined && "
             f"Number(document.querySelector('.folium-map').dataset.heatZoom) > 0 && "
             f"document.querySelector('.folium-map').dataset.heatLoading === '0' && "
-            f"Number(document.querySelector('.folium-map').dataset.heatTotal) <= {total}"
+            f"Number(document.querySelector('.folium-map').dataset.heatTotal) <= {total}",
         )
         assert "Vonng/adcode" in page.inner_text(".leaflet-control-attribution")
         # filters from the form reach the API
         page.goto(f"{server.url}/incidents/map?lang=en&state=closed")
-        page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+        wait_until(page, "document.querySelector('.folium-map').dataset.heatLoading === '0'")
         closed = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
         assert 0 < closed < total
         in_view = page.evaluate(VIEW_BOUNDS)
@@ -199,7 +200,7 @@ def test_gcj02_base_map_shifts_heat_and_choropleth(populated, make_app) -> None:
 
 def test_demo_heatmap_and_choropleth_pages(live_server, page) -> None:
     page.goto(f"{live_server.url}/incidents/map?lang=zh_CN")
-    page.wait_for_function("document.querySelector('.folium-map').dataset.heatLoading === '0'")
+    wait_until(page, "document.querySelector('.folium-map').dataset.heatLoading === '0'")
     assert int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal")) > 0
     assert page.title() == "事件热力图"
     page.goto(f"{live_server.url}/incidents/choropleth?lang=en")

@@ -12,7 +12,7 @@ from mapsvc.config import Settings
 from mapsvc.db import session_scope
 from mapsvc.services.assignments import end_assignment
 from tests.fixtures.incidents import layout_count, zoom_and_wait
-from tests.fixtures.web import LiveServer
+from tests.fixtures.web import LiveServer, wait_until
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -123,7 +123,7 @@ def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:
     server = LiveServer(make_app(d.engine))
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
-        page.wait_for_function(WAIT_LOADED)
+        wait_until(page, WAIT_LOADED)
         everyone = _shown_total(page)
         assert everyone == 600
         # community B limits the grid list to B's grids; a grid of A is unselected
@@ -139,7 +139,7 @@ def test_choosing_a_chief_in_chromium(populated, make_app, page) -> None:
         page.select_option("select[name=chief]", str(d.staff["chief1"]))
         with page.expect_navigation():
             page.click("#incident-filters button[type=submit]")
-        page.wait_for_function(WAIT_LOADED)
+        wait_until(page, WAIT_LOADED)
         assert f"chief={d.staff['chief1']}" in page.url
         with session_scope(d.engine) as s:
             his = _count(s, "chief_id = :v", v=d.staff["chief1"])

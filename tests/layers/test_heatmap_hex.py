@@ -22,7 +22,7 @@ from layers.heatmap import (
 from mapsvc.db import session_scope
 from mapsvc.services.chinacrs import wgs84_to_gcj02
 from tests.fixtures.incidents import ll, zoom_and_wait
-from tests.fixtures.web import LiveServer
+from tests.fixtures.web import LiveServer, wait_until
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -159,13 +159,13 @@ def test_hex_page_in_chromium(populated, make_app, page) -> None:
     server = LiveServer(make_app(populated.engine))
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
-        page.wait_for_function(WAIT_LOADED)
+        wait_until(page, WAIT_LOADED)
         square_total = int(page.eval_on_selector(".folium-map", "e => e.dataset.heatTotal"))
         # the toggle in the form
         page.select_option("select[name=bins]", "hex")
         with page.expect_navigation():
             page.click("#incident-filters button[type=submit]")
-        page.wait_for_function(WAIT_LOADED)
+        wait_until(page, WAIT_LOADED)
         assert "bins=hex" in page.url
         assert page.locator("canvas.leaflet-heatmap-layer").count() == 0
         ds = page.eval_on_selector(".folium-map", "e => ({...e.dataset})")

@@ -17,7 +17,7 @@ from layers.heatmap import (
 )
 from mapsvc.db import session_scope
 from tests.fixtures.incidents import zoom_and_wait
-from tests.fixtures.web import LiveServer
+from tests.fixtures.web import LiveServer, wait_until
 
 WAIT_LOADED = "document.querySelector('.folium-map').dataset.heatLoading === '0'"
 
@@ -92,7 +92,7 @@ def test_page_legend_follows_the_view(populated, make_app, page) -> None:
     client = app.test_client()
     try:
         page.goto(f"{server.url}/incidents/map?lang=en")
-        page.wait_for_function(WAIT_LOADED)
+        wait_until(page, WAIT_LOADED)
         legend = page.inner_text(".mapsvc-legend")
         assert legend.startswith("Incidents per cell (12×12 pixels)")
         for zoom_by in (0, 2):

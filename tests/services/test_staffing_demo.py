@@ -11,6 +11,7 @@ from sqlalchemy.orm import Session
 from mapsvc.config import Settings
 from mapsvc.services.coverage import coverage_report
 from mapsvc.services.density import density
+from tests.fixtures.web import wait_until
 
 GEOD = Geod(ellps="WGS84")
 
@@ -51,7 +52,7 @@ def test_demo_coverage_is_consistent(demo_engine) -> None:
 
 def test_demo_dashboard_in_browser(live_server, page) -> None:
     page.goto(f"{live_server.url}/dashboard?lang=zh_CN")
-    page.wait_for_function("window.dashboardReady === true")
+    wait_until(page, "window.dashboardReady === true")
     assert page.errors == []
     assert page.locator("#table-communities tbody tr").count() >= 50
     for cid in ("chart-density", "chart-incidents", "chart-groups"):

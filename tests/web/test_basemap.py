@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.fixtures.web import wait_until
+
 #: the known street of the small district (tests/fixtures/web.py): S3, 118.587-118.593
 STREET, STREET_LON, STREET_LAT = "测试巷3", 118.590, 24.907
 #: where screenshots of the base map are kept for a person to look at
@@ -67,7 +69,8 @@ def test_base_map_draws_offline_with_a_readable_street_name(small, small_live, p
     page.wait_for_selector("html[data-map-drawn]", timeout=20000)
     _base_only(page)
     page.evaluate(f"() => {MAP}.setView([{STREET_LAT}, {STREET_LON}], 17, {{animate: false}})")
-    page.wait_for_function(
+    wait_until(
+        page,
         f"() => (document.documentElement.dataset.basemapStreets || '').split('\\n')"
         f".includes({STREET!r})",
         timeout=20000,
@@ -110,8 +113,10 @@ def test_base_map_tiles_are_all_local_and_error_free(small, small_live, browser,
     )
     page.goto(small_live.url + "/")
     page.wait_for_selector("html[data-map-drawn]", timeout=20000)
-    page.wait_for_function(
-        "() => window.mapsvcBasemap && window.mapsvcBasemap.layers.length === 1", timeout=10000
+    wait_until(
+        page,
+        "() => window.mapsvcBasemap && window.mapsvcBasemap.layers.length === 1",
+        timeout=10000,
     )
     page.wait_for_timeout(300)
     tiles = [u for u in seen if "/tiles/basemap/" in u]

@@ -7,6 +7,7 @@ import urllib.request
 
 from tests.fixtures.accounts import ADMIN_TOKEN
 from tests.fixtures.staffing import CENTRES, COMMUNITIES, GRIDS, SEGMENTS
+from tests.fixtures.web import wait_until
 
 #: JS: how many pixels of a canvas are not fully transparent (a drawn chart has many)
 PAINTED = """(id) => {
@@ -29,7 +30,7 @@ def _json(url: str) -> dict:
 def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:
     base = staffing_live.url
     page.goto(f"{base}/dashboard?lang=zh_CN")
-    page.wait_for_function("window.dashboardReady === true")
+    wait_until(page, "window.dashboardReady === true")
     assert page.errors == []
     assert "网格化管理概览" in page.inner_text("h1")
     # both charts are canvases with a good share of painted pixels
@@ -45,7 +46,7 @@ def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:
     assert page.inner_text('[data-kpi="grids"]') == str(d["grids"])
     assert page.inner_text('[data-kpi="open_incidents"]') == f"{d['open_incidents']:,}"
     # the patrol figure is fetched after the page and shows the service's value
-    page.wait_for_function("window.patrolReady === true")
+    wait_until(page, "window.patrolReady === true")
     pct = d["patrol_compliance_pct"]
     assert page.inner_text('[data-kpi="patrol_compliance_pct"]') == (
         "—" if pct is None else f"{pct:.1f}%"
@@ -61,7 +62,7 @@ def test_dashboard_draws_charts_and_sorts(staffing_live, page) -> None:
 
 def test_dashboard_in_english(staffing_live, page) -> None:
     page.goto(f"{staffing_live.url}/dashboard?lang=en")
-    page.wait_for_function("window.dashboardReady === true")
+    wait_until(page, "window.dashboardReady === true")
     assert "Grid management at a glance" in page.inner_text("h1")
     assert page.errors == []
 

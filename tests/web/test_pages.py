@@ -6,6 +6,8 @@ import re
 
 import pytest
 
+from tests.fixtures.web import wait_until
+
 GRID_PATHS = ".leaflet-mapsvc-grids-pane path.leaflet-interactive"
 SEGMENT_PATHS = ".leaflet-mapsvc-segments-pane path.leaflet-interactive"
 #: colours of the drawn segments, from Leaflet's layers
@@ -130,7 +132,8 @@ def test_browser_hover_highlights_and_shows_a_tooltip(small, small_live, page) -
                        return [r.left + p.x, r.top + p.y]; } }"""
     )
     page.mouse.move(x, y)
-    page.wait_for_function(
+    wait_until(
+        page,
         "() => [...document.querySelectorAll('.mapsvc-tip')]"
         ".some(t => t.textContent.includes('测试巷2'))",
         timeout=5000,
