@@ -17,8 +17,8 @@ once before the clock starts (so each worker process has answered it once). Late
 anything but a 200 (or a connection failure). The load average is the 1-minute one at the
 end of each run (it includes this process and PostgreSQL). The run stops by itself.
 
-After the merge with accounts every JSON API needs a login: pass ``--token`` (or set
-``MAPSVC_BENCH_TOKEN``) and it is sent as ``Authorization: Bearer <token>``.
+Every request carries ``Authorization: Bearer <token>``: a leader account's token made in
+the bench database (``bench-load``), or ``--token`` / ``MAPSVC_BENCH_TOKEN``.
 
     .venv/bin/python bench/bench_load.py                        # 50 clients, 60 s each
     .venv/bin/python bench/bench_load.py --clients 10 --seconds 10
@@ -264,6 +264,28 @@ def report(results: list[Result], clients: int) -> None:
     )
 
 
+def bench_token(url: str) -> str:
+    """A leader's API token in the bench database (the account is made once), so the
+    clients read what a leadership screen reads."""
+    import secrets
+
+    from mapsvc.core.errors import NotFound
+    from mapsvc.db import make_engine, session_scope
+    from mapsvc.services import accounts
+
+    engine = make_engine(url)
+    try:
+        with session_scope(engine) as s:
+            try:
+                accounts.get_user(s, "bench-load")
+            except NotFound:
+                accounts.create_user(s, "bench-load", secrets.token_urlsafe(16), "leader")
+            token, _row = accounts.create_token(s, "bench-load", "bench_load.py")
+    finally:
+        engine.dispose()
+    return token
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--clients", type=int, default=50)
@@ -281,8 +303,7 @@ def main() -> None:
 
     url = database_url(args.reload)
     headers = {"Accept-Encoding": "gzip"}
-    if args.token:
-        headers["Authorization"] = f"Bearer {args.token}"
+    headers["Authorization"] = f"Bearer {args.token or bench_token(url)}"
     workers = os.environ.get("MAPSVC_SERVER_WORKERS", "default")
     threads = os.environ.get("MAPSVC_SERVER_THREADS", "default")
     print(f"server workers x threads: {workers} x {threads}; {os.cpu_count()} cores")
