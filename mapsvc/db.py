@@ -353,7 +353,8 @@ class EmbeddedPostgres:
         ``postgresql.conf`` written by an older version says. Only the tests and the
         benchmarks, whose databases are thrown away, pass ``durable=False`` for speed.
         When the server already runs it is used as it is, unless it is an older version's
-        cluster without passwords: that one is stopped and secured first.
+        cluster without passwords (stopped and secured first) or a durable server is asked
+        for and the running one is not (restarted durable).
 
         The port is kept from one start to the next (connections, and the socket's name,
         depend on it); only when TCP is asked for and another program listens on it is a
@@ -361,9 +362,9 @@ class EmbeddedPostgres:
         """
         self.init()
         if self.running():
-            if self._secured():
+            if self._secured() and (not durable or self._durable()):
                 return
-            self._stop()
+            self._stop()  # an older version's cluster, or a disposable one asked to keep data
         pidfile = self.datadir / "postmaster.pid"
         if pidfile.exists():  # left by a crash: pg_ctl status said nothing runs
             pidfile.unlink()
@@ -387,6 +388,22 @@ class EmbeddedPostgres:
                 DURABLE_OPTIONS if durable else DISPOSABLE_OPTIONS,
             ]
         )
+
+    def _durable(self) -> bool:
+        """Whether the running server keeps its data through a power cut.
+
+        A server a benchmark or the tests started with :data:`DISPOSABLE_OPTIONS` runs on
+        the same data directory as the demo's; the demo must not go on using it as it is.
+        """
+        engine = sa.create_engine(self.admin_url("postgres"), poolclass=sa.pool.NullPool)
+        try:
+            with engine.connect() as conn:
+                return all(
+                    conn.scalar(sa.text(f"SHOW {name}")) == "on"
+                    for name in ("fsync", "synchronous_commit", "full_page_writes")
+                )
+        finally:
+            engine.dispose()
 
     def _stop(self) -> None:
         self._run([_pg_bin() / "pg_ctl", "stop", "-w", "-m", "fast", "-D", self.datadir])

@@ -350,3 +350,30 @@ def test_migration_0008_stops_on_text_too_long_naming_the_rows(fresh_engine) -> 
     with fresh_engine.begin() as c:
         c.execute(sa.text("UPDATE incident SET description = left(description, 5000)"))
     upgrade(fresh_engine)
+
+
+def _settings_of(pg: EmbeddedPostgres) -> dict[str, str]:
+    engine = make_engine(pg.admin_url("postgres"))
+    with engine.connect() as conn:
+        shown = {
+            name: conn.scalar(sa.text(f"SHOW {name}"))
+            for name in ("fsync", "synchronous_commit", "full_page_writes")
+        }
+    engine.dispose()
+    return shown
+
+
+def test_a_disposable_server_is_restarted_durable(tmp_path) -> None:
+    """A benchmark's fast server on the demo's directory must not stay the demo's."""
+    pg = EmbeddedPostgres(tmp_path / "var")
+    try:
+        pg.start(durable=False)
+        assert set(_settings_of(pg).values()) == {"off"}
+        pg.start(durable=False)  # used as it is: a disposable one is enough for tests
+        assert set(_settings_of(pg).values()) == {"off"}
+        pg.start()
+        assert set(_settings_of(pg).values()) == {"on"}
+        pg.start(durable=False)  # a durable server is never made disposable under the demo
+        assert set(_settings_of(pg).values()) == {"on"}
+    finally:
+        pg.destroy()
