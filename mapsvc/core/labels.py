@@ -38,6 +38,20 @@ STATE_LABELS: dict[str, str] = {
     "reopened": N_("Reopened"),
 }
 
+#: account role code -> message id (the roles of ``mapsvc.models.ACCOUNT_ROLES``); kept
+#: apart from :data:`CODE_LABELS`, which are the incident vocabulary
+ROLE_LABELS: dict[str, str] = {
+    "admin": N_("Administrator"),
+    "planner": N_("Planner"),
+    "leader": N_("Leader"),
+    "dispatcher": N_("Dispatcher"),
+    "chief": N_("Street and alley chief"),
+    "grid_head": N_("Grid head"),
+    "grid_member": N_("Grid member"),
+    "steward": N_("Alley steward"),
+    "public": N_("Public"),
+}
+
 #: every labelled code (severity and state codes never coincide)
 CODE_LABELS: dict[str, str] = {**SEVERITY_LABELS, **STATE_LABELS}
 

@@ -215,11 +215,52 @@ def change_password(session: Session, user_id: int, old: str, new: str) -> AppUs
     return set_password(session, user.username, new)
 
 
-def set_active(session: Session, username: str, active: bool) -> AppUser:
+def set_active(
+    session: Session, username: str, active: bool, *, by_user_id: int | None = None
+) -> AppUser:
     """Disable (or enable again) an account; a disabled one can neither log in nor use
-    its tokens, and its open sessions end at their next request."""
+    its tokens, and its open sessions end at their next request.
+
+    ``by_user_id`` is the account doing it: nobody disables their own account, which
+    would leave a service whose only admin locked themself out.
+    """
     user = get_user(session, username)
+    if not active and by_user_id is not None and user.id == by_user_id:
+        raise Conflict("you cannot disable your own account", field="username")
     user.active = active
+    session.flush()
+    return user
+
+
+_UNCHANGED: Any = object()
+
+
+def update_user(
+    session: Session,
+    username: str,
+    *,
+    role: Any = _UNCHANGED,
+    district: Any = _UNCHANGED,
+    staff: Any = _UNCHANGED,
+    by_user_id: int | None = None,
+) -> AppUser:
+    """Change an account's role, district scope or linked staff member.
+
+    ``district`` and ``staff`` are a code or an id; None or "" clears them (a city-level
+    account; an account that is nobody in the roster). ``by_user_id`` is the account
+    doing it: an admin does not take the admin role from themself, for the same reason
+    :func:`set_active` refuses to disable oneself.
+    """
+    user = get_user(session, username)
+    if role is not _UNCHANGED:
+        new_role = _role(role)
+        if by_user_id is not None and user.id == by_user_id and new_role != user.role:
+            raise Conflict("you cannot change your own role", field="role")
+        user.role = new_role
+    if district is not _UNCHANGED:
+        user.district_id = _district_id(session, district or None)
+    if staff is not _UNCHANGED:
+        user.staff_id = _staff_id(session, staff or None)
     session.flush()
     return user
 
@@ -227,7 +268,7 @@ def set_active(session: Session, username: str, active: bool) -> AppUser:
 def list_users(session: Session) -> list[dict[str, Any]]:
     """Every account with its role, scope and state, by username."""
     rows = session.execute(
-        sa.select(AppUser, District.code, Staff.name)
+        sa.select(AppUser, District.code, Staff.code, Staff.name)
         .outerjoin(District, District.id == AppUser.district_id)
         .outerjoin(Staff, Staff.id == AppUser.staff_id)
         .order_by(AppUser.username)
@@ -240,12 +281,13 @@ def list_users(session: Session) -> list[dict[str, Any]]:
             "role": u.role,
             "district": code,
             "staff_id": u.staff_id,
+            "staff_code": staff_code,
             "staff_name": staff,
             "active": u.active,
             "locked": bool(u.locked_until and u.locked_until > at),
             "created_at": u.created_at.isoformat() if u.created_at else None,
         }
-        for u, code, staff in rows
+        for u, code, staff_code, staff in rows
     ]
 
 

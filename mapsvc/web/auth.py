@@ -124,6 +124,13 @@ POLICY: dict[str, str] = {
     "patrol.segments_assign_csv": "assignments.edit",
     # administration
     "admin.audit_page": "audit.read",
+    "admin.users_page": "users.manage",
+    "admin.create_user": "users.manage",
+    "admin.update_user": "users.manage",
+    "admin.set_active": "users.manage",
+    "admin.reset_password": "users.manage",
+    "admin.create_token": "users.manage",
+    "admin.revoke_token": "users.manage",
     # vector tiles: the view refuses the staff layers to visitors without "read"
     "tiles.tile": "public",
     "tiles.tilejson": "public",

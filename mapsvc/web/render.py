@@ -31,6 +31,7 @@ NAV = [
     ("patrol.patrol_page", N_("Patrol")),
     ("dashboard.dashboard_page", N_("Dashboard")),
     ("exports.index", N_("Downloads")),
+    ("admin.users_page", N_("Accounts")),
 ]
 #: nav links that take the page's query along (the downloads keep the page's filters)
 NAV_CARRIES_ARGS = {"exports.index"}

@@ -6,7 +6,7 @@ import re
 
 from mapsvc.core import labels
 from mapsvc.core.i18n import translator
-from mapsvc.models import SEVERITIES, STATES
+from mapsvc.models import ACCOUNT_ROLES, SEVERITIES, STATES
 
 CJK = re.compile(r"[\u3400-\u9fff]")
 
@@ -14,6 +14,7 @@ CJK = re.compile(r"[\u3400-\u9fff]")
 def test_every_stored_code_has_a_label() -> None:
     assert tuple(labels.SEVERITY_LABELS) == SEVERITIES
     assert tuple(labels.STATE_LABELS) == STATES
+    assert tuple(labels.ROLE_LABELS) == ACCOUNT_ROLES
     assert labels.CODE_LABELS == {**labels.SEVERITY_LABELS, **labels.STATE_LABELS}
     assert len(labels.CODE_LABELS) == len(SEVERITIES) + len(STATES)  # no code in both
 

@@ -91,6 +91,13 @@ MATRIX: dict[str, frozenset[str]] = {
     "patrol.segment_chief_api": PLANNERS,
     "patrol.segments_assign_csv": PLANNERS,
     "admin.audit_page": frozenset({"admin"}),
+    "admin.users_page": frozenset({"admin"}),
+    "admin.create_user": frozenset({"admin"}),
+    "admin.update_user": frozenset({"admin"}),
+    "admin.set_active": frozenset({"admin"}),
+    "admin.reset_password": frozenset({"admin"}),
+    "admin.create_token": frozenset({"admin"}),
+    "admin.revoke_token": frozenset({"admin"}),
     "tiles.tile": EVERYONE,
     "tiles.tilejson": EVERYONE,
     "ogc.landing_page": READERS,
@@ -124,6 +131,8 @@ SAMPLES = {
     "collection_id": "grids",
     "item_id": "1",
     "layer_name": "grids",
+    "username": "nobody-here",
+    "token_id": "1",
 }
 
 
