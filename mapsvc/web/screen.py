@@ -23,6 +23,7 @@ def screen_page() -> str:
         "screen.html",
         locale=current_locale(),
         refresh_s=get_settings().screen_refresh_s,
+        timezone=get_settings().timezone,
         stats_url=url_for("incidents.stats_api"),
         incidents_url=url_for("incidents.list_api"),
     )

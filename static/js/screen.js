@@ -66,9 +66,13 @@
     window.screenUpdates = (window.screenUpdates || 0) + 1;
   }
 
+  // the district's time (the service's clock), whatever zone the screen's computer is in
+  const clock = new Intl.DateTimeFormat(cfg.locale.startsWith("en") ? "en-GB" : "zh-CN", {
+    timeZone: cfg.timezone, year: "numeric", month: "2-digit", day: "2-digit",
+    hour: "2-digit", minute: "2-digit", second: "2-digit", hourCycle: "h23",
+  });
   function tick() {
-    document.getElementById("screen-clock").textContent =
-      new Date().toLocaleString(cfg.locale.startsWith("en") ? "en-GB" : "zh-CN");
+    document.getElementById("screen-clock").textContent = clock.format(new Date());
   }
   tick();
   setInterval(tick, 1000);

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
+import re
 import time
 import urllib.request
 
@@ -79,4 +81,12 @@ def test_screen_at_1920x1080_shows_the_api_figures_and_refreshes(screen_live, pa
     )
     assert size == [1920, 1080]
     assert "领导驾驶舱" in page.inner_text("h1")
+    # the clock is the district's, not the browser's (Chromium here runs in UTC)
+    shown = page.inner_text("#screen-clock")
+    m = re.fullmatch(r"(\d{4})/(\d{2})/(\d{2}) (\d{2}):(\d{2}):(\d{2})", shown)
+    assert m, shown
+    tz = screen_live.app.extensions["mapsvc.settings"].tz
+    at = dt.datetime(*map(int, m.groups()), tzinfo=tz)
+    assert abs((dt.datetime.now(tz) - at).total_seconds()) < 10
+    assert page.evaluate("Intl.DateTimeFormat().resolvedOptions().timeZone") != str(tz)
     assert page.errors == []
