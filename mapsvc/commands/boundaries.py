@@ -1,4 +1,8 @@
-"""CLI commands: ``mapsvc import district|subdistricts|communities|grids FILE``."""
+"""CLI commands: ``mapsvc import district|subdistricts|communities|grids FILE``.
+
+Each import is one transaction; ``--dry-run`` runs every check and prints the summary
+(each polygon's geodesic area) and then rolls back, so nothing is written.
+"""
 
 from __future__ import annotations
 
@@ -53,6 +57,19 @@ def _level_command(level: str, doc: str) -> click.Command:
         help="How far a feature may stick out of its parent, in metres.",
     )
     @click.option(
+        "--code",
+        "code_value",
+        default=None,
+        help="Code of a file holding one polygon without attributes (a bare GeoJSON "
+        "geometry, as outline services publish them); with --name.",
+    )
+    @click.option("--name", "name_value", default=None, help="Name of that polygon.")
+    @click.option(
+        "--dry-run",
+        is_flag=True,
+        help="Check everything and print the summary; write nothing.",
+    )
+    @click.option(
         "--strict-tiling",
         is_flag=True,
         help="Grids: reject the file when the grids of a community leave gaps or overlap.",
@@ -69,11 +86,17 @@ def _level_command(level: str, doc: str) -> click.Command:
         enterprises_field: str | None,
         repair: bool,
         tolerance_m: float,
+        code_value: str | None,
+        name_value: str | None,
+        dry_run: bool,
         strict_tiling: bool,
+        from_points: bool = False,
     ) -> None:
+        from sqlalchemy.orm import Session
+
         from mapsvc.core.errors import ServiceError
-        from mapsvc.db import session_scope
         from mapsvc.services.boundaries import FieldNames, format_report, import_boundaries
+        from mapsvc.services.boundary_points import import_from_points
 
         if enterprises_field and level != "communities":
             raise click.ClickException("--enterprises-field applies to communities only")
@@ -91,21 +114,35 @@ def _level_command(level: str, doc: str) -> click.Command:
             households=households_field,
             enterprises=enterprises_field,
         )
+        if from_points and (code_value or name_value):
+            raise click.ClickException("--from-points reads codes and names from the list")
         engine = open_engine()
         bar = progress(total=1, desc=f"import {level}", unit="file")
         try:
-            with session_scope(engine) as session:
-                report = import_boundaries(
-                    session,
-                    level,
-                    file,
-                    crs=crs,
-                    encoding=encoding,
-                    fields=fields,
-                    repair=repair,
-                    tolerance_m=tolerance_m,
-                    tiling="error" if strict_tiling else "warn",
-                )
+            with Session(engine) as session:
+                if from_points:
+                    report = import_from_points(
+                        session, level, file, crs=crs, tolerance_m=tolerance_m
+                    )
+                else:
+                    report = import_boundaries(
+                        session,
+                        level,
+                        file,
+                        crs=crs,
+                        encoding=encoding,
+                        fields=fields,
+                        code=code_value,
+                        name=name_value,
+                        repair=repair,
+                        tolerance_m=tolerance_m,
+                        tiling="error" if strict_tiling else "warn",
+                    )
+                if dry_run:
+                    session.rollback()
+                    report.dry_run = True
+                else:
+                    session.commit()
             bar.update(1)
         except ServiceError as exc:
             raise click.ClickException(exc.message) from None
@@ -114,6 +151,14 @@ def _level_command(level: str, doc: str) -> click.Command:
             engine.dispose()
         click.echo(format_report(report))
 
+    if level in ("subdistricts", "communities"):
+        command = click.option(
+            "--from-points",
+            is_flag=True,
+            help="FILE is a CSV list of centre points (code, name, parent_code, longitude, "
+            "latitude; or the statistical division list as published): build Voronoi cells "
+            "inside the parents, reported as generated. Needs --crs.",
+        )(command)
     return command
 
 

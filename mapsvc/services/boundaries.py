@@ -100,6 +100,10 @@ class ImportReport:
     warnings: list[str] = field(default_factory=list)
     #: grids only: (community code, gap m², overlap m²) where above 1 m²
     tiling: list[tuple[str, float, float]] = field(default_factory=list)
+    #: what was made up rather than read (cells built from points, seeds placed)
+    generated: list[str] = field(default_factory=list)
+    #: checked only: the caller rolls the transaction back
+    dry_run: bool = False
 
     @property
     def total_km2(self) -> float:
@@ -120,6 +124,18 @@ class ImportRejected(ValidationError):
 
 
 # --------------------------------------------------------------------------- reading
+
+#: column names that hold a point's longitude and latitude, as lists and exports name them
+LON_NAMES = ("longitude", "lon", "lng", "long", "x", "经度")
+LAT_NAMES = ("latitude", "lat", "y", "纬度")
+
+
+def point_columns(columns: list[str]) -> tuple[str, str] | None:
+    """The (longitude, latitude) columns of a table, by their usual names, or None."""
+    lower = {str(c).strip().lower(): c for c in columns}
+    lon = next((lower[n] for n in LON_NAMES if n in lower), None)
+    lat = next((lower[n] for n in LAT_NAMES if n in lower), None)
+    return (lon, lat) if lon is not None and lat is not None else None
 
 
 def read_features(
@@ -146,8 +162,16 @@ def read_features(
         raise ValidationError(
             f"{path}: cannot read it as GeoJSON, GeoPackage or zipped Shapefile ({msg})"
         ) from None
-    if raw.geometry is None or "geometry" not in raw:
-        raise ValidationError(f"{path}: the file has no geometry column")
+    from geopandas import GeoDataFrame
+
+    if not isinstance(raw, GeoDataFrame) or "geometry" not in raw:
+        hint = (
+            "it has longitude/latitude columns: points, not polygons (a list of centre "
+            "points imports with --from-points)"
+            if point_columns(list(raw.columns)) is not None
+            else "give polygons as GeoJSON, GeoPackage or zipped Shapefile"
+        )
+        raise ValidationError(f"{path}: the file is a table without geometry; {hint}")
     china = normalize_crs_name(crs) if crs else None
     if china in CHINA_CRS:
         if raw.crs is not None and not raw.crs.is_geographic:
@@ -230,6 +254,8 @@ def import_boundaries(
     crs: str | None = None,
     encoding: str | None = None,
     fields: FieldNames | None = None,
+    code: str | None = None,
+    name: str | None = None,
     repair: bool = False,
     tolerance_m: float = 5.0,
     tiling: str = "warn",
@@ -251,6 +277,10 @@ def import_boundaries(
         Attribute names. Without a parent field (and no ``parent_code`` column) each
         feature's parent is the one it overlaps most, which suits files cut from the
         parent layer.
+    code, name : str, optional
+        The code and name of a file that holds one polygon and no attributes (a bare
+        GeoJSON geometry, as outline services publish them); they override the file's
+        fields.
     repair : bool
         Repair invalid geometry with ``make_valid`` (and report it) instead of rejecting.
     tolerance_m : float
@@ -259,6 +289,69 @@ def import_boundaries(
         Grids only: 'warn' reports gaps/overlaps between the grids of a community above
         1 m²; 'error' rejects the import for them.
     """
+
+    if level not in LEVELS:
+        raise ValidationError(f"unknown level {level!r}; one of {', '.join(LEVELS)}")
+    path = Path(path)
+    raw, source_crs = read_features(path, crs, encoding)
+    fields = fields or FieldNames()
+    attributes = [c for c in raw.columns if c != raw.geometry.name]
+    if code is not None or name is not None:
+        if code is None or (name is None and fields.name not in attributes):
+            raise ValidationError(
+                f"{path}: give both --code and --name for a file without those fields",
+                field="code" if code is None else "name",
+            )
+        if len(raw) != 1:
+            raise ValidationError(
+                f"{path}: --code and --name name one polygon; the file has {len(raw)} "
+                f"features (use --code-field/--name-field for files with attributes)",
+                field="code",
+            )
+        raw = raw.assign(_code=[code], **({"_name": [name]} if name is not None else {}))
+        fields = FieldNames(
+            code="_code",
+            name="_name" if name is not None else fields.name,
+            parent=fields.parent,
+            population=fields.population,
+            households=fields.households,
+            enterprises=fields.enterprises,
+        )
+    elif not attributes:
+        raise ValidationError(
+            f"{path}: the file has no attributes (a bare geometry, as outline services "
+            "publish them): pass --code CODE --name NAME",
+            field="code",
+        )
+    return import_frame(
+        session,
+        level,
+        raw,
+        source_crs,
+        path,
+        fields=fields,
+        repair=repair,
+        tolerance_m=tolerance_m,
+        tiling=tiling,
+    )
+
+
+def import_frame(
+    session: Session,
+    level: str,
+    raw: GeoDataFrame,
+    source_crs: str,
+    path: Path,
+    *,
+    fields: FieldNames,
+    repair: bool = False,
+    tolerance_m: float = 5.0,
+    tiling: str = "warn",
+    generated: list[str] | None = None,
+) -> ImportReport:
+    """Check and insert the features of ``raw`` (as read, coordinates in ``source_crs``);
+    ``path`` names them in messages. See :func:`import_boundaries`, which reads a file
+    into this, and :func:`import_from_points`, which builds the polygons first."""
     import shapely
     from shapely.validation import explain_validity
 
@@ -266,11 +359,10 @@ def import_boundaries(
         raise ValidationError(f"unknown level {level!r}; one of {', '.join(LEVELS)}")
     if tiling not in ("warn", "error"):
         raise ValidationError("tiling must be 'warn' or 'error'")
-    fields = fields or FieldNames()
-    path = Path(path)
     table, parent_table, fk = LEVELS[level]
-    raw, source_crs = read_features(path, crs, encoding)
-    report = ImportReport(level=level, file=str(path), source_crs=source_crs)
+    report = ImportReport(
+        level=level, file=str(path), source_crs=source_crs, generated=list(generated or [])
+    )
     if len(raw) == 0:
         raise ValidationError(f"{path}: the file has no features")
     code_col = _field(raw, fields.code, None, "code", path)
@@ -549,8 +641,9 @@ def _tiling(conn: sa.Connection) -> list[tuple[str, float, float]]:
 
 def format_report(report: ImportReport) -> str:
     """The import summary: each polygon's geodesic area, totals, repairs and warnings."""
+    verb = "Checked (dry run: nothing written)" if report.dry_run else "Imported"
     lines = [
-        f"Imported {report.imported} polygon(s) into {report.level} from {report.file} "
+        f"{verb} {report.imported} polygon(s) into {report.level} from {report.file} "
         f"(source CRS {report.source_crs}, stored as WGS84):"
     ]
     w = max((len(c) for c, _, _ in report.areas), default=4)
@@ -561,4 +654,6 @@ def format_report(report: ImportReport) -> str:
         lines.append(f"Repaired: {r}")
     for wmsg in report.warnings:
         lines.append(f"Warning: {wmsg}")
+    for gmsg in report.generated:
+        lines.append(f"Generated: {gmsg}")
     return "\n".join(lines)
