@@ -10,7 +10,7 @@ from pathlib import Path
 
 import click
 
-from mapsvc.commands.common import open_engine, progress
+from mapsvc.commands.common import dry_run_option, one_transaction, open_engine, progress
 
 
 @click.group("import")
@@ -64,11 +64,7 @@ def _level_command(level: str, doc: str) -> click.Command:
         "geometry, as outline services publish them); with --name.",
     )
     @click.option("--name", "name_value", default=None, help="Name of that polygon.")
-    @click.option(
-        "--dry-run",
-        is_flag=True,
-        help="Check everything and print the summary; write nothing.",
-    )
+    @dry_run_option
     @click.option(
         "--strict-tiling",
         is_flag=True,
@@ -92,8 +88,6 @@ def _level_command(level: str, doc: str) -> click.Command:
         strict_tiling: bool,
         from_points: bool = False,
     ) -> None:
-        from sqlalchemy.orm import Session
-
         from mapsvc.core.errors import ServiceError
         from mapsvc.services.boundaries import FieldNames, format_report, import_boundaries
         from mapsvc.services.boundary_points import import_from_points
@@ -119,7 +113,7 @@ def _level_command(level: str, doc: str) -> click.Command:
         engine = open_engine()
         bar = progress(total=1, desc=f"import {level}", unit="file")
         try:
-            with Session(engine) as session:
+            with one_transaction(engine, dry_run) as session:
                 if from_points:
                     report = import_from_points(
                         session, level, file, crs=crs, tolerance_m=tolerance_m
@@ -138,11 +132,7 @@ def _level_command(level: str, doc: str) -> click.Command:
                         tolerance_m=tolerance_m,
                         tiling="error" if strict_tiling else "warn",
                     )
-                if dry_run:
-                    session.rollback()
-                    report.dry_run = True
-                else:
-                    session.commit()
+                report.dry_run = dry_run
             bar.update(1)
         except ServiceError as exc:
             raise click.ClickException(exc.message) from None

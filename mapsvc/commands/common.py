@@ -6,12 +6,14 @@ transaction it begins (:func:`cli_actor`: the operating system's user, ``via = "
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any
 
 import click
 from sqlalchemy import event
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.actor import Actor
@@ -19,6 +21,32 @@ from mapsvc.db import DatabaseError, check_connection, ensure_schema, make_engin
 
 if TYPE_CHECKING:
     from tqdm import tqdm
+
+
+#: the ``--dry-run`` option of the import commands
+dry_run_option = click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run every check and print the summary; write nothing.",
+)
+
+
+@contextmanager
+def one_transaction(engine: Engine, dry_run: bool = False) -> Iterator[Session]:
+    """The command's one transaction: committed at the end, or rolled back for a dry run
+    (and on any error), so a dry run makes exactly the checks a real run makes."""
+    session = Session(bind=engine, expire_on_commit=False)
+    try:
+        yield session
+        if dry_run:
+            session.rollback()
+        else:
+            session.commit()
+    except BaseException:
+        session.rollback()
+        raise
+    finally:
+        session.close()
 
 
 def settings() -> Settings:

@@ -50,6 +50,11 @@ def incidents_group() -> None:
     show_default=True,
     help="Where the incidents came from.",
 )
+@click.option(
+    "--dry-run",
+    is_flag=True,
+    help="Run every check and the routing and print the summary; write nothing.",
+)
 def import_cmd(
     file: Path,
     crs: str,
@@ -58,13 +63,14 @@ def import_cmd(
     skip_bad: Path | None,
     encoding: str,
     source: str,
+    dry_run: bool,
 ) -> None:
     """Import incidents from FILE.csv, routing each to grid, segment and chief.
 
     By default a file with any bad row imports nothing and the bad rows are listed (row
     number, column, reason).
     """
-    from mapsvc.commands.common import open_engine, progress
+    from mapsvc.commands.common import one_transaction, open_engine, progress
     from mapsvc.core.errors import ServiceError, ValidationError
     from mapsvc.services.incident_import import (
         ColumnMapping,
@@ -80,9 +86,9 @@ def import_cmd(
         raise click.ClickException(exc.message) from None
     engine = open_engine(config)
     try:
-        with engine.begin() as conn:
+        with one_transaction(engine, dry_run) as session:
             result = import_csv(
-                conn,
+                session.connection(),
                 file,
                 crs=crs,
                 mapping=mapping,
@@ -108,8 +114,9 @@ def import_cmd(
         n = write_bad_rows(skip_bad, file, result.bad, encoding=encoding)
         click.echo(f"{n} bad rows written with their reasons to {skip_bad}")
     secs = result.seconds.get("total", 0.0) or 1e-9
+    verb = "checked (dry run)" if dry_run else "imported"
     click.echo(
-        f"imported {result.imported} of {result.rows} rows in {secs:.1f} s "
+        f"{verb} {result.imported} of {result.rows} rows in {secs:.1f} s "
         f"({result.imported / secs:,.0f} rows/s); bad rows: {result.bad_rows}; "
         f"on an alley segment: {result.routed_to_segment}; "
         f"location to confirm: {result.to_confirm}"
@@ -124,6 +131,8 @@ def import_cmd(
             f"located by address: {sum(result.located_by.values())} ({classes}); "
             "each is flagged location to confirm"
         )
+    if dry_run:
+        click.echo("dry run: nothing written")
 
 
 @incidents_group.command("reroute")

@@ -8,7 +8,13 @@ from pathlib import Path
 
 import click
 
-from mapsvc.commands.common import open_engine, progress, settings
+from mapsvc.commands.common import (
+    dry_run_option,
+    one_transaction,
+    open_engine,
+    progress,
+    settings,
+)
 from mapsvc.core.errors import ServiceError
 from mapsvc.db import session_scope
 
@@ -25,7 +31,8 @@ def streets_group() -> None:
 @streets_group.command("import")
 @click.argument("file", type=click.Path(dir_okay=False))
 @click.option("--bbox", default=None, help="minx,miny,maxx,maxy (WGS84) to clip the extract.")
-def import_command(file: str, bbox: str | None) -> None:
+@dry_run_option
+def import_command(file: str, bbox: str | None, dry_run: bool) -> None:
     """Load walkable streets from FILE.osm.pbf into alley_segment (re-import keeps ids)."""
     from mapsvc.core.errors import BadRequest
     from mapsvc.core.values import parse_bbox
@@ -37,7 +44,7 @@ def import_command(file: str, bbox: str | None) -> None:
         raise click.BadParameter(str(exc), param_hint="--bbox") from None
     engine = open_engine()
     try:
-        with session_scope(engine) as session:
+        with one_transaction(engine, dry_run) as session:
             s = streets.import_osm(session, file, box, progress=progress)
     except ServiceError as exc:
         raise _fail(exc) from None
@@ -52,21 +59,26 @@ def import_command(file: str, bbox: str | None) -> None:
             f"they carry assignments: {', '.join(s['stale_kept_assigned'][:10])}"
         )
     click.echo(f"Street data {s['attribution']} (ODbL)")
+    if dry_run:
+        click.echo("dry run: nothing written")
 
 
 @streets_group.command("assign")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False))
-def assign_command(file: str) -> None:
+@dry_run_option
+def assign_command(file: str, dry_run: bool) -> None:
     """Assign segments from a CSV with columns segment,staff[,role][,valid_from]."""
     from mapsvc.services import streets
 
     engine = open_engine()
     try:
-        with session_scope(engine) as session:
+        with one_transaction(engine, dry_run) as session:
             out = streets.assign_csv(session, Path(file).read_bytes())
     except ServiceError as exc:
         raise _fail(exc) from None
     click.echo(f"assigned {out['assigned']} segments")
+    if dry_run:
+        click.echo("dry run: nothing written")
 
 
 @click.group("patrol")

@@ -214,3 +214,25 @@ def test_description_and_address_are_kept_and_checked(district, tmp_path) -> Non
         ("H1", "门口堆放纸箱", "测试路12号"),
         ("H2", None, None),
     ]
+
+
+def test_dry_run_checks_and_routes_but_writes_nothing(district, tmp_path) -> None:
+    f = write_csv(tmp_path / "export.csv", HEADER, _good_rows())
+    args = ["incidents", "import", str(f), "--crs", "gcj02", "--mapping", str(_mapping(tmp_path))]
+    dry = run_cli(district.engine, *args, "--dry-run")
+    assert dry.exit_code == 0, dry.output
+    assert (
+        "checked (dry run) 5 of 5 rows" in dry.output and "dry run: nothing written" in dry.output
+    )
+    with district.engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM incident_event")) == 0
+    assert _count(district.engine) == 0
+    wet = run_cli(district.engine, *args)
+    assert wet.exit_code == 0 and _count(district.engine) == 5
+    # the same summary (routing included) as the real run
+    same = ("on an alley segment:", "location to confirm:")
+    for key in same:
+        got = [out.split(key)[1].split(";")[0].splitlines()[0] for out in (dry.output, wet.output)]
+        assert got[0] == got[1]
+    again = run_cli(district.engine, *args, "--dry-run")  # the ids exist now: refused as for real
+    assert again.exit_code == 1 and _count(district.engine) == 5

@@ -14,6 +14,10 @@ from tests.services.test_streets import TEST_PBF
 def test_import_assign_route_upload_compliance(fresh_engine, monkeypatch, tmp_path):
     monkeypatch.setenv("DATABASE_URL", fresh_engine.url.render_as_string(hide_password=False))
     run = CliRunner().invoke
+    r = run(streets_group, ["import", TEST_PBF, "--dry-run"])
+    assert r.exit_code == 0 and "dry run: nothing written" in r.output, r.output
+    with fresh_engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM alley_segment")) == 0
     r = run(streets_group, ["import", TEST_PBF])
     assert r.exit_code == 0, r.output
     assert "© OpenStreetMap contributors" in r.output
@@ -27,6 +31,10 @@ def test_import_assign_route_upload_compliance(fresh_engine, monkeypatch, tmp_pa
         ).all()
     csv = tmp_path / "a.csv"
     csv.write_text("segment,staff\n" + "".join(f"{code},c1\n" for code in codes))
+    r = run(streets_group, ["assign", str(csv), "--dry-run"])
+    assert r.exit_code == 0 and f"assigned {len(codes)}" in r.output and "dry run" in r.output
+    with fresh_engine.connect() as c:
+        assert c.scalar(sa.text("SELECT count(*) FROM assignment")) == 0
     r = run(streets_group, ["assign", str(csv)])
     assert r.exit_code == 0 and f"assigned {len(codes)}" in r.output, r.output
     bad = tmp_path / "bad.csv"
