@@ -10,12 +10,23 @@ from __future__ import annotations
 
 import click
 
-from mapsvc.commands import audit, boundaries, db, demo, incidents, serve, staffing, streets, users
+from mapsvc.commands import (
+    audit,
+    boundaries,
+    db,
+    demo,
+    incidents,
+    roster,
+    serve,
+    staffing,
+    streets,
+    users,
+)
 
 __all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = [
     command
-    for module in (db, serve, demo, boundaries, incidents, streets, staffing, users, audit)
+    for module in (db, serve, demo, boundaries, incidents, streets, staffing, roster, users, audit)
     for command in module.COMMANDS
 ]

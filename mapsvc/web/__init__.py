@@ -26,6 +26,7 @@ def init_app(app: Flask) -> None:
         pages,
         patrol,
         printing,
+        roster,
         screen,
         tiles,
     )
@@ -33,7 +34,7 @@ def init_app(app: Flask) -> None:
 
     app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
     blueprints = (pages, api, health, incidents, open311, patrol, dashboard, admin, tiles)
-    for module in (*blueprints, ogc, exports, printing, screen):
+    for module in (*blueprints, ogc, exports, printing, screen, roster):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
     auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF

@@ -124,6 +124,10 @@ POLICY: dict[str, str] = {
     "patrol.segments_assign_csv": "assignments.edit",
     # administration
     "admin.audit_page": "audit.read",
+    "roster.list_api": "read",
+    "roster.add_api": "assignments.edit",
+    "roster.import_api": "assignments.edit",
+    "roster.end_api": "assignments.edit",
     "admin.users_page": "users.manage",
     "admin.create_user": "users.manage",
     "admin.update_user": "users.manage",

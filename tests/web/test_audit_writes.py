@@ -7,6 +7,7 @@ endpoint without a case here fails the test.
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 
 from tests.fixtures.accounts import ADMIN, make_account
@@ -83,6 +84,16 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
             "/api/segments/assign", data="segment,staff\nseg2,chief1\n", content_type="text/csv"
         )
 
+    def staff_add():
+        return client.post("/api/staff", json={"code": "RA1", "name": "某网格员", "role": "网格员"})
+
+    def staff_import():
+        roster = "code,name,role,segments\nRR1,某巷长,alley_chief,seg2\n".encode()
+        return client.post("/api/staff/import", data={"file": (io.BytesIO(roster), "r.csv")})
+
+    def staff_end():
+        return client.post("/api/staff/RR1/end", json={"last_day": "2099-12-31"})
+
     def open311():
         lon, lat = ll(300, 150)
         form = {"api_key": api_key, "service_code": "road", "lat": lat, "long": lon}
@@ -99,6 +110,9 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
         "patrol.visit_api": (visit, "patrol_visit"),
         "patrol.segment_chief_api": (chief, "assignment"),
         "patrol.segments_assign_csv": (assign_csv, "assignment"),
+        "roster.add_api": (staff_add, "staff"),
+        "roster.import_api": (staff_import, "assignment"),
+        "roster.end_api": (staff_end, "assignment"),
         "open311.create_request": (open311, "incident"),
     }
     assert set(cases) == _write_endpoints(app), "a write endpoint has no audit case here"
