@@ -73,6 +73,15 @@ def time_tiles(url: str, repeats: int, radius: int) -> list[dict]:
     app = create_app({"DATABASE_URL": url})
     client = app.test_client()
     engine = app.extensions["mapsvc.engine"]
+    # staff layers (segments, grids, incidents) need a login: an admin's API token
+    from mapsvc.db import session_scope
+    from mapsvc.services import accounts
+
+    with session_scope(engine) as s:
+        who = f"bench-tiles-{int(time.time())}"
+        accounts.create_user(s, who, "bench-password-123456", "admin")
+        token, _row = accounts.create_token(s, who, "bench")
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
     with Session(engine) as s:
         x0, y0, x1, y1 = district_extent(s)
     lon, lat = (x0 + x1) / 2, (y0 + y1) / 2

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import BadRequest
@@ -69,6 +69,19 @@ class LocalBaseMap:
     script: str
     library: str
     max_zoom: int = 20
+
+
+@dataclass(frozen=True)
+class TiledOverlay:
+    """Where a page finds a tile layer for a large overlay: its tile URL and scripts.
+
+    The web floor fills it (it knows the URLs); a layer's ``draw`` paints from it instead
+    of embedding every feature as GeoJSON, so the page no longer grows with the network.
+    """
+
+    tiles: str
+    script: str
+    library: str
 
 
 TIANDITU = (
@@ -246,3 +259,39 @@ def _local_layer(basemap: Basemap, local: LocalBaseMap, show: bool) -> folium.ma
             self.options = {"url": local.tiles, "maxZoom": local.max_zoom}
 
     return LocalBase()
+
+
+def tiled_segments(
+    source: TiledOverlay,
+    states: dict[int, str],
+    colours: dict[str, str],
+    labels: dict[str, Any],
+) -> folium.map.Layer:
+    """Segments painted from vector tiles: ``states`` (segment id to a key of ``colours``)
+    is all the page carries, a few bytes per segment instead of its whole line."""
+    from folium.elements import JSCSSMixin
+    from folium.map import Layer
+    from folium.template import Template
+
+    class TiledSegments(JSCSSMixin, Layer):
+        _template = Template(
+            """
+            {% macro script(this, kwargs) %}
+            var {{ this.get_name() }} = mapsvcTiled.segments({{ this.options|tojson }});
+            {{ this.get_name() }}.addTo({{ this._parent.get_name() }});
+            {% endmacro %}
+            """
+        )
+        default_js = [("protomaps_leaflet", source.library), ("mapsvc_tiled_js", source.script)]
+
+        def __init__(self) -> None:
+            super().__init__(name=None, overlay=True, control=False, show=True)
+            self._name = "TiledSegments"
+            self.options = {
+                "url": source.tiles,
+                "states": {str(k): v for k, v in states.items()},
+                "colours": colours,
+                "labels": labels,
+            }
+
+    return TiledSegments()

@@ -369,7 +369,23 @@ class PatrolledLayer(MapLayer):
             for f in data["segments"]["features"]
         ]
         fg = folium.FeatureGroup(name=self.title(locale), show=True)
-        if feats:
+        tiles = options.get("tiles")
+        if tiles is not None and data["segments"]["features"]:
+            # from vector tiles: the page carries only each segment's state
+            from layers.basemap import tiled_segments
+
+            states = {
+                f["properties"]["segment_id"]: f["properties"]["state"]
+                for f in data["segments"]["features"]
+            }
+            labels = {
+                "segment": t["segment"],
+                "chief": t["chief"],
+                "state": t["patrolled"],
+                "states": {k: t[k] for k in colours},
+            }
+            tiled_segments(tiles, states, colours, labels).add_to(fg)
+        elif feats:
             folium.GeoJson(
                 {"type": "FeatureCollection", "features": feats},
                 style_function=lambda f: {

@@ -372,6 +372,10 @@ def revoke_token(session: Session, username: str, token_id: int) -> ApiToken:
     return row
 
 
+#: ``session.info`` key: :func:`resolve_token` recorded a token's use (a write to commit)
+TOKEN_TOUCHED = "mapsvc.token_touched"
+
+
 def resolve_token(session: Session, token: str | None) -> AppUser | None:
     """The active account a token belongs to, or None (unknown, revoked or disabled).
 
@@ -392,4 +396,5 @@ def resolve_token(session: Session, token: str | None) -> AppUser | None:
     ):
         row.ApiToken.last_used_at = at
         session.flush()
+        session.info[TOKEN_TOUCHED] = True
     return row.AppUser

@@ -51,7 +51,7 @@ from mapsvc.models import AppUser
 from mapsvc.services import accounts
 from mapsvc.services.permissions import NOBODY, Principal
 from mapsvc.web.args import wants_json
-from mapsvc.web.context import get_session, get_settings, use_actor
+from mapsvc.web.context import get_session, get_settings, identifying, use_actor
 from mapsvc.web.i18n import current_locale
 
 bp = Blueprint("auth", __name__)
@@ -219,7 +219,8 @@ def _identify() -> None:
             raise Unauthorized("the API token is not valid (unknown, revoked or disabled)")
         g.principal = accounts.principal(user)
         use_actor(Actor(user.id, user.username, address, "token"))
-        get_session().commit()  # the token's last use, recorded against its owner
+        if get_session().info.pop(accounts.TOKEN_TOUCHED, False):
+            get_session().commit()  # the token's last use, recorded against its owner
         g.via_token = True
         return
     g.via_token = False
@@ -245,7 +246,8 @@ def may_open(endpoint: str) -> bool:
 def _guard() -> ResponseReturnValue | None:
     """``before_request``: identify, check the endpoint's permission, then (for a write
     the request may make) the CSRF token."""
-    _identify()
+    with identifying():
+        _identify()
     if request.url_rule is None:  # 404 / 405: nothing to guard
         return None
     endpoint = request.endpoint or ""

@@ -9,6 +9,8 @@ engine begins during a request names the request's author to the audit trail
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 from flask import Flask, current_app, g, has_request_context, request
 from sqlalchemy import event
@@ -60,15 +62,39 @@ def use_actor(actor: Actor) -> None:
     the account up) is told here, so its writes are not recorded as anonymous.
     """
     g.actor = actor
+    g.pop(_PENDING, None)
     session = g.get("db_session")
     if session is not None and session.in_transaction():
         set_actor(session, request_actor())
 
 
 def _name_the_actor(conn: Connection) -> None:
-    """Engine ``begin`` event: a transaction begun for a request records its author."""
-    if has_request_context():
+    """Engine ``begin`` event: a transaction begun for a request records its author.
+
+    Not while the guard is identifying the request (:func:`identifying`): its
+    :func:`use_actor` names the author in the session's open transaction, so the lookup of
+    the account costs no extra round trip to name an anonymous author first.
+    """
+    if has_request_context() and not g.get(_PENDING):
         set_actor(conn, request_actor())
+
+
+_PENDING = "mapsvc_actor_pending"
+
+
+@contextmanager
+def identifying() -> Iterator[None]:
+    """While the guard looks the account up: transactions begun wait for :func:`use_actor`
+    to name their author; if it never does (a bad token), the anonymous actor is named
+    when the block ends, so no transaction of the request is left unnamed."""
+    g.setdefault(_PENDING, True)
+    try:
+        yield
+    finally:
+        if g.pop(_PENDING, False):
+            session = g.get("db_session")
+            if session is not None and session.in_transaction():
+                set_actor(session, request_actor())
 
 
 def get_settings() -> Settings:

@@ -227,7 +227,7 @@ def patrol_page() -> str:
     """Map of a chief's route (``?chief=``) or a grid's chiefs (``?grid=``) and patrol state."""
     import folium
 
-    from mapsvc.web.render import add_attribution, add_html, base_map, folium_page
+    from mapsvc.web.render import add_attribution, add_html, base_map, folium_page, tiled_overlay
 
     session = get_session()
     locale = current_locale()
@@ -253,7 +253,10 @@ def patrol_page() -> str:
     attribution = " | ".join(a for a in {routes.get("attribution"), state.get("attribution")} if a)
     if attribution:
         add_attribution(m, attribution)
-    state_layer.draw(state, locale).add_to(m)
+    tiles = None
+    if basemap.crs == "wgs84":
+        tiles = tiled_overlay("segments", day=day.isoformat() if day else "")
+    state_layer.draw(state, locale, tiles=tiles).add_to(m)
     routes_layer.draw(routes, locale).add_to(m)
     folium.LayerControl(collapsed=False).add_to(m)
     if bounds:

@@ -21,7 +21,7 @@ from mapsvc.web.i18n import current_locale
 if TYPE_CHECKING:
     import folium
 
-    from layers.basemap import Basemap, LocalBaseMap
+    from layers.basemap import Basemap, LocalBaseMap, TiledOverlay
 
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [
@@ -102,6 +102,31 @@ def local_basemap() -> LocalBaseMap | None:
     return LocalBaseMap(
         tiles=tiles.replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt"),
         script=url_for("static", filename="js/basemap.js", v=version),
+        library=vendor_url("protomaps_leaflet"),
+    )
+
+
+def tiled_overlay(layer: str, **filters: str) -> TiledOverlay | None:
+    """Where a page paints ``layer`` from this app's vector tiles (None: no tiles here).
+
+    Tiles are in WGS84 Web Mercator, so pages drawn on a shifted (GCJ-02) base map keep
+    their GeoJSON overlays, which are moved with the base map.
+    """
+    from pathlib import Path
+    from urllib.parse import urlencode
+
+    from layers.basemap import TiledOverlay
+    from layers.offline import vendor_url
+
+    if "tiles.tile" not in current_app.view_functions:
+        return None
+    tiles = url_for("tiles.tile", layer=layer, z=0, x=0, y=0)
+    query = urlencode({k: v for k, v in filters.items() if v})
+    script = Path(current_app.static_folder or "") / "js" / "tiled.js"
+    version = int(script.stat().st_mtime) if script.exists() else 0
+    return TiledOverlay(
+        tiles=tiles.replace("/0/0/0.mvt", "/{z}/{x}/{y}.mvt") + (f"?{query}" if query else ""),
+        script=url_for("static", filename="js/tiled.js", v=version),
         library=vendor_url("protomaps_leaflet"),
     )
 

@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from tests.fixtures.patrol import DAY, add_chief, add_segments
-from tests.fixtures.web import LiveServer
+from tests.fixtures.web import LiveServer, wait_until
 from tests.services.test_patrol_compliance import walk
 from tests.services.test_patrol_routes import RECT
 
@@ -186,7 +186,50 @@ def test_patrol_page_in_chromium(patrol_app, page):
         page.wait_for_selector("path.leaflet-interactive", timeout=15000)
         assert "Patrol route" in page.inner_text("body")
         page.goto(f"{server.url}/patrol?day={DAY}")
-        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        # without a route the page holds the patrol state only, painted from vector tiles
+        wait_until(page, "document.documentElement.dataset.tiledPainted === '6'")
+        assert page.errors == []
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (390, 844)], ids=["desktop", "phone"])
+def test_patrol_state_is_painted_from_tiles_with_a_popup(patrol_app, page, size):
+    """The segments' patrol state comes from /tiles/segments (the page carries only each
+    segment's state, not its line), and a click on a segment names it, its chief and state."""
+    from tests.fixtures.patrol import lonlat
+
+    app, ids, chief, _other = patrol_app
+    html = app.test_client().get(f"/patrol?day={DAY}&lang=zh_CN").get_data(as_text=True)
+    assert "mapsvcTiled.segments(" in html
+    far = lonlat(350, 0)  # the middle of segment "far", drawn by no route on this page
+    assert f"{far[0]:.5f}" not in html  # no segment line is embedded
+    tiles: list[str] = []
+    page.set_viewport_size({"width": size[0], "height": size[1]})
+    page.on("request", lambda r: tiles.append(r.url) if "/tiles/segments/" in r.url else None)
+    server = LiveServer(app)
+    try:
+        page.goto(f"{server.url}/patrol?day={DAY}&lang=zh_CN")
+        wait_until(page, "document.documentElement.dataset.tiledPainted === '6'")
+        assert page.evaluate("document.documentElement.dataset.tiledSegments") == "6"
+        assert tiles and all(f"day={DAY}" in u for u in tiles)
+        name = page.evaluate("Object.keys(window).find(k => /^map_[0-9a-f]+$/.test(k))")
+        point = page.evaluate(
+            "([n, lon, lat]) => { const m = window[n]; m.setView([lat, lon], 17, {animate: false});"
+            " const p = m.latLngToContainerPoint([lat, lon]);"
+            " const r = m.getContainer().getBoundingClientRect();"
+            " return [r.left + p.x, r.top + p.y]; }",
+            [name, far[0], far[1]],
+        )
+        wait_until(page, "document.documentElement.dataset.tiledPainted === '6'")
+        deadline = 0
+        while not page.locator(".leaflet-popup-content").count() and deadline < 50:
+            page.mouse.click(point[0], point[1])  # until the z17 view's tiles are in
+            page.wait_for_timeout(200)
+            deadline += 1
+        popup = page.inner_text(".leaflet-popup-content")
+        assert "far" in popup and "巷长" in popup and "未巡查" in popup, popup
+        assert page.evaluate("window.__pwned") is None
         assert page.errors == []
     finally:
         server.stop()

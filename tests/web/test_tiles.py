@@ -265,3 +265,32 @@ def test_staff_tile_layers_need_a_login_and_the_base_map_does_not(app) -> None:
         assert anon.get(f"/tiles/{layer}.json").status_code == 401
     assert anon.get("/tiles/basemap/14/13490/7140.mvt").status_code == 200
     assert anon.get("/tiles/communities.json").status_code == 200
+
+
+def test_a_token_tile_request_makes_no_needless_round_trips(small_app, small_client, small):
+    """A tile through a Bearer token: the token lookup, naming its author once, the plan
+    setting and the tile - no commit when the token's last use is fresh, no anonymous
+    author named first (tests/web/test_admin_audit.py checks writes are still named)."""
+    import sqlalchemy as sa
+
+    engine = small_app.extensions["mapsvc.engine"]
+    tile = _tile_for(118.59, 24.905, 15)
+    url = f"/tiles/grids/{tile.z}/{tile.x}/{tile.y}.mvt"
+    assert small_client.get(url).status_code == 200  # records the token's use (a commit)
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, parameters, context, executemany):
+        seen.append(statement.split(None, 1)[0].upper())
+
+    sa.event.listen(engine, "before_cursor_execute", record)
+    try:
+        resp = small_client.get(url)
+    finally:
+        sa.event.remove(engine, "before_cursor_execute", record)
+    assert resp.status_code == 200 and resp.get_data()
+    # SELECT token, SELECT set_config (the author), SET LOCAL plan_cache_mode, WITH/SELECT tile
+    assert len(seen) == 4, seen
+    assert seen.count("SET") == 1
+    with engine.connect() as c:
+        used = c.scalar(sa.text("SELECT count(*) FROM api_token WHERE last_used_at IS NOT NULL"))
+    assert used >= 1
