@@ -107,6 +107,7 @@ POLICY: dict[str, str] = {
     "patrol.compliance_api": "read",
     "patrol.grids_api": "read",
     "patrol.patrol_page": "read",
+    "patrol.my_page": "read",
     "patrol.route_api": "read",
     "patrol.route_gpx": "read",
     "patrol.routes_api": "read",

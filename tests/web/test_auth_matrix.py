@@ -76,6 +76,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "patrol.compliance_api": READERS,
     "patrol.grids_api": READERS,
     "patrol.patrol_page": READERS,
+    "patrol.my_page": READERS,
     "patrol.route_api": READERS,
     "patrol.route_gpx": READERS,
     "patrol.routes_api": READERS,
