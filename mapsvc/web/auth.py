@@ -279,6 +279,17 @@ def _frame() -> dict[str, Any]:
     return {"locale": current_locale()}
 
 
+#: roles whose home after the login is 我的 (/me), their own day's work
+HOME_ON_ME = frozenset({"chief", "grid_head", "grid_member"})
+
+
+def _home(role: str) -> str:
+    """Where a login without ``next`` lands: 我的 for field staff, else the map."""
+    if role in HOME_ON_ME and "patrol.my_page" in current_app.view_functions:
+        return url_for("patrol.my_page")
+    return url_for("pages.index")
+
+
 def _safe_next(target: str | None) -> str:
     """Where to go after the login: a path of this site only (no open redirect)."""
     if not target:
@@ -315,7 +326,7 @@ def login() -> ResponseReturnValue:
             session.commit()
             cookie_session.permanent = True
             login_user(LoginUser(user))
-            return redirect(_safe_next(next_url))
+            return redirect(_safe_next(next_url) if next_url else _home(user.role))
     return (
         render_template(
             "auth/login.html",

@@ -1,0 +1,104 @@
+"""/me (我的) in headless Chromium, logged in as a chief, at phone and desktop sizes."""
+
+from __future__ import annotations
+
+import datetime as dt
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.orm import Session
+
+from mapsvc.models import IncidentCategory
+from mapsvc.services.incidents import create_incident
+from tests.fixtures.accounts import make_account
+from tests.fixtures.patrol import DAY, add_chief, add_segments, lonlat
+from tests.fixtures.web import LiveServer, wait_until
+from tests.services.test_patrol_routes import RECT
+
+PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1440, "height": 900}
+
+
+@pytest.fixture
+def chief_app(fresh_engine, make_app):
+    with Session(bind=fresh_engine) as s:
+        ids = add_segments(s, RECT)
+        chief = add_chief(s, "王巷长", list(ids.values()))
+        s.add(IncidentCategory(code="litter", name_zh="垃圾", name_en="Litter"))
+        s.flush()
+        now = dt.datetime.now(dt.UTC)
+        for x, due in (
+            (20, now - dt.timedelta(days=2, hours=3, minutes=10)),
+            (60, now + dt.timedelta(hours=5, minutes=30)),
+        ):
+            lon, lat = lonlat(x, 0)
+            inc = create_incident(
+                s, {"category": "litter", "lon": lon, "lat": lat, "address": f"巷{x}号"}
+            )
+            s.execute(
+                sa.text("UPDATE incident SET chief_id = :c, due_at = :d WHERE id = :i"),
+                {"c": chief, "d": due, "i": inc.id},
+            )
+        s.commit()
+    _name, token = make_account(fresh_engine, "chief", staff=chief)
+    return make_app(fresh_engine), token
+
+
+def _open(browser, server, token, viewport, lang):
+    context = browser.new_context(
+        viewport=viewport,
+        extra_http_headers={"Authorization": f"Bearer {token}"},
+        geolocation={"latitude": lonlat(50, 25)[1], "longitude": lonlat(50, 25)[0]},
+        permissions=["geolocation"],
+    )
+    page = context.new_page()
+    errors: list[str] = []
+    page.on("pageerror", lambda e: errors.append(str(e)))
+    page.on("console", lambda m: errors.append(m.text) if m.type == "error" else None)
+    page.goto(f"{server.url}/me?day={DAY}&lang={lang}")
+    page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+    return context, page, errors
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_me_page_shows_my_route_incidents_and_figures(chief_app, browser, viewport):
+    app, token = chief_app
+    server = LiveServer(app)
+    try:
+        context, page, errors = _open(browser, server, token, viewport, "zh_CN")
+        sheet = page.locator(".mapsvc-me")
+        assert "下一条街巷" in sheet.inner_text()
+        # folded: the sheet leaves the map most of the screen
+        box = sheet.bounding_box()
+        assert box is not None and box["height"] < 0.25 * viewport["height"]
+        assert box["y"] + box["height"] <= viewport["height"] + 1
+        page.click(".mapsvc-me summary")
+        text = sheet.inner_text()
+        for street in RECT:
+            assert street in text
+        items = page.locator(".mapsvc-me-incidents li").all_inner_texts()
+        assert len(items) == 2
+        assert "已超时 2 天 3 小时" in items[0] and "巷20号" in items[0]
+        assert "剩余 0 天 5 小时" in items[1]
+        assert "0/5" in page.inner_text(".mapsvc-me-glance")
+        # unfolded, it still stops at 40% of the screen and nothing scrolls sideways
+        box = sheet.bounding_box()
+        assert box is not None and box["height"] <= 0.4 * viewport["height"] + 1
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.click(".mapsvc-locate")
+        wait_until(page, "document.querySelector('path.mapsvc-me-here') !== null")
+        assert errors == []
+        context.close()
+        context, page, errors = _open(browser, server, token, viewport, "en")
+        assert "Next street" in page.inner_text(".mapsvc-me")
+        assert errors == []
+        context.close()
+    finally:
+        server.stop()
+
+
+def test_me_page_without_a_linked_staff_member(chief_app):
+    app, _token = chief_app  # the app's default client is the test admin, linked to nobody
+    response = app.test_client().get("/me?lang=en")
+    assert response.status_code == 200
+    assert "not linked to a staff member" in response.get_data(as_text=True)
