@@ -13,7 +13,9 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
-from mapsvc.services import patrol
+from mapsvc.core.errors import ServiceError
+from mapsvc.services import incidents, patrol
+from mapsvc.services.permissions import Principal, check_transition
 
 
 def days_hours(seconds: float) -> tuple[int, int]:
@@ -160,3 +162,62 @@ def glance(session: Session, staff_id: int, day: dt.date, settings: Settings) ->
         "week": period(mine_w, visits(monday, sunday), week_start),
         "patrolled_ids": mine_t["patrolled_ids"] if mine_t else [],
     }
+
+
+def incident_item(
+    session: Session,
+    incident_id: Any,
+    principal: Principal,
+    today: dt.date,
+    at: dt.datetime,
+    locale: str = "zh_CN",
+) -> dict[str, Any]:
+    """One incident as an item: its fields, where it was routed (names), time left, history,
+    and the transitions ``principal`` may make now.
+
+    The actions are the closed loop's next states filtered by the same scope check the
+    transition API applies (:func:`mapsvc.services.permissions.check_transition`), so a
+    button is shown exactly when pressing it would be allowed.
+    """
+    inc = incidents.get_incident(session, incident_id)
+    out = incidents.incident_dict(inc)
+    name = "name_en" if locale.startswith("en") else "name_zh"
+    names = (
+        session.execute(
+            sa.text(
+                f"SELECT (SELECT {name} FROM incident_category WHERE code = :cat) AS category_name, "
+                "(SELECT code FROM grid WHERE id = :g) AS grid_code, "
+                "(SELECT name FROM community WHERE id = :c) AS community_name, "
+                "(SELECT name FROM alley_segment WHERE id = :s) AS segment_name, "
+                "(SELECT name FROM staff WHERE id = :ch) AS chief_name, "
+                "(SELECT name FROM staff WHERE id = :gh) AS grid_head_name"
+            ),
+            {
+                "cat": inc.category,
+                "g": inc.grid_id,
+                "c": inc.community_id,
+                "s": inc.segment_id,
+                "ch": inc.chief_id,
+                "gh": inc.grid_head_id,
+            },
+        )
+        .mappings()
+        .one()
+    )
+    out.update(names)
+    if inc.due_at is not None and inc.state != "closed":
+        out["days"], out["hours"] = days_hours((inc.due_at - at).total_seconds())
+        out["late"] = inc.due_at < at
+    else:
+        out["days"] = out["hours"] = None
+        out["late"] = False
+    out["events"] = incidents.events(session, inc.id)
+    actions = []
+    for state in incidents.TRANSITIONS.get(inc.state, ()):
+        try:
+            check_transition(session, principal, inc, state, today)
+        except ServiceError:
+            continue
+        actions.append(state)
+    out["actions"] = actions
+    return out

@@ -95,6 +95,7 @@ POLICY: dict[str, str] = {
     "incidents.choropleth_api": "read",
     "incidents.choropleth_page": "read",
     "incidents.get_api": "read",
+    "incidents.item_page": "read",
     "incidents.heatmap_api": "read",
     "incidents.heatmap_page": "read",
     "incidents.list_api": "read",
@@ -117,6 +118,7 @@ POLICY: dict[str, str] = {
     # writes (the views add the scope checks of mapsvc.services.permissions)
     "incidents.create_api": "incidents.create",
     "incidents.transition_api": "incidents.transition",
+    "incidents.transition_form": "incidents.transition",
     "incidents.patch_api": "incidents.transition",
     "incidents.rating_api": "incidents.rate",
     "patrol.upload_track_api": "patrol.record",

@@ -102,3 +102,55 @@ def test_me_page_without_a_linked_staff_member(chief_app):
     response = app.test_client().get("/me?lang=en")
     assert response.status_code == 200
     assert "not linked to a staff member" in response.get_data(as_text=True)
+
+
+def _first_incident(app) -> int:
+    with Session(bind=app.extensions["mapsvc.engine"]) as s:
+        return s.scalar(sa.text("SELECT min(id) FROM incident WHERE address = '巷20号'"))
+
+
+def test_incident_item_page_names_what_is_wrong_and_404s(chief_app):
+    app, _token = chief_app
+    c = app.test_client()  # the admin
+    inc = _first_incident(app)
+    text = c.get(f"/incidents/{inc}?lang=en").get_data(as_text=True)
+    assert "巷20号" in text and "王巷长" in text and "overdue 2 d 3 h" in text
+    assert 'data-state="dispatched"' in text  # an admin may dispatch a received incident
+    assert c.get("/incidents/987654?lang=en").status_code == 404
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_chief_moves_an_incident_from_its_page(chief_app, browser, viewport):
+    app, token = chief_app
+    inc = _first_incident(app)
+    with Session(bind=app.extensions["mapsvc.engine"]) as s:
+        s.execute(sa.text("UPDATE incident SET state = 'dispatched' WHERE id = :i"), {"i": inc})
+        s.commit()
+    server = LiveServer(app)
+    try:
+        context = browser.new_context(
+            viewport=viewport, extra_http_headers={"Authorization": f"Bearer {token}"}
+        )
+        page = context.new_page()
+        errors: list[str] = []
+        page.on("pageerror", lambda e: errors.append(str(e)))
+        page.goto(f"{server.url}/incidents/{inc}?lang=zh_CN")
+        # a chief may only take it in hand or send it back: no dispatcher's buttons
+        states = page.locator(".item-actions button").evaluate_all(
+            "bs => bs.map(b => b.dataset.state)"
+        )
+        assert states == ["in_hand", "returned"]
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        page.fill(".item-actions form:first-of-type input[name=note]", "到场处置")
+        page.click('button[data-state="in_hand"]')
+        page.wait_for_selector(".item-events li:nth-child(2)")
+        events = page.locator(".item-events li").all_inner_texts()
+        assert "到场处置" in events[-1]
+        assert errors == []
+        context.close()
+    finally:
+        server.stop()
+    with Session(bind=app.extensions["mapsvc.engine"]) as s:
+        assert (
+            s.scalar(sa.text("SELECT state FROM incident WHERE id = :i"), {"i": inc}) == "in_hand"
+        )
