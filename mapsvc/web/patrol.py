@@ -285,8 +285,12 @@ def patrol_page() -> str:
 def my_page() -> str:
     """我的: the signed-in staff member's route, street order, open incidents and figures."""
     import folium
+    from flask import url_for
 
+    from layers.heatmap import code_label, labels
+    from mapsvc.models import SEVERITIES
     from mapsvc.services import mywork
+    from mapsvc.services.categories import category_names
     from mapsvc.services.incidents import now
     from mapsvc.web.render import add_attribution, add_html, base_map, folium_page
 
@@ -355,6 +359,30 @@ def my_page() -> str:
             errors=routes.get("errors", []),
             glance=glance,
             incidents=incidents,
+            categories=[
+                (code, en if locale.startswith("en") else zh)
+                for code, (zh, en) in sorted(category_names(session).items())
+            ],
+            severities=[(s, code_label(s, labels(locale))) for s in SEVERITIES],
+            config={
+                "map": m.get_name(),
+                "staff": staff,
+                "crs": basemap.crs,
+                "api": {
+                    "incidents": url_for("incidents.create_api"),
+                    "tracks": url_for("patrol.upload_track_api"),
+                    "visits": url_for("patrol.visit_api"),
+                },
+                "text": {
+                    "reported": _("Reported"),
+                    "kept": _("Track kept on the phone; it is sent when the network returns"),
+                    "sent": _("Track sent"),
+                    "points": _("GPS points"),
+                    "start": _("Start patrol"),
+                    "stop": _("Stop patrol"),
+                    "visited": _("Visit logged"),
+                },
+            },
         ),
     )
     return folium_page(m, active="patrol.my_page", title=_("My work"))

@@ -13,6 +13,7 @@ from mapsvc.services.incidents import create_incident
 from tests.fixtures.accounts import make_account
 from tests.fixtures.patrol import DAY, add_chief, add_segments, lonlat
 from tests.fixtures.web import LiveServer, wait_until
+from tests.services.test_patrol_compliance import walk
 from tests.services.test_patrol_routes import RECT
 
 PHONE = {"width": 390, "height": 844}
@@ -154,3 +155,58 @@ def test_chief_moves_an_incident_from_its_page(chief_app, browser, viewport):
         assert (
             s.scalar(sa.text("SELECT state FROM incident WHERE id = :i"), {"i": inc}) == "in_hand"
         )
+
+
+@pytest.mark.parametrize("viewport", [PHONE, DESKTOP], ids=["phone", "desktop"])
+def test_report_patrol_and_visit_from_the_phone(chief_app, browser, viewport):
+    app, token = chief_app
+    engine = app.extensions["mapsvc.engine"]
+    server = LiveServer(app)
+    try:
+        context, page, errors = _open(browser, server, token, viewport, "en")
+        page.click(".mapsvc-me summary")
+        page.click(".mapsvc-me-do summary")
+        # report where I stand (the granted geolocation)
+        page.fill(".mapsvc-me-report textarea", "broken lamp")
+        page.click(".mapsvc-me-report button[type=submit]")
+        wait_until(
+            page, "document.querySelector('.mapsvc-me-report-out').textContent.includes('#')"
+        )
+        # a patrol recorded with the network down is kept, then sent when it returns
+        page.click(".mapsvc-me-patrol")
+        for x in range(0, 101, 10):
+            lon, lat = lonlat(x, 0)
+            context.set_geolocation({"latitude": lat, "longitude": lon})
+            page.wait_for_timeout(150)
+        wait_until(
+            page, "JSON.parse(localStorage.getItem('mapsvc-me-current-track')||'[]').length > 0"
+        )
+        # the emulated walk is too fast to pass the speed check: store a walking-pace one
+        page.evaluate(
+            "t => localStorage.setItem('mapsvc-me-current-track', JSON.stringify(t))",
+            walk(RECT["AB"]),
+        )
+        context.set_offline(True)
+        page.click(".mapsvc-me-patrol")
+        assert (
+            page.evaluate("JSON.parse(localStorage.getItem('mapsvc-me-pending-tracks')).length")
+            == 1
+        )
+        context.set_offline(False)
+        wait_until(
+            page, "JSON.parse(localStorage.getItem('mapsvc-me-pending-tracks')).length === 0"
+        )
+        page.fill(".mapsvc-me-visit input[name=place]", "Shop 3")
+        page.click(".mapsvc-me-visit button[type=submit]")
+        wait_until(page, "document.querySelector('.mapsvc-me-visit-out').textContent !== ''")
+        assert "Visit logged" in page.inner_text(".mapsvc-me-visit-out")
+        assert page.evaluate("document.documentElement.scrollWidth") <= viewport["width"]
+        assert errors == []
+        context.close()
+    finally:
+        server.stop()
+    with Session(bind=engine) as s:
+        desc = s.scalar(sa.text("SELECT source FROM incident WHERE description = 'broken lamp'"))
+        assert desc == "patrol"
+        assert s.scalar(sa.text("SELECT count(*) FROM patrol_track")) == 1
+        assert s.scalar(sa.text("SELECT place FROM patrol_visit")) == "Shop 3"
