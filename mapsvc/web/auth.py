@@ -95,6 +95,7 @@ POLICY: dict[str, str] = {
     "incidents.choropleth_api": "read",
     "incidents.choropleth_page": "read",
     "incidents.get_api": "read",
+    "incidents.item_page": "read",
     "incidents.heatmap_api": "read",
     "incidents.heatmap_page": "read",
     "incidents.list_api": "read",
@@ -107,6 +108,7 @@ POLICY: dict[str, str] = {
     "patrol.compliance_api": "read",
     "patrol.grids_api": "read",
     "patrol.patrol_page": "read",
+    "patrol.my_page": "read",
     "patrol.route_api": "read",
     "patrol.route_gpx": "read",
     "patrol.routes_api": "read",
@@ -116,6 +118,7 @@ POLICY: dict[str, str] = {
     # writes (the views add the scope checks of mapsvc.services.permissions)
     "incidents.create_api": "incidents.create",
     "incidents.transition_api": "incidents.transition",
+    "incidents.transition_form": "incidents.transition",
     "incidents.patch_api": "incidents.transition",
     "incidents.rating_api": "incidents.rate",
     "patrol.upload_track_api": "patrol.record",
@@ -284,6 +287,17 @@ def _frame() -> dict[str, Any]:
     return {"locale": current_locale()}
 
 
+#: roles whose home after the login is 我的 (/me), their own day's work
+HOME_ON_ME = frozenset({"chief", "grid_head", "grid_member"})
+
+
+def _home(role: str) -> str:
+    """Where a login without ``next`` lands: 我的 for field staff, else the map."""
+    if role in HOME_ON_ME and "patrol.my_page" in current_app.view_functions:
+        return url_for("patrol.my_page")
+    return url_for("pages.index")
+
+
 def _safe_next(target: str | None) -> str:
     """Where to go after the login: a path of this site only (no open redirect)."""
     if not target:
@@ -320,7 +334,7 @@ def login() -> ResponseReturnValue:
             session.commit()
             cookie_session.permanent = True
             login_user(LoginUser(user))
-            return redirect(_safe_next(next_url))
+            return redirect(_safe_next(next_url) if next_url else _home(user.role))
     return (
         render_template(
             "auth/login.html",

@@ -429,3 +429,55 @@ def list_csv() -> Response:
     lines = incident_list.csv_lines(get_session(), f, current_locale(), settings=get_settings())
     stamp = svc.now().astimezone(get_settings().tz).strftime("%Y%m%d-%H%M")
     return attachment(stream_with_context(lines), f"incidents-{stamp}.csv", "text/csv")
+
+
+@bp.get("/incidents/<int:incident_id>")
+def item_page(incident_id: int) -> ResponseReturnValue:
+    """One incident as an item: fields, routing, time left, history and allowed actions."""
+    from mapsvc.services import mywork
+
+    locale = current_locale()
+    settings = get_settings()
+    item = mywork.incident_item(
+        get_session(), incident_id, current_principal(), settings.today(), svc.now(), locale
+    )
+    t = labels(locale)
+    return render_template(
+        "incidents/item.html",
+        item=item,
+        locale=locale,
+        nav=nav_html("incidents.list_page"),
+        states={s: code_label(s, t) for s in svc.TRANSITIONS},
+        severity=code_label(item["severity"], t),
+        error=request.args.get("error"),
+    )
+
+
+@bp.post("/incidents/<int:incident_id>/transition")
+def transition_form(incident_id: int) -> ResponseReturnValue:
+    """The item page's action buttons (a cookie form with CSRF): move the incident and go
+    back to its page, with the refusal named on the page when the move is not allowed."""
+    from flask import redirect
+
+    session = get_session()
+    state = request.form.get("state") or ""
+    try:
+        if not state:
+            raise ValidationError("state is required", field="state")
+        check_transition(
+            session,
+            current_principal(),
+            svc.get_incident(session, incident_id),
+            state,
+            get_settings().today(),
+        )
+        svc.transition(
+            session, incident_id, state, actor=_handler({}), note=request.form.get("note") or None
+        )
+        session.commit()
+    except NotFound:
+        raise
+    except ServiceError as exc:
+        session.rollback()
+        return redirect(url_for("incidents.item_page", incident_id=incident_id, error=exc.message))
+    return redirect(url_for("incidents.item_page", incident_id=incident_id))

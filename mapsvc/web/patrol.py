@@ -282,3 +282,110 @@ def patrol_page() -> str:
         ),
     )
     return folium_page(m, active="patrol.patrol_page", title=_("Patrol"))
+
+
+@bp.get("/me")
+def my_page() -> str:
+    """我的: the signed-in staff member's route, street order, open incidents and figures."""
+    import folium
+    from flask import url_for
+
+    from layers.heatmap import code_label, labels
+    from mapsvc.models import SEVERITIES
+    from mapsvc.services import mywork
+    from mapsvc.services.categories import category_names
+    from mapsvc.services.incidents import now
+    from mapsvc.web.render import add_attribution, add_html, base_map, folium_page
+
+    session = get_session()
+    settings = get_settings()
+    locale = current_locale()
+    day = date_arg("day")
+    staff = current_principal().staff_id
+    basemap = basemap_for(settings, locale)
+    routes: dict = {"routes": [], "errors": []}
+    order: list = []
+    glance = None
+    incidents: list = []
+    if staff is not None:
+        routes_layer = get_layer("patrol_routes")
+        routes = routes_layer.query(session, chief=staff, day=day, speed_kmh=_speed())
+        order = mywork.street_order(routes["routes"][0]) if routes["routes"] else []
+        glance = mywork.glance(session, staff, day, settings)
+        incidents = mywork.open_incidents(session, staff, now(), locale)
+        routes_to_crs(routes, basemap.crs)
+    bounds = map_bounds(routes, {"segments": {"features": []}})
+    m = base_map(None, basemap)
+    if routes.get("attribution"):
+        add_attribution(m, routes["attribution"])
+    if staff is not None:
+        get_layer("patrol_routes").draw(routes, locale).add_to(m)
+    pins = folium.FeatureGroup(name=_("My open incidents"))
+    points = collection_to_crs(
+        {
+            "type": "FeatureCollection",
+            "features": [
+                {
+                    "type": "Feature",
+                    "properties": {},
+                    "geometry": {"type": "Point", "coordinates": [i["lon"], i["lat"]]},
+                }
+                for i in incidents
+            ],
+        },
+        basemap.crs,
+    )
+    for inc, pt in zip(incidents, points["features"], strict=True):
+        inc["lon"], inc["lat"] = pt["geometry"]["coordinates"][:2]
+        folium.CircleMarker(
+            [inc["lat"], inc["lon"]],
+            radius=7,
+            color="#b00" if inc["overdue"] else "#e80",
+            fill=True,
+            fill_opacity=0.9,
+            tooltip=f"#{int(inc['id'])}",
+        ).add_to(pins)
+    pins.add_to(m)
+    if bounds:
+        m.fit_bounds(bounds)
+    elif incidents:
+        m.fit_bounds([[i["lat"], i["lon"]] for i in incidents])
+    add_html(
+        m,
+        render_template(
+            "patrol/me.html",
+            map_name=m.get_name(),
+            staff=staff,
+            order=order,
+            next_street=mywork.next_street(order, set(glance["patrolled_ids"])) if glance else None,
+            route=routes["routes"][0]["properties"] if routes["routes"] else None,
+            errors=routes.get("errors", []),
+            glance=glance,
+            incidents=incidents,
+            categories=[
+                (code, en if locale.startswith("en") else zh)
+                for code, (zh, en) in sorted(category_names(session).items())
+            ],
+            severities=[(s, code_label(s, labels(locale))) for s in SEVERITIES],
+            config={
+                "map": m.get_name(),
+                "staff": staff,
+                "crs": basemap.crs,
+                "api": {
+                    "incidents": url_for("incidents.create_api"),
+                    "tracks": url_for("patrol.upload_track_api"),
+                    "visits": url_for("patrol.visit_api"),
+                },
+                "text": {
+                    "reported": _("Reported"),
+                    "kept": _("Track kept on the phone; it is sent when the network returns"),
+                    "sent": _("Track sent"),
+                    "points": _("GPS points"),
+                    "start": _("Start patrol"),
+                    "stop": _("Stop patrol"),
+                    "visited": _("Visit logged"),
+                },
+            },
+        ),
+    )
+    return folium_page(m, active="patrol.my_page", title=_("My work"))

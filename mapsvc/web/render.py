@@ -26,6 +26,7 @@ if TYPE_CHECKING:
 #: (endpoint, message id) of the navigation bar, in order
 NAV = [
     ("pages.index", N_("Map")),
+    ("patrol.my_page", N_("My work")),
     ("incidents.heatmap_page", N_("Incidents")),
     ("incidents.list_page", N_("Incident list")),
     ("patrol.patrol_page", N_("Patrol")),

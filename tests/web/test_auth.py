@@ -212,3 +212,15 @@ def test_secret_key_is_made_once_and_kept_private(tmp_path, small) -> None:
     assert len(first.config["SECRET_KEY"]) >= 40
     assert make().config["SECRET_KEY"] == first.config["SECRET_KEY"]
     first.extensions["mapsvc.engine"].dispose()
+
+
+def test_field_staff_land_on_my_work_after_login(fresh_app) -> None:
+    from tests.fixtures.accounts import make_account
+
+    for role, home in (("chief", "/me"), ("grid_member", "/me"), ("planner", "/")):
+        name, _token = make_account(fresh_app.extensions["mapsvc.engine"], role)
+        c = fresh_app.test_client(token=None)
+        r = _login(c, username=name)
+        assert r.status_code == 302 and r.headers["Location"] == home, role
+        r = _login(fresh_app.test_client(token=None), username=name, next="/incidents/list")
+        assert r.headers["Location"] == "/incidents/list"

@@ -367,3 +367,47 @@ def test_grid_compliance_api_by_day_and_week(patrol_app, fresh_engine):
     assert shares(f"day={wednesday}&week=true") == {"G-W": (1, 5), "G-E": (1, 1)}
     assert shares(f"day={DAY + dt.timedelta(days=7)}&week=1") == {"G-W": (0, 5), "G-E": (0, 1)}
     assert c.get("/api/patrol/grids?day=Monday").status_code == 400
+
+
+#: the overlays drawn over the /patrol map (filter form, figures panel, legend)
+OVERLAYS = ".mapsvc-patrol-form, .mapsvc-patrol-panel, .mapsvc-legend"
+
+
+def _covered_share(page) -> float:
+    """Share of the map's area under the overlays (their boxes clipped to the map)."""
+    return page.evaluate(
+        """sel => {
+          const m = document.querySelector('.folium-map').getBoundingClientRect();
+          let area = 0;
+          for (const el of document.querySelectorAll(sel)) {
+            const r = el.getBoundingClientRect();
+            const w = Math.max(0, Math.min(r.right, m.right) - Math.max(r.left, m.left));
+            const h = Math.max(0, Math.min(r.bottom, m.bottom) - Math.max(r.top, m.top));
+            area += w * h;
+          }
+          return area / (m.width * m.height);
+        }""",
+        OVERLAYS,
+    )
+
+
+@pytest.mark.parametrize("size", [(390, 844), (1440, 900)], ids=["phone", "desktop"])
+def test_patrol_page_leaves_the_map_visible(patrol_app, page, size):
+    app, _ids, chief, _other = patrol_app
+    server = LiveServer(app)
+    try:
+        page.set_viewport_size({"width": size[0], "height": size[1]})
+        page.goto(f"{server.url}/patrol?chief={chief}&day={DAY}&lang=zh_CN")
+        page.wait_for_selector("path.leaflet-interactive", timeout=15000)
+        is_open = page.evaluate("document.querySelector('.mapsvc-patrol-panel details').open")
+        assert page.evaluate("document.documentElement.scrollWidth") <= size[0]
+        if size[0] < 600:
+            assert not is_open  # folded on a phone, a tap opens it
+            assert _covered_share(page) < 0.2
+            page.click(".mapsvc-patrol-panel summary")
+            assert _covered_share(page) < 0.6
+        else:
+            assert is_open  # the desktop layout stays as it was
+        assert page.errors == []
+    finally:
+        server.stop()
