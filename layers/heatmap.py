@@ -49,6 +49,7 @@ from mapsvc.core.errors import BadRequest
 from mapsvc.core.i18n import N_, translator
 from mapsvc.core.labels import CODE_LABELS
 from mapsvc.core.values import BBox
+from mapsvc.services.result_cache import ResultCache, database_key, write_state
 
 if TYPE_CHECKING:
     import folium
@@ -471,6 +472,9 @@ class IncidentHeatmap(MapLayer):
         """
         zoom = parse_zoom(filters.pop("zoom", None))
         filters.pop("bins", None)
+        return _kept(session, self.name, bbox, zoom, filters, self._query)
+
+    def _query(self, session: Session, bbox: BBox | None, zoom: float, filters: dict) -> dict:
         cell = cell_size(zoom)
         c = repr(float(cell))
         rows = _bin_rows(
@@ -685,10 +689,13 @@ class IncidentHexbins(MapLayer):
         and serialise; the page builds each outline from its indices and ``hex_size``
         (:func:`hexagon_outlines`, ``hexFeatures`` in ``static/js/heatmap.js``).
         """
-        import numpy as np
-
         zoom = parse_zoom(filters.pop("zoom", None))
         filters.pop("bins", None)
+        return _kept(session, self.name, bbox, zoom, filters, self._query)
+
+    def _query(self, session: Session, bbox: BBox | None, zoom: float, filters: dict) -> dict:
+        import numpy as np
+
         size = hex_size(zoom)
         k1, k2 = 1.0 / (1.5 * size), 2.0 / (SQRT3 * size)
         pack: dict[str, int] = {}
@@ -780,6 +787,47 @@ class IncidentHexbins(MapLayer):
     def legend(self, data: dict, locale: str = "zh_CN") -> list[LegendItem]:
         """Incidents per hexagon for each colour (the heat scale's classes)."""
         return scale_legend(max(1, data.get("scale_max") or 1), locale)
+
+
+#: binned answers of this process (each web worker has its own), see :func:`_kept`
+BINS_CACHE = ResultCache(64)
+
+
+def _kept(
+    session: Session,
+    layer: str,
+    bbox: BBox | None,
+    zoom: float,
+    filters: dict[str, Any],
+    compute: Callable[[Session, BBox | None, float, dict], dict],
+) -> dict:
+    """``compute(session, bbox, zoom, filters)``, or the answer kept for the same view.
+
+    A district view over a million incidents takes a quarter of a second to bin, and the
+    map pages ask for the same views again and again (every pan back, every user opening
+    the page). A binned answer depends on the incidents (and, for ``subdistrict``, the
+    communities) alone, so it is kept with the database's write state and used while no
+    transaction has written since (:mod:`mapsvc.services.result_cache`): a new incident, a
+    transition or an import is in the very next answer, in every process. ``overdue``
+    moves with the clock, so those views are always computed. The filters are parsed (and
+    their ids checked) first, so a bad one is the same error kept or not; they are part of
+    the key as parsed, so ``class=`` and ``severity=`` views share an answer.
+
+    A shallow copy is returned: callers replace the top-level values (``points``, a
+    ``centres`` list), never change the kept lists in place.
+    """
+    parsed = _filters(filters, session)
+    state = None if parsed.overdue else write_state(session)
+    if state is None:
+        return compute(session, bbox, zoom, filters)
+    key = (
+        database_key(session),
+        layer,
+        None if bbox is None else tuple(float(v) for v in bbox),
+        float(zoom),
+        parsed,
+    )
+    return dict(BINS_CACHE.get(key, state, math.inf, lambda: compute(session, bbox, zoom, filters)))
 
 
 def _binned(zoom: float, points: list, counts: list[int]) -> dict:

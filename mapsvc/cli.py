@@ -6,11 +6,24 @@ Every command of :data:`mapsvc.commands.COMMANDS` is added to this group; Flask'
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import click
 from flask.cli import FlaskGroup
 
-from mapsvc.app import create_app
+if TYPE_CHECKING:
+    from flask import Flask
+
 from mapsvc.commands import COMMANDS
+
+
+def create_app() -> Flask:
+    """The app, for Flask's own commands: imported only when one runs (the web half's
+    imports took most of a second that every other command, e.g. ``patrol route``,
+    waited for)."""
+    from mapsvc.app import create_app as make
+
+    return make()
 
 
 @click.group(cls=FlaskGroup, create_app=create_app, add_version_option=False)

@@ -15,6 +15,7 @@ from sqlalchemy import (
     String,
     func,
 )
+from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import Mapped, mapped_column
 
 from mapsvc.models.base import Base, length_column
@@ -63,3 +64,23 @@ class PatrolVisit(Base):
         ),
         Index("ix_patrol_visit_staff_day", "staff_id", "day"),
     )
+
+
+class PatrolCoverage(Base):
+    """One day's segment coverage as computed from its tracks, kept across restarts.
+
+    Computing which segments a day's tracks cover takes seconds (buffers, intersections);
+    the patrol pages ask for every day of a week. The result is kept here under a key made
+    of the day, the buffer, the segments asked about and a fingerprint of the day's tracks
+    and of the streets (see :func:`mapsvc.services.patrol.segment_coverage`), so any new,
+    changed or deleted track or street makes a new key: a kept row is never stale, and a
+    restarted server reads it instead of computing again. ``coverage`` maps a segment id
+    to ``[share, [staff ids]]``.
+    """
+
+    __tablename__ = "patrol_coverage"
+    key: Mapped[str] = mapped_column(String(32), primary_key=True)
+    day: Mapped[dt.date] = mapped_column(Date, index=True)
+    fingerprint: Mapped[str] = mapped_column(String(32))
+    coverage = mapped_column(JSONB, nullable=False)
+    made_at: Mapped[dt.datetime] = mapped_column(DateTime(timezone=True), server_default=func.now())

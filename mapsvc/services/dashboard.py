@@ -12,14 +12,8 @@ from __future__ import annotations
 
 import copy
 import datetime as dt
-import threading
-import time
-from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
-import sqlalchemy as sa
-from cachetools import LRUCache
 from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
@@ -28,6 +22,7 @@ from mapsvc.services import density as density_svc
 from mapsvc.services import incidents as incidents_svc
 from mapsvc.services import patrol as patrol_svc
 from mapsvc.services import quota as quota_svc
+from mapsvc.services.result_cache import ResultCache, write_state
 
 #: where the figures the staffing services do not own come from (shown in the JSON)
 SOURCES = {
@@ -100,78 +95,8 @@ def incidents_as_of(day: dt.date, settings: Settings | None = None) -> dt.dateti
 
 #: how many different dashboards (database, day, arguments) are kept
 CACHE_ENTRIES = 32
-
-
-def write_state(session: Session) -> str | None:
-    """What changes whenever any transaction writes in the database; None inside a
-    transaction that has written itself (its figures must not be kept).
-
-    PostgreSQL's current snapshot (``xmin:xmax:in-progress xids``) moves when a
-    transaction that writes starts or ends, in any process: web workers, the CLI, imports.
-    Read-only transactions get no transaction id and leave it alone.
-    """
-    snapshot, own_writes = session.execute(
-        sa.text("SELECT pg_current_snapshot()::text, pg_current_xact_id_if_assigned()")
-    ).one()
-    return None if own_writes is not None else str(snapshot)
-
-
-@dataclass
-class _Kept:
-    state: str
-    made: float
-    value: dict[str, Any]
-
-
-class FiguresCache:
-    """Dashboards kept by their arguments, each with the write state it was computed in.
-
-    A kept dashboard is used when the state is unchanged and it is younger than the time
-    to live. When it is older (same state: the data is the same, only the clock moved),
-    one request recomputes it while the others keep getting the old one, so a busy screen
-    never waits. When nothing usable is kept, the first request computes and concurrent
-    ones for the same arguments wait for it rather than all computing at once.
-    """
-
-    def __init__(self, size: int = CACHE_ENTRIES) -> None:
-        self._kept: LRUCache = LRUCache(maxsize=size)
-        self._computing: set[tuple] = set()
-        self._changed = threading.Condition()
-
-    def get(
-        self, key: tuple, state: str, ttl: float, compute: Callable[[], dict[str, Any]]
-    ) -> dict[str, Any]:
-        """The figures for ``key`` in ``state``, from ``compute()`` when none are kept."""
-        with self._changed:
-            while True:
-                kept = self._kept.get(key)
-                same_data = kept is not None and kept.state == state
-                if same_data and time.monotonic() - kept.made < ttl:
-                    return kept.value
-                if key not in self._computing:
-                    self._computing.add(key)
-                    break  # this request computes
-                if same_data:
-                    return kept.value  # another request is refreshing it
-                self._changed.wait()
-        try:
-            value = compute()
-            with self._changed:
-                self._kept[key] = _Kept(state, time.monotonic(), value)
-            return value
-        finally:
-            with self._changed:
-                self._computing.discard(key)
-                self._changed.notify_all()
-
-    def clear(self) -> None:
-        """Forget every kept dashboard."""
-        with self._changed:
-            self._kept.clear()
-
-
 #: the dashboards of this process (each web worker has its own)
-CACHE = FiguresCache()
+CACHE = ResultCache(CACHE_ENTRIES)
 
 
 def overview(
@@ -192,10 +117,10 @@ def overview(
     The figures take one to two seconds to gather over a real district, and leadership
     screens ask for the same ones again and again, so a result is kept and reused for the
     same database, day and arguments while no transaction has written in the database
-    since (:func:`write_state`). Writes invalidate at once, in every process, because a
+    since (:func:`~mapsvc.services.result_cache.write_state`). Writes invalidate at once, in every process, because a
     dispatcher who closes an incident expects to see it closed. Without writes it is
     recomputed after ``settings.dashboard_cache_seconds``, because some figures move with
-    the clock alone (overdue incidents, "today"); see :class:`FiguresCache`. Each caller
+    the clock alone (overdue incidents, "today"); see :class:`~mapsvc.services.result_cache.ResultCache`. Each caller
     gets its own copy.
 
     Returns

@@ -20,6 +20,7 @@ people who walk it.
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
 import json
 import math
 import threading
@@ -27,6 +28,7 @@ from typing import Any
 
 import numpy as np
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
@@ -419,8 +421,9 @@ def segment_coverage(
     """
     buf = buffer_m if buffer_m is not None else thresholds(settings)["PATROL_BUFFER_M"]
     # A day's coverage only changes when its tracks or the streets do; the week's figures
-    # ask for every past day of the week on each page, so results are kept per process
-    # under a fingerprint of both (checked on every call, so never stale).
+    # ask for every past day of the week on each page, so results are kept under a
+    # fingerprint of both (checked on every call, so never stale): per process, and in the
+    # database (patrol_coverage), so a restarted server does not compute them again.
     fingerprint = session.execute(
         sa.text(
             "SELECT (SELECT md5(coalesce(string_agg(id || ':' || md5(ST_AsBinary(geom)), ',' "
@@ -438,6 +441,56 @@ def segment_coverage(
     )
     if key in _COVERAGE:
         return {k: dict(v) for k, v in _COVERAGE[key].items()}
+    fp = hashlib.md5(repr(tuple(fingerprint)).encode()).hexdigest()
+    kept_key = hashlib.md5(repr((day.isoformat(), *key[2:4], fp)).encode()).hexdigest()
+    kept = session.scalar(
+        sa.text("SELECT coverage FROM patrol_coverage WHERE key = :k"), {"k": kept_key}
+    )
+    if kept is not None:
+        out = {int(k): {"share": v[0], "walked_by": list(v[1])} for k, v in kept.items()}
+    else:
+        out = _compute_coverage(session, day, segment_ids, buf)
+        _keep_coverage(session, kept_key, day, fp, out)
+    with _COVERAGE_LOCK:  # the web server answers in threads
+        if len(_COVERAGE) >= COVERAGE_CACHE_DAYS:
+            _COVERAGE.pop(next(iter(_COVERAGE)))  # the oldest entry
+        _COVERAGE[key] = out
+    return {k: dict(v) for k, v in out.items()}
+
+
+def _keep_coverage(
+    session: Session, key: str, day: dt.date, fingerprint: str, out: dict[int, dict[str, Any]]
+) -> None:
+    """Store a computed coverage in ``patrol_coverage`` (see :class:`PatrolCoverage`).
+
+    In a transaction of its own, so a page that only reads keeps its own transaction
+    read-only and the row outlives it; rows of the day under an older fingerprint (tracks
+    or streets since changed) are removed. Skipped when the session is bound to one
+    connection, or its transaction has written (tracks that may yet roll back).
+    """
+    from mapsvc.models import PatrolCoverage
+    from mapsvc.services.result_cache import write_state
+
+    bind = session.get_bind()
+    if not isinstance(bind, sa.Engine) or write_state(session) is None:
+        return
+    value = {str(k): [v["share"], v["walked_by"]] for k, v in out.items()}
+    with bind.begin() as conn:
+        conn.execute(
+            sa.text("DELETE FROM patrol_coverage WHERE day = :day AND fingerprint <> :fp"),
+            {"day": day, "fp": fingerprint},
+        )
+        conn.execute(
+            pg_insert(PatrolCoverage)
+            .values(key=key, day=day, fingerprint=fingerprint, coverage=value)
+            .on_conflict_do_nothing(index_elements=["key"])
+        )
+
+
+def _compute_coverage(
+    session: Session, day: dt.date, segment_ids: list[int] | None, buf: float
+) -> dict[int, dict[str, Any]]:
+    """The coverage of ``segment_coverage``, computed from the tracks (seconds a day)."""
     srid = _srid(session)
     where = "" if segment_ids is None else "AND s.id = ANY(:ids)"
     # Each track of the day is buffered in metres (UTM) and cut into small pieces, so the
@@ -472,14 +525,9 @@ def segment_coverage(
         ),
         {"day": day, "buf": buf, "ids": list(segment_ids or [])},
     ).all()
-    out = {
+    return {
         r[0]: {"share": min(1.0, float(r[1] or 0.0)), "walked_by": list(r[2] or [])} for r in rows
     }
-    with _COVERAGE_LOCK:  # the web server answers in threads
-        if len(_COVERAGE) >= COVERAGE_CACHE_DAYS:
-            _COVERAGE.pop(next(iter(_COVERAGE)))  # the oldest entry
-        _COVERAGE[key] = out
-    return {k: dict(v) for k, v in out.items()}
 
 
 def patrolled_segments(

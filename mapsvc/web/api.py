@@ -21,8 +21,10 @@ from __future__ import annotations
 
 import gzip
 import json
+import math
 
 from flask import Blueprint, Response, request
+from flask_babel import get_locale
 from flask_babel import gettext as _
 
 from layers import get_layer
@@ -30,8 +32,9 @@ from layers.basemap import bbox_to_wgs84, collection_to_crs, parse_crs
 from layers.boundaries import parse_zoom
 from mapsvc.core.values import parse_bbox, parse_date
 from mapsvc.services.permissions import strip_staff
+from mapsvc.services.result_cache import ResultCache, database_key, write_state
 from mapsvc.web.auth import current_principal
-from mapsvc.web.context import get_session
+from mapsvc.web.context import get_session, get_settings
 
 bp = Blueprint("api", __name__, url_prefix="/api")
 
@@ -41,28 +44,64 @@ GZIP_MIN_BYTES = 1024
 
 def geojson_response(data: dict) -> Response:
     """Compact UTF-8 JSON, gzip-compressed when the client accepts it."""
-    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
-    resp = Response(body, mimetype="application/geo+json")
-    resp.vary.add("Accept-Encoding")
-    if len(body) >= GZIP_MIN_BYTES and "gzip" in request.headers.get("Accept-Encoding", ""):
-        resp.set_data(gzip.compress(body, compresslevel=5))
-        resp.headers["Content-Encoding"] = "gzip"
-    return resp
+    gz = "gzip" in request.headers.get("Accept-Encoding", "")
+    return _bytes_response(*_geojson_body(data, gz))
+
+
+#: layer answers as sent (body, compressed or not), kept while nothing is written
+RESPONSES = ResultCache(64)
 
 
 def _layer_response(name: str) -> Response:
+    """The layer's GeoJSON for the request, kept while the database is unchanged.
+
+    Every map page asks for the same grids and segments on each load and pan, and
+    building, serialising and compressing a district's segments cost more CPU than
+    anything else a busy server did. The bytes sent are kept under everything that shapes
+    them (the query string, the day, whether names may be shown, the language, gzip) and the database's
+    write state (:mod:`mapsvc.services.result_cache`): any committed write makes the next
+    answer afresh.
+    """
     crs = parse_crs(request.args.get("crs"))
     bbox = bbox_to_wgs84(parse_bbox(request.args.get("bbox")), crs)
-    data = get_layer(name).query(
-        get_session(),
-        bbox,
-        zoom=parse_zoom(request.args.get("zoom")),
-        day=parse_date(request.args.get("date")),
-        community=request.args.get("community") or None,
-    )
-    if not current_principal().can("contacts"):  # the public map: no staff names
-        data = strip_staff(data, _("assigned"))
-    return geojson_response(collection_to_crs(data, crs))
+    zoom = parse_zoom(request.args.get("zoom"))
+    day = parse_date(request.args.get("date")) or get_settings().today()
+    contacts = current_principal().can("contacts")
+    gz = "gzip" in request.headers.get("Accept-Encoding", "")
+    session = get_session()
+
+    def build() -> tuple[bytes, str | None]:
+        data = get_layer(name).query(
+            session, bbox, zoom=zoom, day=day, community=request.args.get("community") or None
+        )
+        if not contacts:  # the public map: no staff names
+            data = strip_staff(data, _("assigned"))
+        return _geojson_body(collection_to_crs(data, crs), gz)
+
+    state = write_state(session)
+    if state is None:
+        body, encoding = build()
+    else:
+        locale = str(get_locale())  # "assigned" is written in the request's language
+        key = (database_key(session), name, request.query_string, day, contacts, gz, locale)
+        body, encoding = RESPONSES.get(key, state, math.inf, build)
+    return _bytes_response(body, encoding)
+
+
+def _geojson_body(data: dict, gz: bool) -> tuple[bytes, str | None]:
+    """Compact UTF-8 JSON, gzip-compressed when ``gz`` and worth it: (body, encoding)."""
+    body = json.dumps(data, ensure_ascii=False, separators=(",", ":")).encode()
+    if gz and len(body) >= GZIP_MIN_BYTES:
+        return gzip.compress(body, compresslevel=5), "gzip"
+    return body, None
+
+
+def _bytes_response(body: bytes, encoding: str | None) -> Response:
+    resp = Response(body, mimetype="application/geo+json")
+    resp.vary.add("Accept-Encoding")
+    if encoding:
+        resp.headers["Content-Encoding"] = encoding
+    return resp
 
 
 @bp.get("/district")

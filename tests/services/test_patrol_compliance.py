@@ -224,3 +224,44 @@ def test_coverage_is_kept_until_the_days_tracks_change(session, street):
         {"d": DAY},
     )
     assert ids["A"] not in patrol.segment_coverage(session, DAY)
+
+
+def test_coverage_is_kept_in_the_database_across_restarts(fresh_engine):
+    """A committed day's coverage is stored in patrol_coverage: a new process (the kept
+    per-process results forgotten) reads it instead of intersecting the tracks again, and
+    a new track of that day makes it compute afresh, with the new track counted."""
+    heavy = []
+    sa.event.listen(
+        fresh_engine,
+        "before_cursor_execute",
+        lambda c, cur, stmt, *a: heavy.append(stmt) if "ST_Subdivide" in stmt else None,
+    )
+    with sa.orm.Session(fresh_engine, expire_on_commit=False) as s:
+        ids = add_segments(s, {"A": [(0, 0), (100, 0)], "B": [(100, 0), (200, 0)]})
+        chief = add_chief(s, "陈巷长", [ids["A"], ids["B"]])
+        patrol.upload_track(s, chief, {"points": walk([(0, 5), (100, 5)])})
+        uncommitted = patrol.segment_coverage(s, DAY)
+        assert s.scalar(sa.text("SELECT count(*) FROM patrol_coverage")) == 0  # not kept
+        s.commit()
+    assert set(uncommitted) == {ids["A"], ids["B"]}
+    patrol._COVERAGE.clear()
+    with sa.orm.Session(fresh_engine) as s:
+        first = patrol.segment_coverage(s, DAY)
+    assert first == uncommitted
+    computed = len(heavy)
+    patrol._COVERAGE.clear()  # a restarted server
+    with sa.orm.Session(fresh_engine) as s:
+        assert patrol.segment_coverage(s, DAY) == first
+        assert s.scalar(sa.text("SELECT count(*) FROM patrol_coverage")) == 1
+    assert len(heavy) == computed  # read from patrol_coverage, not intersected again
+    with sa.orm.Session(fresh_engine, expire_on_commit=False) as s:
+        patrol.upload_track(s, chief, {"points": walk([(100, 5), (200, 5)])})
+        s.commit()
+    patrol._COVERAGE.clear()
+    with sa.orm.Session(fresh_engine) as s:
+        after = patrol.segment_coverage(s, DAY)
+        # the row of the old fingerprint is gone, the new one kept
+        assert s.scalar(sa.text("SELECT count(*) FROM patrol_coverage")) == 1
+    assert len(heavy) == computed + 1
+    assert after[ids["B"]]["share"] == pytest.approx(1.0, abs=0.01)
+    assert after[ids["B"]]["share"] > first[ids["B"]]["share"]

@@ -211,3 +211,37 @@ def _polys(fc: dict):
     for f in fc["features"]:
         g = shape(f["geometry"])
         yield from (g.geoms if hasattr(g, "geoms") else [g])
+
+
+def test_layer_answers_are_kept_until_a_write(small, small_app, small_client) -> None:
+    """A repeat of /api/segments sends the kept bytes without asking the layer again; a
+    committed write (a chief's name changed in SQL) is in the very next answer; the public
+    map's answer (no names) is kept apart from the admin's."""
+    import sqlalchemy as sa
+
+    from mapsvc.web import api
+
+    api.RESPONSES.clear()
+    queries = []
+    engine = small_app.extensions["mapsvc.engine"]
+    sa.event.listen(
+        engine,
+        "before_cursor_execute",
+        lambda c, cur, stmt, *a: queries.append(stmt) if "alley_segment" in stmt else None,
+    )
+
+    def chief_of_s1(client) -> str | None:
+        features = client.get("/api/segments").get_json()["features"]
+        return next(f["properties"] for f in features if f["properties"]["code"] == "t:S1")[
+            "chief_name"
+        ]
+
+    assert chief_of_s1(small_client) == "李新长"
+    asked = len(queries)
+    assert chief_of_s1(small_client) == "李新长"
+    assert len(queries) == asked  # kept: the layer was not asked again
+    anon = small_app.test_client(token=None)
+    assert chief_of_s1(anon) != "李新长"  # the public map shows no names, kept or not
+    with small.engine.begin() as c:
+        c.execute(sa.text("UPDATE staff SET name = '李改名' WHERE name = '李新长'"))
+    assert chief_of_s1(small_client) == "李改名"
