@@ -17,7 +17,7 @@ from mapsvc.models.incidents import (
     IncidentCategory,
     IncidentEvent,
 )
-from mapsvc.models.patrol import PatrolCoverage, PatrolTrack, PatrolVisit
+from mapsvc.models.patrol import DERIVED_TABLES, PatrolCoverage, PatrolTrack, PatrolVisit
 from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, SINGLE_HOLDER_ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
@@ -66,6 +66,7 @@ __all__ = [
     "Incident",
     "IncidentCategory",
     "IncidentEvent",
+    "DERIVED_TABLES",
     "PatrolCoverage",
     "PatrolTrack",
     "PatrolVisit",

@@ -66,6 +66,10 @@ class PatrolVisit(Base):
     )
 
 
+#: tables that hold results kept for speed, not data: empty until something asks for them
+DERIVED_TABLES = ("patrol_coverage",)
+
+
 class PatrolCoverage(Base):
     """One day's segment coverage as computed from its tracks, kept across restarts.
 

@@ -150,7 +150,21 @@ def overview(
         include_patrol,
         repr(settings),
     )
-    figures = CACHE.get(key, state, ttl, lambda: _figures(session, *arguments))
+    computed: list[bool] = []
+
+    def compute() -> dict[str, Any]:
+        computed.append(True)
+        return _figures(session, *arguments)
+
+    figures = CACHE.get(key, state, ttl, compute)
+    if computed:
+        # computing may itself write (a day's patrol coverage kept in the database, in a
+        # transaction of its own), which moves the write state: kept under the old state
+        # the figures would never be found again, so they are computed once more under
+        # the new one (the coverage is then read, not written)
+        after = write_state(session)
+        if after is not None and after != state:
+            figures = CACHE.get(key, after, ttl, compute)
     return copy.deepcopy(figures)
 
 
