@@ -2,7 +2,7 @@
 ``--dry-run``, run as a user runs them (the ``mapsvc`` script in a subprocess).
 
 The seed city 禹州市 (Yuzhou) loads from nothing with the files of ``shared/data/cn-adcode``
-exactly as they are: its outline is a bare GeoJSON Polygon, its subdistricts and
+exactly as they are (copied into ``data/boundaries``): its outline is a bare GeoJSON Polygon, its subdistricts and
 communities are rows of the statistical division list (no header, most without a point).
 """
 
@@ -21,9 +21,7 @@ from mapsvc.config import PROJECT_ROOT
 from mapsvc.services.chinacrs import gcj02_to_wgs84
 from tests.commands.test_boundaries import counts, run
 
-ADCODE = PROJECT_ROOT.parent / "shared" / "data" / "cn-adcode"
-if not ADCODE.exists():  # a clone next to the shared folder, or the CI checkout
-    ADCODE = Path("/work/shared/data/cn-adcode")
+ADCODE = PROJECT_ROOT / "data" / "boundaries"  # copied unchanged from shared/data/cn-adcode
 OUTLINE = ADCODE / "411081-fence.geojson"
 LIST = ADCODE / "411081.csv"
 
