@@ -134,10 +134,12 @@ def test_concurrent_first_requests_compute_once(counted, monkeypatch) -> None:
                 lambda: list(pool.map(lambda _: _overview(engine, settings), range(6)))
             )
         assert all(r == one for r in results)
-        assert len(seen) == 7  # six requests, and the computing one's look after it
         if len(set(seen)) == 1:
             break
     else:
         pytest.fail(f"the write state moved in every round: {sorted(set(seen))}")
+    # a request that saw another state computes and looks again, so the count of looks
+    # is checked only in the round where all six saw one state
+    assert len(seen) == 7  # six requests, and the computing one's look after it
     assert len(computed) == 1
     assert n == per_computation + 5  # one computation, five waited (their write-state query)
