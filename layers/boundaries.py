@@ -356,7 +356,7 @@ class CommunitiesLayer(_Boundary):
 
         grids = (
             sa.select(sa.func.count(Grid.id))
-            .where(Grid.community_id == C.id)
+            .where(Grid.community_id == C.id, Grid.on())
             .correlate(C)
             .scalar_subquery()
         )
@@ -443,7 +443,7 @@ class GridsLayer(_Boundary):
             .join(C, C.id == G.community_id)
             .outerjoin(head, head.c.target_id == G.id)
             .outerjoin(Staff, Staff.id == head.c.staff_id)
-            .where(_in_bbox(G.geom, bbox))
+            .where(_in_bbox(G.geom, bbox), G.on(day))
             .order_by(G.code)
         )
         if community:

@@ -285,7 +285,9 @@ def filter_choices(session: Session, day: dt.date | None = None) -> dict[str, li
     ]
     by_comm: dict[int | None, list[tuple[int, str, str]]] = {}
     for gid, code, name, cid in session.execute(
-        sa.text("SELECT id, code, name, community_id FROM grid ORDER BY code, id")
+        sa.text(
+            "SELECT id, code, name, community_id FROM grid WHERE valid_to IS NULL ORDER BY code, id"
+        )
     ):
         by_comm.setdefault(cid, []).append((int(gid), code or "", name or ""))
     grids = [(cid, cname, by_comm[cid]) for cid, cname in communities if cid in by_comm]
@@ -873,6 +875,7 @@ class IncidentChoropleth(MapLayer):
                 ).label("gj"),
             )
             .select_from(g.outerjoin(n, n.c.grid_id == g.c.id))
+            .where(g.c.valid_to.is_(None))
             .order_by(g.c.id)
         )
         if bbox is not None:  # the grids whose bounding box meets the view's

@@ -130,7 +130,7 @@ def community_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
 
     grids = (
         sa.select(sa.func.count(Grid.id))
-        .where(Grid.community_id == C.id)
+        .where(Grid.community_id == C.id, Grid.on())
         .correlate(C)
         .scalar_subquery()
     )
@@ -172,7 +172,7 @@ def grid_label_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
     point = sa.func.ST_PointOnSurface(G.geom)
     return sa.select(
         G.id, G.code, sa.func.coalesce(G.name, G.code).label("name"), mvt_geom(_merc(point), tile)
-    ).where(meets(point, tile), _in_district(G.community_id, f.get("district")))
+    ).where(meets(point, tile), _in_district(G.community_id, f.get("district")), G.on(f.get("day")))
 
 
 def grid_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
@@ -199,7 +199,11 @@ def grid_rows(tile: Tile, f: dict[str, Any]) -> sa.Select:
         .join(C, C.id == G.community_id)
         .outerjoin(head, head.c.target_id == G.id)
         .outerjoin(Staff, Staff.id == head.c.staff_id)
-        .where(meets(G.geom, tile), _in_district(G.community_id, f.get("district")))
+        .where(
+            meets(G.geom, tile),
+            _in_district(G.community_id, f.get("district")),
+            G.on(f.get("day")),
+        )
     )
     if f.get("community"):
         stmt = stmt.where(C.code == f["community"])

@@ -5,7 +5,15 @@ models from here (``from mapsvc.models import Incident``), not from the area mod
 """
 
 from mapsvc.models.accounts import ACCOUNT_ROLES, ApiToken, AppUser
-from mapsvc.models.areas import Community, District, Grid, ServiceCentre, Subdistrict
+from mapsvc.models.areas import (
+    GRID_DAYS,
+    Community,
+    District,
+    Grid,
+    ServiceCentre,
+    Subdistrict,
+    grid_on_sql,
+)
 from mapsvc.models.audit import AUDIT_ACTIONS, AuditEntry
 from mapsvc.models.base import AREA_KM2, LENGTH_M, Base
 from mapsvc.models.incidents import (
@@ -18,6 +26,7 @@ from mapsvc.models.incidents import (
     IncidentEvent,
 )
 from mapsvc.models.patrol import DERIVED_TABLES, PatrolCoverage, PatrolTrack, PatrolVisit
+from mapsvc.models.plans import PLAN_SOURCES, PLAN_STATUSES, Plan, PlanCommunity, PlanGrid
 from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, SINGLE_HOLDER_ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
@@ -44,7 +53,13 @@ def audited_tables() -> tuple[str, ...]:
 
 __all__ = [
     "ACCOUNT_ROLES",
+    "PLAN_SOURCES",
+    "PLAN_STATUSES",
+    "Plan",
+    "PlanCommunity",
+    "PlanGrid",
     "AREA_KM2",
+    "GRID_DAYS",
     "AUDIT_ACTIONS",
     "DISPATCHED_KINDS",
     "LENGTH_M",
@@ -74,5 +89,6 @@ __all__ = [
     "Staff",
     "Subdistrict",
     "audited_tables",
+    "grid_on_sql",
     "table_names",
 ]

@@ -3,13 +3,22 @@ service centre."""
 
 from __future__ import annotations
 
+import datetime as dt
+
 from geoalchemy2 import Geometry
 from sqlalchemy import (
+    CheckConstraint,
+    ColumnElement,
+    Date,
     ForeignKey,
     Integer,
     String,
     UniqueConstraint,
+    and_,
+    or_,
+    text,
 )
+from sqlalchemy.dialects.postgresql import ExcludeConstraint
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from mapsvc.models.base import Base, area_column
@@ -61,12 +70,35 @@ class Community(Base):
     subdistrict: Mapped[Subdistrict | None] = relationship()
 
 
+#: the days a grid row is valid on, as a range (``valid_from`` NULL: since always)
+GRID_DAYS = "daterange(COALESCE(valid_from, '-infinity'::date), valid_to + 1)"
+
+
+def grid_on_sql(alias: str = "grid", day: str | None = None) -> str:
+    """SQL text: the rows of ``alias`` (the grid table) valid on the bound parameter
+    ``day`` (e.g. ``":day"``); the current grids when ``day`` is None."""
+    if day is None:
+        return f"{alias}.valid_to IS NULL"
+    return (
+        f"({alias}.valid_from IS NULL OR {alias}.valid_from <= {day}) "
+        f"AND ({alias}.valid_to IS NULL OR {alias}.valid_to >= {day})"
+    )
+
+
 class Grid(Base):
-    """网格: a polygon inside exactly one community."""
+    """网格: a polygon inside exactly one community, valid over a range of days.
+
+    Publishing a plan (:mod:`mapsvc.services.plans`) ends the old grids of its communities
+    (``valid_to``, inclusive) and adds the new ones (``valid_from``), so the grids of any
+    past date are still the ones that were valid then. ``valid_to`` NULL is the current
+    grid; ``valid_from`` NULL is "since always" (grids imported before any plan). A code
+    names one grid on any one day (the ``ex_grid_code`` exclusion constraint); a grid that
+    a plan redraws may keep its code.
+    """
 
     __tablename__ = "grid"
     id: Mapped[int] = mapped_column(primary_key=True)
-    code: Mapped[str] = mapped_column(String(20), unique=True)
+    code: Mapped[str] = mapped_column(String(20))
     name: Mapped[str | None] = mapped_column(String(100))
     community_id: Mapped[int] = mapped_column(
         ForeignKey("community.id", ondelete="CASCADE"), index=True, nullable=False
@@ -76,7 +108,32 @@ class Grid(Base):
     households: Mapped[int] = mapped_column(Integer, default=0)
     source_crs: Mapped[str | None] = mapped_column(String(40))
     area_km2: Mapped[float] = area_column()
+    valid_from: Mapped[dt.date | None] = mapped_column(Date)
+    valid_to: Mapped[dt.date | None] = mapped_column(Date)
     community: Mapped[Community] = relationship()
+
+    @classmethod
+    def on(cls, day: dt.date | None = None) -> ColumnElement[bool]:
+        """The grids valid on ``day``; the current ones when ``day`` is None."""
+        if day is None:
+            return cls.valid_to.is_(None)
+        return and_(
+            or_(cls.valid_from.is_(None), cls.valid_from <= day),
+            or_(cls.valid_to.is_(None), cls.valid_to >= day),
+        )
+
+    __table_args__ = (
+        CheckConstraint(
+            "valid_to IS NULL OR valid_from IS NULL OR valid_to >= valid_from - 1",
+            name="ck_grid_dates",
+        ),
+        ExcludeConstraint(
+            (text("code"), "="),
+            (text(GRID_DAYS), "&&"),
+            name="ex_grid_code",
+            using="gist",
+        ),
+    )
 
 
 class ServiceCentre(Base):

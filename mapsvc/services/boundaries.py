@@ -496,7 +496,10 @@ def import_frame(
             ],
         )
     dup = conn.execute(
-        sa.text(f"SELECT i.idx, i.code FROM _import i JOIN {table} t ON t.code = i.code")
+        sa.text(
+            f"SELECT i.idx, i.code FROM _import i JOIN {table} t ON t.code = i.code"
+            + (" AND t.valid_to IS NULL" if table == "grid" else "")
+        )
     ).all()
     problems += [Problem(r.idx, r.code, f"code already exists in the {table} table") for r in dup]
     if parent_table:
@@ -616,7 +619,7 @@ def _tiling(conn: sa.Connection) -> list[tuple[str, float, float]]:
             g AS MATERIALIZED (
               SELECT row_number() OVER () AS k, cid, geom FROM (
                 SELECT community_id AS cid, geom FROM grid
-                WHERE community_id IN (SELECT cid FROM touched)
+                WHERE valid_to IS NULL AND community_id IN (SELECT cid FROM touched)
                 UNION ALL SELECT parent_id, geom FROM _import) x
             ),
             u AS (SELECT cid, ST_Union(geom) AS ug FROM g GROUP BY cid),

@@ -29,39 +29,49 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session, aliased
 
 from mapsvc.core.values import BBox
-from mapsvc.models import AlleySegment, Assignment, Community, Grid, Staff, Subdistrict
+from mapsvc.models import (
+    AlleySegment,
+    Assignment,
+    Community,
+    Grid,
+    Staff,
+    Subdistrict,
+    grid_on_sql,
+)
 from mapsvc.services.assignments import holders, segment_posts, valid_on
 
 GRID_STATUSES = ("no_head", "understaffed", "staffed")
 SEGMENT_STATUSES = ("no_chief", "chief")
 
 
-def segment_places() -> sa.Subquery:
+def segment_places(day: dt.date | None = None) -> sa.Subquery:
     """``segment_id, grid_id, community_id``: the grid/community holding each midpoint.
 
-    Falls back to the community when the midpoint lies in no grid (grids not drawn yet).
+    The grids are those valid on ``day`` (the current ones when None). Falls back to the
+    community when the midpoint lies in no grid (grids not drawn yet).
     """
-    return (
-        sa.text(
-            """SELECT s.id AS segment_id, g.id AS grid_id,
+    grids_then = grid_on_sql("g", None if day is None else ":place_day")
+    text = sa.text(
+        f"""SELECT s.id AS segment_id, g.id AS grid_id,
                       COALESCE(g.community_id, c.id) AS community_id
                FROM alley_segment s
                LEFT JOIN LATERAL (
                  SELECT g.id, g.community_id FROM grid g
                  WHERE ST_Intersects(g.geom, ST_LineInterpolatePoint(s.geom, 0.5))
+                   AND {grids_then}
                  ORDER BY g.id LIMIT 1) g ON TRUE
                LEFT JOIN LATERAL (
                  SELECT c.id FROM community c
                  WHERE g.id IS NULL AND ST_Intersects(c.geom, ST_LineInterpolatePoint(s.geom, 0.5))
                  ORDER BY c.id LIMIT 1) c ON TRUE"""
-        )
-        .columns(
-            sa.column("segment_id", sa.Integer),
-            sa.column("grid_id", sa.Integer),
-            sa.column("community_id", sa.Integer),
-        )
-        .subquery("segplace")
     )
+    if day is not None:
+        text = text.bindparams(sa.bindparam("place_day", day, type_=sa.Date))
+    return text.columns(
+        sa.column("segment_id", sa.Integer),
+        sa.column("grid_id", sa.Integer),
+        sa.column("community_id", sa.Integer),
+    ).subquery("segplace")
 
 
 #: metres per degree of latitude, to turn a display tolerance in metres into degrees
@@ -168,7 +178,7 @@ def grid_status(
         .outerjoin(head_staff, head_staff.id == head.c.staff_id)
         .outerjoin(heads_n, heads_n.c.grid_id == Grid.id)
         .outerjoin(members, members.c.grid_id == Grid.id)
-        .where(bbox_filter(Grid.geom, bbox))
+        .where(Grid.on(day), bbox_filter(Grid.geom, bbox))
         .order_by(Grid.code)
     )
     out = []
@@ -197,7 +207,7 @@ def segment_status(
 ) -> list[dict[str, Any]]:
     """One row per alley segment with its chief / deputy on ``day`` and its grid/community."""
     posts = segment_posts(day)
-    place = segment_places()
+    place = segment_places(day)
     cols = [
         AlleySegment.id,
         AlleySegment.code,

@@ -48,7 +48,7 @@ SCHEMES = ("natural_breaks", "quantiles", "equal_interval")
 
 def posts_on(day: dt.date) -> sa.Subquery:
     """``staff_id, role, grid_id, community_id`` of every post held on ``day``."""
-    place = segment_places()
+    place = segment_places(day)
     parts = []
     for target, roles in TARGET_ROLES.items():
         for role in sorted(roles):
@@ -187,6 +187,8 @@ def density(
     if parent[0] is not None:
         q = q.outerjoin(parent_alias, parent_alias.id == parent[1])
     q = q.where(bbox_filter(table.geom, bbox))
+    if table is Grid:
+        q = q.where(Grid.on(day))
     q = q.order_by(table.code)
     out = []
     for r in session.execute(q).mappings():

@@ -74,7 +74,7 @@ class FeatureLayer:
 
 def _areas(model: Any, *extra: sa.ColumnElement) -> Callable[[dt.date | None], sa.Select]:
     def build(day: dt.date | None) -> sa.Select:
-        return sa.select(
+        stmt = sa.select(
             model.id,
             model.code,
             model.name,
@@ -82,6 +82,8 @@ def _areas(model: Any, *extra: sa.ColumnElement) -> Callable[[dt.date | None], s
             model.area_km2,
             model.geom,
         )
+        # grids change when a plan is published: those of the day asked about
+        return stmt.where(Grid.on(day)) if model is Grid else stmt
 
     return build
 

@@ -132,7 +132,7 @@ def _candidates(conn: Connection, text: str) -> list[dict[str, Any]]:
              WHERE length(name) >= :minc AND strpos(:t, name) > 0
             UNION ALL
             SELECT 'grid', name, id, community_id FROM grid
-             WHERE length(name) >= :minc AND strpos(:t, name) > 0
+             WHERE valid_to IS NULL AND length(name) >= :minc AND strpos(:t, name) > 0
             UNION ALL
             SELECT 'community', k, id, subdistrict_id FROM (
                 SELECT id, subdistrict_id, regexp_replace(name, '{_COMMITTEE_SUFFIX}', '') AS k
@@ -433,7 +433,7 @@ def _house_numbers_are_context(conn: Connection) -> bool:
         sa.text(
             """SELECT EXISTS (SELECT 1 FROM (
                 SELECT name FROM alley_segment UNION ALL SELECT name FROM service_centre
-                UNION ALL SELECT name FROM grid UNION ALL SELECT name FROM community
+                UNION ALL SELECT name FROM grid WHERE valid_to IS NULL UNION ALL SELECT name FROM community
                 UNION ALL SELECT name FROM subdistrict UNION ALL SELECT name FROM district
             ) n WHERE name ~ '[号弄]' OR name ~ '[0-9０-９]$' OR name ~ '^[0-9０-９之-]')"""
         )

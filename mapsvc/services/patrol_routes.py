@@ -955,7 +955,9 @@ def chiefs(session: Session, grid_code: str | None = None, day: dt.date | None =
     q = holders("alley_chief", "segment", day).subquery()
     sql = sa.select(q.c.staff_id, sa.func.count()).group_by(q.c.staff_id).order_by(q.c.staff_id)
     if grid_code is not None:
-        gid = session.scalar(sa.text("SELECT id FROM grid WHERE code = :c"), {"c": grid_code})
+        gid = session.scalar(
+            sa.text("SELECT id FROM grid WHERE code = :c AND valid_to IS NULL"), {"c": grid_code}
+        )
         if gid is None:
             raise NotFound(f"grid {grid_code!r} does not exist", field="grid")
         sql = sql.where(

@@ -198,7 +198,7 @@ def import_roster(
         raise ValidationError(f"{path}: more than {MAX_ROWS:,} rows")
     header = table[0]
     col = _columns(header, mapping or {}, path)
-    grid_ids = dict(session.execute(sa.select(Grid.code, Grid.id)).all())
+    grid_ids = dict(session.execute(sa.select(Grid.code, Grid.id).where(Grid.on())).all())
     segment_ids = dict(session.execute(sa.select(AlleySegment.code, AlleySegment.id)).all())
     report = RosterReport()
     planned: list[dict[str, Any]] = []

@@ -163,7 +163,7 @@ def prepare_routing(
                    CASE WHEN {margin} > 0 THEN ST_Buffer(m.gm, -{margin}) ELSE m.gm END AS core
             FROM grid g CROSS JOIN LATERAL (SELECT ST_Transform(g.geom, {srid}) AS gm) m
             LEFT JOIN ({head_sql}) h ON h.target_id = g.id
-            WHERE g.geom && {area}"""
+            WHERE g.geom && {area} AND g.valid_to IS NULL"""
         )
     )
     conn.execute(

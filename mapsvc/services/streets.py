@@ -245,7 +245,7 @@ def segment_grids(session: Session, segment_ids: list[int] | None = None) -> dic
             f"""SELECT s.id, g.id,
                    ST_Length(geography(ST_Intersection(s.geom, g.geom))) AS inside_m
             FROM alley_segment s JOIN grid g ON ST_Intersects(s.geom, g.geom)
-            WHERE {where}
+            WHERE {where} AND g.valid_to IS NULL
             ORDER BY s.id, inside_m DESC, g.id"""
         ),
         {"ids": list(segment_ids or [])},
