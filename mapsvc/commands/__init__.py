@@ -16,6 +16,7 @@ from mapsvc.commands import (
     db,
     demo,
     incidents,
+    plans,
     roster,
     serve,
     staffing,
@@ -27,6 +28,18 @@ __all__ = ["COMMANDS"]
 
 COMMANDS: list[click.Command] = [
     command
-    for module in (db, serve, demo, boundaries, incidents, streets, staffing, roster, users, audit)
+    for module in (
+        db,
+        serve,
+        demo,
+        boundaries,
+        incidents,
+        streets,
+        staffing,
+        roster,
+        plans,
+        users,
+        audit,
+    )
     for command in module.COMMANDS
 ]

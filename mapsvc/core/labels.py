@@ -52,6 +52,13 @@ ROLE_LABELS: dict[str, str] = {
     "public": N_("Public"),
 }
 
+#: plan status -> message id (``mapsvc.models.PLAN_STATUSES``)
+PLAN_STATUS_LABELS: dict[str, str] = {
+    "draft": N_("Draft"),
+    "published": N_("Published"),
+    "discarded": N_("Discarded"),
+}
+
 #: every labelled code (severity and state codes never coincide)
 CODE_LABELS: dict[str, str] = {**SEVERITY_LABELS, **STATE_LABELS}
 

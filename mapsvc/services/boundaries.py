@@ -203,7 +203,7 @@ def read_features(
     return raw, source_crs
 
 
-def _to_wgs84(raw: GeoDataFrame, source_crs: str) -> np.ndarray:
+def to_wgs84(raw: GeoDataFrame, source_crs: str) -> np.ndarray:
     """Geometries of ``raw`` in WGS84 (array), converting GCJ-02/BD-09 explicitly."""
     import shapely
 
@@ -237,7 +237,7 @@ def _field(
     return default if default in cols else None
 
 
-def _text(v: object) -> str | None:
+def text_value(v: object) -> str | None:
     if v is None or (isinstance(v, float) and math.isnan(v)):
         return None
     if isinstance(v, float) and v.is_integer():
@@ -376,7 +376,7 @@ def import_frame(
 
     problems: list[Problem] = []
     src_geoms = np.asarray(raw.geometry.values, dtype=object)
-    codes = [_text(v) for v in raw[code_col]]
+    codes = [text_value(v) for v in raw[code_col]]
     col_values = {
         c: raw[c].tolist() for c in {name_col, parent_col, *num_cols.values()} if c is not None
     }
@@ -417,7 +417,7 @@ def import_frame(
                     f"invalid geometry: {why} (coordinates in {source_crs}); "
                     "fix it or pass --repair"
                 )
-        name = _text(col_values[name_col][i]) if name_col else None
+        name = text_value(col_values[name_col][i]) if name_col else None
         if not name:
             bad.append(f"no name in field {name_col!r}")
         elif len(name) > NAME_LEN[level]:
@@ -426,13 +426,13 @@ def import_frame(
         for n, col in num_cols.items():
             v = col_values[col][i] if col else 0
             try:
-                fv = float(v) if _text(v) is not None else 0.0
+                fv = float(v) if text_value(v) is not None else 0.0
                 if fv < 0 or not fv.is_integer():
                     raise ValueError
                 nums[n] = int(fv)
             except (TypeError, ValueError):
                 bad.append(f"{n} {v!r} in field {col!r} is not a whole number ≥ 0")
-        parent = _text(col_values[parent_col][i]) if parent_col else None
+        parent = text_value(col_values[parent_col][i]) if parent_col else None
         problems.extend(Problem(i, code, m) for m in bad)
         rows.append({"idx": i, "code": code, "name": name, "parent_code": parent, **nums})
     rejected = {p.index for p in problems}
@@ -441,7 +441,7 @@ def import_frame(
     if good:
         sub = raw.iloc[good].copy()
         sub = sub.set_geometry(list(fixed[good]), crs=raw.crs)
-        wgs[good] = _to_wgs84(sub, source_crs)
+        wgs[good] = to_wgs84(sub, source_crs)
     for i in list(good):
         g = wgs[i]
         off = geometry_lonlat_problem(g)  # a projected file's metres beyond its CRS's area

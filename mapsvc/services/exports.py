@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import zipfile
-from collections.abc import Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -163,29 +163,67 @@ def export_layer(
     bbox
         A WGS84 ``(minx, miny, maxx, maxy)`` the features meet.
     """
-    import pyogrio
-
     settings = settings or Settings()
-    spec, datum = export_format(fmt), export_datum(datum)
+    export_format(fmt)  # an unknown format is refused before anything is read
+    datum = export_datum(datum)
     lyr = layer(layer_name)
     columns = ["id", *lyr.property_names()]
-    rename = shapefile_names(columns) if fmt == "shp" else {c: c for c in columns}
+    frames = (
+        _frame(rows, columns, datum, settings)
+        for rows in read_batches(conn, _selection(conn, layer_name, filters, bbox), BATCH)
+    )
+    return write_frames(
+        frames,
+        layer_name,
+        fmt,
+        directory,
+        datum=datum,
+        geometry_type=lyr.geometry_type,
+        empty=lambda: _frame([], columns, datum, settings),
+    )
+
+
+def write_frames(
+    frames: Iterable[Any],
+    layer_name: str,
+    fmt: str,
+    directory: Path,
+    *,
+    datum: str,
+    geometry_type: str,
+    empty: Callable[[], Any],
+) -> Path:
+    """Write GeoDataFrames (already in ``datum``) as one file of ``fmt``; its path.
+
+    Shapefile field names are cut to 10 characters (kept unique) and the parts zipped
+    with their .prj and .cpg; ``empty`` makes the frame written when there are none.
+    """
+    import pyogrio
+
+    spec = export_format(fmt)
     stem = f"{layer_name}-{datum}"
     target = directory / (f"{stem}.shp" if fmt == "shp" else f"{stem}{spec.suffix}")
     options = dict(spec.layer_options)
     written = False
-    for rows in read_batches(conn, _selection(conn, layer_name, filters, bbox), BATCH):
-        frame = _frame(rows, columns, datum, settings).rename(columns=rename)
+    for frame in frames:
+        if fmt == "shp":
+            frame = frame.rename(
+                columns=shapefile_names([c for c in frame.columns if c != "geometry"])
+            )
         pyogrio.write_dataframe(
             frame, target, layer=layer_name, driver=spec.driver, append=written,
-            geometry_type=lyr.geometry_type, promote_to_multi=False, **options,
+            geometry_type=geometry_type, promote_to_multi=False, **options,
         )  # fmt: skip
         written = True
     if not written:
-        frame = _frame([], columns, datum, settings).rename(columns=rename)
+        frame = empty()
+        if fmt == "shp":
+            frame = frame.rename(
+                columns=shapefile_names([c for c in frame.columns if c != "geometry"])
+            )
         pyogrio.write_dataframe(
             frame, target, layer=layer_name, driver=spec.driver,
-            geometry_type=lyr.geometry_type, **options,
+            geometry_type=geometry_type, **options,
         )  # fmt: skip
     if fmt != "shp":
         return target

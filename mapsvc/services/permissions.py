@@ -294,6 +294,33 @@ def check_grid_edit(session: Session, principal: Principal, grid_id: int) -> Non
     check_district(principal, [grid_district(session, grid_id)], f"grid {grid_id}")
 
 
+def check_plan_edit(session: Session, principal: Principal, plan_id: int) -> None:
+    """Editing or publishing a plan: every community it redraws must lie in the planner's
+    district."""
+    from mapsvc.models import PlanCommunity
+
+    principal.require("boundaries.edit")
+    districts = session.scalars(
+        sa.select(Subdistrict.district_id)
+        .join(Community, Community.subdistrict_id == Subdistrict.id)
+        .join(PlanCommunity, PlanCommunity.community_id == Community.id)
+        .where(PlanCommunity.plan_id == plan_id)
+    ).all()
+    check_district(principal, districts, f"plan {plan_id}")
+
+
+def check_communities_edit(session: Session, principal: Principal, codes: list[str]) -> None:
+    """Drafting a plan for communities: they must lie in the planner's district."""
+    principal.require("boundaries.edit")
+    districts = session.scalars(
+        sa.select(Subdistrict.district_id)
+        .join(Community, Community.subdistrict_id == Subdistrict.id)
+        .where(Community.code.in_(codes))
+    ).all()
+    if districts:
+        check_district(principal, districts, f"communities {', '.join(codes)}")
+
+
 __all__ = [
     "ANONYMOUS_PERMISSIONS",
     "NOBODY",
@@ -302,7 +329,9 @@ __all__ = [
     "Principal",
     "check_district",
     "check_grid_edit",
+    "check_communities_edit",
     "check_own_staff",
+    "check_plan_edit",
     "check_segment_edit",
     "check_transition",
     "strip_staff",

@@ -25,6 +25,7 @@ def init_app(app: Flask) -> None:
         open311,
         pages,
         patrol,
+        plans,
         printing,
         roster,
         screen,
@@ -34,7 +35,7 @@ def init_app(app: Flask) -> None:
 
     app.request_class = BoundedRequest  # the upload limit holds for chunked bodies too
     blueprints = (pages, api, health, incidents, open311, patrol, dashboard, admin, tiles)
-    for module in (*blueprints, ogc, exports, printing, screen, roster):
+    for module in (*blueprints, ogc, exports, printing, screen, roster, plans):
         app.register_blueprint(module.bp)
     app.before_request(reject_nul)
     auth.init_app(app)  # after reject_nul: identify, the endpoint's permission, CSRF

@@ -31,6 +31,7 @@ NAV = [
     ("incidents.list_page", N_("Incident list")),
     ("patrol.patrol_page", N_("Patrol")),
     ("dashboard.dashboard_page", N_("Dashboard")),
+    ("plans.plans_page", N_("Plans")),
     ("exports.index", N_("Downloads")),
     ("admin.users_page", N_("Accounts")),
 ]

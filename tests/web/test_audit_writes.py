@@ -8,10 +8,13 @@ endpoint without a case here fails the test.
 from __future__ import annotations
 
 import io
+import json
 from collections.abc import Callable
 
+from shapely.geometry import box, mapping
+
 from tests.fixtures.accounts import ADMIN, make_account
-from tests.fixtures.incidents import ll
+from tests.fixtures.incidents import ll, wgs
 
 #: endpoints that change data through the JSON API or Open311 (the login forms are
 #: covered by the accounts tests)
@@ -94,6 +97,51 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
     def staff_end():
         return client.post("/api/staff/RR1/end", json={"last_day": "2099-12-31"})
 
+    def plan_create():
+        r = client.post("/api/plans", json={"name": "审计方案", "communities": ["350502001001"]})
+        state["plan"] = r.get_json()["id"]
+        return r
+
+    def plan_grid():
+        return client.put(
+            f"/api/plans/{state['plan']}/grids/G-A1", json={"version": 1, "households": 600}
+        )
+
+    def plan_split():
+        line = {"type": "LineString", "coordinates": [list(ll(250, -20)), list(ll(250, 320))]}
+        return client.post(
+            f"/api/plans/{state['plan']}/grids/G-A1/split",
+            json={"line": line, "version": 2, "new_code": "G-A3"},
+        )
+
+    def plan_reassign():
+        block = mapping(wgs(box(250, 300, 500, 450)))
+        return client.post(
+            f"/api/plans/{state['plan']}/grids/G-A2/reassign",
+            json={"receiver": "G-A3", "block": block, "versions": {"G-A2": 1, "G-A3": 1}},
+        )
+
+    def plan_merge():
+        return client.post(
+            f"/api/plans/{state['plan']}/grids/G-A1/merge",
+            json={"other": "G-A3", "versions": {"G-A1": 3, "G-A3": 2}},
+        )
+
+    def plan_import():
+        exported = client.get(f"/api/plans/{state['plan']}/export?format=geojson").get_json()
+        exported["features"][0]["properties"]["households"] += 1
+        data = json.dumps(exported).encode()
+        return client.post(
+            f"/api/plans/{state['plan']}/import", data={"file": (io.BytesIO(data), "p.geojson")}
+        )
+
+    def plan_publish():
+        return client.post(f"/api/plans/{state['plan']}/publish", json={"day": "2026-06-01"})
+
+    def plan_discard():
+        r = client.post("/api/plans", json={"name": "作废方案", "communities": ["350502001002"]})
+        return client.post(f"/api/plans/{r.get_json()['id']}/discard")
+
     def open311():
         lon, lat = ll(300, 150)
         form = {"api_key": api_key, "service_code": "road", "lat": lat, "long": lon}
@@ -113,6 +161,14 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
         "roster.add_api": (staff_add, "staff"),
         "roster.import_api": (staff_import, "assignment"),
         "roster.end_api": (staff_end, "assignment"),
+        "plans.create_api": (plan_create, "plan_grid"),
+        "plans.update_grid_api": (plan_grid, "plan_grid"),
+        "plans.split_api": (plan_split, "plan_grid"),
+        "plans.reassign_api": (plan_reassign, "plan_grid"),
+        "plans.merge_api": (plan_merge, "plan_grid"),
+        "plans.import_api": (plan_import, "plan_grid"),
+        "plans.publish_api": (plan_publish, "grid"),
+        "plans.discard_api": (plan_discard, "plan"),
         "open311.create_request": (open311, "incident"),
     }
     assert set(cases) == _write_endpoints(app), "a write endpoint has no audit case here"
