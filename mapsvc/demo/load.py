@@ -164,6 +164,26 @@ def _visits(b: DemoBuild) -> None:
     write_visits(b.conn, b.rng(6), b.now, b.tz, b.metric, b.segments_m, b.areas, b.staff)
 
 
+def _plans(b: DemoBuild) -> None:
+    """A draft plan for the community whose grids are furthest from the 300-500 household
+    target, so the planner's workbench opens on real work."""
+    from mapsvc.services.plans import create_plan
+
+    code = b.conn.execute(
+        sa.text(
+            """SELECT c.code FROM community c JOIN grid g ON g.community_id = c.id
+               GROUP BY c.code
+               ORDER BY max(abs(g.households - LEAST(GREATEST(g.households, 300), 500))) DESC,
+                        c.code
+               LIMIT 1"""
+        )
+    ).scalar()
+    if code is not None:
+        create_plan(
+            b.session, name="示例方案：网格调整", community_codes=[code], author="demo-planner"
+        )
+
+
 def _accounts(b: DemoBuild) -> None:
     """One account per role (the people linked to demo staff) and the hotline's token."""
     b.logins = write_accounts(b.session, b.password, b.seed)
@@ -186,6 +206,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("routing", _routing),
     Stage("patrol tracks", _tracks),
     Stage("weekly visits", _visits),
+    Stage("draft plan", _plans),
     Stage("accounts", _accounts),
     Stage("sequences", _sequences),
 )

@@ -207,7 +207,11 @@
   }
   function grid(code) { return base() + "/grids/" + encodeURIComponent(code); }
   function done(msg) {
-    return function (b) { say(msg || L_.saved); return load(false).then(function () { return b; }); };
+    // after an edit: the grids, the table and (when open) the comparison's figures again
+    return function (b) {
+      say(msg || L_.saved);
+      return load(false).then(function () { return currentMap ? compare() : null; }).then(function () { return b; });
+    };
   }
   function failed(e) {
     say(e.message, true);
