@@ -531,8 +531,8 @@ def partition(
     progress: Progress = no_progress,
     move_cost: float = 2.0,
     time_limit_s: float = 30.0,
-    restarts: int = 10,
-    restart_budget_s: float = 2.0,
+    restarts: int | None = None,
+    restart_budget_s: float = 6.0,
     graph: nx.Graph | None = None,
 ) -> PartitionResult:
     """Split ``units`` into contiguous grids within ``[min_households, max_households]``.
@@ -550,8 +550,9 @@ def partition(
         (border metres per household) for each household it moves; ``moved_share`` says
         how many did move.
     restarts, restart_budget_s
-        Partitions tried from different seeds (the most compact is kept); no new one is
-        started after ``restart_budget_s`` seconds.
+        Partitions tried from different seeds, the most compact kept (default: 10 for up
+        to 300 units, 4 up to 1,000, else 2, so the result does not depend on the
+        machine's speed); none is started after ``restart_budget_s`` seconds.
     graph
         The unit graph when already built (:func:`unit_graph`).
 
@@ -641,7 +642,8 @@ def partition(
         deadline = started + time_limit_s
         best: _Search | None = None
         loads: list[int] = []
-        tries = max(1, restarts)
+        n_nodes = g.number_of_nodes()
+        tries = max(1, restarts or (10 if n_nodes <= 300 else 4 if n_nodes <= 1000 else 2))
         for attempt in range(3 * tries):
             # a few more tries while none has worked, the budget only once one has
             if best is not None and (
@@ -662,7 +664,7 @@ def partition(
                 continue
             annealed = search.anneal(
                 steps=min(40_000, max(5_000, 10 * g.number_of_nodes())),
-                deadline=min(deadline, started + restart_budget_s * (attempt + 1) / tries),
+                deadline=min(deadline, started + restart_budget_s),
             )
             search = _Search(g, annealed, k, low, high, set(), cur_nodes, move_cost, rng)
             search.compact(passes=50, deadline=deadline)
@@ -706,7 +708,7 @@ def _by_piece(
     community: str,
     move_cost: float,
     time_limit_s: float,
-    restarts: int,
+    restarts: int | None,
     restart_budget_s: float,
     started: float,
 ) -> PartitionResult:
