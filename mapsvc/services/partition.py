@@ -331,9 +331,12 @@ class _Search:
             self.members[d].add(n)
             self.area[d] += g.nodes[n]["area"]
             self.perimeter[d] += g.nodes[n]["perimeter"]
+        self.cut_weight = 0.0
         for a, b, data in g.edges(data=True):
             if assign[a] == assign[b]:
                 self.perimeter[assign[a]] -= 2 * data["length"]
+            else:
+                self.cut_weight += data["weight"]
         self.ideal = sum(self.load) / k
         self.scale = sum(self.perimeter) / k
         self._cut_points: dict[int, set[Hashable]] = {}
@@ -342,8 +345,11 @@ class _Search:
         return max(0, load - self.high) + max(0, self.low - load)
 
     def score(self) -> float:
-        """The grids' mean Polsby-Popper (from the tracked areas and perimeters)."""
-        return sum(self._pp(a, p) for a, p in zip(self.area, self.perimeter, strict=True)) / self.k
+        """What the search maximises, as :meth:`gain` counts it: the grids' summed
+        Polsby-Popper less a small share of the (weighted) border between grids, so that of
+        two equally compact partitions the one cutting along preferred streets wins."""
+        pp = sum(self._pp(a, p) for a, p in zip(self.area, self.perimeter, strict=True))
+        return pp - 0.25 * self.cut_weight / self.scale
 
     def cut_points(self, d: int) -> set[Hashable]:
         if d not in self._cut_points:
@@ -390,8 +396,9 @@ class _Search:
 
     def move(self, n: Hashable, to: int) -> None:
         d = self.assign[n]
-        l_from, l_to, _w_from, _w_to = self._shared(n, d, to)
+        l_from, l_to, w_from, w_to = self._shared(n, d, to)
         a, p = self.g.nodes[n]["area"], self.g.nodes[n]["perimeter"]
+        self.cut_weight += w_from - w_to
         self.area[d] -= a
         self.area[to] += a
         self.perimeter[d] += 2 * l_from - p

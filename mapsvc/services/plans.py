@@ -1232,6 +1232,9 @@ def communities_geojson(session: Session, community_ids: list[int]) -> dict[str,
 
 # --------------------------------------------------------------------------- automatic
 
+#: OpenStreetMap classes of the streets automatic grids prefer to end at
+MAJOR_STREETS = ("motorway", "trunk", "primary", "secondary", "tertiary")
+
 
 def auto_plan(
     session: Session,
@@ -1251,7 +1254,8 @@ def auto_plan(
 
     ``lock`` names current grids kept exactly as they are (their units are left out);
     ``from_current`` starts from the current grids and moves as few households as it can
-    (each grid that keeps most of a current grid's households keeps its code). ``grids``
+    (each grid that keeps most of a current grid's households keeps its code); major
+    streets (:data:`MAJOR_STREETS`) are preferred cuts. ``grids``
     is the count per community (with one community) or None to choose it. Returns the
     plan and, per community, what the partition reports (households per grid,
     compactness, moved share, seconds).
@@ -1301,6 +1305,18 @@ def auto_plan(
             hits = tree.query(u.geom.representative_point(), predicate="intersects")
             if len(hits):
                 of[u.id] = tree_codes[int(hits[0])]
+        # major streets through the community are where grids should rather end
+        cuts = [
+            shapely.from_wkb(bytes(w))
+            for w in session.scalars(
+                sa.text(
+                    """SELECT ST_AsBinary(s.geom) FROM alley_segment s JOIN community c
+                        ON c.id = :c AND ST_Intersects(s.geom, c.geom)
+                       WHERE s.highway = ANY(:major)"""
+                ),
+                {"c": c.id, "major": list(MAJOR_STREETS)},
+            )
+        ]
         kept_codes = [k for k in lock if k in current_shapes]
         locked = {u.id: kept_codes.index(of[u.id]) for u in pieces if of.get(u.id) in kept_codes}
         labels = sorted({of[u.id] for u in pieces if u.id in of})
@@ -1316,6 +1332,7 @@ def auto_plan(
             seed=seed,
             community=c.code,
             progress=progress,
+            preferred_cuts=cuts or None,
         )
         # grids 0 .. len(kept)-1 are the kept ones; the others are new
         k = max(result.assignment.values()) + 1 - len(kept_codes)

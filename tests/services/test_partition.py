@@ -155,3 +155,28 @@ def test_a_plan_from_the_demo_blocks_is_valid(demo_engine) -> None:
     assert kept_check["ok"], kept_check["errors"][:3]
     assert same is True and lock in kept_report["kept"]
     assert kept_report["moved_share"] is not None
+
+
+def test_a_major_street_is_where_grids_end() -> None:
+    # a 4 x 4 block square (100 m blocks near Shenzhen) into two grids: across the middle
+    # either way is as compact; the street down x = 200 m decides (bounds with room to move)
+    from tests.fixtures.incidents import wgs
+
+    blocks = [
+        Unit(f"b{i}{j}", wgs(box(i * 100, j * 100, i * 100 + 100, j * 100 + 100)), 100)
+        for i in range(4)
+        for j in range(4)
+    ]
+    street = wgs(shapely.LineString([(200, -50), (200, 450)]))
+    for seed in range(3):
+        r = partition(
+            blocks,
+            grids=2,
+            min_households=700,
+            max_households=900,
+            preferred_cuts=[street],
+            seed=seed,
+        )
+        west = {r.assignment[f"b{i}{j}"] for i in range(2) for j in range(4)}
+        east = {r.assignment[f"b{i}{j}"] for i in range(2, 4) for j in range(4)}
+        assert len(west) == 1 and len(east) == 1 and west != east
