@@ -178,22 +178,42 @@ def _tidy(g: BaseGeometry, tolerance_m2: float = TOLERANCE_M2) -> BaseGeometry:
 def shared_length(a: BaseGeometry, b: BaseGeometry, eps: float = HAIR_M) -> float:
     """Metres of border two metric polygons share, robust to coordinates a hair apart.
 
-    Both grown by ``eps`` meet in a strip about ``2 eps`` wide along a shared border, so
-    its area over ``2 eps`` is the border's length (a corner touching gives at most
-    ``eps``). A border digitised twice, a few centimetres apart, still counts.
+    The length of each one's outline that runs within ``eps`` of the other, averaged
+    over the two: a border digitised twice, up to ``eps`` apart, counts in full, and a
+    corner touching counts about ``2 eps`` (the two edges that meet there).
     """
-    return _strip_length(a.buffer(eps), b.buffer(eps), eps)
+    return _near_length(a.boundary, b.buffer(eps), b.boundary, a.buffer(eps))
 
 
-def _strip_length(grown_a: BaseGeometry, grown_b: BaseGeometry, eps: float = HAIR_M) -> float:
-    return float(grown_a.intersection(grown_b).area / (2 * eps))
+def _near_length(
+    outline_a: BaseGeometry, grown_b: BaseGeometry, outline_b: BaseGeometry, grown_a: BaseGeometry
+) -> float:
+    return float(
+        (outline_a.intersection(grown_b).length + outline_b.intersection(grown_a).length) / 2
+    )
+
+
+class _Outlines:
+    """Each polygon's outline and its outline grown by ``HAIR_M``, made once, for the
+    pairwise border lengths of many polygons."""
+
+    def __init__(self, polys: list[BaseGeometry]) -> None:
+        self.outline = [p.boundary for p in polys]
+        self.grown = [p.buffer(HAIR_M) for p in polys]
+        self.tree = shapely.STRtree(self.grown)
+
+    def pairs(self) -> list[tuple[int, int]]:
+        found = self.tree.query(self.grown, predicate="intersects")
+        return sorted({(int(i), int(j)) for i, j in zip(*found, strict=True) if i < j})
+
+    def shared(self, i: int, j: int) -> float:
+        return _near_length(self.outline[i], self.grown[j], self.outline[j], self.grown[i])
 
 
 def _components(parts: list[BaseGeometry]) -> list[list[int]]:
     """Indexes of ``parts`` grouped into the pieces they form through shared edges
     (a shared point does not join), the largest piece (by area) first."""
-    grown = [p.buffer(HAIR_M) for p in parts]
-    tree = shapely.STRtree(grown)
+    outlines = _Outlines(parts)
     parent = list(range(len(parts)))
 
     def root(i: int) -> int:
@@ -202,9 +222,9 @@ def _components(parts: list[BaseGeometry]) -> list[list[int]]:
             i = parent[i]
         return i
 
-    for i, j in zip(*tree.query(grown, predicate="intersects"), strict=True):
-        if i < j and _strip_length(grown[i], grown[j]) > EDGE_M:
-            parent[root(int(i))] = root(int(j))
+    for i, j in outlines.pairs():
+        if outlines.shared(i, j) > EDGE_M:
+            parent[root(i)] = root(j)
     groups: dict[int, list[int]] = {}
     for i in range(len(parts)):
         groups.setdefault(root(i), []).append(i)
@@ -353,15 +373,17 @@ def validate(
     covered = shapely.union_all(metric_geoms) if shapes else shapely.Polygon()
     gaps = _pieces(community.difference(covered), tolerance_m2)
     if gaps:
-        grown = [g.buffer(HAIR_M) for g in metric_geoms]
-        grown_tree = shapely.STRtree(grown)
+        outlines = _Outlines(metric_geoms)
     for piece in gaps:
-        grown_piece = piece.buffer(HAIR_M)
+        grown_piece, outline_piece = piece.buffer(HAIR_M), piece.boundary
         near = sorted(
             {
                 shapes[int(k)][0]
-                for k in grown_tree.query(grown_piece, predicate="intersects")
-                if _strip_length(grown[int(k)], grown_piece) > EDGE_M
+                for k in outlines.tree.query(grown_piece, predicate="intersects")
+                if _near_length(
+                    outlines.outline[int(k)], grown_piece, outline_piece, outlines.grown[int(k)]
+                )
+                > EDGE_M
             }
         )
         # a piece enclosed by one grid's outline is a hole in that grid nobody fills
@@ -433,13 +455,8 @@ def cut_length(grids_m: list[BaseGeometry]) -> float:
     outside (whose edges are nobody's border), and borders digitised twice a hair apart
     (where the union's outline picks up a zigzag of slivers).
     """
-    grown = [g.buffer(HAIR_M) for g in grids_m if not g.is_empty]
-    tree = shapely.STRtree(grown)
-    total = 0.0
-    for i, j in zip(*tree.query(grown, predicate="intersects"), strict=True):
-        if i < j:
-            total += _strip_length(grown[int(i)], grown[int(j)])
-    return total
+    outlines = _Outlines([g for g in grids_m if not g.is_empty])
+    return sum(outlines.shared(i, j) for i, j in outlines.pairs())
 
 
 def metrics(
@@ -597,7 +614,14 @@ def merge(a: BaseGeometry, b: BaseGeometry) -> BaseGeometry:
             f"the grids are not neighbours: {how} {m.near(gb)}; merge grids that share a border",
             field="other",
         )
-    return m.back(_tidy(shapely.union_all([ga, gb])))
+    whole = _tidy(shapely.union_all([ga, gb]))
+    if len(_polygons(whole)) > 1:
+        # the shared border was digitised twice a hair apart: close the hair-wide strip
+        # between them (kept within the two grids' hull, so nothing pokes out at its ends)
+        strip = ga.buffer(HAIR_M).intersection(gb.buffer(HAIR_M))
+        strip = strip.intersection(shapely.union_all([ga, gb]).convex_hull)
+        whole = _tidy(shapely.union_all([ga, gb, strip]))
+    return m.back(whole)
 
 
 def reassign(
