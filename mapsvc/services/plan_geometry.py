@@ -119,7 +119,10 @@ class Metric:
 
     def __init__(self, near: BaseGeometry) -> None:
         c = near.centroid if near is not None and not near.is_empty else shapely.Point(0, 0)
-        self.epsg = utm_epsg(c.x, c.y)
+        # rounded to 0.1° so that the zone lookup (slow: a query of pyproj's database) is
+        # made once per neighbourhood, not once per grid; zones are 6° wide, and near a
+        # zone's edge either zone measures a community to well under 0.1 %
+        self.epsg = utm_epsg(round(c.x, 1), round(c.y, 1))
         self._to, self._back = _transformers(self.epsg)
 
     def to(self, g: BaseGeometry) -> BaseGeometry:
@@ -752,9 +755,14 @@ def households_share(new_geom: BaseGeometry, old_grids: list[DraftGrid]) -> tupl
     if g.is_empty:
         return 0, 0
     households = population = 0.0
+    frame = shapely.box(*new_geom.bounds)
     for old in old_grids:
-        if old.geom is None or old.geom.is_empty:
-            continue
+        if (
+            old.geom is None
+            or old.geom.is_empty
+            or not frame.intersects(shapely.box(*old.geom.bounds))
+        ):
+            continue  # measured only where the frames meet: a community has dozens of grids
         o = _polygonal(m.to(old.geom))
         if o.area <= 0 or not o.intersects(g):
             continue
