@@ -352,11 +352,15 @@ def test_split_along_a_zigzag_in_three_and_a_clipped_corner_keeps_its_area() -> 
     parts = split(ll(CELLS["001"]), ll(LineString([(80, -5), (80, 255), (170, 255), (170, -5)])))
     assert len(parts) == 3
     assert sum(area(p) for p in parts) == pytest.approx(CELLS["001"].area, abs=0.1)
-    # the line also clips the top-right corner by a 0.32 m² triangle: it stays in a part
-    line = ll(LineString([(120, -10), (120, 260), (249.2, 250.8), (251, 249)]))
+    # the line also clips the top-right corner, a 1 m x 1 m / 2 triangle: too small to be
+    # a grid, it stays with the part it was cut from, so no area is lost
+    line = ll(LineString([(120, -10), (120, 260), (248, 251), (251, 248)]))
+    corner = Polygon([(249, 250), (250, 250), (250, 249)])
+    assert corner.area == pytest.approx(0.5)
     parts = split(ll(CELLS["001"]), line)
     assert len(parts) == 2
     assert sum(area(p) for p in parts) == pytest.approx(CELLS["001"].area, abs=0.1)
+    assert any(metres(p).buffer(1e-6).contains(corner) for p in parts)
 
 
 @pytest.mark.parametrize(
