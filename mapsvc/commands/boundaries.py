@@ -1,4 +1,4 @@
-"""CLI commands: ``mapsvc import district|subdistricts|communities|grids FILE``.
+"""CLI commands: ``mapsvc import district|subdistricts|communities|grids|units FILE``.
 
 Each import is one transaction; ``--dry-run`` runs every check and prints the summary
 (each polygon's geodesic area) and then rolls back, so nothing is written.
@@ -162,5 +162,58 @@ for _level, _doc in (
     ("grids", "Import grids (网格) from FILE and check that they tile their communities."),
 ):
     import_group.add_command(_level_command(_level, _doc))
+
+
+@import_group.command("units")
+@click.argument("file", type=click.Path(dir_okay=False, path_type=Path))
+@click.option(
+    "--crs", default=None, help="CRS when the file does not say: EPSG:xxxx, gcj02 or bd09."
+)
+@click.option(
+    "--community", default=None, help="Put every unit in this community (default: by location)."
+)
+@click.option("--code-field", default="code", show_default=True)
+@click.option("--households-field", default="households", show_default=True)
+@click.option("--population-field", default="population", show_default=True)
+@click.option(
+    "--group-field",
+    default="group",
+    show_default=True,
+    help="Units with one value stay in one grid.",
+)
+@dry_run_option
+def units_cmd(
+    file: Path,
+    crs: str | None,
+    community: str | None,
+    code_field: str,
+    households_field: str,
+    population_field: str,
+    group_field: str,
+    dry_run: bool,
+) -> None:
+    """Import planning units (blocks, building groups with households) for automatic grids."""
+    from mapsvc.core.errors import ServiceError
+    from mapsvc.services.units import import_units
+
+    engine = open_engine()
+    try:
+        with one_transaction(engine, dry_run) as session:
+            r = import_units(
+                session, file, crs=crs, community=community, code_field=code_field,
+                households_field=households_field, population_field=population_field,
+                group_field=group_field, progress=progress,
+            )  # fmt: skip
+    except ServiceError as exc:
+        raise click.ClickException(exc.message) from None
+    finally:
+        engine.dispose()
+    verb = "checked (dry run)" if dry_run else "imported"
+    click.echo(f"{verb} {r.units:,} units with {r.households:,} households ({r.source_crs})")
+    for code, n in r.communities.items():
+        click.echo(f"  community {code}: {n:,} units")
+    if dry_run:
+        click.echo("dry run: nothing written")
+
 
 COMMANDS = [import_group]

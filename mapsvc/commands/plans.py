@@ -325,4 +325,70 @@ def import_cmd(file: Path, plan_id: int, crs: str | None, dry_run: bool) -> None
         click.echo("dry run: nothing written")
 
 
+@plan_group.command("auto")
+@click.option(
+    "--community",
+    "communities",
+    multiple=True,
+    required=True,
+    help="Community code (repeat for several).",
+)
+@click.option(
+    "--grids",
+    type=int,
+    default=None,
+    help="Number of grids (one community); default: what the bounds need.",
+)
+@with_target
+@click.option("--lock", multiple=True, help="Code of a current grid to keep as it is (repeat).")
+@click.option(
+    "--from-current",
+    is_flag=True,
+    help="Start from the current grids and move as few households as possible.",
+)
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", default=None, help="The plan's name.")
+@dry_run_option
+def auto_cmd(
+    communities: tuple[str, ...],
+    grids: int | None,
+    low: int,
+    high: int,
+    lock: tuple[str, ...],
+    from_current: bool,
+    seed: int,
+    name: str | None,
+    dry_run: bool,
+) -> None:
+    """Automatic grids from the planning units: contiguous, compact, within the bounds."""
+    from mapsvc.commands.common import progress
+    from mapsvc.services import plans
+
+    def work(session: Session) -> Any:
+        plan, reports = plans.auto_plan(
+            session, list(communities), author=cli_actor().username, name=name, grids=grids,
+            target=_target(low, high), lock=list(lock), from_current=from_current, seed=seed,
+            progress=progress,
+        )  # fmt: skip
+        return plans.plan_summary(session, plan), reports
+
+    summary, reports = _run(work, dry_run=dry_run)
+    for r in reports:
+        moved = (
+            ""
+            if r["moved_share"] is None
+            else f", {r['moved_share']:.1%} of households change grid"
+        )
+        click.echo(
+            f"community {r['community']}: {r['grids']} grids, households {min(r['households'])}-"
+            f"{max(r['households'])}, Polsby-Popper mean {r['polsby_popper_mean']:.3f} "
+            f"(min {r['polsby_popper_min']:.3f}){moved}, {r['seconds']:.1f} s"
+        )
+    click.echo(
+        f"plan {summary['id']} {summary['name']!r}: {summary['grids']} grids (draft; check it with: mapsvc plan validate {summary['id']})"
+    )
+    if dry_run:
+        click.echo("dry run: nothing written")
+
+
 COMMANDS = [plan_group]

@@ -15,6 +15,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 import numpy as np
+import shapely
 import sqlalchemy as sa
 from shapely.geometry import LineString
 from sqlalchemy.engine import Connection, Engine
@@ -178,10 +179,32 @@ def _plans(b: DemoBuild) -> None:
                LIMIT 1"""
         )
     ).scalar()
-    if code is not None:
-        create_plan(
-            b.session, name="示例方案：网格调整", community_codes=[code], author="demo-planner"
+    if code is None:
+        return
+    create_plan(b.session, name="示例方案：网格调整", community_codes=[code], author="demo-planner")
+    # blocks for automatic grids, in that community's subdistrict (a district imports its
+    # own: mapsvc import units); about 15 households a block
+    from mapsvc.services.units import write_units
+    from mapsvc.services.units_gen import generate_units
+
+    rows = b.conn.execute(
+        sa.text(
+            """SELECT c.id, c.code, c.households, ST_AsBinary(c.geom) AS wkb FROM community c
+                WHERE c.subdistrict_id = (SELECT subdistrict_id FROM community WHERE code = :c)
+                ORDER BY c.code"""
+        ),
+        {"c": code},
+    ).all()
+    for k, r in enumerate(rows):
+        units = generate_units(
+            shapely.from_wkb(bytes(r.wkb)),
+            n=max(20, r.households // 15),
+            households=int(r.households),
+            seed=b.seed * 1000 + k,
+            prefix=f"{r.code}-",
+            groups=3,
         )
+        write_units(b.session, r.id, units, "demo")
 
 
 def _accounts(b: DemoBuild) -> None:
@@ -206,7 +229,7 @@ STAGES: tuple[Stage, ...] = (
     Stage("routing", _routing),
     Stage("patrol tracks", _tracks),
     Stage("weekly visits", _visits),
-    Stage("draft plan", _plans),
+    Stage("draft plan and blocks", _plans),
     Stage("accounts", _accounts),
     Stage("sequences", _sequences),
 )

@@ -26,7 +26,14 @@ from mapsvc.models.incidents import (
     IncidentEvent,
 )
 from mapsvc.models.patrol import DERIVED_TABLES, PatrolCoverage, PatrolTrack, PatrolVisit
-from mapsvc.models.plans import PLAN_SOURCES, PLAN_STATUSES, Plan, PlanCommunity, PlanGrid
+from mapsvc.models.plans import (
+    PLAN_SOURCES,
+    PLAN_STATUSES,
+    Plan,
+    PlanCommunity,
+    PlanGrid,
+    PlanningUnit,
+)
 from mapsvc.models.staffing import DISPATCHED_KINDS, ROLES, SINGLE_HOLDER_ROLES, Assignment, Staff
 from mapsvc.models.streets import AlleySegment
 
@@ -58,6 +65,7 @@ __all__ = [
     "Plan",
     "PlanCommunity",
     "PlanGrid",
+    "PlanningUnit",
     "AREA_KM2",
     "GRID_DAYS",
     "AUDIT_ACTIONS",

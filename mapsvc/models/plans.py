@@ -93,3 +93,28 @@ class PlanGrid(Base):
         UniqueConstraint("plan_id", "code", name="uq_plan_grid_code"),
         CheckConstraint("households >= 0 AND population >= 0", name="ck_plan_grid_figures"),
     )
+
+
+class PlanningUnit(Base):
+    """规划单元: a block or building group, the piece automatic grids are made of.
+
+    Imported from a file (``mapsvc import units``) or, in the demo, generated. Units with
+    the same ``group_code`` (an estate, a school) stay in one grid.
+    """
+
+    __tablename__ = "planning_unit"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(40))
+    community_id: Mapped[int] = mapped_column(
+        ForeignKey("community.id", ondelete="CASCADE"), index=True
+    )
+    geom = mapped_column(Geometry("MULTIPOLYGON", srid=4326, spatial_index=True), nullable=False)
+    households: Mapped[int] = mapped_column(Integer, server_default="0")
+    population: Mapped[int] = mapped_column(Integer, server_default="0")
+    group_code: Mapped[str | None] = mapped_column(String(40))
+    source: Mapped[str] = mapped_column(String(40), server_default="file")
+    area_km2: Mapped[float] = area_column()
+    __table_args__ = (
+        UniqueConstraint("community_id", "code", name="uq_planning_unit_code"),
+        CheckConstraint("households >= 0 AND population >= 0", name="ck_planning_unit_figures"),
+    )

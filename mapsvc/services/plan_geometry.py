@@ -770,3 +770,31 @@ def households_share(new_geom: BaseGeometry, old_grids: list[DraftGrid]) -> tupl
         households += old.households * share
         population += old.population * share
     return round(households), round(population)
+
+
+def fill_gaps(
+    community_geom: BaseGeometry,
+    grids: list[BaseGeometry],
+    *,
+    fixed: list[BaseGeometry] | None = None,
+) -> list[BaseGeometry]:
+    """Grids made of units (blocks), grown to tile their community: each piece of the
+    community no grid covers (streets between blocks, squares) goes to the grid it shares
+    most border with, or the nearest one; what reaches outside is cut off. ``fixed``
+    grids (kept as they are) hold their part and take nothing."""
+    if not grids:
+        return []
+    m = Metric(community_geom)
+    community = m.to(community_geom)
+    held = [m.to(g) for g in fixed or []]
+    if held:
+        community = community.difference(shapely.union_all(held))
+    shapes = [m.to(g).intersection(community) for g in grids]
+    covered = shapely.union_all(shapes)
+    for piece in _pieces(community.difference(covered), 0.0):
+        shared = [shared_length(s, piece) for s in shapes]
+        best = max(range(len(shapes)), key=lambda i: (shared[i], -shapes[i].distance(piece)))
+        if shared[best] <= 0:
+            best = min(range(len(shapes)), key=lambda i: shapes[i].distance(piece))
+        shapes[best] = shapely.union_all([shapes[best], piece])
+    return [m.back(_clean(s)) for s in shapes]

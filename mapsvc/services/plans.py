@@ -1228,3 +1228,180 @@ def communities_geojson(session: Session, community_ids: list[int]) -> dict[str,
             for c, n, g in rows
         ],
     }
+
+
+# --------------------------------------------------------------------------- automatic
+
+
+def auto_plan(
+    session: Session,
+    community_codes: list[str],
+    *,
+    author: str,
+    name: str | None = None,
+    grids: int | None = None,
+    target: tuple[int, int] = DEFAULT_TARGET,
+    lock: list[str] | None = None,
+    from_current: bool = False,
+    seed: int = 0,
+    progress: Any = None,
+) -> tuple[Plan, list[dict[str, Any]]]:
+    """A draft made by :func:`mapsvc.services.partition.partition` from the communities'
+    planning units: contiguous, compact grids within ``target`` households.
+
+    ``lock`` names current grids kept exactly as they are (their units are left out);
+    ``from_current`` starts from the current grids and moves as few households as it can
+    (each grid that keeps most of a current grid's households keeps its code). ``grids``
+    is the count per community (with one community) or None to choose it. Returns the
+    plan and, per community, what the partition reports (households per grid,
+    compactness, moved share, seconds).
+    """
+    from mapsvc.core.progress import no_progress
+    from mapsvc.services import partition, units
+
+    progress = progress or no_progress
+    communities = _communities_by_code(session, community_codes)
+    if grids is not None and len(communities) > 1:
+        raise ValidationError("--grids is a count for one community; give one", field="grids")
+    lock = list(lock or [])
+    drafts: list[GridDraft] = []
+    reports = []
+    known = set(
+        session.scalars(
+            sa.select(Grid.code).where(
+                Grid.community_id.in_([c.id for c in communities]), Grid.valid_to.is_(None)
+            )
+        )
+    )
+    unknown = sorted(set(lock) - known)
+    if unknown:
+        raise NotFound(
+            f"no current grid {', '.join(unknown)} in {', '.join(c.code for c in communities)}",
+            field="lock",
+        )
+    for c in communities:
+        pieces = units.community_units(session, c.id)
+        if not pieces:
+            raise ValidationError(
+                f"community {c.code} has no planning units: import them first "
+                "(mapsvc import units FILE)",
+                field="units",
+            )
+        current = session.execute(
+            sa.select(Grid.code, sa.func.ST_AsBinary(Grid.geom))
+            .where(Grid.community_id == c.id, Grid.valid_to.is_(None))
+            .order_by(Grid.code)
+        ).all()
+        current_shapes = {code: shapely.from_wkb(bytes(w)) for code, w in current}
+        # each unit's current grid: the one holding its inside point
+        tree_codes = list(current_shapes)
+        tree = shapely.STRtree([current_shapes[k] for k in tree_codes]) if tree_codes else None
+        of: dict[str, str] = {}
+        for u in pieces if tree is not None else []:
+            hits = tree.query(u.geom.representative_point(), predicate="intersects")
+            if len(hits):
+                of[u.id] = tree_codes[int(hits[0])]
+        kept_codes = [k for k in lock if k in current_shapes]
+        locked = {u.id: kept_codes.index(of[u.id]) for u in pieces if of.get(u.id) in kept_codes}
+        labels = sorted({of[u.id] for u in pieces if u.id in of})
+        result = partition.partition(
+            pieces,
+            grids=grids,
+            min_households=target[0],
+            max_households=target[1],
+            locked=locked,
+            current={u.id: labels.index(of[u.id]) for u in pieces if u.id in of}
+            if from_current
+            else None,
+            seed=seed,
+            community=c.code,
+            progress=progress,
+        )
+        # grids 0 .. len(kept)-1 are the kept ones; the others are new
+        k = max(result.assignment.values()) + 1 - len(kept_codes)
+        members: list[list[partition.Unit]] = [[] for _ in range(k)]
+        for u in pieces:
+            d = result.assignment[u.id] - len(kept_codes)
+            if d >= 0:
+                members[d].append(u)
+        new_pp = result.polsby_popper[len(kept_codes) :]
+        new_hh = result.households[len(kept_codes) :]
+        outline = shapely.from_wkb(
+            bytes(
+                session.scalar(
+                    sa.select(sa.func.ST_AsBinary(Community.geom)).where(Community.id == c.id)
+                )
+            )
+        )
+        filled = plan_geometry.fill_gaps(
+            outline,
+            [shapely.union_all([u.geom for u in us]) for us in members],
+            fixed=[current_shapes[code] for code in kept_codes],
+        )
+        codes = _auto_codes(c.code, members, of, from_current, taken=set(lock))
+        for code in kept_codes:
+            drafts.append(GridDraft(code, current_shapes[code], community=c.code))
+        for i, (us, geom) in enumerate(zip(members, filled, strict=True)):
+            drafts.append(
+                GridDraft(
+                    codes[i],
+                    geom,
+                    community=c.code,
+                    households=sum(u.households for u in us),
+                    population=sum(u.population for u in us),
+                )
+            )
+        reports.append(
+            {
+                "community": c.code,
+                "grids": k + len(kept_codes),
+                "kept": kept_codes,
+                "households": new_hh,
+                "polsby_popper_mean": round(sum(new_pp) / k, 3),
+                "polsby_popper_min": round(min(new_pp), 3),
+                "moved_share": result.moved_share,
+                "seconds": result.seconds,
+            }
+        )
+    plan = create_plan(
+        session,
+        name=name or f"自动网格 {', '.join(c.name for c in communities)}"[:100],
+        community_codes=[c.code for c in communities],
+        grids=drafts,
+        source="auto",
+        author=author,
+    )
+    return plan, reports
+
+
+def _auto_codes(
+    community: str,
+    members: list[list[Any]],
+    of: dict[str, str],
+    from_current: bool,
+    taken: set[str],
+) -> list[str]:
+    """Codes of automatic grids: with ``from_current``, a grid holding most households of a
+    current grid keeps that grid's code; the others are numbered after the community."""
+    codes: list[str | None] = [None] * len(members)
+    if from_current:
+        votes = []
+        for i, us in enumerate(members):
+            by: dict[str, int] = {}
+            for u in us:
+                if u.id in of:
+                    by[of[u.id]] = by.get(of[u.id], 0) + u.households + 1
+            votes.extend((n, i, code) for code, n in by.items())
+        for _n, i, code in sorted(votes, reverse=True):
+            if codes[i] is None and code not in taken:
+                codes[i] = code
+                taken.add(code)
+    n = 0
+    for i in range(len(codes)):
+        while codes[i] is None:
+            n += 1
+            candidate = f"{community}-{n:02d}"
+            if candidate not in taken:
+                codes[i] = candidate
+                taken.add(candidate)
+    return [c for c in codes if c is not None]

@@ -134,6 +134,7 @@ POLICY: dict[str, str] = {
     "plans.compare_api": "read",
     "plans.export_api": "read",
     "plans.create_api": "boundaries.edit",
+    "plans.auto_api": "boundaries.edit",
     "plans.update_grid_api": "boundaries.edit",
     "plans.split_api": "boundaries.edit",
     "plans.merge_api": "boundaries.edit",

@@ -187,11 +187,7 @@ def export_api(plan_id: int) -> ResponseReturnValue:
 @bp.post("/api/plans")
 def create_api() -> ResponseReturnValue:
     body = json_object()
-    codes = body.get("communities")
-    if isinstance(codes, str):
-        codes = [c.strip() for c in codes.split(",") if c.strip()]
-    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
-        raise ValidationError("communities: send a list of community codes", field="communities")
+    codes = _codes(body)
     session = get_session()
     check_communities_edit(session, current_principal(), codes)
     plan = plans.create_plan(
@@ -200,6 +196,58 @@ def create_api() -> ResponseReturnValue:
     summary = plans.plan_summary(session, plan)
     session.commit()
     return jsonify(summary), 201
+
+
+@bp.post("/api/plans/auto")
+def auto_api() -> ResponseReturnValue:
+    body = json_object()
+    codes = _codes(body)
+    session = get_session()
+    check_communities_edit(session, current_principal(), codes)
+
+    def whole(name: str, default: int | None) -> int | None:
+        v = body.get(name, default)
+        if v in (None, ""):
+            return default
+        try:
+            n = int(v)
+        except (TypeError, ValueError):
+            raise ValidationError(f"{name}: {v!r} is not a whole number", field=name) from None
+        if n <= 0:
+            raise ValidationError(f"{name}: must be above 0", field=name)
+        return n
+
+    low, high = whole("min", plans.DEFAULT_TARGET[0]), whole("max", plans.DEFAULT_TARGET[1])
+    if low > high:
+        raise ValidationError(f"min {low} is above max {high}", field="min")
+    lock = body.get("lock") or []
+    if isinstance(lock, str):
+        lock = [c.strip() for c in lock.split(",") if c.strip()]
+    if not isinstance(lock, list) or not all(isinstance(c, str) for c in lock):
+        raise ValidationError("lock: a list of grid codes", field="lock")
+    plan, reports = plans.auto_plan(
+        session,
+        codes,
+        author=_author(),
+        name=body.get("name") or None,
+        grids=whole("grids", None),
+        target=(low, high),
+        lock=lock,
+        from_current=bool(body.get("from_current")),
+        seed=whole("seed", None) or 0,
+    )
+    summary = plans.plan_summary(session, plan)
+    session.commit()
+    return jsonify({**summary, "partition": reports}), 201
+
+
+def _codes(body: dict[str, Any]) -> list[str]:
+    codes = body.get("communities")
+    if isinstance(codes, str):
+        codes = [c.strip() for c in codes.split(",") if c.strip()]
+    if not isinstance(codes, list) or not all(isinstance(c, str) for c in codes):
+        raise ValidationError("communities: send a list of community codes", field="communities")
+    return codes
 
 
 def _versions(body: dict[str, Any]) -> dict[str, int]:

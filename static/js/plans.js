@@ -293,6 +293,15 @@
     });
   }
 
+  var autoButton = document.getElementById("btn-auto");
+  if (autoButton) {
+    autoButton.addEventListener("click", function () {
+      say("…");
+      call("POST", autoButton.dataset.url, { communities: autoButton.dataset.communities, min: cfg.target[0], max: cfg.target[1] })
+        .then(function (p) { location.href = location.pathname.replace(/\/\d+$/, "/" + p.id) + location.search; })
+        .catch(function (e) { say(e.message, true); });
+    });
+  }
   document.getElementById("btn-validate").addEventListener("click", validate);
   document.getElementById("btn-compare").addEventListener("click", function () { compare(); });
   document.querySelectorAll("#plan-tools button").forEach(function (b) {

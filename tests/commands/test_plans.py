@@ -61,3 +61,50 @@ def test_errors_are_one_line_and_exit_nonzero(district, monkeypatch, tmp_path) -
     assert r.exit_code == 1 and "belong to no grid" in r.output  # ... and the check says why
     r = _run(e, monkeypatch, "show", "999")
     assert r.exit_code == 1 and "plan 999 does not exist" in r.output
+
+
+def test_units_in_then_automatic_grids(district, monkeypatch, tmp_path) -> None:
+    from shapely.geometry import box
+
+    from mapsvc.commands.boundaries import import_group
+    from mapsvc.services.partition import as_frame
+    from mapsvc.services.units_gen import generate_units
+    from tests.fixtures.incidents import wgs
+
+    e = district.engine
+    blocks = generate_units(wgs(box(0, 0, 500, 600)), n=60, households=1333, seed=4, groups=2)
+    f = tmp_path / "blocks.gpkg"
+    as_frame(blocks).rename(columns={"id": "code"}).to_file(f, driver="GPKG")
+    monkeypatch.setenv("DATABASE_URL", e.url.render_as_string(hide_password=False))
+    r = CliRunner().invoke(import_group, ["units", str(f)])
+    assert r.exit_code == 0 and f"imported {len(blocks)} units with 1,333 households" in r.output, (
+        r.output
+    )
+    with e.connect() as c:
+        assert (
+            c.scalar(sa.text("SELECT count(*) FROM planning_unit WHERE group_code IS NOT NULL"))
+            >= 2
+        )
+    r = _run(e, monkeypatch, "auto", "--community", A, "--grids", "3")
+    assert r.exit_code == 0, r.output
+    assert "community 350502001001: 3 grids" in r.output and "Polsby-Popper mean" in r.output
+    pid = r.output.strip().splitlines()[-1].split()[1]
+    r = _run(e, monkeypatch, "validate", pid)
+    assert r.exit_code == 0 and "0 error(s)" in r.output, r.output
+    r = _run(
+        e,
+        monkeypatch,
+        "auto",
+        "--community",
+        A,
+        "--lock",
+        "G-A1",
+        "--from-current",
+        "--min",
+        "200",
+        "--max",
+        "700",
+    )
+    assert r.exit_code == 0 and "of households change grid" in r.output, r.output
+    r = _run(e, monkeypatch, "auto", "--community", A, "--grids", "9")
+    assert r.exit_code == 1 and "1,333 households cannot fill 9 grids" in r.output

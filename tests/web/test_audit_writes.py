@@ -138,6 +138,18 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
     def plan_publish():
         return client.post(f"/api/plans/{state['plan']}/publish", json={"day": "2026-06-01"})
 
+    def plan_auto():
+        from sqlalchemy.orm import Session
+
+        from mapsvc.services.units import write_units
+        from mapsvc.services.units_gen import generate_units
+
+        with Session(district.engine) as s:
+            blocks = generate_units(wgs(box(0, 0, 500, 600)), n=60, households=1333, seed=1)
+            write_units(s, district.community["A"], blocks, "test")
+            s.commit()
+        return client.post("/api/plans/auto", json={"communities": ["350502001001"]})
+
     def plan_discard():
         r = client.post("/api/plans", json={"name": "作废方案", "communities": ["350502001002"]})
         return client.post(f"/api/plans/{r.get_json()['id']}/discard")
@@ -168,6 +180,7 @@ def test_every_write_endpoint_leaves_an_audit_row_naming_its_author(
         "plans.merge_api": (plan_merge, "plan_grid"),
         "plans.import_api": (plan_import, "plan_grid"),
         "plans.publish_api": (plan_publish, "grid"),
+        "plans.auto_api": (plan_auto, "plan_grid"),
         "plans.discard_api": (plan_discard, "plan"),
         "open311.create_request": (open311, "incident"),
     }

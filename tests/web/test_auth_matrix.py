@@ -106,6 +106,7 @@ MATRIX: dict[str, frozenset[str]] = {
     "plans.compare_api": READERS,
     "plans.export_api": READERS,
     "plans.create_api": PLANNERS,
+    "plans.auto_api": PLANNERS,
     "plans.update_grid_api": PLANNERS,
     "plans.split_api": PLANNERS,
     "plans.merge_api": PLANNERS,

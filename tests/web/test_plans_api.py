@@ -125,3 +125,31 @@ def test_the_plan_pages_render_in_both_languages(district, make_app) -> None:
     en = c.get(f"/plans/{pid}?lang=en").get_data(as_text=True)
     assert "Move vertices" in en and "vendor/leaflet-geoman/leaflet-geoman.js" in en
     assert "https://" not in en.split("<body", 1)[1].split("plan-config", 1)[0]
+
+
+def test_automatic_grids_over_http(district, make_app) -> None:
+    from sqlalchemy.orm import Session
+
+    from mapsvc.services.units import write_units
+    from mapsvc.services.units_gen import generate_units
+
+    c = make_app(district.engine).test_client()
+    r = c.post("/api/plans/auto", json={"communities": [A]})
+    assert r.status_code == 400 and "no planning units" in r.get_json()["error"]
+    with Session(district.engine) as s:
+        write_units(
+            s,
+            district.community["A"],
+            generate_units(wgs(box(0, 0, 500, 600)), n=60, households=1333, seed=2),
+            "test",
+        )
+        s.commit()
+    r = c.post("/api/plans/auto", json={"communities": [A], "min": 300, "max": 500})
+    assert r.status_code == 201, r.get_json()
+    (report,) = r.get_json()["partition"]
+    assert report["grids"] == 3 and all(300 <= h <= 500 for h in report["households"])
+    assert c.get(f"/api/plans/{r.get_json()['id']}/validate").get_json()["ok"] is True
+    r = c.post("/api/plans/auto", json={"communities": [A], "min": 600, "max": 650})
+    assert r.status_code == 400 and "community 350502001001" in r.get_json()["error"]
+    r = c.post("/api/plans/auto", json={"communities": [A], "lock": ["NOPE"]})
+    assert r.status_code == 404 and "NOPE" in r.get_json()["error"]
