@@ -781,20 +781,24 @@ def fill_gaps(
     """Grids made of units (blocks), grown to tile their community: each piece of the
     community no grid covers (streets between blocks, squares) goes to the grid it shares
     most border with, or the nearest one; what reaches outside is cut off. ``fixed``
-    grids (kept as they are) hold their part and take nothing."""
+    grids (kept as they are) hold their part and take nothing.
+
+    The vertices of the grids are kept as they are (see :func:`_tidy`), so grids that
+    met exactly still meet exactly, and each grid keeps the pieces it was given.
+    """
     if not grids:
         return []
     m = Metric(community_geom)
-    community = m.to(community_geom)
-    held = [m.to(g) for g in fixed or []]
+    community = _polygonal(m.to(community_geom))
+    held = [_polygonal(m.to(g)) for g in fixed or []]
     if held:
-        community = community.difference(shapely.union_all(held))
-    shapes = [m.to(g).intersection(community) for g in grids]
+        community = _polygonal(community.difference(shapely.union_all(held)))
+    shapes = [_polygonal(_polygonal(m.to(g)).intersection(community)) for g in grids]
     covered = shapely.union_all(shapes)
     for piece in _pieces(community.difference(covered), 0.0):
-        shared = [shared_length(s, piece) for s in shapes]
+        shared = [shared_length(s, piece) if not s.is_empty else 0.0 for s in shapes]
         best = max(range(len(shapes)), key=lambda i: (shared[i], -shapes[i].distance(piece)))
-        if shared[best] <= 0:
+        if shared[best] <= EDGE_M:
             best = min(range(len(shapes)), key=lambda i: shapes[i].distance(piece))
         shapes[best] = shapely.union_all([shapes[best], piece])
-    return [m.back(_clean(s)) for s in shapes]
+    return [m.back(_tidy(s)) for s in shapes]

@@ -20,6 +20,7 @@ from mapsvc.core.errors import ValidationError
 from mapsvc.services.plan_geometry import (
     DraftGrid,
     compare,
+    fill_gaps,
     households_share,
     merge,
     metrics,
@@ -487,3 +488,17 @@ def test_households_by_area_share() -> None:
     halves = [box(0, 0, 500, 130), box(0, 130, 500, 500)]
     total = [households_share(ll(h), old) for h in halves]
     assert sum(t[0] for t in total) == pytest.approx(sum(g.households for g in old), abs=1)
+
+
+def test_fill_gaps_gives_the_streets_to_the_blocks_beside_them() -> None:
+    # four blocks with 10 m streets between them and a 5 m verge along the border
+    blocks = [box(5, 5, 245, 245), box(255, 5, 495, 245), box(5, 255, 245, 495)]
+    fixed = [CELLS["004"]]  # kept as it is: takes nothing
+    grown = fill_gaps(COMMUNITY, [ll(b) for b in blocks], fixed=[ll(f) for f in fixed])
+    assert len(grown) == 3
+    grids = [DraftGrid(f"00{i}", g, households=400) for i, g in enumerate(grown, 1)]
+    grids.append(DraftGrid("004", ll(CELLS["004"]), households=400))
+    assert validate("C1", COMMUNITY, grids) == []
+    assert sum(area(g.geom) for g in grids) == pytest.approx(500 * 500, abs=0.1)
+    for block, g in zip(blocks, grown, strict=True):
+        assert metres(g).buffer(1e-6).contains(block)
