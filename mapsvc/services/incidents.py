@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 
 from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, NotFound, ValidationError
+from mapsvc.core.scope import ReadScope
 from mapsvc.core.values import BBox, check_lonlat
 from mapsvc.models import (
     EXTERNAL_ID_UNIQUE,
@@ -511,6 +512,9 @@ class IncidentFilter:
         WGS84 ``(minx, miny, maxx, maxy)`` the point lies in (or on the edge of).
     overdue, to_confirm : bool
         Only open incidents past their time limit / whose place a planner must confirm.
+    scope : ReadScope, optional
+        What the reading account may see (:func:`mapsvc.services.permissions.read_scope`):
+        its district's incidents, or a field account's own; None reads everything.
     """
 
     category: tuple[str, ...] = ()
@@ -527,6 +531,7 @@ class IncidentFilter:
     bbox: BBox | None = None
     overdue: bool = False
     to_confirm: bool = False
+    scope: ReadScope | None = None
 
     @classmethod
     def parse(cls, filters: Mapping[str, Any] | None) -> IncidentFilter:
@@ -573,6 +578,7 @@ class IncidentFilter:
             bbox=None if bbox is None else tuple(float(v) for v in bbox),
             overdue=truthy(f.get("overdue")),
             to_confirm=truthy(f.get("to_confirm")),
+            scope=f.get("scope"),
         )
 
     def check_ids(self, session: Session) -> IncidentFilter:
@@ -644,7 +650,37 @@ class IncidentFilter:
             out.append(is_overdue(t))
         if self.to_confirm:
             out.append(is_to_confirm(t))
+        if self.scope is not None:
+            out.extend(scope_clauses(t, self.scope))
         return out
+
+
+def scope_clauses(t: sa.FromClause, scope: ReadScope) -> list[sa.ColumnElement[bool]]:
+    """The incidents of ``t`` an account with ``scope`` may read (none for everything).
+
+    A district account reads the incidents routed into its district's communities (one
+    that fell outside every community belongs to no district); a field account those
+    routed to its posts, as :meth:`~mapsvc.services.permissions.ReadScope.owns_incident`
+    decides for one incident.
+    """
+    c = t.c
+    out: list[sa.ColumnElement[bool]] = []
+    if scope.district_id is not None:
+        in_district = sa.select(Community.id).join(
+            Subdistrict, Subdistrict.id == Community.subdistrict_id
+        )
+        out.append(
+            c.community_id.in_(in_district.where(Subdistrict.district_id == scope.district_id))
+        )
+    if scope.own:
+        own: list[sa.ColumnElement[bool]] = []
+        if scope.staff_id is not None:
+            own.append(c.chief_id == scope.staff_id)
+        for col, ids in ((c.segment_id, scope.segments), (c.grid_id, scope.grids)):
+            if ids:
+                own.append(col == sa.any_(_array(ids, sa.BigInteger)))
+        out.append(sa.or_(*own) if own else sa.false())
+    return out
 
 
 def incident_filter(
@@ -702,19 +738,29 @@ def list_incidents(
     }
 
 
-def overdue(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
-    """Open incidents past their due time, most overdue first."""
+def overdue(
+    session: Session, limit: int = 1000, scope: ReadScope | None = None
+) -> list[dict[str, Any]]:
+    """Open incidents past their due time, most overdue first (those ``scope`` reads)."""
+    where = scope_clauses(_INCIDENT, scope) if scope is not None else []
     rows = session.scalars(
-        sa.select(Incident).where(is_overdue(_INCIDENT)).order_by(Incident.due_at).limit(limit)
+        sa.select(Incident)
+        .where(is_overdue(_INCIDENT), *where)
+        .order_by(Incident.due_at)
+        .limit(limit)
     ).all()
     return [incident_dict(i) for i in rows]
 
 
-def to_confirm(session: Session, limit: int = 1000) -> list[dict[str, Any]]:
-    """Open incidents whose location a planner must confirm (near a boundary / no grid)."""
+def to_confirm(
+    session: Session, limit: int = 1000, scope: ReadScope | None = None
+) -> list[dict[str, Any]]:
+    """Open incidents whose location a planner must confirm (near a boundary / no grid),
+    of those ``scope`` reads."""
+    where = scope_clauses(_INCIDENT, scope) if scope is not None else []
     rows = session.scalars(
         sa.select(Incident)
-        .where(is_to_confirm(_INCIDENT))
+        .where(is_to_confirm(_INCIDENT), *where)
         .order_by(Incident.reported_at.desc())
         .limit(limit)
     ).all()

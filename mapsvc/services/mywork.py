@@ -15,7 +15,12 @@ from sqlalchemy.orm import Session
 from mapsvc.config import Settings
 from mapsvc.core.errors import ServiceError
 from mapsvc.services import incidents, patrol
-from mapsvc.services.permissions import Principal, check_transition
+from mapsvc.services.permissions import (
+    Principal,
+    check_incident_read,
+    check_transition,
+    read_scope,
+)
 
 
 def days_hours(seconds: float) -> tuple[int, int]:
@@ -180,6 +185,7 @@ def incident_item(
     button is shown exactly when pressing it would be allowed.
     """
     inc = incidents.get_incident(session, incident_id)
+    check_incident_read(session, principal, read_scope(session, principal, today), inc)
     out = incidents.incident_dict(inc)
     name = "name_en" if locale.startswith("en") else "name_zh"
     names = (

@@ -14,7 +14,9 @@ because
   a reflected table cannot express;
 - GCJ-02 has no EPSG code, so pygeoapi's CRS code (pyproj) cannot transform to it: the
   provider shifts geometries itself when the request asked for :data:`GCJ02_URI` (see
-  :func:`output_datum`), through :mod:`mapsvc.services.chinacrs`, the one place for it.
+  :func:`output_datum`), through :mod:`mapsvc.services.chinacrs`, the one place for it;
+- an account reads the incidents of its scope only (its district's, or a field account's
+  own: :func:`read_as`), as in every other incident read.
 
 No Flask here: the web layer (``mapsvc/web/ogc.py``) hands pygeoapi's request objects in.
 """
@@ -34,6 +36,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Engine
 
 from mapsvc.config import Settings
+from mapsvc.core.scope import ReadScope
 from mapsvc.services import chinacrs
 from mapsvc.services.features import LAYERS, bbox_condition, layer, property_conditions
 
@@ -52,6 +55,33 @@ CRS_LIST = [CRS84, EPSG4326, EPSG4490, EPSG3857, GCJ02_URI]
 _ENGINES: dict[str, Engine] = {}
 #: the datum the current request wants geometries in when pygeoapi cannot transform
 _DATUM: contextvars.ContextVar[str | None] = contextvars.ContextVar("ogc_datum", default=None)
+
+
+#: what the current request's account reads (:func:`read_as`); None reads everything
+_SCOPE: contextvars.ContextVar[ReadScope | None] = contextvars.ContextVar("ogc_scope", default=None)
+
+
+@contextlib.contextmanager
+def read_as(scope: ReadScope | None) -> Iterator[None]:
+    """Within the block, providers answer only the incidents ``scope`` reads."""
+    token = _SCOPE.set(scope)
+    try:
+        yield
+    finally:
+        _SCOPE.reset(token)
+
+
+def scope_conditions(layer_name: str, table: sa.FromClause) -> list[sa.ColumnElement[bool]]:
+    """The conditions keeping ``table`` (a layer's select) within the request's scope:
+    incidents only; the other layers hold no one's records."""
+    scope = _SCOPE.get()
+    if layer_name != "incidents" or scope is None or scope.everything:
+        return []
+    from mapsvc.models import Incident
+    from mapsvc.services.incidents import scope_clauses
+
+    chosen = Incident.__table__
+    return [table.c.id.in_(sa.select(chosen.c.id).where(*scope_clauses(chosen, scope)))]
 
 
 def register_engine(engine: Engine) -> str:
@@ -232,6 +262,7 @@ def _provider_class() -> type:
             """Features of the layer matching the filters, a page of them, with the total."""
             table = self.layer.select()
             where = property_conditions(table, properties or [])
+            where.extend(scope_conditions(self.layer.name, table))
             if bbox:
                 where.append(bbox_condition(table, bbox))
             if datetime_ and self.layer.time_field:
@@ -276,10 +307,13 @@ def _provider_class() -> type:
                 ident = int(identifier)
             except (TypeError, ValueError):
                 raise ProviderItemNotFoundError(f"item {identifier!r} is not an id") from None
+            scoped = scope_conditions(self.layer.name, table)
             with self.engine.connect() as conn:
                 row = (
                     conn.execute(
-                        sa.select(*self._columns(table, [], False)).where(table.c.id == ident)
+                        sa.select(*self._columns(table, [], False)).where(
+                            table.c.id == ident, *scoped
+                        )
                     )
                     .mappings()
                     .first()
@@ -287,6 +321,7 @@ def _provider_class() -> type:
             if row is None:
                 raise ProviderItemNotFoundError(
                     f"{self.layer.name} item {identifier} does not exist"
+                    + (" among those this account reads" if scoped else "")
                 )
             return self._feature(row, self._transform(crs_transform_spec), _DATUM.get())
 

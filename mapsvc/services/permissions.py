@@ -13,6 +13,12 @@ Two questions, answered in two places:
 
 Anonymous requests hold :data:`ANONYMOUS_PERMISSIONS` only; what they read carries no staff
 names or phone numbers (:func:`strip_staff`).
+
+What an account *reads* is scoped too (:func:`read_scope`): a leader or dispatcher bound to
+a district reads that district's incidents, a chief, grid head or member the incidents of
+their own posts and their own patrol tracks; admins and planners read everything. The
+incident reads apply it as one more filter (:class:`~mapsvc.services.incidents.IncidentFilter`
+``scope``), so the list, the CSV, the figures, the heatmap and the tiles agree.
 """
 
 from __future__ import annotations
@@ -26,6 +32,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from mapsvc.core.errors import Forbidden, Unauthorized
+from mapsvc.core.scope import ReadScope
 from mapsvc.models import (
     ACCOUNT_ROLES,
     AlleySegment,
@@ -153,6 +160,64 @@ def strip_staff(collection: dict[str, Any], placeholder: str | None) -> dict[str
 # --------------------------------------------------------------------------- scope
 
 
+#: the scope of accounts that read everything (admins, planners)
+EVERYTHING = ReadScope()
+#: roles that read the whole city whatever their district (planners draw across borders)
+CITY_READERS = ("admin", "planner")
+
+
+def field_scope(session: Session, principal: Principal, day: dt.date) -> ReadScope:
+    """The own posts of a chief (segments, and incidents naming them) or of a grid head
+    or member (grids) on ``day``; none for an account not linked to the roster."""
+    staff = principal.staff_id
+    if staff is None:
+        return ReadScope(district_id=principal.district_id, own=True)
+    if principal.role == "chief":
+        return ReadScope(
+            district_id=principal.district_id,
+            own=True,
+            staff_id=staff,
+            segments=tuple(sorted(own_segments(session, staff, day))),
+        )
+    return ReadScope(
+        district_id=principal.district_id,
+        own=True,
+        grids=tuple(sorted(own_grids(session, staff, day))),
+    )
+
+
+def read_scope(session: Session, principal: Principal, day: dt.date) -> ReadScope:
+    """What ``principal`` reads on ``day`` (see :class:`ReadScope`).
+
+    Anonymous requests reach no scoped read (they lack ``read``; the public map and
+    Open311 strip staff instead), so they get :data:`EVERYTHING` here.
+    """
+    if not principal.authenticated or principal.role in CITY_READERS:
+        return EVERYTHING
+    if principal.role in HANDLER_ROLES:
+        return field_scope(session, principal, day)
+    return ReadScope(district_id=principal.district_id)
+
+
+def check_own_track(principal: Principal, scope: ReadScope, staff_id: int | None) -> int | None:
+    """The walker whose tracks a request may read: any (``staff_id`` as asked) unless the
+    account is a field one, which reads only its own (asking for another's is a 403)."""
+    if not scope.own:
+        return staff_id
+    if staff_id is not None and staff_id != principal.staff_id:
+        raise Forbidden(
+            f"account {principal.username!r} reads only its own patrol tracks, "
+            f"not those of staff {staff_id}",
+            scope="staff",
+        )
+    if principal.staff_id is None:
+        raise Forbidden(
+            f"account {principal.username!r} is not linked to a staff member of the roster",
+            scope="staff",
+        )
+    return principal.staff_id
+
+
 def _posts(session: Session, staff_id: int, column: sa.Column, day: dt.date) -> set[int]:
     """Ids (segments or grids) where ``staff_id`` holds a post on ``day``."""
     rows = session.scalars(
@@ -207,6 +272,23 @@ def incident_district(session: Session, incident: Incident) -> int | None:
     )
 
 
+def check_incident_read(
+    session: Session, principal: Principal, scope: ReadScope, incident: Incident
+) -> None:
+    """Refuse reading ``incident`` outside ``scope`` (a 403 naming it, like the writes)."""
+    if scope.district_id is not None and incident_district(session, incident) != scope.district_id:
+        raise Forbidden(
+            f"incident {incident.id} is outside the district of account {principal.username!r}",
+            scope="district",
+        )
+    if scope.own and not scope.owns_incident(incident):
+        raise Forbidden(
+            f"incident {incident.id} is not routed to a segment or grid of account "
+            f"{principal.username!r}",
+            scope="incident",
+        )
+
+
 def check_district(principal: Principal, districts: Iterable[int | None], what: str) -> None:
     """Refuse a write in a district outside ``principal``'s (city-wide accounts pass).
 
@@ -252,16 +334,7 @@ def check_transition(
             f"account {principal.username!r} is not linked to a staff member of the roster",
             scope="staff",
         )
-    if principal.role == "chief":
-        mine = incident.chief_id == principal.staff_id or (
-            incident.segment_id is not None
-            and incident.segment_id in own_segments(session, principal.staff_id, today)
-        )
-    else:
-        mine = incident.grid_id is not None and incident.grid_id in own_grids(
-            session, principal.staff_id, today
-        )
-    if not mine:
+    if not field_scope(session, principal, today).owns_incident(incident):
         raise Forbidden(
             f"{label} is not routed to a segment or grid of account {principal.username!r}",
             scope="incident",
@@ -326,8 +399,14 @@ __all__ = [
     "NOBODY",
     "PERMISSIONS",
     "ROLE_PERMISSIONS",
+    "EVERYTHING",
     "Principal",
+    "ReadScope",
+    "check_own_track",
+    "field_scope",
+    "read_scope",
     "check_district",
+    "check_incident_read",
     "check_grid_edit",
     "check_communities_edit",
     "check_own_staff",

@@ -19,7 +19,9 @@ from mapsvc.core.values import parse_bbox
 from mapsvc.services import exports
 from mapsvc.services.features import LAYERS, layer
 from mapsvc.services.incidents import FILTER_KEYS
-from mapsvc.web.context import get_engine, get_settings
+from mapsvc.services.permissions import read_scope
+from mapsvc.web.auth import current_principal
+from mapsvc.web.context import get_engine, get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import nav_html
 
@@ -38,6 +40,8 @@ def _incident_filters() -> dict[str, Any]:
     f = {k: request.args[k] for k in (*FILTER_KEYS, "class") if request.args.get(k)}
     f.pop("bbox", None)
     f["tz"] = get_settings().timezone
+    # what the account reads: its district's incidents, or a field account's own
+    f["scope"] = read_scope(get_session(), current_principal(), get_settings().today())
     return f
 
 

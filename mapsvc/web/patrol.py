@@ -18,7 +18,12 @@ from mapsvc.core.errors import ValidationError
 from mapsvc.core.values import parse_date
 from mapsvc.services import patrol, patrol_routes, streets
 from mapsvc.services.fields import number, text
-from mapsvc.services.permissions import check_own_staff, check_segment_edit
+from mapsvc.services.permissions import (
+    check_own_staff,
+    check_own_track,
+    check_segment_edit,
+    read_scope,
+)
 from mapsvc.web.args import date_arg, int_arg, json_object
 from mapsvc.web.auth import current_principal
 from mapsvc.web.context import get_session, get_settings
@@ -128,7 +133,11 @@ def upload_track_api() -> ResponseReturnValue:
 
 @bp.get("/api/patrol/tracks")
 def tracks_api() -> Response:
-    return jsonify(patrol.tracks_geojson(get_session(), date_arg("day"), int_arg("staff")))
+    """A day's tracks (``staff``: one walker's); a field account reads only its own."""
+    session, principal = get_session(), current_principal()
+    scope = read_scope(session, principal, get_settings().today())
+    staff = check_own_track(principal, scope, int_arg("staff"))
+    return jsonify(patrol.tracks_geojson(session, date_arg("day"), staff))
 
 
 # ---------------------------------------------------------------------------- compliance
