@@ -45,7 +45,7 @@ SEED = 20261124
 
 
 def _database(pg: EmbeddedPostgres, name: str, audited: bool) -> sa.Engine:
-    url = pg.url(name)
+    url = pg.admin_url(name)
     drop_database(url)
     create_database(url)
     engine = make_engine(url)

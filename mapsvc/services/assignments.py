@@ -208,6 +208,113 @@ def assign(
     return a
 
 
+#: one row of :func:`assign_segments`: segment id, staff id, role, first day (None: today)
+SegmentPost = tuple[int, int, str, "dt.date | None"]
+
+
+def assign_segments(session: Session, rows: list[SegmentPost], today: dt.date | None = None) -> int:
+    """Give many segments their chief or deputy at once, as :func:`assign` would row by row.
+
+    A CSV of a district's 5,000 segments took 29-54 s through :func:`assign` (six
+    statements a row); here the rows go to PostgreSQL as arrays, and each step (lock the
+    segments, read the holders in force on each row's day, find later appointments, end
+    the holders, insert the new posts) is one statement for all of them. Rows naming a
+    (segment, role) a second time are applied after the first, in their order, through
+    :func:`assign`, so a file that gives a post twice means what it says.
+
+    The same refusals as :func:`assign`: a later appointment of another holder is a
+    :class:`Conflict` naming it, and the database's one-holder constraint has the last
+    word. Returns the number of rows applied (a post given to its holder again counts and
+    changes nothing).
+    """
+    if not rows:
+        return 0
+    for _seg, _staff, role, _day in rows:
+        if role not in TARGET_ROLES["segment"]:
+            raise ValidationError(f"role {role!r} cannot be assigned to a segment", field="role")
+    start = today or Settings().today()
+    once: list[SegmentPost] = []  # the first row of each (segment, role)
+    again: list[SegmentPost] = []
+    seen: set[tuple[int, str]] = set()
+    for row in rows:
+        key = (row[0], row[2])
+        (again if key in seen else once).append(row)
+        seen.add(key)
+    session.flush()
+    conn = session.connection()
+    conn.execute(
+        sa.text(
+            "SELECT id FROM alley_segment WHERE id = ANY(CAST(:s AS bigint[])) "
+            "ORDER BY id FOR UPDATE"
+        ),
+        {"s": sorted({r[0] for r in rows})},
+    )
+    given = {
+        "i": list(range(len(once))),
+        "seg": [r[0] for r in once],
+        "staff": [r[1] for r in once],
+        "role": [r[2] for r in once],
+        "day": [r[3] or start for r in once],
+    }
+    t = (
+        "unnest(CAST(:i AS int[]), CAST(:seg AS bigint[]), CAST(:staff AS bigint[]), "
+        "CAST(:role AS text[]), CAST(:day AS date[])) AS t(i, seg, staff, role, day)"
+    )
+    held = conn.execute(
+        sa.text(
+            f"SELECT t.i, a.id, a.staff_id FROM {t} JOIN assignment a ON a.segment_id = t.seg "
+            "AND a.role = t.role AND a.valid_from <= t.day "
+            "AND (a.valid_to IS NULL OR a.valid_to >= t.day)"
+        ),
+        given,
+    ).all()
+    unchanged = {i for i, _a, holder in held if holder == given["staff"][i]}
+    todo = [i for i in given["i"] if i not in unchanged]
+    if todo:
+        chosen = {k: [v[i] for i in todo] for k, v in given.items()}
+        later = conn.execute(
+            sa.text(
+                f"SELECT t.seg, t.role, a.id, a.staff_id, a.valid_from FROM {t} "
+                "JOIN assignment a ON a.segment_id = t.seg AND a.role = t.role "
+                "AND a.valid_from > t.day ORDER BY t.i, a.valid_from, a.id LIMIT 1"
+            ),
+            chosen,
+        ).first()
+        if later is not None:
+            seg, role, aid, holder, day = later
+            raise Conflict(
+                f"{role} of segment {seg} is already given to staff {holder} "
+                f"from {day.isoformat()}; end that assignment first",
+                field="valid_from",
+                assignment_id=aid,
+            )
+        busy = Conflict(
+            "a segment of the file has another holder on a day from its row's valid_from on; "
+            "try again",
+            field="segment_id",
+        )
+        with constraint_errors(session, {"ex_assignment_segment_post": busy}):
+            conn.execute(
+                sa.text(
+                    f"UPDATE assignment a SET valid_to = t.day - 1 FROM {t} "
+                    "WHERE a.segment_id = t.seg AND a.role = t.role AND a.valid_from <= t.day "
+                    "AND (a.valid_to IS NULL OR a.valid_to >= t.day)"
+                ),
+                chosen,
+            )
+            conn.execute(
+                sa.text(
+                    "INSERT INTO assignment (staff_id, role, segment_id, valid_from) "
+                    f"SELECT t.staff, t.role, t.seg, t.day FROM {t} ORDER BY t.i"
+                ),
+                chosen,
+            )
+    session.expire_all()  # the ORM's copies of these assignments are stale now
+    for seg, staff, role, day in again:
+        assign(session, staff, role, segment_id=seg, valid_from=day or start)
+    return len(rows)
+
+
 def end_assignment(session: Session, assignment_id: int, last_day: dt.date | None = None) -> None:
     """End an assignment on ``last_day`` (inclusive; default yesterday).
 

@@ -361,6 +361,23 @@ def check_segment_edit(session: Session, principal: Principal, segment_id: int) 
     check_district(principal, segment_districts(session, segment_id), f"segment {segment_id}")
 
 
+def check_segments_edit(session: Session, principal: Principal, segment_ids: list[int]) -> None:
+    """:func:`check_segment_edit` for many segments (a CSV of a district's), in one query:
+    the first segment, by id, that is not wholly in the planner's district is refused."""
+    principal.require("assignments.edit")
+    if principal.district_id is None:
+        return
+    rows = session.execute(
+        sa.select(AlleySegment.id, sa.func.array_remove(sa.func.array_agg(District.id), None))
+        .outerjoin(District, sa.func.ST_Intersects(District.geom, AlleySegment.geom))
+        .where(AlleySegment.id.in_(segment_ids))
+        .group_by(AlleySegment.id)
+        .order_by(AlleySegment.id)
+    ).all()
+    for segment_id, districts in rows:
+        check_district(principal, districts, f"segment {segment_id}")
+
+
 def check_grid_edit(session: Session, principal: Principal, grid_id: int) -> None:
     """Editing a grid (its outline or posts): the grid must lie in the planner's district."""
     principal.require("boundaries.edit")
@@ -412,6 +429,7 @@ __all__ = [
     "check_own_staff",
     "check_plan_edit",
     "check_segment_edit",
+    "check_segments_edit",
     "check_transition",
     "strip_staff",
 ]

@@ -270,6 +270,31 @@ def _find_by_code_or_id(session: Session, table: str, ref: str) -> int | None:
     return rid
 
 
+def _ids_of(session: Session, table: str, refs: list[str]) -> dict[str, int]:
+    """The ids of the ``table`` rows that ``refs`` name, by code first, else by id (as
+    :func:`_find_by_code_or_id`, in two statements for any number of references)."""
+    refs = [r.strip() for r in refs]
+    codes = sorted(set(refs))
+    found = dict(
+        session.execute(
+            sa.text(f"SELECT code, id FROM {table} WHERE code = ANY(CAST(:c AS text[]))"),
+            {"c": codes},
+        ).all()
+    )
+    numbers = {
+        r: int(r) for r in codes if r not in found and r.isascii() and r.isdigit() and len(r) <= 18
+    }
+    if numbers:
+        ids = set(
+            session.scalars(
+                sa.text(f"SELECT id FROM {table} WHERE id = ANY(CAST(:i AS bigint[]))"),
+                {"i": sorted(set(numbers.values()))},
+            )
+        )
+        found.update({r: n for r, n in numbers.items() if n in ids})
+    return found
+
+
 def _find_segment(session: Session, ref: str) -> int | None:
     return _find_by_code_or_id(session, "alley_segment", ref)
 
@@ -312,12 +337,12 @@ def assign_segment(
 def assign_csv(
     session: Session,
     text: str | bytes,
-    check_segment: Callable[[int], None] | None = None,
+    check_segments: Callable[[list[int]], None] | None = None,
 ) -> dict[str, Any]:
     """Assign segments from CSV text with columns ``segment,staff[,role][,valid_from]``.
 
-    ``check_segment(segment_id)``, when given, is called for every segment before anything
-    is assigned and may refuse one by raising (the caller's scope check).
+    ``check_segments(segment_ids)``, when given, is called with every segment of the file
+    before anything is assigned and may refuse by raising (the caller's scope check).
 
     ``segment`` is a segment code (``osm:123:0``) or id; ``staff`` a staff code or id;
     ``role`` alley_chief (default) or deputy_chief; ``valid_from`` YYYY-MM-DD (default today).
@@ -345,15 +370,18 @@ def assign_csv(
     problems: list[str] = []
     todo: list[tuple[int, int, str, dt.date | None]] = []
     try:
-        rows = list(reader)
+        rows = [
+            {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()} for raw in reader
+        ]
     except csv.Error as exc:  # a cell beyond the csv module's field limit, a stray quote
         raise ValidationError(
             f"line {reader.line_num + 1} of the CSV cannot be read: {exc}", field="file"
         ) from None
-    for lineno, raw in enumerate(rows, start=2):
-        row = {(k or "").strip().lower(): (v or "").strip() for k, v in raw.items()}
-        seg = _find_segment(session, row.get("segment", ""))
-        staff = _find_staff(session, row.get("staff", ""))
+    segments = _ids_of(session, "alley_segment", [r.get("segment", "") for r in rows])
+    people = _ids_of(session, "staff", [r.get("staff", "") for r in rows])
+    for lineno, row in enumerate(rows, start=2):
+        seg = segments.get(row.get("segment", ""))
+        staff = people.get(row.get("staff", ""))
         role = row.get("role") or "alley_chief"
         day = None
         if seg is None:
@@ -377,13 +405,9 @@ def assign_csv(
         )
     if not todo:
         raise ValidationError("the CSV has no rows", field="rows")
-    if check_segment is not None:
-        for seg, *_rest in todo:
-            check_segment(seg)
-    from mapsvc.services.assignments import assign
+    if check_segments is not None:
+        check_segments(sorted({seg for seg, *_rest in todo}))
+    from mapsvc.services.assignments import assign_segments
 
-    # segments are locked in id order (rows of one segment keep the file's order), so two
-    # files assigning the same segments cannot wait on each other's locks
-    for seg, staff, role, day in sorted(todo, key=lambda r: r[0]):
-        assign(session, staff, role, segment_id=seg, valid_from=day)
+    assign_segments(session, todo)
     return {"assigned": len(todo)}

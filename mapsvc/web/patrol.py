@@ -22,6 +22,7 @@ from mapsvc.services.permissions import (
     check_own_staff,
     check_own_track,
     check_segment_edit,
+    check_segments_edit,
     read_scope,
 )
 from mapsvc.web.args import date_arg, int_arg, json_object
@@ -222,7 +223,7 @@ def segments_assign_csv() -> ResponseReturnValue:
     session = get_session()
     principal = current_principal()
     out = streets.assign_csv(
-        session, text, check_segment=lambda seg: check_segment_edit(session, principal, seg)
+        session, text, check_segments=lambda ids: check_segments_edit(session, principal, ids)
     )
     session.commit()
     return jsonify(out), 200

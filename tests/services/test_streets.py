@@ -10,7 +10,7 @@ import pytest
 import sqlalchemy as sa
 from pyproj import Geod
 
-from mapsvc.core.errors import NotFound, ValidationError
+from mapsvc.core.errors import Conflict, NotFound, ValidationError
 from mapsvc.services import streets
 from tests.core.recording_progress import RecordingProgress
 from tests.fixtures.patrol import add_chief, add_segments, lonlat
@@ -214,3 +214,85 @@ def test_segment_grids_derived_spatially(session):
     assert out[ids["inside"]] == [g1]
     assert sorted(out[ids["across"]]) == sorted([g1, g2])
     assert out[ids["out"]] == []
+
+
+def _history(session) -> list[tuple]:
+    """Every segment post, by segment code and staff name (ids differ between copies)."""
+    return [
+        tuple(r)
+        for r in session.execute(
+            sa.text(
+                "SELECT g.code, s.name, a.role, a.valid_from, a.valid_to FROM assignment a "
+                "JOIN alley_segment g ON g.id = a.segment_id JOIN staff s ON s.id = a.staff_id "
+                "ORDER BY 1, 3, 4, 2"
+            )
+        ).all()
+    ]
+
+
+def test_assign_csv_writes_the_history_assign_would_write_row_by_row(fresh_engine):
+    """The set-based CSV assignment against :func:`assign` called per row, on two copies of
+    one history: new posts, a replacement on a later day, a replacement on the day the
+    post began (withdrawn), a post given to its holder again, a deputy, and a segment given
+    twice in one file (the second row wins from its day)."""
+    from sqlalchemy.orm import Session
+
+    from mapsvc.services.assignments import assign
+
+    def history_after(bulk: bool) -> list[tuple]:
+        with Session(fresh_engine) as s:
+            ids = add_segments(
+                s, {k: [(i * 100, 0), (i * 100 + 100, 0)] for i, k in enumerate("abcde")}
+            )
+            staff = {n: add_chief(s, n, []) for n in ("甲", "乙", "丙")}
+            assign(
+                s, staff["甲"], "alley_chief", segment_id=ids["a"], valid_from=dt.date(2026, 1, 1)
+            )
+            assign(
+                s, staff["乙"], "alley_chief", segment_id=ids["b"], valid_from=dt.date(2026, 3, 1)
+            )
+            assign(
+                s, staff["丙"], "alley_chief", segment_id=ids["c"], valid_from=dt.date(2026, 1, 1)
+            )
+            rows = [
+                (ids["a"], staff["乙"], "alley_chief", dt.date(2026, 2, 1)),  # replaces 甲
+                (ids["b"], staff["丙"], "alley_chief", dt.date(2026, 3, 1)),  # same day: withdrawn
+                (ids["c"], staff["丙"], "alley_chief", dt.date(2026, 4, 1)),  # its holder again
+                (ids["d"], staff["甲"], "alley_chief", None),  # new, from today
+                (ids["d"], staff["乙"], "deputy_chief", dt.date(2026, 1, 5)),
+                (ids["e"], staff["甲"], "alley_chief", dt.date(2026, 1, 1)),
+                (ids["e"], staff["乙"], "alley_chief", dt.date(2026, 6, 1)),  # twice: 乙 from June
+            ]
+            if bulk:
+                csv_text = "segment,staff,role,valid_from\n" + "".join(
+                    f"{seg},{who},{role},{day.isoformat() if day else ''}\n"
+                    for seg, who, role, day in rows
+                )
+                assert streets.assign_csv(s, csv_text) == {"assigned": len(rows)}
+            else:
+                for seg, who, role, day in rows:
+                    assign(s, who, role, segment_id=seg, valid_from=day)
+            out = _history(s)
+            s.rollback()
+            return out
+
+    by_rows = history_after(bulk=False)
+    assert by_rows == history_after(bulk=True)
+    # the old posts are kept, ended (history is never deleted): 3 before, 6 new rows (the
+    # holder given c again adds none)
+    assert len(by_rows) == 9
+    assert ("test:b", "乙", "alley_chief", dt.date(2026, 3, 1), dt.date(2026, 2, 28)) in by_rows
+    assert ("test:e", "甲", "alley_chief", dt.date(2026, 1, 1), dt.date(2026, 5, 31)) in by_rows
+
+
+def test_assign_csv_refuses_a_later_appointment_and_writes_nothing(session):
+    ids = add_segments(session, {"a": [(0, 0), (100, 0)], "b": [(100, 0), (200, 0)]})
+    first, second = add_chief(session, "早", []), add_chief(session, "晚", [])
+    streets.assign_csv(session, f"segment,staff,valid_from\ntest:a,{second},2026-09-01\n")
+    before = _history(session)
+    text = f"segment,staff,valid_from\ntest:b,{first},2026-01-01\ntest:a,{first},2026-01-01\n"
+    refused = f"segment {ids['a']} is already given to staff {second}"
+    with pytest.raises(Conflict, match=refused):
+        with session.begin_nested():
+            streets.assign_csv(session, text)
+    assert _history(session) == before
