@@ -41,11 +41,12 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
 
-ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from bench_page import database_url
+
+ROOT = Path(__file__).resolve().parent.parent
 
 GOAL = 1.2
 LAYERS = ("segments", "grids", "incidents", "basemap")

@@ -234,11 +234,12 @@ def _identify() -> None:
     address = request.remote_addr
     token = bearer_token()
     if token is not None:
-        user = accounts.resolve_token(get_session(), token)
-        if user is None:
+        # one statement finds the account and names it the author of the transaction
+        principal = accounts.token_principal(get_session(), token, author_address=address)
+        if principal is None:
             raise Unauthorized("the API token is not valid (unknown, revoked or disabled)")
-        g.principal = accounts.principal(user)
-        use_actor(Actor(user.id, user.username, address, "token"))
+        g.principal = principal
+        use_actor(Actor(principal.user_id, principal.username, address, "token"), named=True)
         if get_session().info.pop(accounts.TOKEN_TOUCHED, False):
             get_session().commit()  # the token's last use, recorded against its owner
         g.via_token = True
