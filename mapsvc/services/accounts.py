@@ -434,15 +434,14 @@ def _token_row(session: Session, token: str | None, address: str | None = None) 
         from mapsvc.services.audit import author_address
 
         params["author_address"] = author_address(address)
-    row = session.execute(stmt, params).one_or_none()
+    # on the session's connection: plain columns, nothing for the ORM to load
+    conn = session.connection()
+    row = conn.execute(stmt, params).one_or_none()
     if row is None:
         return None
     at = now()
     if row.last_used_at is None or at - row.last_used_at > dt.timedelta(minutes=1):
-        session.execute(
-            sa.update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=at),
-            execution_options={"synchronize_session": "fetch"},
-        )
+        conn.execute(sa.update(ApiToken).where(ApiToken.id == row.token_id).values(last_used_at=at))
         session.info[TOKEN_TOUCHED] = True
     return row
 

@@ -429,6 +429,8 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     # one limiter per app (its counts in this process's memory), limiting the login POST
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
+    # no other endpoint has a limit: spare every other request the limiter's lookups
+    limiter.request_filter(lambda: request.endpoint != "auth.login")
     app.extensions["mapsvc.limiter"] = limiter
     app.register_blueprint(bp)
     # the limit is checked by the wrapper, so this app's login view is the wrapped one
