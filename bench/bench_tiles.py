@@ -17,10 +17,11 @@ figure; each round's is printed, with the load average, since the machine is sha
 Tiles: segments, grids, incidents and the base map at zooms 12, 14 and 16, the 3x3 tiles
 around the district's centre. The two are interleaved tile by tile, so drift hits both.
 
-Page weights: ``/`` and ``/patrol`` cold in headless Chromium (every non-localhost request
-blocked), with no base map (``BASEMAP=none``, the earlier default) and with the local
-base map (the new default): HTML, the data they fetch (``/api`` JSON and ``/tiles``) and
-everything on the wire (Resource Timing ``transferSize``).
+Page weights: ``/`` (as a visitor) and ``/patrol`` (as an admin, by API token) cold in
+headless Chromium (every non-localhost request blocked), with no base map
+(``BASEMAP=none``, the earlier default) and with the local base map (the new default):
+HTML, the data they fetch (``/api`` JSON and ``/tiles``) and everything on the wire
+(Resource Timing ``transferSize``).
 
 Database: the full demo (seed 20261124, 100,000 incidents) in ``mapsvc_bench_page``,
 shared with ``bench_page.py`` (loaded on first use).
@@ -45,6 +46,7 @@ from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from playwright.sync_api import Browser, Route
+    from sqlalchemy.engine import Engine
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 sys.path.insert(0, str(Path(__file__).resolve().parent))
@@ -70,6 +72,18 @@ def tiles_around(lon: float, lat: float, z: int, radius: int) -> list[tuple[int,
     ]
 
 
+def _admin_token(engine: Engine) -> str:
+    """An API token of a new admin account (the staff layers and pages need a login)."""
+    from mapsvc.db import session_scope
+    from mapsvc.services import accounts
+
+    with session_scope(engine) as s:
+        who = f"bench-tiles-{time.time_ns()}"
+        accounts.create_user(s, who, "bench-password-123456", "admin")
+        token, _row = accounts.create_token(s, who, "bench")
+    return token
+
+
 def _load() -> str:
     """The 1, 5 and 15 minute load averages (the machine is shared: say how busy)."""
     return " ".join(f"{v:.2f}" for v in os.getloadavg())
@@ -92,14 +106,7 @@ def time_tiles(url: str, repeats: int, radius: int, rounds: int) -> list[dict]:
     client = app.test_client()
     engine = app.extensions["mapsvc.engine"]
     # staff layers (segments, grids, incidents) need a login: an admin's API token
-    from mapsvc.db import session_scope
-    from mapsvc.services import accounts
-
-    with session_scope(engine) as s:
-        who = f"bench-tiles-{int(time.time())}"
-        accounts.create_user(s, who, "bench-password-123456", "admin")
-        token, _row = accounts.create_token(s, who, "bench")
-    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {token}"
+    client.environ_base["HTTP_AUTHORIZATION"] = f"Bearer {_admin_token(engine)}"
     with Session(engine) as s:
         x0, y0, x1, y1 = district_extent(s)
     lon, lat = (x0 + x1) / 2, (y0 + y1) / 2
@@ -179,18 +186,23 @@ def page_weights(url: str) -> dict[tuple[str, str], dict]:
     with sync_playwright() as p:
         browser = launch(p)
         for basemap in ("none", "local"):
-            live = LiveServer(create_app({"DATABASE_URL": url, "BASEMAP": basemap}))
+            app = create_app({"DATABASE_URL": url, "BASEMAP": basemap})
+            # the public map as a visitor sees it; the patrol page needs a staff login
+            login = {"Authorization": f"Bearer {_admin_token(app.extensions['mapsvc.engine'])}"}
+            live = LiveServer(app)
             try:
-                for path in ("/", "/patrol"):
-                    out[(basemap, path)] = _weigh(browser, live.url + path)
+                for path, headers in (("/", {}), ("/patrol", login)):
+                    out[(basemap, path)] = _weigh(browser, live.url + path, headers)
             finally:
                 live.stop()
         browser.close()
     return out
 
 
-def _weigh(browser: Browser, page_url: str) -> dict:
-    context = browser.new_context(viewport={"width": 1400, "height": 900})
+def _weigh(browser: Browser, page_url: str, headers: dict[str, str]) -> dict:
+    context = browser.new_context(
+        viewport={"width": 1400, "height": 900}, extra_http_headers=headers
+    )
     page = context.new_page()
     errors: list[str] = []
 
