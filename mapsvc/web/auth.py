@@ -172,6 +172,9 @@ POLICY: dict[str, str] = {
     "screen.screen_page": "read",
 }
 
+#: endpoints with a rate limit (``limiter.limit`` in :func:`init_app`); the limiter looks
+#: at no other request, so a new limit needs its endpoint here
+RATE_LIMITED = frozenset({"auth.login"})
 #: writes that authenticate by a field of their own instead of a cookie (no CSRF token)
 CSRF_EXEMPT = frozenset({"open311.create_request"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -429,8 +432,8 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     # one limiter per app (its counts in this process's memory), limiting the login POST
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
-    # no other endpoint has a limit: spare every other request the limiter's lookups
-    limiter.request_filter(lambda: request.endpoint != "auth.login")
+    # spare every request the limiter's lookups but those of an endpoint it limits
+    limiter.request_filter(lambda: request.endpoint not in RATE_LIMITED)
     app.extensions["mapsvc.limiter"] = limiter
     app.register_blueprint(bp)
     # the limit is checked by the wrapper, so this app's login view is the wrapped one
