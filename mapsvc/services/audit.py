@@ -56,15 +56,33 @@ EXPORT_COLUMNS = (
 #: text values longer than this are cut on the page (the export keeps them whole)
 SHOWN_TEXT_MAX = 500
 
-_SET_ACTOR = sa.text(
-    "SELECT set_config('mapsvc.user_id', :user_id, true), "
-    "set_config('mapsvc.username', :username, true), "
-    "set_config('mapsvc.address', :address, true), "
-    "set_config('mapsvc.via', :via, true)"
+
+def author_columns(
+    user_id: Any, username: Any, address: Any, via: Any
+) -> list[sa.ColumnElement[str]]:
+    """Columns that name the author of the writes of the transaction they are selected in.
+
+    The transaction-local settings the audit triggers read (``mapsvc.user_id``,
+    ``mapsvc.username``, ``mapsvc.address``, ``mapsvc.via``); each argument is a SQL
+    expression of text. :func:`set_actor` selects them from bound values; a statement
+    that looks the author up can select them from its row and so name the author in the
+    same round trip (:func:`mapsvc.services.accounts.token_principal`).
+    """
+    values = {"user_id": user_id, "username": username, "address": address, "via": via}
+    return [
+        sa.func.set_config(f"mapsvc.{name}", value, sa.true()).label(f"author_{name}")
+        for name, value in values.items()
+    ]
+
+
+_SET_ACTOR = sa.select(
+    *author_columns(
+        *(sa.bindparam(k, type_=sa.Text) for k in ("user_id", "username", "address", "via"))
+    )
 )
 
 
-def _address(text: str | None) -> str:
+def author_address(text: str | None) -> str:
     """``text`` as PostgreSQL ``inet`` takes it, or '' when it is not an IP address.
 
     A request's address comes from the server (a unix socket gives none), never from the
@@ -97,7 +115,7 @@ def set_actor(db: Session | Connection, actor: Actor) -> None:
         {
             "user_id": "" if actor.user_id is None else str(int(actor.user_id)),
             "username": actor.username or "",
-            "address": _address(actor.address),
+            "address": author_address(actor.address),
             "via": actor.via or "anonymous",
         },
     )

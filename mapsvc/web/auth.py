@@ -172,6 +172,9 @@ POLICY: dict[str, str] = {
     "screen.screen_page": "read",
 }
 
+#: endpoints with a rate limit (``limiter.limit`` in :func:`init_app`); the limiter looks
+#: at no other request, so a new limit needs its endpoint here
+RATE_LIMITED = frozenset({"auth.login"})
 #: writes that authenticate by a field of their own instead of a cookie (no CSRF token)
 CSRF_EXEMPT = frozenset({"open311.create_request"})
 WRITE_METHODS = frozenset({"POST", "PUT", "PATCH", "DELETE"})
@@ -234,11 +237,12 @@ def _identify() -> None:
     address = request.remote_addr
     token = bearer_token()
     if token is not None:
-        user = accounts.resolve_token(get_session(), token)
-        if user is None:
+        # one statement finds the account and names it the author of the transaction
+        principal = accounts.token_principal(get_session(), token, author_address=address)
+        if principal is None:
             raise Unauthorized("the API token is not valid (unknown, revoked or disabled)")
-        g.principal = accounts.principal(user)
-        use_actor(Actor(user.id, user.username, address, "token"))
+        g.principal = principal
+        use_actor(Actor(principal.user_id, principal.username, address, "token"), named=True)
         if get_session().info.pop(accounts.TOKEN_TOUCHED, False):
             get_session().commit()  # the token's last use, recorded against its owner
         g.via_token = True
@@ -428,6 +432,8 @@ def init_app(app: Flask) -> None:
     csrf.init_app(app)
     # one limiter per app (its counts in this process's memory), limiting the login POST
     limiter = Limiter(get_remote_address, app=app, storage_uri="memory://", default_limits=[])
+    # spare every request the limiter's lookups but those of an endpoint it limits
+    limiter.request_filter(lambda: request.endpoint not in RATE_LIMITED)
     app.extensions["mapsvc.limiter"] = limiter
     app.register_blueprint(bp)
     # the limit is checked by the wrapper, so this app's login view is the wrapped one

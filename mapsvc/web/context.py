@@ -54,15 +54,19 @@ def request_actor() -> Actor:
     return actor
 
 
-def use_actor(actor: Actor) -> None:
+def use_actor(actor: Actor, *, named: bool = False) -> None:
     """Make ``actor`` the author of the request (``g.actor``), from now on.
 
     The login code calls this once it knows who is asking. Transactions begun later name
     ``actor`` by themselves; one the request has already begun (the session that looked
-    the account up) is told here, so its writes are not recorded as anonymous.
+    the account up) is told here, so its writes are not recorded as anonymous - unless
+    ``named``: the statement that looked the account up named it already, in that
+    transaction (:func:`mapsvc.services.accounts.token_principal`).
     """
     g.actor = actor
     g.pop(_PENDING, None)
+    if named:
+        return
     session = g.get("db_session")
     if session is not None and session.in_transaction():
         set_actor(session, request_actor())

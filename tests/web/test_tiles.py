@@ -8,6 +8,7 @@ import shapely
 from shapely.geometry import box, shape
 
 from layers.tile_base import EXTENT, Tile
+from tests.fixtures.audit import audit_rows, last_audit_id
 
 
 def _tile_for(lon: float, lat: float, z: int) -> Tile:
@@ -268,9 +269,10 @@ def test_staff_tile_layers_need_a_login_and_the_base_map_does_not(app) -> None:
 
 
 def test_a_token_tile_request_makes_no_needless_round_trips(small_app, small_client, small):
-    """A tile through a Bearer token: the token lookup, naming its author once, the plan
-    setting and the tile - no commit when the token's last use is fresh, no anonymous
-    author named first (tests/web/test_admin_audit.py checks writes are still named)."""
+    """A tile through a Bearer token: the token lookup (which names its author in the
+    same statement) and the tile - no commit when the token's last use is fresh, no
+    anonymous author named first (tests/web/test_admin_audit.py checks writes are still
+    named), no statement to set the plan mode (the tile is left unprepared instead)."""
     import sqlalchemy as sa
 
     engine = small_app.extensions["mapsvc.engine"]
@@ -288,9 +290,40 @@ def test_a_token_tile_request_makes_no_needless_round_trips(small_app, small_cli
     finally:
         sa.event.remove(engine, "before_cursor_execute", record)
     assert resp.status_code == 200 and resp.get_data()
-    # SELECT token, SELECT set_config (the author), SET LOCAL plan_cache_mode, WITH/SELECT tile
-    assert len(seen) == 4, seen
-    assert seen.count("SET") == 1
+    # SELECT token with set_config (the author), SELECT tile
+    assert len(seen) == 2, seen
     with engine.connect() as c:
         used = c.scalar(sa.text("SELECT count(*) FROM api_token WHERE last_used_at IS NOT NULL"))
     assert used >= 1
+
+
+def test_a_tokens_first_tile_records_its_use_against_its_owner(small_app, client_as) -> None:
+    """The token lookup names the author in its own statement: the last-use stamp it
+    writes is on the trail under the token's owner (via the token, from the client's
+    address), and a revoked token stops at once (401, nothing written)."""
+    import sqlalchemy as sa
+
+    from mapsvc.db import session_scope
+    from mapsvc.services import accounts
+
+    engine = small_app.extensions["mapsvc.engine"]
+    reader = client_as("leader", small_app)
+    tile = _tile_for(118.59, 24.905, 15)
+    url = f"/tiles/grids/{tile.z}/{tile.x}/{tile.y}.mvt"
+    since = last_audit_id(engine)
+    assert reader.get(url).status_code == 200
+    rows = audit_rows(engine, since, "api_token")
+    with engine.connect() as c:
+        uid = c.scalar(
+            sa.text("SELECT id FROM app_user WHERE username = :u"), {"u": reader.username}
+        )
+    assert [(r["action"], r["user_id"], r["username"], r["via"], r["address"]) for r in rows] == [
+        ("update", uid, reader.username, "token", "127.0.0.1")
+    ]
+    with session_scope(engine) as s:
+        (token_id,) = [t["id"] for t in accounts.list_tokens(s, reader.username)]
+        accounts.revoke_token(s, reader.username, token_id)
+    since = last_audit_id(engine)
+    r = reader.get(url)
+    assert r.status_code == 401 and "not valid" in r.get_json()["error"]
+    assert audit_rows(engine, since) == []
