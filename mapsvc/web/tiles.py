@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import gzip
 import hashlib
+from typing import Any
 
 from flask import Blueprint, Response, jsonify, request, url_for
 
@@ -18,6 +19,7 @@ from layers import get_tile_layer
 from layers.tile_base import parse_tile
 from mapsvc.core.errors import Forbidden, Unauthorized
 from mapsvc.services.areas import district_extent
+from mapsvc.services.permissions import read_scope
 from mapsvc.web.auth import current_principal
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
@@ -41,9 +43,15 @@ def _readable(layer: str) -> None:
     raise Forbidden(f"this account may not read the tile layer {layer!r}")
 
 
-def _filters() -> dict[str, str]:
-    f = {k: v for k, v in request.args.items() if v != "" and k != "lang"}
+#: the tile layers of records an account's read scope limits (its district's, its own)
+SCOPED_TILE_LAYERS = frozenset({"incidents"})
+
+
+def _filters(layer: str) -> dict[str, Any]:
+    f: dict[str, Any] = {k: v for k, v in request.args.items() if v != "" and k != "lang"}
     f["tz"] = get_settings().timezone  # dates without an offset are read on the district's clock
+    if layer in SCOPED_TILE_LAYERS:  # from the account, never from the request
+        f["scope"] = read_scope(get_session(), current_principal(), get_settings().today())
     return f
 
 
@@ -66,7 +74,7 @@ def tile(layer: str, z: str, x: str, y: str) -> Response:
     """One tile of ``layer`` (404 naming an unknown layer; 400 naming a bad z, x or y)."""
     tile_layer = get_tile_layer(layer)
     _readable(layer)
-    body = tile_layer.tile(get_session(), parse_tile(z, x, y), **_filters())
+    body = tile_layer.tile(get_session(), parse_tile(z, x, y), **_filters(layer))
     return tile_response(body)
 
 

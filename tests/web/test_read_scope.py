@@ -1,15 +1,17 @@
 """What an account reads, over HTTP: a chief or grid head the incidents of their own posts
 and their own tracks, a district's leader that district's incidents, in every answer that
 lists or counts incidents (the JSON list, one incident, its page, the CSV, the figures, the
-heatmap, the overdue and to-confirm lists, OGC API Features, the downloads); admins and
-city-wide accounts everything."""
+heatmap, the vector tiles, the overdue and to-confirm lists, OGC API Features, the
+downloads); admins and city-wide accounts everything."""
 
 from __future__ import annotations
 
 import csv
 import io
 import json
+import math
 
+import mapbox_vector_tile
 import pytest
 import sqlalchemy as sa
 from shapely.geometry import MultiPolygon, box
@@ -43,8 +45,11 @@ def two_districts(district, make_app):
     app = make_app(district.engine)
     admin = app.test_client()
 
+    district.places = []
+
     def incident(x: float, y: float) -> int:
         lon, lat = ll(x, y)
+        district.places.append((lon, lat))
         r = admin.post("/api/incidents", json={"category": "road", "lon": lon, "lat": lat})
         assert r.status_code == 201, r.get_json()
         return r.get_json()["id"]
@@ -66,10 +71,25 @@ def _listed(client) -> set[int]:
     return ids
 
 
-def _every_read(client) -> dict[str, set[int] | int]:
+def _tile_ids(client, places: list[tuple[float, float]], z: int = 17) -> set[int]:
+    """The incident ids of the vector tiles (point zoom) holding ``places``."""
+    ids: set[int] = set()
+    for lon, lat in places:
+        n = 2**z
+        x = int((lon + 180) / 360 * n)
+        y = int((1 - math.asinh(math.tan(math.radians(lat))) / math.pi) / 2 * n)
+        r = client.get(f"/tiles/incidents/{z}/{x}/{y}.mvt")
+        assert r.status_code == 200
+        body = r.get_data()
+        layer = mapbox_vector_tile.decode(body).get("incidents") if body else None
+        ids |= {int(f["id"]) for f in (layer or {}).get("features", [])}
+    return ids
+
+
+def _every_read(client, places: list[tuple[float, float]]) -> dict[str, set[int] | int]:
     """The incidents ``client`` is shown by each kind of read (ids, or counts where the
     answer only counts)."""
-    out: dict[str, set[int] | int] = {"list": _listed(client)}
+    out: dict[str, set[int] | int] = {"list": _listed(client), "tiles": _tile_ids(client, places)}
     r = client.get("/incidents/list.csv")
     assert r.status_code == 200
     rows = list(csv.reader(io.StringIO(r.get_data(as_text=True).lstrip("\ufeff"))))
@@ -96,11 +116,11 @@ def _all_equal(reads: dict[str, set[int] | int], ids: set[int]) -> None:
 
 def test_field_accounts_read_only_the_incidents_of_their_posts(two_districts, client_as) -> None:
     d, app, admin = two_districts
-    _all_equal(_every_read(admin), {d.mine, d.theirs, d.far})
+    _all_equal(_every_read(admin, d.places), {d.mine, d.theirs, d.far})
     chief1 = client_as("chief", app, staff=d.staff["chief1"])
-    _all_equal(_every_read(chief1), {d.mine})
+    _all_equal(_every_read(chief1, d.places), {d.mine})
     head = client_as("grid_head", app, staff=d.staff["headA2"])
-    _all_equal(_every_read(head), {d.theirs})
+    _all_equal(_every_read(head, d.places), {d.theirs})
     # one incident, as JSON and as its page: another's is refused, naming it
     assert chief1.get(f"/api/incidents/{d.mine}").status_code == 200
     r = chief1.get(f"/api/incidents/{d.theirs}")
@@ -112,20 +132,20 @@ def test_field_accounts_read_only_the_incidents_of_their_posts(two_districts, cl
     r = chief1.get(f"/ogc/collections/incidents/items/{d.theirs}?f=json")
     assert r.status_code == 404
     # an account not on the roster holds no post and reads no incident
-    _all_equal(_every_read(client_as("grid_member", app)), set())
+    _all_equal(_every_read(client_as("grid_member", app), d.places), set())
 
 
 def test_a_district_account_reads_only_its_district(two_districts, client_as) -> None:
     d, app, _admin = two_districts
     here = client_as("leader", app, district="350502")
-    _all_equal(_every_read(here), {d.mine, d.theirs})
+    _all_equal(_every_read(here, d.places), {d.mine, d.theirs})
     there = client_as("dispatcher", app, district="350503")
-    _all_equal(_every_read(there), {d.far})
+    _all_equal(_every_read(there, d.places), {d.far})
     r = here.get(f"/api/incidents/{d.far}")
     assert r.status_code == 403 and r.get_json()["scope"] == "district"
     assert f"incident {d.far} is outside the district" in r.get_json()["error"]
     # city-wide: a leader without a district, and a planner even with one
-    _all_equal(_every_read(client_as("leader", app)), {d.mine, d.theirs, d.far})
+    _all_equal(_every_read(client_as("leader", app), d.places), {d.mine, d.theirs, d.far})
     planner = client_as("planner", app, district="350503")
     assert _listed(planner) == {d.mine, d.theirs, d.far}
 
