@@ -7,6 +7,7 @@ compliance, incidents) for one staff member, so the phone and the district figur
 from __future__ import annotations
 
 import datetime as dt
+import json
 from typing import Any
 
 import sqlalchemy as sa
@@ -195,6 +196,8 @@ def incident_item(
                 "(SELECT code FROM grid WHERE id = :g) AS grid_code, "
                 "(SELECT name FROM community WHERE id = :c) AS community_name, "
                 "(SELECT name FROM alley_segment WHERE id = :s) AS segment_name, "
+                "(SELECT ST_AsGeoJSON(geom, 6) FROM alley_segment WHERE id = :s) "
+                "AS segment_geojson, "
                 "(SELECT name FROM staff WHERE id = :ch) AS chief_name, "
                 "(SELECT name FROM staff WHERE id = :gh) AS grid_head_name"
             ),
@@ -211,6 +214,8 @@ def incident_item(
         .one()
     )
     out.update(names)
+    # the item's small map: the point and the segment it was routed to (WGS84 GeoJSON)
+    out["segment_geojson"] = json.loads(names["segment_geojson"] or "null")
     if inc.due_at is not None and inc.state != "closed":
         out["days"], out["hours"] = days_hours((inc.due_at - at).total_seconds())
         out["late"] = inc.due_at < at

@@ -72,6 +72,7 @@ from mapsvc.web.render import (
     base_map,
     folium_page,
     leaflet_bounds,
+    local_basemap,
     nav_html,
 )
 
@@ -465,6 +466,7 @@ def item_page(incident_id: int) -> ResponseReturnValue:
         states={s: code_label(s, t) for s in svc.TRANSITIONS},
         severity=code_label(item["severity"], t),
         error=request.args.get("error"),
+        basemap=local_basemap(),
     )
 
 

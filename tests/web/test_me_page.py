@@ -135,7 +135,23 @@ def test_chief_moves_an_incident_from_its_page(chief_app, browser, viewport):
         page = context.new_page()
         errors: list[str] = []
         page.on("pageerror", lambda e: errors.append(str(e)))
+        outside: list[str] = []  # the page asks nothing of the internet
+        page.route(
+            "**/*",
+            lambda route: (
+                route.continue_()
+                if route.request.url.startswith(server.url)
+                else (outside.append(route.request.url), route.abort())
+            ),
+        )
         page.goto(f"{server.url}/incidents/{inc}?lang=zh_CN")
+        # its map: the pin and its segment over the local base map, above the fields
+        page.wait_for_selector("#item-map path.leaflet-interactive")
+        assert page.locator("#item-map path.leaflet-interactive").count() == 2
+        assert page.locator("#item-map canvas, #item-map .leaflet-tile").count() > 0
+        box = page.locator("#item-map").bounding_box()
+        assert box["width"] <= viewport["width"] and box["height"] >= 200
+        assert outside == []
         # a chief may only take it in hand or send it back: no dispatcher's buttons
         states = page.locator(".item-actions button").evaluate_all(
             "bs => bs.map(b => b.dataset.state)"
