@@ -97,6 +97,9 @@ class Settings:
     # Incidents: routing to a segment, the boundary margin, time limits per class (hours)
     incident_segment_max_m: float = 30.0
     incident_boundary_confirm_m: float = 15.0
+    # an import's exact point shared by at least this many rows is a fallback (a city
+    # centre the caller used for "no location"): those rows are flagged to confirm
+    incident_fallback_rows: int = 50
     incident_time_limit_hours: dict[str, float] = _const(
         {"minor": 24, "ordinary": 72, "major": 168, "grave": 360}
     )

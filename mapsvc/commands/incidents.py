@@ -131,6 +131,12 @@ def import_cmd(
             f"located by address: {sum(result.located_by.values())} ({classes}); "
             "each is flagged location to confirm"
         )
+    for point in result.fallback_points:
+        click.echo(
+            f"fallback point {point['lon']:.6f},{point['lat']:.6f} (WGS84): {point['rows']} rows "
+            "share it exactly, so it is the source's stand-in for no location; they are "
+            "flagged location to confirm (MAPSVC_INCIDENT_FALLBACK_ROWS sets how many make one)"
+        )
     if dry_run:
         click.echo("dry run: nothing written")
 

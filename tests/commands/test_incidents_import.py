@@ -236,3 +236,37 @@ def test_dry_run_checks_and_routes_but_writes_nothing(district, tmp_path) -> Non
         assert got[0] == got[1]
     again = run_cli(district.engine, *args, "--dry-run")  # the ids exist now: refused as for real
     assert again.exit_code == 1 and _count(district.engine) == 5
+
+
+def test_a_fallback_point_shared_by_many_rows_is_flagged_and_reported(district, tmp_path) -> None:
+    """55 calls on one exact point (the source's stand-in for "no location") are imported
+    flagged to confirm and the point is reported; 49 on another point (under the default
+    threshold of 50) and the ordinary rows stay precise."""
+    t = dt.datetime(2026, 3, 1, 9, 30).strftime(FMT)
+    centre, busy = _gcj(150, 150), _gcj(260, 420)
+    rows = _good_rows()
+    rows += [[f"C{k}", *centre, "road", t, "", "受理", ""] for k in range(55)]
+    rows += [[f"D{k}", *busy, "road", t, "", "受理", ""] for k in range(49)]
+    f = write_csv(tmp_path / "fallback.csv", HEADER, rows)
+    res = run_cli(
+        district.engine, "incidents", "import", str(f), "--crs", "gcj02",
+        "--mapping", str(_mapping(tmp_path)),
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    lines = [line for line in res.output.splitlines() if line.startswith("fallback point")]
+    assert len(lines) == 1 and "55 rows share it exactly" in lines[0], res.output
+    with district.engine.connect() as c:
+        flagged = dict(
+            c.execute(
+                sa.text(
+                    "SELECT left(external_id, 1), count(*) FILTER (WHERE location_to_confirm) "
+                    "FROM incident GROUP BY 1"
+                )
+            ).all()
+        )
+        lon, lat = c.execute(
+            sa.text("SELECT ST_X(geom), ST_Y(geom) FROM incident WHERE external_id = 'C0'")
+        ).one()
+    assert flagged["C"] == 55 and flagged["D"] == 0
+    assert f"{lon:.6f},{lat:.6f}" in lines[0]  # the point as stored (WGS84)
+    assert f"location to confirm: {55 + flagged['H']}" in res.output
