@@ -241,7 +241,16 @@ def main() -> int:
     ap = argparse.ArgumentParser()
     ap.add_argument("--quick", action="store_true", help="3 seeds, no MaxP on 2,000 blocks")
     ap.add_argument("--seeds", type=int, default=None)
+    ap.add_argument(
+        "--methods",
+        default=None,
+        help="comma list of the methods to run (default all), e.g. 'ours' for our figures "
+        "on many seeds when the baselines' are known",
+    )
     args = ap.parse_args()
+    chosen = set(args.methods.split(",")) if args.methods else set(METHODS)
+    if unknown := chosen - set(METHODS):
+        ap.error(f"unknown methods {sorted(unknown)}; known: {', '.join(METHODS)}")
     seeds = args.seeds or (3 if args.quick else 10)
     global MAXP_ITERATIONS
     if args.quick:
@@ -259,6 +268,8 @@ def main() -> int:
             f"  {'method':<32}{'max dev':>9}{'within':>8}{'PP mean':>9}{'PP min':>8}{'cut':>6}{'time s':>9}{'success':>9}"
         )
         for name, fn in METHODS.items():
+            if name not in chosen:
+                continue
             if args.quick and name == "spopt MaxPHeuristic" and len(case.units) > 1000:
                 print(f"  {name:<32}{'(skipped in --quick: minutes on 2,000 units)':>60}")
                 continue
