@@ -42,7 +42,7 @@ from mapsvc.config import Settings
 from mapsvc.core.errors import Conflict, ValidationError
 from mapsvc.core.progress import Progress, ProgressBar, closes_bars, no_progress
 from mapsvc.core.values import LAT_RANGE, LON_RANGE
-from mapsvc.models import EXTERNAL_ID_UNIQUE, SEVERITIES, STATES, Incident
+from mapsvc.models import EXTERNAL_ID_UNIQUE, SEVERITIES, SOURCES, STATES, Incident
 from mapsvc.services.chinacrs import normalize_crs_name, points_to_wgs84
 from mapsvc.services.geocode import Geocoded, geocode_many
 from mapsvc.services.integrity import translate
@@ -84,6 +84,21 @@ SEVERITY_WORDS: dict[str, str] = {
     "较大": "major",
     "重大": "grave",
 }
+#: the words exports use for where a report came from, and the service's codes
+SOURCE_WORDS: dict[str, str] = {
+    **{s: s for s in SOURCES},
+    "12345": "hotline",
+    "热线": "hotline",
+    "12345热线": "hotline",
+    "市民热线": "hotline",
+    "巡查": "patrol",
+    "巡查上报": "patrol",
+    "巡查发现": "patrol",
+    "居民": "resident",
+    "群众": "resident",
+    "群众上报": "resident",
+    "居民上报": "resident",
+}
 ACCEPTED_CRS = ("EPSG:4326", "EPSG:4490", "gcj02", "bd09")
 COPY_CHUNK = 100_000
 #: widths of the text columns a row is checked against (from the model: one definition)
@@ -101,7 +116,9 @@ class ColumnMapping:
 
     ``date_format`` is a ``strftime`` pattern (e.g. ``%Y/%m/%d %H:%M``) or ``ISO8601``;
     ``timezone`` applies to dates written without an offset (hotline exports use local
-    time). ``severity``, ``description``, ``address`` are optional columns.
+    time). ``severity``, ``description``, ``address`` and ``source`` are optional columns;
+    a row's ``source`` (a code or a word of :data:`SOURCE_WORDS`) overrides the import's
+    one source, and an empty cell keeps it.
     """
 
     id: str = "id"
@@ -115,6 +132,7 @@ class ColumnMapping:
     severity: str | None = "severity"
     description: str | None = "description"
     address: str | None = "address"
+    source: str | None = "source"
     date_format: str = "ISO8601"
     timezone: str | None = None
 
@@ -343,6 +361,16 @@ def read_and_check(
         flag((sev_raw != "") & sev.isna(), mapping.severity, "unknown class")
     else:
         sev = pd.Series([None] * n, dtype=object)
+    if mapping.source and mapping.source in df.columns:
+        src_raw = df[mapping.source].str.strip()
+        src = src_raw.str.lower().map(SOURCE_WORDS)
+        flag(
+            (src_raw != "") & src.isna(),
+            mapping.source,
+            f"unknown source (known: {', '.join(SOURCES)} or 12345, 热线, 巡查, 群众)",
+        )
+    else:
+        src = pd.Series([None] * n, dtype=object)
 
     bad_mask = np.zeros(n, dtype=bool)
     bad: list[dict[str, Any]] = []
@@ -371,6 +399,7 @@ def read_and_check(
             "category": cat[good].to_numpy(),
             "severity": sev[good].to_numpy(),
             "state": state[good].to_numpy(),
+            "source": src[good].to_numpy(),
             "lon": x,
             "lat": y,
             "reported": opened[good],
@@ -409,6 +438,7 @@ _ROW = [
             ("category", ">i2"),
             ("severity", ">i2"),
             ("state", ">i2"),
+            ("source", ">i2"),
         )
         for pair in ((f"{name}_len", ">i4"), (name, typ))
     ],
@@ -420,7 +450,7 @@ def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
     """The staging rows as binary COPY chunks, built column-wise with numpy.
 
     Text-formatting a million rows (``DataFrame.to_csv``) took 6-9 s; this takes well
-    under one. Category, class and state travel as small integer codes (index + 1 into
+    under one. Category, class, state and source travel as small integer codes (index + 1 into
     ``codes``; 0 is NULL), times as float seconds (NaN is NULL), and the external id,
     description and address as the variable-length tail of each row.
     """
@@ -429,14 +459,14 @@ def _binary_rows(df: Any, codes: dict[str, list[str]]) -> list[bytes]:
     n = len(df)
     dtype = np.dtype(_ROW)
     arr = np.zeros(n, dtype=dtype)
-    arr["nfields"] = 12
+    arr["nfields"] = 13
     for name, _typ in _ROW[1:]:
         if name.endswith("_len"):
             arr[name] = np.dtype(dict(_ROW)[name[:-4]]).itemsize
     arr["id"] = df["id"].to_numpy()
     for col in ("lon", "lat", "reported", "closed", "due"):
         arr[col] = df[col].to_numpy(dtype=float)
-    for col in ("category", "severity", "state"):
+    for col in ("category", "severity", "state", "source"):
         lookup = {v: k + 1 for k, v in enumerate(codes[col])}
         arr[col] = [lookup.get(v, 0) for v in df[col].to_numpy()]
     fixed = arr.tobytes()
@@ -507,12 +537,14 @@ def _copy_staging(conn: Connection, df: Any, bar: ProgressBar) -> None:
         "category": sorted(set(df["category"])),
         "severity": list(SEVERITIES),
         "state": list(STATES),
+        "source": list(SOURCES),
     }
     conn.execute(
         sa.text(
             """CREATE TEMP TABLE _import_raw (
                 id bigint, lon float8, lat float8, reported float8, closed float8,
-                due float8, category int2, severity int2, state int2, external_id text,
+                due float8, category int2, severity int2, state int2, source int2,
+                external_id text,
                 description text, address text
             ) ON COMMIT DROP"""
         )
@@ -525,7 +557,8 @@ def _copy_staging(conn: Connection, df: Any, bar: ProgressBar) -> None:
             f"""CREATE TEMP VIEW _import_stage AS
             SELECT id, external_id, ({lit["category"]})[NULLIF(category, 0)] AS category,
                    ({lit["severity"]})[NULLIF(severity, 0)] AS severity,
-                   ({lit["state"]})[NULLIF(state, 0)] AS state, lon, lat,
+                   ({lit["state"]})[NULLIF(state, 0)] AS state,
+                   ({lit["source"]})[NULLIF(source, 0)] AS source, lon, lat,
                    NULLIF(reported, 'NaN') AS reported, NULLIF(closed, 'NaN') AS closed,
                    NULLIF(due, 'NaN') AS due, description, address
             FROM _import_raw"""
@@ -829,7 +862,7 @@ def import_csv(
               INSERT INTO incident (external_id, source, category, severity, state, geom,
                   source_crs, address{geo_cols}, description, reported_at, closed_at, due_at,
                   {routed_cols})
-              SELECT s.external_id, :source, s.category,
+              SELECT s.external_id, COALESCE(s.source, :source), s.category,
                      COALESCE(s.severity, c.default_severity, 'ordinary'), s.state,
                      ST_SetSRID(ST_MakePoint(s.lon, s.lat), 4326), {geo_vals}, s.description,
                      to_timestamp(s.reported), to_timestamp(s.closed),

@@ -270,3 +270,32 @@ def test_a_fallback_point_shared_by_many_rows_is_flagged_and_reported(district, 
     assert flagged["C"] == 55 and flagged["D"] == 0
     assert f"{lon:.6f},{lat:.6f}" in lines[0]  # the point as stored (WGS84)
     assert f"location to confirm: {55 + flagged['H']}" in res.output
+
+
+def test_each_row_may_name_its_source(district, tmp_path) -> None:
+    """A 来源 column gives each row its source (codes or the words exports use); an empty
+    cell keeps the import's ``--source``; an unknown word is a bad row naming the column."""
+    sources = ["12345", "巡查", "", "Resident", "热线"]
+    rows = [r + [src] for r, src in zip(_good_rows(), sources, strict=True)]
+    header = [*HEADER, "来源"]
+    unknown = ["H9", *rows[0][1:-1], "微博"]
+    bad = write_csv(tmp_path / "bad.csv", header, [*rows, unknown])
+    mapping = str(_mapping(tmp_path))
+    res = run_cli(
+        district.engine, "incidents", "import", str(bad), "--crs", "gcj02",
+        "--mapping", mapping, "--map", "source=来源",
+    )  # fmt: skip
+    assert res.exit_code == 1
+    assert "row 7: 来源: unknown source" in res.output, res.output
+    assert _count(district.engine) == 0
+    good = write_csv(tmp_path / "good.csv", header, rows)
+    res = run_cli(
+        district.engine, "incidents", "import", str(good), "--crs", "gcj02",
+        "--mapping", mapping, "--map", "source=来源", "--source", "patrol",
+    )  # fmt: skip
+    assert res.exit_code == 0, res.output
+    with district.engine.connect() as c:
+        stored = dict(c.execute(sa.text("SELECT external_id, source FROM incident")).all())
+    assert stored == {
+        "H0": "hotline", "H1": "patrol", "H2": "patrol", "H3": "resident", "H4": "hotline",
+    }  # fmt: skip
