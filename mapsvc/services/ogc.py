@@ -55,20 +55,35 @@ CRS_LIST = [CRS84, EPSG4326, EPSG4490, EPSG3857, GCJ02_URI]
 _ENGINES: dict[str, Engine] = {}
 #: the datum the current request wants geometries in when pygeoapi cannot transform
 _DATUM: contextvars.ContextVar[str | None] = contextvars.ContextVar("ogc_datum", default=None)
-
-
 #: what the current request's account reads (:func:`read_as`); None reads everything
 _SCOPE: contextvars.ContextVar[ReadScope | None] = contextvars.ContextVar("ogc_scope", default=None)
 
 
+def register_engine(engine: Engine) -> str:
+    """The key under which providers find ``engine`` (the app's one engine)."""
+    key = f"engine-{id(engine)}"
+    _ENGINES[key] = engine
+    return key
+
+
 @contextlib.contextmanager
-def read_as(scope: ReadScope | None) -> Iterator[None]:
-    """Within the block, providers answer only the incidents ``scope`` reads."""
-    token = _SCOPE.set(scope)
+def _bound(var: contextvars.ContextVar[Any], value: Any) -> Iterator[None]:
+    """``var`` set to ``value`` within the block (the request's), as it was after."""
+    token = var.set(value)
     try:
         yield
     finally:
-        _SCOPE.reset(token)
+        var.reset(token)
+
+
+def output_datum(datum: str | None) -> contextlib.AbstractContextManager[None]:
+    """Within the block, providers shift output geometries to ``datum`` (``gcj02``)."""
+    return _bound(_DATUM, datum)
+
+
+def read_as(scope: ReadScope | None) -> contextlib.AbstractContextManager[None]:
+    """Within the block, providers answer only the incidents ``scope`` reads."""
+    return _bound(_SCOPE, scope)
 
 
 def scope_conditions(layer_name: str, table: sa.FromClause) -> list[sa.ColumnElement[bool]]:
@@ -82,23 +97,6 @@ def scope_conditions(layer_name: str, table: sa.FromClause) -> list[sa.ColumnEle
 
     chosen = Incident.__table__
     return [table.c.id.in_(sa.select(chosen.c.id).where(*scope_clauses(chosen, scope)))]
-
-
-def register_engine(engine: Engine) -> str:
-    """The key under which providers find ``engine`` (the app's one engine)."""
-    key = f"engine-{id(engine)}"
-    _ENGINES[key] = engine
-    return key
-
-
-@contextlib.contextmanager
-def output_datum(datum: str | None) -> Iterator[None]:
-    """Within the block, providers shift output geometries to ``datum`` (``gcj02``)."""
-    token = _DATUM.set(datum)
-    try:
-        yield
-    finally:
-        _DATUM.reset(token)
 
 
 def pygeoapi_config(settings: Settings, base_url: str, engine_key: str) -> dict[str, Any]:

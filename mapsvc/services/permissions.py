@@ -160,6 +160,16 @@ def strip_staff(collection: dict[str, Any], placeholder: str | None) -> dict[str
 # --------------------------------------------------------------------------- scope
 
 
+def require_roster(principal: Principal) -> None:
+    """Refuse a field action of an account not linked to a staff member: it holds no
+    post, so nothing is its own."""
+    if principal.staff_id is None:
+        raise Forbidden(
+            f"account {principal.username!r} is not linked to a staff member of the roster",
+            scope="staff",
+        )
+
+
 #: the scope of accounts that read everything (admins, planners)
 EVERYTHING = ReadScope()
 #: roles that read the whole city whatever their district (planners draw across borders)
@@ -210,11 +220,7 @@ def check_own_track(principal: Principal, scope: ReadScope, staff_id: int | None
             f"not those of staff {staff_id}",
             scope="staff",
         )
-    if principal.staff_id is None:
-        raise Forbidden(
-            f"account {principal.username!r} is not linked to a staff member of the roster",
-            scope="staff",
-        )
+    require_roster(principal)
     return principal.staff_id
 
 
@@ -251,14 +257,18 @@ def grid_district(session: Session, grid_id: int) -> int | None:
     )
 
 
-def segment_districts(session: Session, segment_id: int) -> set[int]:
-    """The districts an alley segment runs through (segments have no district column)."""
-    rows = session.scalars(
-        sa.select(District.id)
-        .join(AlleySegment, sa.func.ST_Intersects(District.geom, AlleySegment.geom))
-        .where(AlleySegment.id == segment_id)
+def segment_districts(session: Session, segment_ids: Iterable[int]) -> dict[int, set[int]]:
+    """The districts each alley segment runs through (segments have no district column),
+    in one query; a segment outside every district (or no segment at all) has none."""
+    out: dict[int, set[int]] = {i: set() for i in sorted(set(segment_ids))}
+    rows = session.execute(
+        sa.select(AlleySegment.id, District.id)
+        .join(District, sa.func.ST_Intersects(District.geom, AlleySegment.geom))
+        .where(AlleySegment.id.in_(list(out)))
     )
-    return set(rows)
+    for segment_id, district_id in rows:
+        out[segment_id].add(district_id)
+    return out
 
 
 def incident_district(session: Session, incident: Incident) -> int | None:
@@ -329,11 +339,7 @@ def check_transition(
             f"{to_state} is the dispatcher's",
             scope="state",
         )
-    if principal.staff_id is None:
-        raise Forbidden(
-            f"account {principal.username!r} is not linked to a staff member of the roster",
-            scope="staff",
-        )
+    require_roster(principal)
     if not field_scope(session, principal, today).owns_incident(incident):
         raise Forbidden(
             f"{label} is not routed to a segment or grid of account {principal.username!r}",
@@ -357,24 +363,16 @@ def check_own_staff(principal: Principal, staff_id: int, what: str) -> None:
 
 def check_segment_edit(session: Session, principal: Principal, segment_id: int) -> None:
     """Assigning a segment's chief: the segment must lie in the planner's district."""
-    principal.require("assignments.edit")
-    check_district(principal, segment_districts(session, segment_id), f"segment {segment_id}")
+    check_segments_edit(session, principal, [segment_id])
 
 
 def check_segments_edit(session: Session, principal: Principal, segment_ids: list[int]) -> None:
-    """:func:`check_segment_edit` for many segments (a CSV of a district's), in one query:
-    the first segment, by id, that is not wholly in the planner's district is refused."""
+    """Assigning the chiefs of many segments (a district's CSV): each must lie wholly in
+    the planner's district; the first, by id, that does not is refused."""
     principal.require("assignments.edit")
     if principal.district_id is None:
         return
-    rows = session.execute(
-        sa.select(AlleySegment.id, sa.func.array_remove(sa.func.array_agg(District.id), None))
-        .outerjoin(District, sa.func.ST_Intersects(District.geom, AlleySegment.geom))
-        .where(AlleySegment.id.in_(segment_ids))
-        .group_by(AlleySegment.id)
-        .order_by(AlleySegment.id)
-    ).all()
-    for segment_id, districts in rows:
+    for segment_id, districts in segment_districts(session, segment_ids).items():
         check_district(principal, districts, f"segment {segment_id}")
 
 

@@ -49,7 +49,7 @@ from mapsvc.core.errors import Forbidden, ServiceError, Unauthorized
 from mapsvc.core.secrets import stored_secret
 from mapsvc.models import AppUser
 from mapsvc.services import accounts
-from mapsvc.services.permissions import NOBODY, Principal
+from mapsvc.services.permissions import NOBODY, Principal, ReadScope, read_scope
 from mapsvc.web.args import wants_json
 from mapsvc.web.context import get_session, get_settings, identifying, use_actor
 from mapsvc.web.i18n import current_locale
@@ -259,6 +259,17 @@ def _identify() -> None:
 def current_principal() -> Principal:
     """The principal of the current request (anonymous outside a request's guard)."""
     return g.get("principal", NOBODY)
+
+
+def current_scope() -> ReadScope:
+    """What the current request's account reads (its district's, or a field account's
+    own posts and tracks), found once per request; every scoped read asks here."""
+    scope = g.get("read_scope")
+    if scope is None:
+        scope = g.read_scope = read_scope(
+            get_session(), current_principal(), get_settings().today()
+        )
+    return scope
 
 
 def may_open(endpoint: str) -> bool:

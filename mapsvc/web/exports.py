@@ -19,9 +19,8 @@ from mapsvc.core.values import parse_bbox
 from mapsvc.services import exports
 from mapsvc.services.features import LAYERS, layer
 from mapsvc.services.incidents import FILTER_KEYS
-from mapsvc.services.permissions import read_scope
-from mapsvc.web.auth import current_principal
-from mapsvc.web.context import get_engine, get_session, get_settings
+from mapsvc.web.auth import current_scope
+from mapsvc.web.context import get_engine, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import nav_html
 
@@ -41,7 +40,7 @@ def _incident_filters() -> dict[str, Any]:
     f.pop("bbox", None)
     f["tz"] = get_settings().timezone
     # what the account reads: its district's incidents, or a field account's own
-    f["scope"] = read_scope(get_session(), current_principal(), get_settings().today())
+    f["scope"] = current_scope()
     return f
 
 

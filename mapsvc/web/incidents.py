@@ -53,16 +53,14 @@ from mapsvc.services.accounts import handled_by
 from mapsvc.services.areas import district_extent
 from mapsvc.services.categories import category_names
 from mapsvc.services.permissions import (
-    ReadScope,
     check_district,
     check_incident_read,
     check_transition,
     incident_district,
-    read_scope,
 )
 from mapsvc.web.api import geojson_response
 from mapsvc.web.args import int_arg, json_object
-from mapsvc.web.auth import current_principal
+from mapsvc.web.auth import current_principal, current_scope
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import (
@@ -82,16 +80,11 @@ bp = Blueprint("incidents", __name__)
 FILTER_PARAMS = (*svc.FILTER_KEYS, "class")
 
 
-def _scope() -> ReadScope:
-    """What the request's account reads (its district's, or a field account's own)."""
-    return read_scope(get_session(), current_principal(), get_settings().today())
-
-
 def _filters() -> dict[str, Any]:
     f = {k: request.args[k] for k in FILTER_PARAMS if request.args.get(k) not in (None, "")}
     f.pop("bbox", None)
     f["tz"] = get_settings().timezone  # the clock dates without an offset are read on
-    f["scope"] = _scope()  # from the account, never from the request
+    f["scope"] = current_scope()  # from the account, never from the request
     return f
 
 
@@ -152,7 +145,7 @@ def list_api() -> Response:
 def get_api(incident_id: str) -> Response:
     session = get_session()
     inc = svc.get_incident(session, incident_id)
-    check_incident_read(session, current_principal(), _scope(), inc)
+    check_incident_read(session, current_principal(), current_scope(), inc)
     return jsonify({**svc.incident_dict(inc), "events": svc.events(session, inc.id)})
 
 
@@ -221,13 +214,13 @@ def stats_api() -> Response:
 
 @bp.get("/api/incidents/to-confirm")
 def to_confirm_api() -> Response:
-    items = svc.to_confirm(get_session(), int_arg("limit", 1000, min_value=1), _scope())
+    items = svc.to_confirm(get_session(), int_arg("limit", 1000, min_value=1), current_scope())
     return jsonify({"total": len(items), "items": items})
 
 
 @bp.get("/api/incidents/overdue")
 def overdue_api() -> Response:
-    items = svc.overdue(get_session(), int_arg("limit", 1000, min_value=1), _scope())
+    items = svc.overdue(get_session(), int_arg("limit", 1000, min_value=1), current_scope())
     return jsonify({"total": len(items), "items": items})
 
 

@@ -20,9 +20,8 @@ from flask import Blueprint, Response, current_app, make_response, request
 from werkzeug.datastructures import ImmutableMultiDict
 
 from mapsvc.services import ogc
-from mapsvc.services.permissions import read_scope
-from mapsvc.web.auth import current_principal
-from mapsvc.web.context import get_engine, get_session, get_settings
+from mapsvc.web.auth import current_scope
+from mapsvc.web.context import get_engine, get_settings
 
 bp = Blueprint("ogc", __name__, url_prefix="/ogc")
 
@@ -61,8 +60,7 @@ def _execute(function: Any, *args: Any, skip_valid_check: bool = False) -> Respo
     if not skip_valid_check and not api_request.is_valid():
         headers, status, content = api.get_format_exception(api_request)
     else:
-        scope = read_scope(get_session(), current_principal(), get_settings().today())
-        with ogc.output_datum(datum), ogc.read_as(scope):
+        with ogc.output_datum(datum), ogc.read_as(current_scope()):
             headers, status, content = function(api, api_request, *args)
         content = apply_gzip(headers, content)
     response = make_response(content, status)

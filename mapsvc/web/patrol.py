@@ -23,10 +23,9 @@ from mapsvc.services.permissions import (
     check_own_track,
     check_segment_edit,
     check_segments_edit,
-    read_scope,
 )
 from mapsvc.web.args import date_arg, int_arg, json_object
-from mapsvc.web.auth import current_principal
+from mapsvc.web.auth import current_principal, current_scope
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 from mapsvc.web.render import attachment
@@ -135,10 +134,8 @@ def upload_track_api() -> ResponseReturnValue:
 @bp.get("/api/patrol/tracks")
 def tracks_api() -> Response:
     """A day's tracks (``staff``: one walker's); a field account reads only its own."""
-    session, principal = get_session(), current_principal()
-    scope = read_scope(session, principal, get_settings().today())
-    staff = check_own_track(principal, scope, int_arg("staff"))
-    return jsonify(patrol.tracks_geojson(session, date_arg("day"), staff))
+    staff = check_own_track(current_principal(), current_scope(), int_arg("staff"))
+    return jsonify(patrol.tracks_geojson(get_session(), date_arg("day"), staff))
 
 
 # ---------------------------------------------------------------------------- compliance

@@ -19,8 +19,7 @@ from layers import get_tile_layer
 from layers.tile_base import parse_tile
 from mapsvc.core.errors import Forbidden, Unauthorized
 from mapsvc.services.areas import district_extent
-from mapsvc.services.permissions import read_scope
-from mapsvc.web.auth import current_principal
+from mapsvc.web.auth import current_principal, current_scope
 from mapsvc.web.context import get_session, get_settings
 from mapsvc.web.i18n import current_locale
 
@@ -51,7 +50,7 @@ def _filters(layer: str) -> dict[str, Any]:
     f: dict[str, Any] = {k: v for k, v in request.args.items() if v != "" and k != "lang"}
     f["tz"] = get_settings().timezone  # dates without an offset are read on the district's clock
     if layer in SCOPED_TILE_LAYERS:  # from the account, never from the request
-        f["scope"] = read_scope(get_session(), current_principal(), get_settings().today())
+        f["scope"] = current_scope()
     return f
 
 
