@@ -324,6 +324,10 @@ def heatmap_page() -> str:
     focus = incident_focus(session, focus_id) if focus_id is not None else None
     if focus_id is not None and focus is None:
         raise NotFound(f"incident {focus_id} does not exist", field="incident")
+    if focus_id is not None:  # its place is shown only to who may read it
+        check_incident_read(
+            session, current_principal(), current_scope(), svc.get_incident(session, focus_id)
+        )
     bounds = (
         (focus and focus["bounds"])
         or (place and fit_bounds(session, f))

@@ -131,6 +131,10 @@ def test_field_accounts_read_only_the_incidents_of_their_posts(two_districts, cl
     assert r.status_code == 403 and f"incident {d.theirs}" in r.get_data(as_text=True)
     r = chief1.get(f"/ogc/collections/incidents/items/{d.theirs}?f=json")
     assert r.status_code == 404
+    # nor is the map opened on it
+    assert chief1.get(f"/incidents/map?incident={d.mine}").status_code == 200
+    r = chief1.get(f"/incidents/map?incident={d.theirs}")
+    assert r.status_code == 403 and f"incident {d.theirs}" in r.get_data(as_text=True)
     # an account not on the roster holds no post and reads no incident
     _all_equal(_every_read(client_as("grid_member", app), d.places), set())
 
